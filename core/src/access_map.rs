@@ -1,0 +1,163 @@
+//! AccessMap: per memory object, page index -> `(frame, generation)`.
+//!
+//! A two-level radix table of [`EntryWord`]s: a top array sized for the object's limit, and
+//! leaves of `LEAF` entries allocated on first use (so a huge, sparsely used object costs little)
+//! and freed with the map. Lookups take no lock: an `Acquire` load of the leaf pointer and a load
+//! of the entry.
+//!
+//! Finding an entry is *tentative*: the frame may be reclaimed concurrently until it is pinned
+//! (`Pages::try_pin`), which checks the generation. Only two parties write an entry:
+//! * the filler that owns the page's in-flight fill record publishes `EMPTY -> (frame, gen)`;
+//! * the party that holds the frame in `Reclaiming` clears `(frame, gen) -> EMPTY`.
+//!
+//! ## Orderings
+//! * Leaf pointer: installed with a `Release` CAS (`AcqRel` on success, `Acquire` on failure) and
+//!   read with `Acquire`, pairing so the zeroed leaf is visible before its address.
+//! * Entries: `Release` on publish and clear, `Acquire` on load. Correctness does not depend on
+//!   them (every use is validated against the frame word, which carries the data's
+//!   happens-before edges), but `Acquire`/`Release` keeps `sync`/`close` scans ordered after the
+//!   fills they see.
+
+use crate::pack::EntryWord;
+use crate::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
+use std::ptr;
+
+#[cfg(pagecore_loom)]
+const LEAF_SHIFT: u32 = 1;
+#[cfg(not(pagecore_loom))]
+const LEAF_SHIFT: u32 = 9;
+/// Entries per leaf.
+const LEAF: usize = 1 << LEAF_SHIFT;
+
+struct Leaf {
+    entries: [AtomicU64; LEAF],
+}
+
+impl Leaf {
+    fn boxed() -> Box<Leaf> {
+        Box::new(Leaf {
+            entries: std::array::from_fn(|_| AtomicU64::new(0)),
+        })
+    }
+}
+
+/// The per-object page table.
+pub struct AccessMap {
+    top: Box<[AtomicPtr<Leaf>]>,
+    pages: u64,
+}
+
+impl std::fmt::Debug for AccessMap {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AccessMap")
+            .field("pages", &self.pages)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AccessMap {
+    /// A map for page indices `0..pages`.
+    pub fn new(pages: u64) -> Self {
+        let leaves = pages.div_ceil(LEAF as u64) as usize;
+        Self {
+            top: (0..leaves)
+                .map(|_| AtomicPtr::new(ptr::null_mut()))
+                .collect(),
+            pages,
+        }
+    }
+
+    /// Number of page indices the map covers.
+    pub fn pages(&self) -> u64 {
+        self.pages
+    }
+
+    #[inline(always)]
+    fn split(page: u64) -> (usize, usize) {
+        ((page >> LEAF_SHIFT) as usize, (page as usize) & (LEAF - 1))
+    }
+
+    #[inline(always)]
+    fn leaf(&self, i: usize) -> Option<&Leaf> {
+        let p = self.top.get(i)?.load(Ordering::Acquire);
+        // SAFETY: a non-null leaf pointer was produced by `Box::into_raw` in `leaf_or_alloc` and is
+        // freed only in `Drop`, which has `&mut self`; so it is valid for `&self`'s lifetime.
+        unsafe { p.as_ref() }
+    }
+
+    fn leaf_or_alloc(&self, i: usize) -> Option<&Leaf> {
+        if let Some(l) = self.leaf(i) {
+            return Some(l);
+        }
+        let slot = self.top.get(i)?;
+        let new = Box::into_raw(Leaf::boxed());
+        match slot.compare_exchange(ptr::null_mut(), new, Ordering::AcqRel, Ordering::Acquire) {
+            // SAFETY: we just installed `new`; it lives until `Drop` (see `leaf`).
+            Ok(_) => Some(unsafe { &*new }),
+            Err(cur) => {
+                // SAFETY: `new` was never shared; we still own it.
+                drop(unsafe { Box::from_raw(new) });
+                // SAFETY: `cur` is a leaf installed by another thread (see `leaf`).
+                Some(unsafe { &*cur })
+            }
+        }
+    }
+
+    /// The entry for `page` (tentative; `EMPTY` if the page has no frame or is out of range).
+    #[inline(always)]
+    pub fn find(&self, page: u64) -> EntryWord {
+        let (i, j) = Self::split(page);
+        match self.leaf(i) {
+            Some(l) => EntryWord(l.entries[j].load(Ordering::Acquire)),
+            None => EntryWord::EMPTY,
+        }
+    }
+
+    /// Publishes `EMPTY -> entry`. Returns `false` if the slot was not empty (a protocol
+    /// violation that callers report instead of overwriting).
+    pub fn record(&self, page: u64, entry: EntryWord) -> bool {
+        let (i, j) = Self::split(page);
+        let Some(l) = self.leaf_or_alloc(i) else {
+            return false;
+        };
+        l.entries[j]
+            .compare_exchange(0, entry.0, Ordering::Release, Ordering::Relaxed)
+            .is_ok()
+    }
+
+    /// Clears `entry -> EMPTY`. Returns `false` if the slot held something else.
+    pub fn remove(&self, page: u64, entry: EntryWord) -> bool {
+        let (i, j) = Self::split(page);
+        match self.leaf(i) {
+            Some(l) => l.entries[j]
+                .compare_exchange(entry.0, 0, Ordering::Release, Ordering::Relaxed)
+                .is_ok(),
+            None => false,
+        }
+    }
+
+    /// Every non-empty entry, as `(page, entry)`, in page order (a racy snapshot: entries may be
+    /// added or removed while it runs; callers validate each one).
+    pub fn entries(&self) -> impl Iterator<Item = (u64, EntryWord)> + '_ {
+        (0..self.top.len()).flat_map(move |i| {
+            let leaf = self.leaf(i);
+            (0..LEAF).filter_map(move |j| {
+                let e = EntryWord(leaf?.entries[j].load(Ordering::Acquire));
+                e.get()
+                    .map(|_| (((i as u64) << LEAF_SHIFT) | j as u64, e))
+            })
+        })
+    }
+}
+
+impl Drop for AccessMap {
+    fn drop(&mut self) {
+        for slot in self.top.iter() {
+            let p = slot.load(Ordering::Acquire);
+            if !p.is_null() {
+                // SAFETY: installed by `Box::into_raw`; `&mut self` means no other reference.
+                drop(unsafe { Box::from_raw(p) });
+            }
+        }
+    }
+}

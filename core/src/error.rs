@@ -1,0 +1,92 @@
+//! Errors returned by pagecore. Library code never panics on bad input; it returns one of these.
+
+use crate::sync::ShareArc as Arc;
+use std::io;
+
+/// Result alias for pagecore operations.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in pagecore.
+///
+/// I/O errors are shared (`Arc<io::Error>`) because one failed fill is reported to every client
+/// that waited for it.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The page size is not a power of two in the supported range.
+    #[error("page size {0} is not a power of two between 8 bytes and 1 GiB")]
+    InvalidPageSize(usize),
+    /// The memory budget holds no whole frame.
+    #[error("memory budget of {budget} bytes is smaller than one {page_size}-byte frame")]
+    BudgetTooSmall {
+        /// The budget given, in bytes.
+        budget: u64,
+        /// The page size.
+        page_size: usize,
+    },
+    /// The budget asks for more frames than a pool can index or the machine can allocate.
+    #[error("a pool of {0} frames is too large")]
+    TooManyFrames(u64),
+    /// An offset or page index lies beyond the object's limit.
+    #[error("offset {offset} is beyond the object's limit of {limit} bytes")]
+    OutOfRange {
+        /// The byte offset asked for.
+        offset: u64,
+        /// The object's limit in bytes.
+        limit: u64,
+    },
+    /// The object was closed.
+    #[error("the memory object is closed")]
+    Closed,
+    /// The object cannot be written (its accessor has no write-back).
+    #[error("the memory object is read-only")]
+    ReadOnly,
+    /// Every frame is pinned (or being filled) and none became free within the pool's bound.
+    #[error("every frame of the pool is in use; no frame became reclaimable within {waited:?}")]
+    Exhausted {
+        /// How long `obtain` waited before giving up.
+        waited: std::time::Duration,
+    },
+    /// A page stayed pinned by other clients past the bound given (for example during `close`).
+    #[error("page {page} stayed in use past the bound")]
+    Busy {
+        /// The page index.
+        page: u64,
+    },
+    /// The accessor failed to fill a page; nothing was recorded in the AccessMap.
+    #[error("fill of page {page} failed: {source}")]
+    Fill {
+        /// The page index.
+        page: u64,
+        /// The accessor's error.
+        #[source]
+        source: Arc<io::Error>,
+    },
+    /// Writing a dirty page back failed; the page stays resident and dirty.
+    #[error("write-back of page {page} failed: {source}")]
+    WriteBack {
+        /// The page index.
+        page: u64,
+        /// The accessor's error.
+        #[source]
+        source: Arc<io::Error>,
+    },
+    /// A pagecore invariant was found violated (a bug in pagecore; see SPEC.md).
+    #[error("invariant violated: {0}")]
+    Invariant(String),
+    /// The accessor's `sync_all` (fsync) failed.
+    #[error("syncing the backing store failed: {0}")]
+    Sync(#[source] Arc<io::Error>),
+}
+
+impl Error {
+    /// The underlying I/O error kind, for fill, write-back and sync errors.
+    pub fn io_kind(&self) -> Option<io::ErrorKind> {
+        match self {
+            Error::Fill { source, .. } | Error::WriteBack { source, .. } | Error::Sync(source) => {
+                Some(source.kind())
+            }
+            _ => None,
+        }
+    }
+}

@@ -1,0 +1,362 @@
+//! # pagecore
+//!
+//! The lock-light, model-checked concurrent core of a multi-client pager. A [`Pages`] pool lends a
+//! fixed budget of page-sized frames ([`memory::Memory`]) to memory objects; each object has one
+//! [`PageMapper`] shared by all its clients, which serves faults from its [`access_map::AccessMap`]
+//! or by filling a frame through the object's [`Accessor`]. Issued pages wait in the
+//! [`queue::PageQueue`] (FIFO of issue); when no free frame is left, the page at the head is
+//! reclaimed (written back first if dirty).
+//!
+//! Hits take no lock: a read guard on a resident page costs two loads and one CAS, and its drop
+//! one `fetch_sub`. Every state change is a CAS on a per-frame 64-bit word ([`pack::FrameWord`]),
+//! and the protocol is model-checked with loom and shuttle (see `verify/` and `SPEC.md`).
+//!
+//! ```
+//! use pagecore::{Pages, FileAccessor};
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let dir = std::env::temp_dir().join(format!("pagecore-doc-{}", std::process::id()));
+//! std::fs::create_dir_all(&dir)?;
+//! let pages = Pages::builder().page_size(4096).frames(8).build()?;
+//! let file = pages.open(FileAccessor::open(dir.join("data"), 4096)?, 64 * 4096)?;
+//! for p in 0..64 {
+//!     file.write(p)?[..8].copy_from_slice(&p.to_le_bytes()); // 64 pages through 8 frames
+//! }
+//! assert_eq!(file.read(5)?[..8], 5u64.to_le_bytes());          // reclaimed, written back, read again
+//! file.close()?;
+//! # std::fs::remove_dir_all(&dir)?;
+//! # Ok(()) }
+//! ```
+//!
+//! Backends: std (default), loom (`RUSTFLAGS="--cfg pagecore_loom"`), shuttle (feature `shuttle`);
+//! see [`sync`].
+
+pub mod access_map;
+pub mod accessor;
+pub mod error;
+pub mod guard;
+pub mod mapper;
+pub mod memory;
+pub mod pack;
+pub mod pages;
+pub mod queue;
+pub mod sync;
+
+pub use accessor::{Accessor, ComputedAccessor, FileAccessor, MemoryAccessor};
+pub use error::{Error, Result};
+pub use guard::{ReadGuard, WriteGuard};
+pub use pages::Census;
+
+use mapper::{MapperShared, Want};
+use pages::PagesShared;
+use std::mem::ManuallyDrop;
+use sync::atomic::Ordering;
+use sync::{Arc, Duration};
+
+/// Default bound on how long `obtain` waits for a frame, and a fault for a busy page.
+pub const DEFAULT_WAIT_BOUND: Duration = Duration::from_secs(10);
+
+/// Builds a [`Pages`] pool.
+#[derive(Debug, Clone)]
+pub struct PagesBuilder {
+    page_size: usize,
+    frames: Option<u64>,
+    budget: Option<u64>,
+    wait_bound: Option<Duration>,
+}
+
+impl Default for PagesBuilder {
+    fn default() -> Self {
+        Self {
+            page_size: memory::DEFAULT_PAGE_SIZE,
+            frames: None,
+            budget: None,
+            wait_bound: Some(DEFAULT_WAIT_BOUND),
+        }
+    }
+}
+
+impl PagesBuilder {
+    /// Page size in bytes: a power of two from 8 bytes to 1 GiB (default 4 KiB).
+    pub fn page_size(mut self, bytes: usize) -> Self {
+        self.page_size = bytes;
+        self
+    }
+
+    /// Pool size in frames.
+    pub fn frames(mut self, frames: u64) -> Self {
+        self.frames = Some(frames);
+        self.budget = None;
+        self
+    }
+
+    /// Pool size as a memory budget in bytes (rounded down to whole frames).
+    pub fn budget_bytes(mut self, bytes: u64) -> Self {
+        self.budget = Some(bytes);
+        self.frames = None;
+        self
+    }
+
+    /// How long `obtain` waits for a frame to become reclaimable when every frame is pinned, and
+    /// a fault waits for a busy page, before failing with [`Error::Exhausted`] / [`Error::Busy`].
+    /// `None` waits without bound (then a pool whose every frame is pinned by the waiting thread
+    /// itself would never make progress: use it only where something else guarantees release).
+    pub fn wait_bound(mut self, bound: Option<Duration>) -> Self {
+        self.wait_bound = bound;
+        self
+    }
+
+    /// Allocates the pool.
+    pub fn build(self) -> Result<Pages> {
+        memory::Memory::check_page_size(self.page_size)?;
+        let frames = match (self.frames, self.budget) {
+            (Some(f), _) => f,
+            (None, Some(b)) => memory::Memory::frames_for_budget(b, self.page_size)?,
+            (None, None) => 1024,
+        };
+        Ok(Pages {
+            shared: Arc::new(PagesShared::new(frames, self.page_size, self.wait_bound)?),
+        })
+    }
+}
+
+/// Pool-wide statistics (monotonic counters and a state census).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Pages filled through an accessor.
+    pub fills: u64,
+    /// Fills that failed.
+    pub fill_errors: u64,
+    /// Frames reclaimed from the queue head for reuse.
+    pub reclaims: u64,
+    /// Dirty pages written back (by reclaim, sync or close).
+    pub writebacks: u64,
+    /// Write-backs that failed.
+    pub writeback_errors: u64,
+    /// Times `obtain` had to wait for a frame.
+    pub obtain_waits: u64,
+    /// Frames in each state.
+    pub census: Census,
+}
+
+/// The frame pool: a fixed budget of frames lent to memory objects. Cheap to clone (a handle).
+///
+/// ```
+/// use pagecore::{Pages, ComputedAccessor};
+/// let pages = Pages::builder().frames(2).page_size(64).build()?;
+/// let squares = pages.open(ComputedAccessor::new(|p, buf| { buf.fill((p * p) as u8); Ok(()) }), 64 * 10)?;
+/// assert_eq!(squares.read(3)?[0], 9);
+/// assert_eq!(squares.read(4)?[0], 16);
+/// assert_eq!(squares.read(5)?[0], 25); // reclaimed page 3's frame
+/// assert!(squares.write(1).is_err());   // computed without a write-back is read-only
+/// assert_eq!(pages.census()?.total(), 2);
+/// # Ok::<(), pagecore::Error>(())
+/// ```
+#[derive(Clone)]
+pub struct Pages {
+    shared: Arc<PagesShared>,
+}
+
+impl std::fmt::Debug for Pages {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pages")
+            .field("frames", &self.frames())
+            .field("page_size", &self.page_size())
+            .finish()
+    }
+}
+
+impl Pages {
+    /// A builder with defaults (4 KiB pages, 1024 frames, 10 s wait bound).
+    pub fn builder() -> PagesBuilder {
+        PagesBuilder::default()
+    }
+
+    /// Page size in bytes.
+    pub fn page_size(&self) -> usize {
+        self.shared.page_size()
+    }
+
+    /// Number of frames.
+    pub fn frames(&self) -> u32 {
+        self.shared.frame_count()
+    }
+
+    /// Opens a memory object of at most `limit` bytes backed by `accessor`. Every clone of the
+    /// returned [`PageMapper`] shares the object.
+    pub fn open(&self, accessor: impl Accessor, limit: u64) -> Result<PageMapper> {
+        Ok(PageMapper {
+            shared: ManuallyDrop::new(Arc::new(MapperShared::new(
+                self.shared.clone(),
+                Box::new(accessor),
+                limit,
+            ))),
+        })
+    }
+
+    /// Counters and a census of frame states.
+    pub fn stats(&self) -> Result<Stats, String> {
+        let c = &self.shared.counters;
+        Ok(Stats {
+            fills: c.fills.get(),
+            fill_errors: c.fill_errors.get(),
+            reclaims: c.reclaims.get(),
+            writebacks: c.writebacks.get(),
+            writeback_errors: c.writeback_errors.get(),
+            obtain_waits: c.obtain_waits.get(),
+            census: self.shared.check_invariants()?,
+        })
+    }
+
+    /// Checks conservation (I1) and uniqueness (I2) at this instant and returns the census of
+    /// frame states. Safe to call at any time, concurrently with any operation: it takes the
+    /// lists lock, under which those invariants hold exactly (SPEC.md). An `Err` describes a
+    /// violated invariant, which is a pagecore bug.
+    pub fn census(&self) -> Result<Census, Error> {
+        self.shared.check_invariants().map_err(Error::Invariant)
+    }
+
+    /// Like [`Pages::census`], with the violation as a plain message (for harnesses).
+    pub fn check_invariants(&self) -> Result<Census, String> {
+        self.shared.check_invariants()
+    }
+}
+
+/// A memory object: the handle its clients share. Clone it to give another client access; the
+/// object is closed (written back, frames released) by [`PageMapper::close`] or when the last
+/// handle drops.
+pub struct PageMapper {
+    shared: ManuallyDrop<Arc<MapperShared>>,
+}
+
+impl std::fmt::Debug for PageMapper {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PageMapper")
+            .field("limit", &self.limit())
+            .field("closed", &self.shared.is_closed())
+            .finish()
+    }
+}
+
+impl Clone for PageMapper {
+    fn clone(&self) -> Self {
+        // Relaxed: a handle count, like Arc's increment.
+        self.shared.handles.fetch_add(1, Ordering::Relaxed);
+        Self {
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+impl Drop for PageMapper {
+    fn drop(&mut self) {
+        // AcqRel: the last handle's drop sees every other handle's operations (as Arc's drop).
+        if self.shared.handles.fetch_sub(1, Ordering::AcqRel) == 1 {
+            // Best effort: on a failed write-back the pages stay resident and dirty, owned by the
+            // object (frames keep it alive), and a later reclaim retries writing them back.
+            let _ = self.shared.close();
+        }
+        // SAFETY: dropped once, here.
+        unsafe { ManuallyDrop::drop(&mut self.shared) };
+    }
+}
+
+impl PageMapper {
+    /// The object's limit in bytes.
+    pub fn limit(&self) -> u64 {
+        self.shared.limit()
+    }
+
+    /// Number of pages the object can have.
+    pub fn page_count(&self) -> u64 {
+        self.shared.map.pages()
+    }
+
+    /// Page size in bytes.
+    pub fn page_size(&self) -> usize {
+        self.shared.pages.page_size()
+    }
+
+    /// Shared access to page `page` (faulting it in if needed).
+    pub fn read(&self, page: u64) -> Result<ReadGuard<'_>> {
+        let (frame, _) = MapperShared::pin(&self.shared, page, Want::Read)?;
+        let pages = &*self.shared.pages;
+        Ok(ReadGuard {
+            pages,
+            frame,
+            page,
+            track: ManuallyDrop::new(pages.track(frame).shared()),
+        })
+    }
+
+    /// Exclusive access to page `page` (faulting it in if needed); marks it dirty.
+    pub fn write(&self, page: u64) -> Result<WriteGuard<'_>> {
+        let (frame, _) = MapperShared::pin(&self.shared, page, Want::Write)?;
+        let pages = &*self.shared.pages;
+        Ok(WriteGuard {
+            pages,
+            frame,
+            page,
+            track: ManuallyDrop::new(pages.track(frame).exclusive()),
+        })
+    }
+
+    fn check_range(&self, offset: u64, len: usize) -> Result<()> {
+        match offset.checked_add(len as u64) {
+            Some(end) if end <= self.limit() => Ok(()),
+            _ => Err(Error::OutOfRange {
+                offset,
+                limit: self.limit(),
+            }),
+        }
+    }
+
+    /// Reads `buf.len()` bytes at byte `offset`, across pages.
+    pub fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<()> {
+        self.check_range(offset, buf.len())?;
+        let ps = self.page_size() as u64;
+        let mut done = 0usize;
+        while done < buf.len() {
+            let pos = offset + done as u64;
+            let (page, within) = (pos / ps, (pos % ps) as usize);
+            let n = (ps as usize - within).min(buf.len() - done);
+            let g = self.read(page)?;
+            buf[done..done + n].copy_from_slice(&g[within..within + n]);
+            done += n;
+        }
+        Ok(())
+    }
+
+    /// Writes `data` at byte `offset`, across pages.
+    pub fn write_at(&self, offset: u64, data: &[u8]) -> Result<()> {
+        self.check_range(offset, data.len())?;
+        let ps = self.page_size() as u64;
+        let mut done = 0usize;
+        while done < data.len() {
+            let pos = offset + done as u64;
+            let (page, within) = (pos / ps, (pos % ps) as usize);
+            let n = (ps as usize - within).min(data.len() - done);
+            let mut g = self.write(page)?;
+            g[within..within + n].copy_from_slice(&data[done..done + n]);
+            done += n;
+        }
+        Ok(())
+    }
+
+    /// Writes back every dirty page and syncs the backing store. Reports the first failure, or a
+    /// write-back failure an earlier reclaim recorded (once).
+    pub fn sync(&self) -> Result<()> {
+        self.shared.sync()
+    }
+
+    /// Closes the object for every handle: writes back and frees its frames. Later operations
+    /// fail with [`Error::Closed`]. If a write-back fails the object stays open, its pages
+    /// resident and dirty, and the error is returned.
+    pub fn close(self) -> Result<()> {
+        self.shared.close()
+    }
+
+    /// Whether the object is closed.
+    pub fn is_closed(&self) -> bool {
+        self.shared.is_closed()
+    }
+}

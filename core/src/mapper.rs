@@ -1,0 +1,392 @@
+//! PageMapper: one per memory object, shared by all its clients. Serves faults (find -> reserve,
+//! or obtain -> fill -> record -> queue), writes dirty pages back (`sync`), and closes the object.
+//!
+//! # Fault path
+//!
+//! 1. **find**: the AccessMap entry for the page (lock-free).
+//! 2. **reserve**: pin the frame at the entry's generation ([`PagesShared::try_pin_read`]). On a
+//!    hit this is the whole path: two loads and one CAS, no lock.
+//! 3. If the frame is busy (a writer, readers for a write, or a reclaim writing it back), park on
+//!    the frame ([`PagesShared::wait_frame`]) and retry; if the entry was stale, retry.
+//! 4. **miss**: under the page's fill shard lock, re-check the map; join the page's in-flight fill
+//!    if there is one (S2: the filler pre-pins one read pin per waiter, so every waiter gets the
+//!    same frame and no reclaim can slip in between); otherwise register a fill record, drop the
+//!    lock, **obtain** a frame, **fill** it through the Accessor, then under the shard lock
+//!    **record** it in the map and **queue** it ([`PagesShared::make_resident`]), remove the fill
+//!    record and wake the waiters. A failed fill is handed to every waiter and records nothing.
+//!
+//! The shard lock is only held for table updates, never across I/O. Lock order:
+//! fill shard -> lists; parkers' locks are innermost (their `prepare` closures take only the
+//! lists lock, under the pool parker).
+
+use crate::access_map::AccessMap;
+use crate::accessor::Accessor;
+use crate::error::{Error, Result};
+use crate::pack::{EntryWord, Tag};
+use crate::pages::{Owner, PagesShared, Take};
+use crate::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use crate::sync::{lock, Arc, Mutex, Parked, Parker, ShareArc};
+use std::collections::HashMap;
+
+#[cfg(pagecore_loom)]
+const FILL_SHARDS: usize = 1;
+#[cfg(not(pagecore_loom))]
+const FILL_SHARDS: usize = 16;
+
+/// One in-flight fill, shared by its filler and the faults that joined it.
+struct Inflight {
+    outcome: Mutex<Option<Result<EntryWord>>>,
+}
+
+/// Per-page fill records of one shard: the record and how many faults joined it.
+type FillTable = HashMap<u64, (Arc<Inflight>, u64)>;
+
+/// The shared state of one memory object.
+pub(crate) struct MapperShared {
+    pub(crate) pages: Arc<PagesShared>,
+    pub(crate) map: AccessMap,
+    pub(crate) accessor: Box<dyn Accessor>,
+    limit: u64,
+    closed: AtomicBool,
+    fills: Box<[Mutex<FillTable>]>,
+    fill_park: Parker,
+    error: Mutex<Option<Error>>,
+    pub(crate) handles: AtomicUsize,
+}
+
+/// Access wanted by a fault.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Want {
+    Read,
+    Write,
+}
+
+impl MapperShared {
+    pub(crate) fn new(pages: Arc<PagesShared>, accessor: Box<dyn Accessor>, limit: u64) -> Self {
+        let page_size = pages.page_size() as u64;
+        Self {
+            map: AccessMap::new(limit.div_ceil(page_size)),
+            pages,
+            accessor,
+            limit,
+            closed: AtomicBool::new(false),
+            fills: (0..FILL_SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+            fill_park: Parker::new(),
+            error: Mutex::new(None),
+            handles: AtomicUsize::new(1),
+        }
+    }
+
+    pub(crate) fn limit(&self) -> u64 {
+        self.limit
+    }
+
+    pub(crate) fn is_closed(&self) -> bool {
+        // Acquire: pairs with close's SeqCst store; only a fast refusal, re-checked under locks.
+        self.closed.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn record_error(&self, e: Error) {
+        let mut slot = lock(&self.error);
+        if slot.is_none() {
+            *slot = Some(e);
+        }
+    }
+
+    pub(crate) fn take_error(&self) -> Option<Error> {
+        lock(&self.error).take()
+    }
+
+    /// Checks a page index against the limit.
+    pub(crate) fn check_page(&self, page: u64) -> Result<()> {
+        if page < self.map.pages() {
+            Ok(())
+        } else {
+            Err(Error::OutOfRange {
+                offset: page.saturating_mul(self.pages.page_size() as u64),
+                limit: self.limit,
+            })
+        }
+    }
+
+    /// Pins `page` for `want`, faulting it in if needed. Returns `(frame, gen)`; the caller owns
+    /// one read pin (Read) or the writer bit (Write).
+    pub(crate) fn pin(this: &Arc<Self>, page: u64, want: Want) -> Result<(u32, u32)> {
+        this.check_page(page)?;
+        if want == Want::Write && !this.accessor.writable() {
+            return Err(Error::ReadOnly);
+        }
+        let mut deadline = None;
+        loop {
+            if this.is_closed() {
+                return Err(Error::Closed);
+            }
+            let Some((f, g)) = this.map.find(page).get() else {
+                match Self::miss(this, page, want)? {
+                    Some(fg) => return Ok(fg),
+                    None => continue,
+                }
+            };
+            let r = match want {
+                Want::Read => this.pages.try_pin_read(f, g),
+                Want::Write => this.pages.try_pin_write(f, g),
+            };
+            let seen = match r {
+                Ok(_) => return Ok((f, g)),
+                Err(w) => w,
+            };
+            if seen.gen() != g || matches!(seen.tag(), Tag::Free | Tag::Filling) {
+                // Stale entry: the frame left this page, so the entry is already cleared (the
+                // reclaimer clears it before the generation moves on). Look again.
+                continue;
+            }
+            // Resident but busy, or being reclaimed (possibly writing our page back): wait.
+            let d = *deadline.get_or_insert_with(|| this.pages.deadline());
+            if this.pages.wait_frame(f, seen, d) == Parked::TimedOut {
+                return Err(Error::Busy { page });
+            }
+        }
+    }
+
+    /// The miss path. Returns `Ok(None)` when the caller should look the page up again.
+    fn miss(this: &Arc<Self>, page: u64, want: Want) -> Result<Option<(u32, u32)>> {
+        let shard = &this.fills[page as usize % this.fills.len()];
+        let mut table = lock(shard);
+        if this.map.find(page).get().is_some() {
+            return Ok(None);
+        }
+        if let Some((inflight, joined)) = table.get_mut(&page) {
+            *joined += 1;
+            let inflight = inflight.clone();
+            drop(table);
+            let entry = this.wait_fill(&inflight)?;
+            return Ok(this.finish_join(entry, want));
+        }
+        let inflight = Arc::new(Inflight {
+            outcome: Mutex::new(None),
+        });
+        table.insert(page, (inflight.clone(), 0));
+        drop(table);
+        let entry = Self::fill(this, page, &inflight)?;
+        Ok(this.finish_join(entry, want))
+    }
+
+    /// We hold a read pin on `entry`'s frame; a writer needs it as the writer bit.
+    fn finish_join(&self, entry: EntryWord, want: Want) -> Option<(u32, u32)> {
+        let (f, g) = entry.get()?;
+        if want == Want::Read || self.pages.try_upgrade(f, g) {
+            return Some((f, g));
+        }
+        // Others joined too: give our pin back and take the ordinary write path.
+        self.pages.unpin_read(f);
+        None
+    }
+
+    fn wait_fill(&self, inflight: &Inflight) -> Result<EntryWord> {
+        loop {
+            if let Some(r) = lock(&inflight.outcome).clone() {
+                return r;
+            }
+            self.fill_park
+                .park(None, || lock(&inflight.outcome).is_none());
+        }
+    }
+
+    fn complete(&self, page: u64, inflight: &Inflight, r: Result<EntryWord>) -> u64 {
+        let shard = &self.fills[page as usize % self.fills.len()];
+        let joined = lock(shard).remove(&page).map_or(0, |(_, n)| n);
+        *lock(&inflight.outcome) = Some(r);
+        self.fill_park.unpark_all();
+        joined
+    }
+
+    /// obtain -> fill -> record -> queue, for the owner of `inflight`.
+    fn fill(this: &Arc<Self>, page: u64, inflight: &Inflight) -> Result<EntryWord> {
+        let pages = &*this.pages;
+        let f = match pages.obtain() {
+            Ok(f) => f,
+            Err(e) => {
+                this.complete(page, inflight, Err(e.clone()));
+                return Err(e);
+            }
+        };
+        // SAFETY: obtain handed us `f` in Filling state; we hold it exclusively.
+        unsafe {
+            pages.set_owner(
+                f,
+                Some(Owner {
+                    mapper: this.clone(),
+                    page,
+                }),
+            );
+        }
+        let filled = {
+            let _t = pages.track(f).exclusive();
+            // SAFETY: Filling frames are their obtainer's alone (I1): no guard, reclaimer or other
+            // filler can reach them, so this is the only reference to the bytes.
+            let buf = unsafe { std::slice::from_raw_parts_mut(pages.bytes(f), pages.page_size()) };
+            this.accessor.fill(page, buf)
+        };
+        if let Err(e) = filled {
+            pages.counters.fill_errors.incr();
+            let err = Error::Fill {
+                page,
+                source: ShareArc::new(e),
+            };
+            this.abandon(f, page, inflight, err.clone());
+            return Err(err);
+        }
+        let shard = &this.fills[page as usize % this.fills.len()];
+        let mut table = lock(shard);
+        if this.is_closed() {
+            drop(table);
+            this.abandon(f, page, inflight, Error::Closed);
+            return Err(Error::Closed);
+        }
+        let joined = table.get(&page).map_or(0, |(_, n)| *n);
+        let Some(entry) = pages.make_resident(f, 1 + joined, &this.map, page) else {
+            // The map slot was taken: impossible while we own the fill record (only the record's
+            // owner records this page). Report it rather than overwrite.
+            drop(table);
+            let err = Error::Fill {
+                page,
+                source: ShareArc::new(std::io::Error::other("pagecore: AccessMap slot already taken")),
+            };
+            this.abandon(f, page, inflight, err.clone());
+            return Err(err);
+        };
+        table.remove(&page);
+        drop(table);
+        pages.counters.fills.incr();
+        *lock(&inflight.outcome) = Some(Ok(entry));
+        this.fill_park.unpark_all();
+        Ok(entry)
+    }
+
+    /// A fill that will not be published: free the frame and hand `err` to the waiters.
+    fn abandon(&self, f: u32, page: u64, inflight: &Inflight, err: Error) {
+        // SAFETY: `f` is still Filling and ours.
+        let owner = unsafe { self.pages.set_owner(f, None) };
+        self.pages.free(f);
+        self.complete(page, inflight, Err(err));
+        drop(owner);
+    }
+
+    /// Writes back every dirty page, then syncs the accessor. Reports the first failure, or else a
+    /// write-back error recorded by an earlier reclaim (once, like fsync's error reporting).
+    pub(crate) fn sync(&self) -> Result<()> {
+        if self.is_closed() {
+            return Err(Error::Closed);
+        }
+        let pages = &*self.pages;
+        let mut first: Option<Error> = None;
+        for (page, entry) in self.map.entries() {
+            let Some((f, g)) = entry.get() else { continue };
+            let deadline = pages.deadline();
+            loop {
+                match pages.try_pin_read(f, g) {
+                    Ok(w) => {
+                        // Dirty is re-read after pinning: a writer may have set it before our pin.
+                        if w.dirty() || pages.word(f).dirty() {
+                            let r = {
+                                let _t = pages.track(f).shared();
+                                // SAFETY: our read pin excludes writers, fillers and reclaimers.
+                                let buf = unsafe {
+                                    std::slice::from_raw_parts(pages.bytes(f), pages.page_size())
+                                };
+                                self.accessor.flush(page, buf)
+                            };
+                            match r {
+                                Ok(()) => {
+                                    pages.counters.writebacks.incr();
+                                    pages.clear_dirty(f);
+                                }
+                                Err(e) => {
+                                    pages.counters.writeback_errors.incr();
+                                    first.get_or_insert(Error::WriteBack {
+                                        page,
+                                        source: ShareArc::new(e),
+                                    });
+                                }
+                            }
+                        }
+                        pages.unpin_read(f);
+                        break;
+                    }
+                    Err(w) if w.gen() != g || matches!(w.tag(), Tag::Free | Tag::Filling) => break,
+                    Err(w) => {
+                        if pages.wait_frame(f, w, deadline) == Parked::TimedOut {
+                            first.get_or_insert(Error::Busy { page });
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+        if let Err(e) = self.accessor.sync_all() {
+            first.get_or_insert(Error::Sync(ShareArc::new(e)));
+        }
+        let recorded = self.take_error();
+        match first.or(recorded) {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    /// Closes the object: refuses new faults, writes back and frees every frame. On a failed
+    /// write-back the object is reopened (its pages stay resident and dirty) and the error
+    /// returned, so nothing written is lost and the caller can retry.
+    pub(crate) fn close(&self) -> Result<()> {
+        if self.closed.swap(true, Ordering::SeqCst) {
+            return Ok(());
+        }
+        // Barrier: a filler that publishes after this sees `closed` (it checks under the shard
+        // lock); one that published before has its entry in the map for the scan below.
+        for shard in self.fills.iter() {
+            drop(lock(shard));
+        }
+        let pages = &*self.pages;
+        let mut first: Option<Error> = None;
+        for (page, entry) in self.map.entries() {
+            let Some((f, g)) = entry.get() else { continue };
+            let deadline = pages.deadline();
+            loop {
+                match pages.take_for_close(f, g) {
+                    Take::Gone => break,
+                    Take::Taken(w) => {
+                        match pages.evict(f, w) {
+                            Ok(()) => pages.free(f),
+                            Err(e) => {
+                                first.get_or_insert(e);
+                            }
+                        }
+                        break;
+                    }
+                    Take::Busy(w) => {
+                        if pages.wait_frame(f, w, deadline) == Parked::TimedOut {
+                            first.get_or_insert(Error::Busy { page });
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+        if first.is_none() {
+            if let Err(e) = self.accessor.sync_all() {
+                first = Some(Error::Sync(ShareArc::new(e)));
+            }
+        }
+        let recorded = self.take_error();
+        match first {
+            Some(e) => {
+                self.closed.store(false, Ordering::SeqCst);
+                Err(e)
+            }
+            None => match recorded {
+                // Data is written back now, but an earlier write-back failed: report it once.
+                Some(e) => Err(e),
+                None => Ok(()),
+            },
+        }
+    }
+}

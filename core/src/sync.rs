@@ -1,0 +1,282 @@
+//! The synchronisation facade: the one place in pagecore that names concrete sync primitives.
+//!
+//! Every other module imports atomics, `Arc`, `Mutex`, `Condvar`, `thread`, `hint` and
+//! [`UnsafeCell`] from here, so one code base runs on three backends:
+//!
+//! | backend | selected by | used for |
+//! |---|---|---|
+//! | `std` | default | production |
+//! | loom | `RUSTFLAGS="--cfg pagecore_loom"` | exhaustive model checking (verify/, `loom_*` tests) |
+//! | shuttle | cargo feature `shuttle` | randomized and PCT schedule exploration |
+//!
+//! The loom switch is a crate-prefixed cfg (as crossbeam does) so that a user's dependencies that
+//! test `cfg(loom)` are not switched too, and so that verify/ can build pagecore as an ordinary
+//! dependency (no `cfg(test)` is involved).
+//!
+//! ## Gaps patched here
+//!
+//! * **Timed waits.** loom's `Condvar::wait_timeout` never times out, and neither loom nor shuttle
+//!   models the clock. [`Parker::park`] therefore, under loom, *yields and reports a timeout*
+//!   instead of sleeping when a deadline is given: a bounded wait is modelled as "give up now",
+//!   which is one of the behaviours the real implementation may show, so every path that handles
+//!   a timeout is explored. Untimed waits are real condvar waits on every backend.
+//! * **Poisoning.** pagecore never panics while holding a lock on purpose; [`lock`] recovers the
+//!   guard from a poisoned mutex so one panicking user callback cannot wedge the pool.
+//! * **`UnsafeCell`.** std's cell gets loom's `with`/`with_mut` closure API (zero cost), and
+//!   [`AccessTrack`] lets loom check that page bytes handed out through guards are never read and
+//!   written concurrently (a no-op on std and shuttle).
+//! * **Error payloads.** [`ShareArc`] is std's `Arc` on every backend (loom's lacks `Display`).
+//! * **Time.** [`Instant`] is std's on every backend; deadlines are computed from it but, under
+//!   the model checkers, only the "expired or not" decision matters (see above).
+
+#![allow(unused_imports)]
+
+#[cfg(pagecore_loom)]
+mod imp {
+    pub use loom::hint;
+    pub use loom::sync::atomic;
+    pub use loom::sync::{Arc, Condvar, Mutex, MutexGuard};
+    pub use loom::thread;
+
+    /// loom's tracked cell (already has `with` / `with_mut`).
+    pub use loom::cell::UnsafeCell;
+
+    /// Whether [`super::Parker::park`] may really sleep on this backend.
+    pub const REAL_TIME: bool = false;
+}
+
+#[cfg(all(feature = "shuttle", not(pagecore_loom)))]
+mod imp {
+    pub use shuttle::hint;
+    pub use shuttle::sync::atomic;
+    pub use shuttle::sync::{Arc, Condvar, Mutex, MutexGuard};
+    pub use shuttle::thread;
+
+    pub use super::std_cell::UnsafeCell;
+
+    /// shuttle's condvar may time out at any point of the schedule; that is fine.
+    pub const REAL_TIME: bool = true;
+}
+
+#[cfg(not(any(pagecore_loom, feature = "shuttle")))]
+mod imp {
+    pub use std::hint;
+    pub use std::sync::atomic;
+    pub use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+    pub use std::thread;
+
+    pub use super::std_cell::UnsafeCell;
+
+    /// Whether [`super::Parker::park`] may really sleep on this backend.
+    pub const REAL_TIME: bool = true;
+}
+
+pub use imp::*;
+
+pub use std::time::{Duration, Instant};
+
+/// Reference counting for immutable payloads that are not protocol state (I/O error values
+/// shared by every client that waited on a failed fill). Always std's `Arc`: loom's `Arc` does not
+/// forward `Display`/`Error`, which `thiserror` needs, and there is nothing to model in sharing
+/// an immutable value.
+pub type ShareArc<T> = std::sync::Arc<T>;
+
+#[cfg(not(pagecore_loom))]
+mod std_cell {
+    /// `std::cell::UnsafeCell` with loom's closure API.
+    #[derive(Debug, Default)]
+    #[repr(transparent)]
+    pub struct UnsafeCell<T: ?Sized>(std::cell::UnsafeCell<T>);
+
+    impl<T> UnsafeCell<T> {
+        /// Wraps `data`.
+        pub const fn new(data: T) -> Self {
+            Self(std::cell::UnsafeCell::new(data))
+        }
+    }
+
+    impl<T: ?Sized> UnsafeCell<T> {
+        /// Runs `f` with a shared raw pointer to the contents.
+        #[inline(always)]
+        pub fn with<R>(&self, f: impl FnOnce(*const T) -> R) -> R {
+            f(self.0.get())
+        }
+
+        /// Runs `f` with an exclusive raw pointer to the contents.
+        #[inline(always)]
+        pub fn with_mut<R>(&self, f: impl FnOnce(*mut T) -> R) -> R {
+            f(self.0.get())
+        }
+    }
+}
+
+/// Locks `m`, recovering the guard if a previous holder panicked (pagecore's own critical
+/// sections keep their data consistent at every unwinding point, so the data is still valid).
+#[inline]
+pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    match m.lock() {
+        Ok(g) => g,
+        Err(poisoned) => poisoned.into_inner(),
+    }
+}
+
+/// A mutex-and-condvar pair used for blocking slow paths: waiting for a fill, for a reclaim to
+/// finish, for a guard conflict to clear, or for a frame to become reclaimable.
+///
+/// Protocol (no lost wake-ups): a waiter takes the lock, publishes that it waits (a bit in an
+/// atomic state word, or a counter under the lock), re-checks its condition, then parks. A waker
+/// changes the condition first (an atomic RMW, which observes the waiter's publication if it came
+/// first), then takes the lock and notifies. Because the waiter holds the lock from its re-check
+/// until the condvar releases it, the waker's notify cannot fall between the re-check and the
+/// park.
+#[derive(Debug, Default)]
+pub struct Parker {
+    lock: Mutex<()>,
+    cv: Condvar,
+}
+
+/// Outcome of [`Parker::park`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Parked {
+    /// Woken (or spuriously woken): re-check the condition.
+    Woken,
+    /// The deadline passed.
+    TimedOut,
+}
+
+impl Parker {
+    /// A new parker.
+    pub fn new() -> Self {
+        Self {
+            lock: Mutex::new(()),
+            cv: Condvar::new(),
+        }
+    }
+
+    /// Runs `prepare` under the lock. If it returns `true` (the caller published that it waits and
+    /// its condition still holds), parks until notified or `deadline`.
+    pub fn park(&self, deadline: Option<Instant>, prepare: impl FnOnce() -> bool) -> Parked {
+        let g = lock(&self.lock);
+        if !prepare() {
+            return Parked::Woken;
+        }
+        if deadline.is_some() && !REAL_TIME {
+            // loom: a timed wait is modelled as an immediate time-out (see the module doc).
+            drop(g);
+            thread::yield_now();
+            return Parked::TimedOut;
+        }
+        match deadline {
+            None => {
+                let _g = match self.cv.wait(g) {
+                    Ok(g) => g,
+                    Err(p) => p.into_inner(),
+                };
+                Parked::Woken
+            }
+            Some(d) => {
+                let now = Instant::now();
+                if now >= d {
+                    return Parked::TimedOut;
+                }
+                let _g = match self.cv.wait_timeout(g, d - now) {
+                    Ok((g, _)) => g,
+                    Err(p) => p.into_inner().0,
+                };
+                if Instant::now() >= d {
+                    Parked::TimedOut
+                } else {
+                    Parked::Woken
+                }
+            }
+        }
+    }
+
+    /// Wakes every parked waiter (after the caller changed the condition they wait for).
+    pub fn unpark_all(&self) {
+        let _g = lock(&self.lock);
+        self.cv.notify_all();
+    }
+}
+
+/// Lets loom check that the bytes of a frame are never accessed concurrently in conflicting ways.
+///
+/// Page bytes live in one big allocation that loom cannot see. Each frame carries an
+/// `AccessTrack`; every shared access (a read guard, a write-back) holds a [`Shared`] token and
+/// every exclusive access (a fill, a write guard) holds an [`Exclusive`] token for its whole
+/// duration. Under loom these are loom's tracked cell pointers, so a schedule in which a reader and
+/// a writer overlap fails the model. On std and shuttle they are zero-sized and free.
+#[derive(Debug, Default)]
+pub struct AccessTrack {
+    #[cfg(pagecore_loom)]
+    cell: loom::cell::UnsafeCell<()>,
+}
+
+/// A shared-access token (see [`AccessTrack`]).
+#[derive(Debug)]
+pub struct Shared {
+    #[cfg(pagecore_loom)]
+    _p: loom::cell::ConstPtr<()>,
+}
+
+/// An exclusive-access token (see [`AccessTrack`]).
+#[derive(Debug)]
+pub struct Exclusive {
+    #[cfg(pagecore_loom)]
+    _p: loom::cell::MutPtr<()>,
+}
+
+// SAFETY: the tokens carry no data; under loom the pointers are only used for access tracking
+// and are never dereferenced. Guards that hold them move between threads like ordinary values.
+unsafe impl Send for Shared {}
+// SAFETY: as above.
+unsafe impl Sync for Shared {}
+// SAFETY: as above.
+unsafe impl Send for Exclusive {}
+// SAFETY: as above.
+unsafe impl Sync for Exclusive {}
+
+impl AccessTrack {
+    /// A new tracker.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Starts a shared access (ends when the token drops).
+    #[inline(always)]
+    pub fn shared(&self) -> Shared {
+        Shared {
+            #[cfg(pagecore_loom)]
+            _p: self.cell.get(),
+        }
+    }
+
+    /// Starts an exclusive access (ends when the token drops).
+    #[inline(always)]
+    pub fn exclusive(&self) -> Exclusive {
+        Exclusive {
+            #[cfg(pagecore_loom)]
+            _p: self.cell.get_mut(),
+        }
+    }
+}
+
+/// A statistics counter. Statistics are not part of any protocol (nothing reads them to decide
+/// anything), so under loom they are plain std atomics that the model does not track: this keeps
+/// the explored state space to the protocol's own operations. `Relaxed` everywhere: a counter
+/// orders nothing.
+#[derive(Debug, Default)]
+pub struct Counter(std::sync::atomic::AtomicU64);
+
+impl Counter {
+    /// Adds one.
+    #[inline]
+    pub fn incr(&self) {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Current value.
+    pub fn get(&self) -> u64 {
+        self.0.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
