@@ -143,8 +143,7 @@ impl AccessMap {
             let leaf = self.leaf(i);
             (0..LEAF).filter_map(move |j| {
                 let e = EntryWord(leaf?.entries[j].load(Ordering::Acquire));
-                e.get()
-                    .map(|_| (((i as u64) << LEAF_SHIFT) | j as u64, e))
+                e.get().map(|_| (((i as u64) << LEAF_SHIFT) | j as u64, e))
             })
         })
     }

@@ -63,12 +63,22 @@ impl ReadGuard<'_> {
     pub fn page(&self) -> u64 {
         self.page
     }
+
+    /// The frame backing the page while this guard lives (for diagnostics and harnesses).
+    pub fn frame(&self) -> u32 {
+        self.frame
+    }
 }
 
 impl WriteGuard<'_> {
     /// The page index this guard shows.
     pub fn page(&self) -> u64 {
         self.page
+    }
+
+    /// The frame backing the page while this guard lives (for diagnostics and harnesses).
+    pub fn frame(&self) -> u32 {
+        self.frame
     }
 }
 
@@ -121,12 +131,18 @@ impl Drop for WriteGuard<'_> {
 
 impl std::fmt::Debug for ReadGuard<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ReadGuard").field("page", &self.page).field("frame", &self.frame).finish()
+        f.debug_struct("ReadGuard")
+            .field("page", &self.page)
+            .field("frame", &self.frame)
+            .finish()
     }
 }
 
 impl std::fmt::Debug for WriteGuard<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("WriteGuard").field("page", &self.page).field("frame", &self.frame).finish()
+        f.debug_struct("WriteGuard")
+            .field("page", &self.page)
+            .field("frame", &self.frame)
+            .finish()
     }
 }

@@ -70,7 +70,9 @@ impl MapperShared {
             accessor,
             limit,
             closed: AtomicBool::new(false),
-            fills: (0..FILL_SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+            fills: (0..FILL_SHARDS)
+                .map(|_| Mutex::new(HashMap::new()))
+                .collect(),
             fill_park: Parker::new(),
             error: Mutex::new(None),
             handles: AtomicUsize::new(1),
@@ -137,7 +139,10 @@ impl MapperShared {
             };
             if seen.gen() != g || matches!(seen.tag(), Tag::Free | Tag::Filling) {
                 // Stale entry: the frame left this page, so the entry is already cleared (the
-                // reclaimer clears it before the generation moves on). Look again.
+                // reclaimer clears it before the generation moves on). Re-read the word with
+                // Acquire, which synchronizes with that hand-over, so the next look at the map
+                // sees the cleared (or a newer) entry rather than the same stale one.
+                let _ = this.pages.word(f);
                 continue;
             }
             // Resident but busy, or being reclaimed (possibly writing our page back): wait.
@@ -250,7 +255,9 @@ impl MapperShared {
             drop(table);
             let err = Error::Fill {
                 page,
-                source: ShareArc::new(std::io::Error::other("pagecore: AccessMap slot already taken")),
+                source: ShareArc::new(std::io::Error::other(
+                    "pagecore: AccessMap slot already taken",
+                )),
             };
             this.abandon(f, page, inflight, err.clone());
             return Err(err);

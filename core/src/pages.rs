@@ -73,6 +73,13 @@ pub(crate) struct Frame {
     pub(crate) track: AccessTrack,
 }
 
+// SAFETY: the only non-Sync field is `owner`, whose accesses are serialized by the frame protocol
+// (written only by the frame's exclusive holder; read by that holder or under the lists lock while
+// Resident — see Frame::owner), and `Owner` itself is Send + Sync.
+unsafe impl Sync for Frame {}
+// SAFETY: as above; moving a Frame moves its owner, which is Send.
+unsafe impl Send for Frame {}
+
 struct Lists {
     free: Vec<u32>,
     queue: PageQueue,
@@ -266,7 +273,9 @@ impl PagesShared {
             if cur.tag() != Tag::Resident || cur.gen() != gen || !cur.unpinned() {
                 return Err(cur);
             }
-            let new = cur.with(FrameWord::WRITER, true).with(FrameWord::DIRTY, true);
+            let new = cur
+                .with(FrameWord::WRITER, true)
+                .with(FrameWord::DIRTY, true);
             // Acquire: as in try_pin_read; the writer must also see every earlier reader done.
             match state.compare_exchange_weak(cur.0, new.0, Ordering::Acquire, Ordering::Relaxed) {
                 Ok(_) => return Ok(cur),
@@ -451,9 +460,10 @@ impl PagesShared {
             let w = FrameWord(self.frame(f).state.load(Ordering::Relaxed));
             // Release: orders nothing new (the lists lock already does) but keeps every
             // publication of a tag change Release, which check_invariants relies on.
-            self.frame(f)
-                .state
-                .store(FrameWord::new(Tag::Filling, w.gen()).raw(), Ordering::Release);
+            self.frame(f).state.store(
+                FrameWord::new(Tag::Filling, w.gen()).raw(),
+                Ordering::Release,
+            );
             return Pick::Free(f);
         }
         for _ in 0..l.queue.len() {
@@ -645,17 +655,24 @@ impl PagesShared {
         let mut l = lock(&self.lists);
         let old = FrameWord(state.load(Ordering::Relaxed));
         let entry = EntryWord::new(f, old.gen());
-        if !map.record(page, entry) {
-            return None;
-        }
+        // The frame becomes Resident *before* the entry is recorded: a fault that finds the entry
+        // must find the frame pinnable (or busy), never Filling at the entry's generation, which
+        // it would take for a stale entry and retry in a loop (found by loom, S2).
         // Release: pairs with the pinners' Acquire CAS: the filled bytes and the owner are
         // visible to whoever pins the frame.
-        let prev = FrameWord(state.swap(
-            FrameWord::new(Tag::Resident, old.gen())
-                .with_pins(pins.min(FrameWord::PINS.max()))
-                .raw(),
-            Ordering::Release,
-        ));
+        let prev = FrameWord(
+            state.swap(
+                FrameWord::new(Tag::Resident, old.gen())
+                    .with_pins(pins.min(FrameWord::PINS.max()))
+                    .raw(),
+                Ordering::Release,
+            ),
+        );
+        if !map.record(page, entry) {
+            // Relaxed: nobody can have pinned it (no entry names it); back to the holder alone.
+            state.store(old.raw(), Ordering::Relaxed);
+            return None;
+        }
         l.queue.push_back(f);
         let wake_pool = l.waiting_obtainers > 0;
         drop(l);
@@ -710,7 +727,11 @@ impl PagesShared {
                 Tag::Reclaiming => c.reclaiming += 1,
             }
             if (w.tag() == Tag::Free) != on_free[f as usize] {
-                return Err(format!("frame {f} is {:?} but on_free_list={}", w.tag(), on_free[f as usize]));
+                return Err(format!(
+                    "frame {f} is {:?} but on_free_list={}",
+                    w.tag(),
+                    on_free[f as usize]
+                ));
             }
             if (w.tag() == Tag::Resident) != queued {
                 return Err(format!("frame {f} is {:?} but queued={queued}", w.tag()));
@@ -748,7 +769,11 @@ impl PagesShared {
             }
         }
         if c.free as usize != l.free.len() || c.resident as usize != l.queue.len() {
-            return Err(format!("census {c:?} disagrees with lists (free {}, queued {})", l.free.len(), l.queue.len()));
+            return Err(format!(
+                "census {c:?} disagrees with lists (free {}, queued {})",
+                l.free.len(),
+                l.queue.len()
+            ));
         }
         if c.total() != n {
             return Err(format!("census {c:?} does not add up to {n} frames"));

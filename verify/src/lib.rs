@@ -1,1 +1,278 @@
-//! x
+//! Race scenarios of SPEC.md (S1–S7), written once against pagecore's sync facade and run by
+//! three drivers:
+//!
+//! * `tests/loom_scenarios.rs` — exhaustive under loom (`RUSTFLAGS="--cfg pagecore_loom"`);
+//! * `tests/shuttle_scenarios.rs` — random and PCT schedules under shuttle (`--features shuttle`);
+//! * `tests/std_scenarios.rs` — many repetitions on real threads (default build).
+//!
+//! Each scenario asserts the invariants it is about (content I3, conservation I1, uniqueness I2,
+//! exactly-one-fill, no lost write I6), not merely the absence of a panic; a deadlock is reported
+//! by loom and shuttle as a failure (every wait in these scenarios is unbounded on purpose, so a
+//! lost wake-up cannot hide behind a time-out).
+//!
+//! Pages are 8 bytes and hold one little-endian `u64`, so the backing store is a row of atomics
+//! ([`Store`]) and the model checkers spend their budget on pagecore's protocol.
+
+use pagecore::sync::atomic::{AtomicI32, AtomicU64, AtomicUsize, Ordering::SeqCst};
+use pagecore::sync::{thread, Arc};
+use pagecore::{Accessor, Error, PageMapper, Pages};
+use std::io;
+
+/// Page size used by every scenario.
+pub const PAGE: usize = 8;
+
+/// An atomics-only backing store of `u64` pages with fault injection and call counters.
+#[derive(Debug)]
+pub struct Store {
+    pages: Vec<AtomicU64>,
+    /// Number of successful fills.
+    pub fills: AtomicUsize,
+    /// Number of successful write-backs.
+    pub flushes: AtomicUsize,
+    /// When non-zero, write-backs fail with this OS error code (EIO, ENOSPC, EDQUOT, ...).
+    pub fail_flush: AtomicI32,
+}
+
+impl Store {
+    /// A store of `n` pages whose page `p` initially holds `base + p`.
+    pub fn new(n: usize, base: u64) -> Arc<Self> {
+        Arc::new(Self {
+            pages: (0..n as u64).map(|p| AtomicU64::new(base + p)).collect(),
+            fills: AtomicUsize::new(0),
+            flushes: AtomicUsize::new(0),
+            fail_flush: AtomicI32::new(0),
+        })
+    }
+
+    /// The stored value of page `p`.
+    pub fn get(&self, p: u64) -> u64 {
+        self.pages[p as usize].load(SeqCst)
+    }
+}
+
+impl Accessor for Store {
+    fn fill(&self, page: u64, buf: &mut [u8]) -> io::Result<()> {
+        buf.copy_from_slice(&self.get(page).to_le_bytes());
+        self.fills.fetch_add(1, SeqCst);
+        Ok(())
+    }
+
+    fn flush(&self, page: u64, buf: &[u8]) -> io::Result<()> {
+        let errno = self.fail_flush.load(SeqCst);
+        if errno != 0 {
+            return Err(io::Error::from_raw_os_error(errno));
+        }
+        let v = u64::from_le_bytes(buf.try_into().map_err(|_| io::ErrorKind::InvalidInput)?);
+        self.pages[page as usize].store(v, SeqCst);
+        self.flushes.fetch_add(1, SeqCst);
+        Ok(())
+    }
+}
+
+/// A pool of `frames` 8-byte frames with unbounded waits (see the crate doc).
+pub fn pool(frames: u64) -> Pages {
+    Pages::builder()
+        .page_size(PAGE)
+        .frames(frames)
+        .wait_bound(None)
+        .build()
+        .expect("valid pool")
+}
+
+/// Opens an object of `n` pages over `store`.
+pub fn open(pages: &Pages, store: &Arc<Store>, n: u64) -> PageMapper {
+    pages
+        .open(store.clone(), n * PAGE as u64)
+        .expect("valid object")
+}
+
+/// Reads page `p` as a `u64`, returning it and the frame that backed it.
+pub fn read(obj: &PageMapper, p: u64) -> Result<(u64, u32), Error> {
+    let g = obj.read(p)?;
+    Ok((u64::from_le_bytes(g[..8].try_into().unwrap()), g.frame()))
+}
+
+/// Writes `v` into page `p`.
+pub fn write(obj: &PageMapper, p: u64, v: u64) -> Result<(), Error> {
+    obj.write(p)?.copy_from_slice(&v.to_le_bytes());
+    Ok(())
+}
+
+/// Asserts I1 and I2 and that the census adds up to `frames`.
+pub fn assert_conserved(pages: &Pages) -> pagecore::Census {
+    let c = pages
+        .check_invariants()
+        .unwrap_or_else(|e| panic!("I1/I2 violated: {e}"));
+    assert_eq!(c.total(), pages.frames(), "I1: census {c:?}");
+    c
+}
+
+/// Value page `p` of an object whose store base is `base` holds before any write.
+fn initial(base: u64, p: u64) -> u64 {
+    base + p
+}
+
+const A: u64 = 1000;
+const B: u64 = 2000;
+
+/// S1 reclaim vs reserve: a client hits page A0 (find -> reserve) while another client's fault
+/// on B0 reclaims A0's frame from the queue head. One frame, so exactly one of them holds it at a
+/// time; the loser retries. Stale content is never issued: A0 reads A0's value, B0 reads B0's.
+pub fn s1_reclaim_vs_reserve() {
+    let pages = pool(1);
+    let (sa, sb) = (Store::new(1, A), Store::new(1, B));
+    let (a, b) = (open(&pages, &sa, 1), open(&pages, &sb, 1));
+    assert_eq!(read(&a, 0).unwrap().0, initial(A, 0)); // A0 resident, queued, unpinned
+    let t = {
+        let a = a.clone();
+        thread::spawn(move || read(&a, 0).unwrap().0)
+    };
+    let vb = read(&b, 0).unwrap().0;
+    let va = t.join().unwrap();
+    assert_eq!(va, initial(A, 0), "reserve issued stale content for A0");
+    assert_eq!(vb, initial(B, 0), "reclaim issued stale content for B0");
+    let c = assert_conserved(&pages);
+    assert_eq!(c.resident, 1);
+    assert_eq!(c.pinned, 0);
+}
+
+/// S2 two faults on the same absent page: exactly one fill, both clients get the same frame.
+pub fn s2_double_fault() {
+    let pages = pool(2);
+    let s = Store::new(1, A);
+    let a = open(&pages, &s, 1);
+    let t = {
+        let a = a.clone();
+        thread::spawn(move || read(&a, 0).unwrap())
+    };
+    let (v1, f1) = read(&a, 0).unwrap();
+    let (v2, f2) = t.join().unwrap();
+    assert_eq!((v1, v2), (initial(A, 0), initial(A, 0)));
+    assert_eq!(
+        s.fills.load(SeqCst),
+        1,
+        "the absent page was filled more than once"
+    );
+    assert_eq!(f1, f2, "the two faults got different frames");
+    let c = assert_conserved(&pages);
+    assert_eq!((c.resident, c.free), (1, 1));
+}
+
+/// S3 reclaim vs a page being filled: with one frame, B0's fault must wait for A0's fill to be
+/// published and unpinned instead of reclaiming the filling frame (which loom would also flag as
+/// overlapping exclusive accesses to the frame's bytes).
+pub fn s3_reclaim_vs_fill() {
+    let pages = pool(1);
+    let (sa, sb) = (Store::new(1, A), Store::new(1, B));
+    let (a, b) = (open(&pages, &sa, 1), open(&pages, &sb, 1));
+    let t = {
+        let a = a.clone();
+        thread::spawn(move || read(&a, 0).unwrap().0)
+    };
+    let vb = read(&b, 0).unwrap().0;
+    let va = t.join().unwrap();
+    assert_eq!((va, vb), (initial(A, 0), initial(B, 0)));
+    assert_eq!(sa.fills.load(SeqCst) + sb.fills.load(SeqCst), 2);
+    assert_conserved(&pages);
+}
+
+/// S4 queue vs reclaim: a page is queued at the tail while another fault reclaims the head; a
+/// third thread checks conservation at an arbitrary instant in between.
+pub fn s4_queue_vs_reclaim() {
+    let pages = pool(2);
+    let (sa, sb) = (Store::new(2, A), Store::new(1, B));
+    let (a, b) = (open(&pages, &sa, 2), open(&pages, &sb, 1));
+    assert_eq!(read(&a, 0).unwrap().0, initial(A, 0)); // head of the queue
+    let t1 = {
+        let a = a.clone();
+        thread::spawn(move || read(&a, 1).unwrap().0)
+    };
+    let t2 = {
+        let pages = pages.clone();
+        thread::spawn(move || {
+            assert_conserved(&pages);
+        })
+    };
+    let vb = read(&b, 0).unwrap().0;
+    assert_eq!(t1.join().unwrap(), initial(A, 1));
+    t2.join().unwrap();
+    assert_eq!(vb, initial(B, 0));
+    let c = assert_conserved(&pages);
+    assert_eq!(c.resident, 2);
+}
+
+/// S5 two mappers reclaiming each other's pages under exhaustion: one frame, two objects, two
+/// pages each. No deadlock, every read sees its own page, nothing lost.
+pub fn s5_cross_reclaim() {
+    let pages = pool(1);
+    let (sa, sb) = (Store::new(2, A), Store::new(2, B));
+    let (a, b) = (open(&pages, &sa, 2), open(&pages, &sb, 2));
+    let t = {
+        let a = a.clone();
+        thread::spawn(move || [read(&a, 0).unwrap().0, read(&a, 1).unwrap().0])
+    };
+    let vb = [read(&b, 0).unwrap().0, read(&b, 1).unwrap().0];
+    let va = t.join().unwrap();
+    assert_eq!(va, [initial(A, 0), initial(A, 1)]);
+    assert_eq!(vb, [initial(B, 0), initial(B, 1)]);
+    assert_conserved(&pages);
+}
+
+/// S6 write vs reclaim of the same page: the write lands in the frame before the reclaim takes
+/// it (and is then written back) or after (the fault refills the page from the store, which
+/// then already holds every earlier write). Either way no write is lost.
+pub fn s6_write_vs_reclaim() {
+    let pages = pool(1);
+    let (sa, sb) = (Store::new(1, A), Store::new(1, B));
+    let (a, b) = (open(&pages, &sa, 1), open(&pages, &sb, 1));
+    assert_eq!(read(&a, 0).unwrap().0, initial(A, 0));
+    let t = {
+        let a = a.clone();
+        thread::spawn(move || write(&a, 0, 7).unwrap())
+    };
+    assert_eq!(read(&b, 0).unwrap().0, initial(B, 0));
+    t.join().unwrap();
+    assert_eq!(read(&a, 0).unwrap().0, 7, "write lost to reclaim");
+    a.sync().unwrap();
+    assert_eq!(sa.get(0), 7, "write not in the store after sync");
+    assert_conserved(&pages);
+}
+
+/// S7 write-back failure during reclaim (`errno`: EIO, ENOSPC or EDQUOT): the dirty page stays
+/// resident and dirty, the reclaiming fault reports the error, a concurrent reader still sees the
+/// written value, sync reports the failure, and once the store recovers a sync succeeds and the
+/// value reaches the store. Nothing is lost.
+pub fn s7_writeback_failure(errno: i32) {
+    let pages = pool(1);
+    let (sa, sb) = (Store::new(1, A), Store::new(1, B));
+    let (a, b) = (open(&pages, &sa, 1), open(&pages, &sb, 1));
+    write(&a, 0, 7).unwrap();
+    sa.fail_flush.store(errno, SeqCst);
+    let t = {
+        let a = a.clone();
+        thread::spawn(move || read(&a, 0).unwrap().0)
+    };
+    let rb = read(&b, 0);
+    assert_eq!(t.join().unwrap(), 7, "reader saw a lost write");
+    match rb {
+        Err(Error::WriteBack { source, .. }) => assert_eq!(source.raw_os_error(), Some(errno)),
+        other => {
+            panic!("reclaim of the only frame should report the write-back error, got {other:?}")
+        }
+    }
+    let c = assert_conserved(&pages);
+    assert_eq!(
+        (c.resident, c.dirty),
+        (1, 1),
+        "failed page must stay resident and dirty"
+    );
+    assert_eq!(sa.get(0), initial(A, 0));
+    assert!(a.sync().is_err(), "sync must report the failing write-back");
+    sa.fail_flush.store(0, SeqCst);
+    a.sync().expect("a later sync succeeds");
+    assert_eq!(sa.get(0), 7);
+    assert_eq!(assert_conserved(&pages).dirty, 0);
+}
+
+/// OS error codes S7 is run with (Linux numbering): EIO, ENOSPC, EDQUOT.
+pub const S7_ERRNOS: [i32; 3] = [5, 28, 122];

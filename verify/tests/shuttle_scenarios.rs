@@ -1,0 +1,63 @@
+//! S1–S7 under shuttle: random and PCT schedulers, `PAGECORE_SHUTTLE_ITERS` schedules each
+//! (default 10,000). A failure prints the failing schedule; replay it with
+//! `shuttle::replay(scenario, "<schedule>")` (see verify/README.md). Run with
+//! `cargo test -p pagecore-verify --features shuttle --release --test shuttle_scenarios`.
+#![cfg(feature = "shuttle")]
+
+use pagecore_verify as s;
+
+fn iterations() -> usize {
+    std::env::var("PAGECORE_SHUTTLE_ITERS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10_000)
+}
+
+/// Random schedules, then PCT (depth 3) schedules, `iterations()` each.
+fn explore(name: &str, f: impl Fn() + Send + Sync + 'static) {
+    let n = iterations();
+    let f = std::sync::Arc::new(f);
+    let g = f.clone();
+    shuttle::check_random(move || g(), n);
+    shuttle::check_pct(move || f(), n, 3);
+    println!("shuttle {name}: {n} random + {n} PCT(depth 3) schedules");
+}
+
+#[test]
+fn s1_reclaim_vs_reserve() {
+    explore("S1", s::s1_reclaim_vs_reserve);
+}
+
+#[test]
+fn s2_double_fault() {
+    explore("S2", s::s2_double_fault);
+}
+
+#[test]
+fn s3_reclaim_vs_fill() {
+    explore("S3", s::s3_reclaim_vs_fill);
+}
+
+#[test]
+fn s4_queue_vs_reclaim() {
+    explore("S4", s::s4_queue_vs_reclaim);
+}
+
+#[test]
+fn s5_cross_reclaim() {
+    explore("S5", s::s5_cross_reclaim);
+}
+
+#[test]
+fn s6_write_vs_reclaim() {
+    explore("S6", s::s6_write_vs_reclaim);
+}
+
+#[test]
+fn s7_writeback_failure() {
+    for errno in s::S7_ERRNOS {
+        explore(&format!("S7 errno {errno}"), move || {
+            s::s7_writeback_failure(errno)
+        });
+    }
+}

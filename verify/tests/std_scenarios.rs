@@ -1,0 +1,26 @@
+//! S1–S7 on real threads (std backend), repeated: a cheap smoke run of the same bodies the model
+//! checkers explore, on real hardware memory ordering.
+#![cfg(not(any(pagecore_loom, feature = "shuttle")))]
+
+use pagecore_verify as s;
+
+const REPS: usize = 300;
+
+fn repeat(f: impl Fn()) {
+    for _ in 0..REPS {
+        f();
+    }
+}
+
+#[test]
+fn scenarios_on_real_threads() {
+    repeat(s::s1_reclaim_vs_reserve);
+    repeat(s::s2_double_fault);
+    repeat(s::s3_reclaim_vs_fill);
+    repeat(s::s4_queue_vs_reclaim);
+    repeat(s::s5_cross_reclaim);
+    repeat(s::s6_write_vs_reclaim);
+    for errno in s::S7_ERRNOS {
+        repeat(|| s::s7_writeback_failure(errno));
+    }
+}
