@@ -129,6 +129,8 @@ impl MapperShared {
                     None => continue,
                 }
             };
+            // Start fetching the bytes while the pin's CAS runs (a CAS orders later loads).
+            this.pages.prefetch(f);
             let r = match want {
                 Want::Read => this.pages.try_pin_read(f, g),
                 Want::Write => this.pages.try_pin_write(f, g),

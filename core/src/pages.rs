@@ -63,8 +63,10 @@ pub(crate) struct Owner {
     pub(crate) page: u64,
 }
 
+/// Per-frame data other than the state word. State words live in their own dense array
+/// (`PagesShared::states`, 8 bytes a frame) so the hit path's pin touches as few cache lines as
+/// possible; this cold part is only read by reclaim, close and the census.
 pub(crate) struct Frame {
-    state: AtomicU64,
     /// Written only by the frame's exclusive holder (`Filling` or `Reclaiming`); read by the
     /// exclusive holder, or by anyone holding the lists lock while the frame is `Resident`
     /// (it can leave `Resident` only under that lock).
@@ -100,6 +102,7 @@ pub(crate) struct Counters {
 /// The shared state of a pool (what [`crate::Pages`] handles point to).
 pub(crate) struct PagesShared {
     memory: Memory,
+    states: Box<[AtomicU64]>,
     frames: Box<[Frame]>,
     lists: Mutex<Lists>,
     pool_park: Parker,
@@ -156,9 +159,11 @@ impl PagesShared {
     pub(crate) fn new(frames: u64, page_size: usize, wait_bound: Option<Duration>) -> Result<Self> {
         let memory = Memory::new(frames, page_size)?;
         let n = memory.frames();
+        let states: Box<[AtomicU64]> = (0..n)
+            .map(|_| AtomicU64::new(FrameWord::new(Tag::Free, 0).raw()))
+            .collect();
         let frames: Box<[Frame]> = (0..n)
             .map(|_| Frame {
-                state: AtomicU64::new(FrameWord::new(Tag::Free, 0).raw()),
                 owner: UnsafeCell::new(None),
                 track: AccessTrack::new(),
             })
@@ -166,6 +171,7 @@ impl PagesShared {
         let buckets = if cfg!(pagecore_loom) { 1 } else { n.min(64) };
         Ok(Self {
             memory,
+            states,
             frames,
             // Pop order: frame 0 first.
             lists: Mutex::new(Lists {
@@ -199,12 +205,18 @@ impl PagesShared {
 
     #[inline(always)]
     pub(crate) fn word(&self, f: u32) -> FrameWord {
-        FrameWord(self.frame(f).state.load(Ordering::Acquire))
+        FrameWord(self.states[f as usize].load(Ordering::Acquire))
     }
 
     #[inline(always)]
     pub(crate) fn bytes(&self, f: u32) -> *mut u8 {
         self.memory.frame_ptr(f)
+    }
+
+    /// Hints the CPU to fetch the first cache line of `f`'s bytes (a hit will read them next).
+    #[inline(always)]
+    pub(crate) fn prefetch(&self, f: u32) {
+        self.memory.prefetch(f)
     }
 
     pub(crate) fn track(&self, f: u32) -> &AccessTrack {
@@ -239,7 +251,7 @@ impl PagesShared {
     /// writer. On failure returns the word seen.
     #[inline(always)]
     pub(crate) fn try_pin_read(&self, f: u32, gen: u32) -> Result<FrameWord, FrameWord> {
-        let state = &self.frame(f).state;
+        let state = &self.states[f as usize];
         // Relaxed: only a guess for the CAS, which validates it.
         let mut cur = FrameWord(state.load(Ordering::Relaxed));
         loop {
@@ -267,7 +279,7 @@ impl PagesShared {
     /// Reserve for writing: takes the writer bit (and marks the page dirty) if `f` is `Resident`
     /// at `gen` with no pins and no writer. On failure returns the word seen.
     pub(crate) fn try_pin_write(&self, f: u32, gen: u32) -> Result<FrameWord, FrameWord> {
-        let state = &self.frame(f).state;
+        let state = &self.states[f as usize];
         let mut cur = FrameWord(state.load(Ordering::Relaxed));
         loop {
             if cur.tag() != Tag::Resident || cur.gen() != gen || !cur.unpinned() {
@@ -286,7 +298,7 @@ impl PagesShared {
 
     /// Turns the caller's read pin into the writer bit if it is the only pin.
     pub(crate) fn try_upgrade(&self, f: u32, gen: u32) -> bool {
-        let state = &self.frame(f).state;
+        let state = &self.states[f as usize];
         let mut cur = FrameWord(state.load(Ordering::Relaxed));
         loop {
             if cur.tag() != Tag::Resident || cur.gen() != gen || cur.pins() != 1 || cur.writer() {
@@ -308,10 +320,7 @@ impl PagesShared {
     #[inline(always)]
     pub(crate) fn unpin_read(&self, f: u32) {
         // Release: pairs with the Acquire of the next writer / reclaimer (reads happen before).
-        let prev = self
-            .frame(f)
-            .state
-            .fetch_sub(FrameWord::PINS.one(), Ordering::Release);
+        let prev = self.states[f as usize].fetch_sub(FrameWord::PINS.one(), Ordering::Release);
         if prev & FrameWord::WAIT_BITS != 0 {
             self.wake_waiters(f);
         }
@@ -320,10 +329,7 @@ impl PagesShared {
     /// Drops the writer bit.
     pub(crate) fn unpin_write(&self, f: u32) {
         // Release: pairs with the Acquire of the next pinner / reclaimer (writes happen before).
-        let prev = self
-            .frame(f)
-            .state
-            .fetch_and(!FrameWord::WRITER.mask(), Ordering::Release);
+        let prev = self.states[f as usize].fetch_and(!FrameWord::WRITER.mask(), Ordering::Release);
         if prev & FrameWord::WAIT_BITS != 0 {
             self.wake_waiters(f);
         }
@@ -334,16 +340,14 @@ impl PagesShared {
     pub(crate) fn clear_dirty(&self, f: u32) {
         // Release: the write-back happens before a later taker (Acquire) sees the page clean and
         // skips writing it back.
-        self.frame(f)
-            .state
-            .fetch_and(!FrameWord::DIRTY.mask(), Ordering::Release);
+        self.states[f as usize].fetch_and(!FrameWord::DIRTY.mask(), Ordering::Release);
     }
 
     /// After an unpin that saw a waiter bit: clears `WAIT_PAGE` (always; the page waiters re-check)
     /// and `WAIT_POOL` (if the frame is now unpinned), and wakes the matching parkers.
     #[cold]
     fn wake_waiters(&self, f: u32) {
-        let state = &self.frame(f).state;
+        let state = &self.states[f as usize];
         let mut cur = FrameWord(state.load(Ordering::Relaxed));
         loop {
             let mut clear = cur.0 & FrameWord::WAIT_PAGE.mask();
@@ -386,7 +390,7 @@ impl PagesShared {
     /// Blocks until `f`'s word differs from `seen` (ignoring waiter bits) or `deadline` passes.
     /// Used by faulters that met a writer, readers, or a reclaim in progress.
     pub(crate) fn wait_frame(&self, f: u32, seen: FrameWord, deadline: Option<Instant>) -> Parked {
-        let state = &self.frame(f).state;
+        let state = &self.states[f as usize];
         self.page_parker(f).park(deadline, || {
             // Acquire: if the word changed we return and the caller re-reads; no data is read here.
             let mut cur = FrameWord(state.load(Ordering::Acquire));
@@ -417,7 +421,7 @@ impl PagesShared {
     /// `WAIT_POOL` so its last unpinner wakes the pool. Caller holds the lists lock and has just
     /// unlinked `f` from the queue.
     fn take_or_mark(&self, f: u32, mark: bool) -> Option<FrameWord> {
-        let state = &self.frame(f).state;
+        let state = &self.states[f as usize];
         let mut cur = FrameWord(state.load(Ordering::Acquire));
         loop {
             if cur.tag() != Tag::Resident {
@@ -457,10 +461,10 @@ impl PagesShared {
     /// (pinned ones rotate to the tail), else nothing.
     fn pick(&self, l: &mut Lists, mark: bool) -> Pick {
         if let Some(f) = l.free.pop() {
-            let w = FrameWord(self.frame(f).state.load(Ordering::Relaxed));
+            let w = FrameWord(self.states[f as usize].load(Ordering::Relaxed));
             // Release: orders nothing new (the lists lock already does) but keeps every
             // publication of a tag change Release, which check_invariants relies on.
-            self.frame(f).state.store(
+            self.states[f as usize].store(
                 FrameWord::new(Tag::Filling, w.gen()).raw(),
                 Ordering::Release,
             );
@@ -587,7 +591,7 @@ impl PagesShared {
 
     /// `Reclaiming -> Filling`, generation + 1 (the frame changes hands).
     fn to_filling(&self, f: u32) {
-        let state = &self.frame(f).state;
+        let state = &self.states[f as usize];
         let old = FrameWord(state.load(Ordering::Relaxed));
         // Release: pairs with the Acquire of a waiter re-reading the word; the frame's previous
         // page is gone from the map before this.
@@ -600,7 +604,7 @@ impl PagesShared {
 
     /// `Reclaiming -> Resident` after a failed write-back: dirty, back at the queue tail.
     fn revert(&self, f: u32) {
-        let state = &self.frame(f).state;
+        let state = &self.states[f as usize];
         let mut l = lock(&self.lists);
         let mut cur = FrameWord(state.load(Ordering::Relaxed));
         let prev = loop {
@@ -623,7 +627,7 @@ impl PagesShared {
     /// Puts a frame the caller holds (`Filling` or `Reclaiming`, owner already cleared) on the
     /// free list, generation + 1.
     pub(crate) fn free(&self, f: u32) {
-        let state = &self.frame(f).state;
+        let state = &self.states[f as usize];
         let mut l = lock(&self.lists);
         let old = FrameWord(state.load(Ordering::Relaxed));
         // Release: the next obtainer (under the lists lock) and any stale-entry reader see Free.
@@ -651,7 +655,7 @@ impl PagesShared {
         map: &AccessMap,
         page: u64,
     ) -> Option<EntryWord> {
-        let state = &self.frame(f).state;
+        let state = &self.states[f as usize];
         let mut l = lock(&self.lists);
         let old = FrameWord(state.load(Ordering::Relaxed));
         let entry = EntryWord::new(f, old.gen());
@@ -686,7 +690,7 @@ impl PagesShared {
     /// For `close`: takes `f` (recorded at `gen`) for eviction if unpinned.
     pub(crate) fn take_for_close(&self, f: u32, gen: u32) -> Take {
         let mut l = lock(&self.lists);
-        let w = FrameWord(self.frame(f).state.load(Ordering::Acquire));
+        let w = FrameWord(self.states[f as usize].load(Ordering::Acquire));
         if w.gen() != gen || matches!(w.tag(), Tag::Free | Tag::Filling) {
             return Take::Gone;
         }
@@ -717,7 +721,7 @@ impl PagesShared {
         }
         let mut owners = std::collections::HashSet::new();
         for f in 0..n {
-            let raw = self.frame(f).state.load(Ordering::Acquire);
+            let raw = self.states[f as usize].load(Ordering::Acquire);
             let w = FrameWord::from_raw(raw).map_err(|e| format!("frame {f}: {e}"))?;
             let queued = l.queue.contains(f);
             match w.tag() {
