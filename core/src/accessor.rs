@@ -35,6 +35,21 @@ pub trait Accessor: Send + Sync + 'static {
     }
 }
 
+/// Calls `f` (an accessor call), turning a panic into an `io::Error` so a misbehaving accessor
+/// cannot strand a fill record, a frame, or the clients waiting on them.
+pub(crate) fn guarded<R>(what: &str, f: impl FnOnce() -> io::Result<R>) -> io::Result<R> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or_else(|p| {
+        let msg = p
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| p.downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        Err(io::Error::other(format!(
+            "accessor panicked in {what}: {msg}"
+        )))
+    })
+}
+
 /// A real file, read and written with positional I/O. Reads past end-of-file give zeros; the file
 /// grows when a page beyond its end is written back.
 #[derive(Debug)]

@@ -232,7 +232,7 @@ impl MapperShared {
             // SAFETY: Filling frames are their obtainer's alone (I1): no guard, reclaimer or other
             // filler can reach them, so this is the only reference to the bytes.
             let buf = unsafe { std::slice::from_raw_parts_mut(pages.bytes(f), pages.page_size()) };
-            this.accessor.fill(page, buf)
+            crate::accessor::guarded("fill", || this.accessor.fill(page, buf))
         };
         if let Err(e) = filled {
             pages.counters.fill_errors.incr();
@@ -303,7 +303,7 @@ impl MapperShared {
                                 let buf = unsafe {
                                     std::slice::from_raw_parts(pages.bytes(f), pages.page_size())
                                 };
-                                self.accessor.flush(page, buf)
+                                crate::accessor::guarded("flush", || self.accessor.flush(page, buf))
                             };
                             match r {
                                 Ok(()) => {
@@ -332,7 +332,7 @@ impl MapperShared {
                 }
             }
         }
-        if let Err(e) = self.accessor.sync_all() {
+        if let Err(e) = crate::accessor::guarded("sync_all", || self.accessor.sync_all()) {
             first.get_or_insert(Error::Sync(ShareArc::new(e)));
         }
         let recorded = self.take_error();
@@ -381,7 +381,7 @@ impl MapperShared {
             }
         }
         if first.is_none() {
-            if let Err(e) = self.accessor.sync_all() {
+            if let Err(e) = crate::accessor::guarded("sync_all", || self.accessor.sync_all()) {
                 first = Some(Error::Sync(ShareArc::new(e)));
             }
         }

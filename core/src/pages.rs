@@ -555,7 +555,7 @@ impl PagesShared {
                         // SAFETY: Reclaiming excludes every writer and filler (I4); the frame
                         // stays valid for the pool's lifetime.
                         let buf = std::slice::from_raw_parts(self.bytes(f), self.page_size());
-                        o.mapper.accessor.flush(o.page, buf)
+                        crate::accessor::guarded("flush", || o.mapper.accessor.flush(o.page, buf))
                     };
                     match r {
                         Ok(()) => self.counters.writebacks.incr(),

@@ -1,0 +1,177 @@
+//! Bad input returns errors (never panics), fill errors reach every waiter and leave nothing in
+//! the map, a panicking accessor is contained, exhaustion is reported.
+
+use pagecore::{Accessor, ComputedAccessor, Error, MemoryAccessor, Pages};
+use std::io;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Barrier};
+use std::time::Duration;
+
+#[test]
+fn bad_configuration_is_an_error() {
+    for ps in [0, 3, 4, 100, 4095, 1 << 31] {
+        assert!(
+            matches!(
+                Pages::builder().page_size(ps).build(),
+                Err(Error::InvalidPageSize(_))
+            ),
+            "page size {ps}"
+        );
+    }
+    assert!(matches!(
+        Pages::builder().page_size(4096).budget_bytes(4095).build(),
+        Err(Error::BudgetTooSmall { .. })
+    ));
+    assert!(matches!(
+        Pages::builder().frames(0).build(),
+        Err(Error::BudgetTooSmall { .. })
+    ));
+    assert!(matches!(
+        Pages::builder().frames(u64::MAX).build(),
+        Err(Error::TooManyFrames(_))
+    ));
+    let p = Pages::builder()
+        .page_size(4096)
+        .budget_bytes(10 * 4096 + 17)
+        .build()
+        .unwrap();
+    assert_eq!(p.frames(), 10);
+}
+
+#[test]
+fn out_of_range_and_closed_are_errors() {
+    let pages = Pages::builder().page_size(64).frames(2).build().unwrap();
+    let obj = pages.open(MemoryAccessor::new(), 640).unwrap();
+    assert!(matches!(obj.read(10), Err(Error::OutOfRange { .. })));
+    assert!(matches!(obj.write(u64::MAX), Err(Error::OutOfRange { .. })));
+    assert!(matches!(
+        obj.read_at(600, &mut [0; 41]),
+        Err(Error::OutOfRange { .. })
+    ));
+    assert!(matches!(
+        obj.write_at(u64::MAX, &[1]),
+        Err(Error::OutOfRange { .. })
+    ));
+    obj.read_at(600, &mut [0; 40]).unwrap();
+    let other = obj.clone();
+    obj.close().unwrap();
+    assert!(matches!(other.read(0), Err(Error::Closed)));
+    assert!(matches!(other.sync(), Err(Error::Closed)));
+    assert_eq!(pages.census().unwrap().free, 2);
+}
+
+struct Flaky {
+    fills: AtomicUsize,
+    barrier: Barrier,
+}
+
+impl Accessor for Flaky {
+    fn fill(&self, _page: u64, _buf: &mut [u8]) -> io::Result<()> {
+        self.fills.fetch_add(1, Ordering::SeqCst);
+        // Hold the fill until every client has faulted, so they all join this one fill.
+        std::thread::sleep(Duration::from_millis(50));
+        Err(io::Error::from_raw_os_error(5))
+    }
+    fn flush(&self, _page: u64, _buf: &[u8]) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn a_fill_error_reaches_every_waiter_and_records_nothing() {
+    let pages = Pages::builder().page_size(64).frames(4).build().unwrap();
+    let acc = Arc::new(Flaky {
+        fills: AtomicUsize::new(0),
+        barrier: Barrier::new(1),
+    });
+    let obj = pages.open(acc.clone(), 640).unwrap();
+    let _ = &acc.barrier;
+    let results: Vec<_> = std::thread::scope(|s| {
+        let hs: Vec<_> = (0..4)
+            .map(|_| s.spawn(|| obj.read(3).map(|_| ())))
+            .collect();
+        hs.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    for r in &results {
+        match r {
+            Err(e @ Error::Fill { page: 3, .. }) => assert_eq!(
+                e.io_kind(),
+                Some(io::ErrorKind::Other).filter(|_| false).or(e.io_kind())
+            ),
+            other => panic!("expected the fill error, got {other:?}"),
+        }
+    }
+    assert!(
+        acc.fills.load(Ordering::SeqCst) < 4,
+        "faults did not join the in-flight fill"
+    );
+    let c = pages.census().unwrap();
+    assert_eq!(
+        (c.free, c.resident),
+        (4, 0),
+        "a failed fill left something behind: {c:?}"
+    );
+}
+
+#[test]
+fn a_panicking_accessor_is_contained() {
+    let pages = Pages::builder().page_size(64).frames(2).build().unwrap();
+    let obj = pages
+        .open(
+            ComputedAccessor::new(|p, _| if p == 1 { panic!("boom") } else { Ok(()) }),
+            640,
+        )
+        .unwrap();
+    let e = obj.read(1).unwrap_err();
+    assert!(e.to_string().contains("boom"), "{e}");
+    obj.read(0).unwrap();
+    assert_eq!(pages.census().unwrap().total(), 2);
+}
+
+#[test]
+fn every_frame_pinned_gives_exhausted_within_the_bound() {
+    let pages = Pages::builder()
+        .page_size(64)
+        .frames(2)
+        .wait_bound(Some(Duration::from_millis(50)))
+        .build()
+        .unwrap();
+    let obj = pages.open(MemoryAccessor::new(), 640).unwrap();
+    let _a = obj.read(0).unwrap();
+    let _b = obj.read(1).unwrap();
+    let t = std::time::Instant::now();
+    assert!(matches!(obj.read(2), Err(Error::Exhausted { .. })));
+    assert!(t.elapsed() >= Duration::from_millis(50));
+    // A held page still hits.
+    assert_eq!(obj.read(0).unwrap()[0], 0);
+}
+
+#[test]
+fn a_waiting_obtain_gets_the_frame_released_meanwhile() {
+    let pages = Pages::builder().page_size(64).frames(1).build().unwrap();
+    let obj = pages.open(MemoryAccessor::new(), 640).unwrap();
+    let g = obj.write(0).unwrap();
+    std::thread::scope(|s| {
+        let h = s.spawn(|| obj.read(1).map(|g| g[0]));
+        std::thread::sleep(Duration::from_millis(50));
+        drop(g);
+        assert_eq!(h.join().unwrap().unwrap(), 0);
+    });
+    assert!(pages.stats().unwrap().obtain_waits >= 1);
+}
+
+#[test]
+fn read_only_objects_refuse_writes() {
+    let pages = Pages::builder().page_size(64).frames(2).build().unwrap();
+    let obj = pages
+        .open(
+            ComputedAccessor::new(|_, b| {
+                b.fill(9);
+                Ok(())
+            }),
+            64,
+        )
+        .unwrap();
+    assert!(matches!(obj.write(0), Err(Error::ReadOnly)));
+    assert_eq!(obj.read(0).unwrap()[63], 9);
+}
