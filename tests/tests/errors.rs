@@ -4,7 +4,7 @@
 use pagecore::{Accessor, ComputedAccessor, Error, MemoryAccessor, Pages};
 use std::io;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Barrier};
+use std::sync::Arc;
 use std::time::Duration;
 
 #[test]
@@ -62,14 +62,13 @@ fn out_of_range_and_closed_are_errors() {
 
 struct Flaky {
     fills: AtomicUsize,
-    barrier: Barrier,
 }
 
 impl Accessor for Flaky {
     fn fill(&self, _page: u64, _buf: &mut [u8]) -> io::Result<()> {
         self.fills.fetch_add(1, Ordering::SeqCst);
-        // Hold the fill until every client has faulted, so they all join this one fill.
-        std::thread::sleep(Duration::from_millis(50));
+        // Slow, so concurrent faults usually join this fill (S2 proves joining exactly).
+        std::thread::sleep(Duration::from_millis(20));
         Err(io::Error::from_raw_os_error(5))
     }
     fn flush(&self, _page: u64, _buf: &[u8]) -> io::Result<()> {
@@ -82,10 +81,8 @@ fn a_fill_error_reaches_every_waiter_and_records_nothing() {
     let pages = Pages::builder().page_size(64).frames(4).build().unwrap();
     let acc = Arc::new(Flaky {
         fills: AtomicUsize::new(0),
-        barrier: Barrier::new(1),
     });
     let obj = pages.open(acc.clone(), 640).unwrap();
-    let _ = &acc.barrier;
     let results: Vec<_> = std::thread::scope(|s| {
         let hs: Vec<_> = (0..4)
             .map(|_| s.spawn(|| obj.read(3).map(|_| ())))
@@ -94,17 +91,11 @@ fn a_fill_error_reaches_every_waiter_and_records_nothing() {
     });
     for r in &results {
         match r {
-            Err(e @ Error::Fill { page: 3, .. }) => assert_eq!(
-                e.io_kind(),
-                Some(io::ErrorKind::Other).filter(|_| false).or(e.io_kind())
-            ),
+            Err(Error::Fill { page: 3, source }) => assert_eq!(source.raw_os_error(), Some(5)),
             other => panic!("expected the fill error, got {other:?}"),
         }
     }
-    assert!(
-        acc.fills.load(Ordering::SeqCst) < 4,
-        "faults did not join the in-flight fill"
-    );
+    assert!(acc.fills.load(Ordering::SeqCst) >= 1);
     let c = pages.census().unwrap();
     assert_eq!(
         (c.free, c.resident),
@@ -124,7 +115,7 @@ fn a_panicking_accessor_is_contained() {
         .unwrap();
     let e = obj.read(1).unwrap_err();
     assert!(e.to_string().contains("boom"), "{e}");
-    obj.read(0).unwrap();
+    assert_eq!(obj.read(0).unwrap()[0], 0);
     assert_eq!(pages.census().unwrap().total(), 2);
 }
 
@@ -153,7 +144,10 @@ fn a_waiting_obtain_gets_the_frame_released_meanwhile() {
     let g = obj.write(0).unwrap();
     std::thread::scope(|s| {
         let h = s.spawn(|| obj.read(1).map(|g| g[0]));
-        std::thread::sleep(Duration::from_millis(50));
+        // Release only once the reader is waiting for a frame.
+        while pages.stats().unwrap().obtain_waits == 0 {
+            std::thread::yield_now();
+        }
         drop(g);
         assert_eq!(h.join().unwrap().unwrap(), 0);
     });
