@@ -9,8 +9,14 @@
 //!
 //! Environment: `PAGECORE_BENCH_PAGES` (default 262144), `PAGECORE_BENCH_THREADS` (default "1,2").
 //! Run: `cargo bench -p pagecore --bench hit_path`. Ratios: `bench/ratios.py`.
+//!
+//! On noisy (shared, virtualised) machines, criterion's one-peer-after-another runs drift apart;
+//! `PAGECORE_BENCH_INTERLEAVE=ROUNDS` instead measures every peer in short alternating slices
+//! (ROUNDS rounds, each peer for `PAGECORE_BENCH_SLICE_MS` per thread count per round) and prints
+//! the median throughput per peer and the ratios, so each ratio compares peers measured in the
+//! same time window.
 
-use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use criterion::{criterion_group, BenchmarkId, Criterion, Throughput};
 use pagecore::{ComputedAccessor, Pages};
 use rand::{rngs::StdRng, SeedableRng};
 use rand_distr::{Distribution, Zipf};
@@ -82,112 +88,165 @@ fn run_threads<F: Fn(u64) -> u8 + Sync>(
     })
 }
 
+type Op<'a> = Box<dyn Fn(u64) -> u8 + Sync + 'a>;
+
+/// Builds every peer (holding the same pages) and runs `f` over them.
+fn with_peers(n: usize, f: impl FnOnce(&[(&str, Op<'_>)])) {
+    let page_of = |k: u64| -> Arc<[u8]> { vec![(k % 251) as u8; PAGE].into() };
+
+    // pagecore: every page resident in a pool as large as the working set.
+    let pages = Pages::builder()
+        .page_size(PAGE)
+        .frames(n as u64)
+        .build()
+        .unwrap();
+    let obj = pages
+        .open(
+            ComputedAccessor::new(|p, buf| {
+                buf.fill((p % 251) as u8);
+                Ok(())
+            }),
+            (n * PAGE) as u64,
+        )
+        .unwrap();
+    for p in 0..n as u64 {
+        drop(obj.read(p).unwrap());
+    }
+    // Lower bound: per-page counter pin + one byte read.
+    let counters: Vec<AtomicU64> = (0..n).map(|_| AtomicU64::new(0)).collect();
+    let data: Vec<u8> = (0..n * PAGE).map(|i| ((i / PAGE) % 251) as u8).collect();
+    let qc: quick_cache::sync::Cache<u64, Arc<[u8]>> = quick_cache::sync::Cache::new(n);
+    let moka: moka::sync::Cache<u64, Arc<[u8]>> = moka::sync::Cache::new(n as u64);
+    let dm: dashmap::DashMap<u64, Arc<[u8]>> = dashmap::DashMap::with_capacity(n);
+    let mut lru = lru::LruCache::new(NonZeroUsize::new(n).unwrap());
+    for k in 0..n as u64 {
+        qc.insert(k, page_of(k));
+        moka.insert(k, page_of(k));
+        dm.insert(k, page_of(k));
+        lru.put(k, page_of(k));
+    }
+    moka.run_pending_tasks();
+    let lru = Mutex::new(lru);
+
+    let peers: Vec<(&str, Op<'_>)> = vec![
+        ("pagecore", Box::new(|k| obj.read(k).unwrap()[0])),
+        (
+            "atomic_bound",
+            Box::new(|k| {
+                let c = &counters[k as usize];
+                c.fetch_add(1, Ordering::Acquire);
+                let b = data[k as usize * PAGE];
+                c.fetch_sub(1, Ordering::Release);
+                b
+            }),
+        ),
+        ("quick_cache", Box::new(|k| qc.get(&k).map_or(0, |v| v[0]))),
+        ("moka", Box::new(|k| moka.get(&k).map_or(0, |v| v[0]))),
+        ("dashmap", Box::new(|k| dm.get(&k).map_or(0, |v| v[0]))),
+        (
+            "mutex_lru",
+            Box::new(|k| lru.lock().unwrap().get(&k).map_or(0, |v| v[0])),
+        ),
+    ];
+    f(&peers);
+    assert_eq!(
+        pages.stats().unwrap().fills,
+        n as u64,
+        "the pagecore benchmark missed"
+    );
+}
+
 fn bench(c: &mut Criterion) {
     let n = env_usize("PAGECORE_BENCH_PAGES", 262_144);
     let thread_counts = threads();
     let max_t = thread_counts.iter().copied().max().unwrap_or(1);
     let key_sets: Vec<Vec<u64>> = (0..max_t).map(|t| keys(n, 42 + t as u64)).collect();
-    let page_of = |k: u64| -> Arc<[u8]> { vec![(k % 251) as u8; PAGE].into() };
-
     let mut g = c.benchmark_group("hit_path");
     g.measurement_time(Duration::from_secs(
         env_usize("PAGECORE_BENCH_SECS", 3) as u64
     ));
     g.warm_up_time(Duration::from_secs(1));
     g.sample_size(20);
-
-    macro_rules! peer {
-        ($name:expr, $op:expr) => {{
-            let op = $op;
+    with_peers(n, |peers| {
+        for (name, op) in peers {
             for &t in &thread_counts {
                 g.throughput(Throughput::Elements(t as u64));
-                g.bench_with_input(BenchmarkId::new($name, t), &t, |b, &t| {
-                    b.iter_custom(|iters| run_threads(t, iters, &key_sets, &op))
+                g.bench_with_input(BenchmarkId::new(*name, t), &t, |b, &t| {
+                    b.iter_custom(|iters| run_threads(t, iters, &key_sets, op))
                 });
             }
-        }};
-    }
-
-    // pagecore: every page resident in a pool as large as the working set.
-    {
-        let pages = Pages::builder()
-            .page_size(PAGE)
-            .frames(n as u64)
-            .build()
-            .unwrap();
-        let obj = pages
-            .open(
-                ComputedAccessor::new(|p, buf| {
-                    buf.fill((p % 251) as u8);
-                    Ok(())
-                }),
-                (n * PAGE) as u64,
-            )
-            .unwrap();
-        for p in 0..n as u64 {
-            drop(obj.read(p).unwrap());
         }
-        assert_eq!(pages.stats().unwrap().fills, n as u64);
-        peer!("pagecore", |k: u64| obj.read(k).unwrap()[0]);
-        assert_eq!(
-            pages.stats().unwrap().fills,
-            n as u64,
-            "the benchmark missed"
-        );
-    }
-
-    // Lower bound: per-page counter pin + one byte read.
-    {
-        let counters: Vec<AtomicU64> = (0..n).map(|_| AtomicU64::new(0)).collect();
-        let data: Vec<u8> = (0..n * PAGE).map(|i| ((i / PAGE) % 251) as u8).collect();
-        peer!("atomic_bound", |k: u64| {
-            let c = &counters[k as usize];
-            c.fetch_add(1, Ordering::Acquire);
-            let b = data[k as usize * PAGE];
-            c.fetch_sub(1, Ordering::Release);
-            b
-        });
-    }
-
-    {
-        let cache: quick_cache::sync::Cache<u64, Arc<[u8]>> = quick_cache::sync::Cache::new(n);
-        for k in 0..n as u64 {
-            cache.insert(k, page_of(k));
-        }
-        peer!("quick_cache", |k: u64| cache.get(&k).map_or(0, |v| v[0]));
-    }
-
-    {
-        let cache: moka::sync::Cache<u64, Arc<[u8]>> = moka::sync::Cache::new(n as u64);
-        for k in 0..n as u64 {
-            cache.insert(k, page_of(k));
-        }
-        cache.run_pending_tasks();
-        peer!("moka", |k: u64| cache.get(&k).map_or(0, |v| v[0]));
-    }
-
-    {
-        let map: dashmap::DashMap<u64, Arc<[u8]>> = dashmap::DashMap::with_capacity(n);
-        for k in 0..n as u64 {
-            map.insert(k, page_of(k));
-        }
-        peer!("dashmap", |k: u64| map.get(&k).map_or(0, |v| v[0]));
-    }
-
-    {
-        let mut lru = lru::LruCache::new(NonZeroUsize::new(n).unwrap());
-        for k in 0..n as u64 {
-            lru.put(k, page_of(k));
-        }
-        let lru = Mutex::new(lru);
-        peer!("mutex_lru", |k: u64| lru
-            .lock()
-            .unwrap()
-            .get(&k)
-            .map_or(0, |v| v[0]));
-    }
+    });
     g.finish();
 }
 
+/// Interleaved measurement (see the module doc). Prints a Markdown table and the ratios.
+fn interleaved(rounds: usize) {
+    let n = env_usize("PAGECORE_BENCH_PAGES", 262_144);
+    let slice = Duration::from_millis(env_usize("PAGECORE_BENCH_SLICE_MS", 300) as u64);
+    let thread_counts = threads();
+    let max_t = thread_counts.iter().copied().max().unwrap_or(1);
+    let key_sets: Vec<Vec<u64>> = (0..max_t).map(|t| keys(n, 42 + t as u64)).collect();
+    with_peers(n, |peers| {
+        // rates[peer][threads] = Mops/s per round
+        let mut rates = vec![vec![Vec::new(); thread_counts.len()]; peers.len()];
+        for _ in 0..rounds {
+            for (pi, (_, op)) in peers.iter().enumerate() {
+                for (ti, &t) in thread_counts.iter().enumerate() {
+                    // Calibrate the op count to roughly one slice, then measure.
+                    let mut iters = 10_000u64;
+                    let mut d = run_threads(t, iters, &key_sets, op);
+                    while d < slice / 4 {
+                        iters *= 4;
+                        d = run_threads(t, iters, &key_sets, op);
+                    }
+                    rates[pi][ti].push((iters * t as u64) as f64 / d.as_secs_f64() / 1e6);
+                }
+            }
+        }
+        let median = |v: &mut Vec<f64>| {
+            v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+            v[v.len() / 2]
+        };
+        let med: Vec<Vec<f64>> = rates
+            .iter_mut()
+            .map(|per_t| per_t.iter_mut().map(median).collect())
+            .collect();
+        println!("hit path, Zipf 0.99 over {n} pages of {PAGE} B, {rounds} interleaved rounds (median Mops/s)");
+        print!("| peer |");
+        for t in &thread_counts {
+            print!(" {t} thread(s) |");
+        }
+        println!("\n|---|{}", "---|".repeat(thread_counts.len()));
+        for (pi, (name, _)) in peers.iter().enumerate() {
+            print!("| {name} |");
+            for m in &med[pi] {
+                print!(" {m:.1} |");
+            }
+            println!();
+        }
+        for (ti, t) in thread_counts.iter().enumerate() {
+            for (pi, (name, _)) in peers.iter().enumerate().skip(1) {
+                println!(
+                    "{t} thread(s): pagecore / {name} = {:.2}x",
+                    med[0][ti] / med[pi][ti]
+                );
+            }
+        }
+    });
+}
+
 criterion_group!(benches, bench);
-criterion_main!(benches);
+
+fn main() {
+    match std::env::var("PAGECORE_BENCH_INTERLEAVE")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        Some(rounds) => interleaved(rounds),
+        None => {
+            benches();
+            Criterion::default().configure_from_args().final_summary();
+        }
+    }
+}

@@ -1,22 +1,22 @@
-//! AccessMap: per memory object, page index -> `(frame, generation)`.
+//! AccessMap: per memory object, page index -> entry word (frame and pin state).
 //!
-//! A two-level radix table of [`EntryWord`]s: a top array sized for the object's limit, and
+//! Each entry is the page's whole hit-path state ([`EntryWord`]: frame, pins, writer, dirty,
+//! reclaiming), so a hit reads one state word. A two-level radix table of entries: a top array sized for the object's limit, and
 //! leaves of `LEAF` entries allocated on first use (so a huge, sparsely used object costs little)
 //! and freed with the map. Lookups take no lock: an `Acquire` load of the leaf pointer and a load
 //! of the entry.
 //!
-//! Finding an entry is *tentative*: the frame may be reclaimed concurrently until it is pinned
-//! (`Pages::try_pin`), which checks the generation. Only two parties write an entry:
-//! * the filler that owns the page's in-flight fill record publishes `EMPTY -> (frame, gen)`;
-//! * the party that holds the frame in `Reclaiming` clears `(frame, gen) -> EMPTY`.
+//! Finding an entry is *tentative*: the frame may be reclaimed concurrently until a CAS on the
+//! entry pins it (`PagesShared::try_pin_read`). Who writes an entry:
+//! * the filler that owns the page's in-flight fill record publishes `EMPTY -> resident(frame)`;
+//! * pinners add and drop pins and the writer bit; waiters set wait bits;
+//! * a reclaimer (or `close`) sets `RECLAIMING` on an unpinned entry, and later clears it to
+//!   `EMPTY` (written back) or back to resident (write-back failed).
 //!
 //! ## Orderings
 //! * Leaf pointer: installed with a `Release` CAS (`AcqRel` on success, `Acquire` on failure) and
 //!   read with `Acquire`, pairing so the zeroed leaf is visible before its address.
-//! * Entries: `Release` on publish and clear, `Acquire` on load. Correctness does not depend on
-//!   them (every use is validated against the frame word, which carries the data's
-//!   happens-before edges), but `Acquire`/`Release` keeps `sync`/`close` scans ordered after the
-//!   fills they see.
+//! * Entries: see `pages.rs` (each RMW site states what it pairs with).
 
 use crate::pack::EntryWord;
 use crate::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
@@ -103,36 +103,26 @@ impl AccessMap {
         }
     }
 
+    /// The entry word of `page`, if its leaf exists (`None`: the page has never had a frame, or
+    /// is out of range). The slot's address is stable for the map's lifetime.
+    #[inline(always)]
+    pub fn slot(&self, page: u64) -> Option<&AtomicU64> {
+        let (i, j) = Self::split(page);
+        self.leaf(i).map(|l| &l.entries[j])
+    }
+
+    /// The entry word of `page`, allocating its leaf if needed (`None` only out of range).
+    pub fn slot_or_alloc(&self, page: u64) -> Option<&AtomicU64> {
+        let (i, j) = Self::split(page);
+        self.leaf_or_alloc(i).map(|l| &l.entries[j])
+    }
+
     /// The entry for `page` (tentative; `EMPTY` if the page has no frame or is out of range).
     #[inline(always)]
     pub fn find(&self, page: u64) -> EntryWord {
-        let (i, j) = Self::split(page);
-        match self.leaf(i) {
-            Some(l) => EntryWord(l.entries[j].load(Ordering::Acquire)),
+        match self.slot(page) {
+            Some(s) => EntryWord(s.load(Ordering::Acquire)),
             None => EntryWord::EMPTY,
-        }
-    }
-
-    /// Publishes `EMPTY -> entry`. Returns `false` if the slot was not empty (a protocol
-    /// violation that callers report instead of overwriting).
-    pub fn record(&self, page: u64, entry: EntryWord) -> bool {
-        let (i, j) = Self::split(page);
-        let Some(l) = self.leaf_or_alloc(i) else {
-            return false;
-        };
-        l.entries[j]
-            .compare_exchange(0, entry.0, Ordering::Release, Ordering::Relaxed)
-            .is_ok()
-    }
-
-    /// Clears `entry -> EMPTY`. Returns `false` if the slot held something else.
-    pub fn remove(&self, page: u64, entry: EntryWord) -> bool {
-        let (i, j) = Self::split(page);
-        match self.leaf(i) {
-            Some(l) => l.entries[j]
-                .compare_exchange(entry.0, 0, Ordering::Release, Ordering::Relaxed)
-                .is_ok(),
-            None => false,
         }
     }
 
@@ -143,7 +133,8 @@ impl AccessMap {
             let leaf = self.leaf(i);
             (0..LEAF).filter_map(move |j| {
                 let e = EntryWord(leaf?.entries[j].load(Ordering::Acquire));
-                e.get().map(|_| (((i as u64) << LEAF_SHIFT) | j as u64, e))
+                e.frame()
+                    .map(|_| (((i as u64) << LEAF_SHIFT) | j as u64, e))
             })
         })
     }

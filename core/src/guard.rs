@@ -1,12 +1,13 @@
 //! Guards: in-process access to a page's bytes.
 //!
 //! A [`ReadGuard`] holds a read pin (shared with other readers); a [`WriteGuard`] holds the
-//! frame's writer bit (exclusive) and marked the page dirty when it was taken. While a guard
+//! page's writer bit (exclusive) and marked the page dirty when it was taken. While a guard
 //! lives its frame cannot be reclaimed, refilled or written by anyone else (I4), so the bytes it
-//! shows are exactly the page's (never another page's: the pin was taken at the generation the
-//! AccessMap recorded for this page).
+//! shows are exactly the page's (never another page's: the pin was taken by a CAS on this page's
+//! own AccessMap entry while it named the frame).
 
 use crate::pages::PagesShared;
+use crate::sync::atomic::AtomicU64;
 use crate::sync::{Exclusive, Shared};
 use std::mem::ManuallyDrop;
 use std::ops::{Deref, DerefMut};
@@ -24,6 +25,7 @@ use std::ops::{Deref, DerefMut};
 #[must_use = "a guard pins its page until dropped"]
 pub struct ReadGuard<'a> {
     pub(crate) pages: &'a PagesShared,
+    pub(crate) slot: &'a AtomicU64,
     pub(crate) frame: u32,
     pub(crate) page: u64,
     pub(crate) track: ManuallyDrop<Shared>,
@@ -42,6 +44,7 @@ pub struct ReadGuard<'a> {
 #[must_use = "a guard pins its page until dropped"]
 pub struct WriteGuard<'a> {
     pub(crate) pages: &'a PagesShared,
+    pub(crate) slot: &'a AtomicU64,
     pub(crate) frame: u32,
     pub(crate) page: u64,
     pub(crate) track: ManuallyDrop<Exclusive>,
@@ -86,7 +89,7 @@ impl Deref for ReadGuard<'_> {
     type Target = [u8];
     #[inline(always)]
     fn deref(&self) -> &[u8] {
-        // SAFETY: the read pin keeps the frame Resident at this page's generation with no writer
+        // SAFETY: the read pin keeps this page's entry naming this frame, with no writer and no reclaim,
         // for the guard's lifetime (I4); the memory lives as long as the pool, which `'a` outlives.
         unsafe { std::slice::from_raw_parts(self.pages.bytes(self.frame), self.pages.page_size()) }
     }
@@ -117,7 +120,7 @@ impl Drop for ReadGuard<'_> {
     fn drop(&mut self) {
         // SAFETY: dropped once, here; the access ends before the pin that protects it.
         unsafe { ManuallyDrop::drop(&mut self.track) };
-        self.pages.unpin_read(self.frame);
+        self.pages.unpin_read(self.slot, self.frame);
     }
 }
 
@@ -125,7 +128,7 @@ impl Drop for WriteGuard<'_> {
     fn drop(&mut self) {
         // SAFETY: dropped once, here; the access ends before the writer bit that protects it.
         unsafe { ManuallyDrop::drop(&mut self.track) };
-        self.pages.unpin_write(self.frame);
+        self.pages.unpin_write(self.slot, self.frame);
     }
 }
 

@@ -7,8 +7,9 @@
 //! [`queue::PageQueue`] (FIFO of issue); when no free frame is left, the page at the head is
 //! reclaimed (written back first if dirty).
 //!
-//! Hits take no lock: a read guard on a resident page costs two loads and one CAS, and its drop
-//! one `fetch_sub`. Every state change is a CAS on a per-frame 64-bit word ([`pack::FrameWord`]),
+//! Hits take no lock: a read guard on a resident page costs one load and one CAS on the page's
+//! 64-bit AccessMap entry ([`pack::EntryWord`]), and its drop one `fetch_sub`. Every state change
+//! is an atomic RMW on an entry, or a frame-tag change under the lists lock,
 //! and the protocol is model-checked with loom and shuttle (see `verify/` and `SPEC.md`).
 //!
 //! ```
@@ -278,10 +279,11 @@ impl PageMapper {
 
     /// Shared access to page `page` (faulting it in if needed).
     pub fn read(&self, page: u64) -> Result<ReadGuard<'_>> {
-        let (frame, _) = MapperShared::pin(&self.shared, page, Want::Read)?;
+        let (frame, slot) = MapperShared::pin(&self.shared, page, Want::Read)?;
         let pages = &*self.shared.pages;
         Ok(ReadGuard {
             pages,
+            slot,
             frame,
             page,
             track: ManuallyDrop::new(pages.track(frame).shared()),
@@ -290,10 +292,11 @@ impl PageMapper {
 
     /// Exclusive access to page `page` (faulting it in if needed); marks it dirty.
     pub fn write(&self, page: u64) -> Result<WriteGuard<'_>> {
-        let (frame, _) = MapperShared::pin(&self.shared, page, Want::Write)?;
+        let (frame, slot) = MapperShared::pin(&self.shared, page, Want::Write)?;
         let pages = &*self.shared.pages;
         Ok(WriteGuard {
             pages,
+            slot,
             frame,
             page,
             track: ManuallyDrop::new(pages.track(frame).exclusive()),

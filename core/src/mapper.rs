@@ -4,10 +4,10 @@
 //! # Fault path
 //!
 //! 1. **find**: the AccessMap entry for the page (lock-free).
-//! 2. **reserve**: pin the frame at the entry's generation ([`PagesShared::try_pin_read`]). On a
-//!    hit this is the whole path: two loads and one CAS, no lock.
-//! 3. If the frame is busy (a writer, readers for a write, or a reclaim writing it back), park on
-//!    the frame ([`PagesShared::wait_frame`]) and retry; if the entry was stale, retry.
+//! 2. **reserve**: a CAS on that entry adds a read pin ([`PagesShared::try_pin_read`]). On a hit
+//!    this is the whole path: one load and one CAS on the entry, no lock.
+//! 3. If the page is busy (a writer, readers for a write, or a reclaim writing it back), park on
+//!    the entry ([`PagesShared::wait_entry`]) and retry.
 //! 4. **miss**: under the page's fill shard lock, re-check the map; join the page's in-flight fill
 //!    if there is one (S2: the filler pre-pins one read pin per waiter, so every waiter gets the
 //!    same frame and no reclaim can slip in between); otherwise register a fill record, drop the
@@ -22,9 +22,9 @@
 use crate::access_map::AccessMap;
 use crate::accessor::Accessor;
 use crate::error::{Error, Result};
-use crate::pack::{EntryWord, Tag};
+use crate::pack::EntryWord;
 use crate::pages::{Owner, PagesShared, Take};
-use crate::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use crate::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use crate::sync::{lock, Arc, Mutex, Parked, Parker, ShareArc};
 use std::collections::HashMap;
 
@@ -35,7 +35,8 @@ const FILL_SHARDS: usize = 16;
 
 /// One in-flight fill, shared by its filler and the faults that joined it.
 struct Inflight {
-    outcome: Mutex<Option<Result<EntryWord>>>,
+    /// The frame (with one read pin per joined fault), or the error every joined fault gets.
+    outcome: Mutex<Option<Result<u32>>>,
 }
 
 /// Per-page fill records of one shard: the record and how many faults joined it.
@@ -111,9 +112,10 @@ impl MapperShared {
         }
     }
 
-    /// Pins `page` for `want`, faulting it in if needed. Returns `(frame, gen)`; the caller owns
-    /// one read pin (Read) or the writer bit (Write).
-    pub(crate) fn pin(this: &Arc<Self>, page: u64, want: Want) -> Result<(u32, u32)> {
+    /// Pins `page` for `want`, faulting it in if needed. Returns the frame and the page's entry
+    /// slot; the caller owns one read pin (Read) or the writer bit (Write) on that entry.
+    #[inline]
+    pub(crate) fn pin(this: &Arc<Self>, page: u64, want: Want) -> Result<(u32, &AtomicU64)> {
         this.check_page(page)?;
         if want == Want::Write && !this.accessor.writable() {
             return Err(Error::ReadOnly);
@@ -123,73 +125,77 @@ impl MapperShared {
             if this.is_closed() {
                 return Err(Error::Closed);
             }
-            let Some((f, g)) = this.map.find(page).get() else {
+            let slot = match this.map.slot(page) {
+                Some(slot) => slot,
+                None => match Self::miss(this, page, want)? {
+                    Some(r) => return Ok(r),
+                    None => continue,
+                },
+            };
+            // Relaxed: a guess for the pin's CAS, which validates it (and orders the data).
+            let seen = EntryWord(slot.load(Ordering::Relaxed));
+            let Some(f) = seen.frame() else {
                 match Self::miss(this, page, want)? {
-                    Some(fg) => return Ok(fg),
+                    Some(r) => return Ok(r),
                     None => continue,
                 }
             };
             // Start fetching the bytes while the pin's CAS runs (a CAS orders later loads).
             this.pages.prefetch(f);
             let r = match want {
-                Want::Read => this.pages.try_pin_read(f, g),
-                Want::Write => this.pages.try_pin_write(f, g),
+                Want::Read => this.pages.try_pin_read(slot, seen),
+                Want::Write => this.pages.try_pin_write(slot, seen),
             };
-            let seen = match r {
-                Ok(_) => return Ok((f, g)),
+            let refused = match r {
+                Ok(pinned) => return Ok((pinned.frame().unwrap_or(f), slot)),
                 Err(w) => w,
             };
-            if seen.gen() != g || matches!(seen.tag(), Tag::Free | Tag::Filling) {
-                // Stale entry: the frame left this page, so the entry is already cleared (the
-                // reclaimer clears it before the generation moves on). Re-read the word with
-                // Acquire, which synchronizes with that hand-over, so the next look at the map
-                // sees the cleared (or a newer) entry rather than the same stale one.
-                let _ = this.pages.word(f);
-                continue;
+            if refused.frame().is_none() {
+                continue; // reclaimed meanwhile: fault it in
             }
-            // Resident but busy, or being reclaimed (possibly writing our page back): wait.
+            // A writer, readers (for a write), or a reclaim writing the page back: wait.
             let d = *deadline.get_or_insert_with(|| this.pages.deadline());
-            if this.pages.wait_frame(f, seen, d) == Parked::TimedOut {
+            if this.pages.wait_entry(slot, refused, d) == Parked::TimedOut {
                 return Err(Error::Busy { page });
             }
         }
     }
 
     /// The miss path. Returns `Ok(None)` when the caller should look the page up again.
-    fn miss(this: &Arc<Self>, page: u64, want: Want) -> Result<Option<(u32, u32)>> {
+    fn miss(this: &Arc<Self>, page: u64, want: Want) -> Result<Option<(u32, &AtomicU64)>> {
         let shard = &this.fills[page as usize % this.fills.len()];
         let mut table = lock(shard);
-        if this.map.find(page).get().is_some() {
+        // Acquire (in find): if a reclaim just emptied the entry, its write-back happens before
+        // the fill below reads the backing store.
+        if this.map.find(page).frame().is_some() {
             return Ok(None);
         }
-        if let Some((inflight, joined)) = table.get_mut(&page) {
+        let frame = if let Some((inflight, joined)) = table.get_mut(&page) {
             *joined += 1;
             let inflight = inflight.clone();
             drop(table);
-            let entry = this.wait_fill(&inflight)?;
-            return Ok(this.finish_join(entry, want));
-        }
-        let inflight = Arc::new(Inflight {
-            outcome: Mutex::new(None),
-        });
-        table.insert(page, (inflight.clone(), 0));
-        drop(table);
-        let entry = Self::fill(this, page, &inflight)?;
-        Ok(this.finish_join(entry, want))
-    }
-
-    /// We hold a read pin on `entry`'s frame; a writer needs it as the writer bit.
-    fn finish_join(&self, entry: EntryWord, want: Want) -> Option<(u32, u32)> {
-        let (f, g) = entry.get()?;
-        if want == Want::Read || self.pages.try_upgrade(f, g) {
-            return Some((f, g));
+            this.wait_fill(&inflight)?
+        } else {
+            let inflight = Arc::new(Inflight {
+                outcome: Mutex::new(None),
+            });
+            table.insert(page, (inflight.clone(), 0));
+            drop(table);
+            Self::fill(this, page, &inflight)?
+        };
+        // We hold a read pin (ours, or the one the filler took for us) on the page's entry.
+        let Some(slot) = this.map.slot(page) else {
+            return Ok(None);
+        };
+        if want == Want::Read || this.pages.try_upgrade(slot, frame) {
+            return Ok(Some((frame, slot)));
         }
         // Others joined too: give our pin back and take the ordinary write path.
-        self.pages.unpin_read(f);
-        None
+        this.pages.unpin_read(slot, frame);
+        Ok(None)
     }
 
-    fn wait_fill(&self, inflight: &Inflight) -> Result<EntryWord> {
+    fn wait_fill(&self, inflight: &Inflight) -> Result<u32> {
         loop {
             if let Some(r) = lock(&inflight.outcome).clone() {
                 return r;
@@ -199,16 +205,16 @@ impl MapperShared {
         }
     }
 
-    fn complete(&self, page: u64, inflight: &Inflight, r: Result<EntryWord>) -> u64 {
+    fn complete(&self, page: u64, inflight: &Inflight, r: Result<u32>) {
         let shard = &self.fills[page as usize % self.fills.len()];
-        let joined = lock(shard).remove(&page).map_or(0, |(_, n)| n);
+        lock(shard).remove(&page);
         *lock(&inflight.outcome) = Some(r);
         self.fill_park.unpark_all();
-        joined
     }
 
-    /// obtain -> fill -> record -> queue, for the owner of `inflight`.
-    fn fill(this: &Arc<Self>, page: u64, inflight: &Inflight) -> Result<EntryWord> {
+    /// obtain -> fill -> record -> queue, for the owner of `inflight`. Returns the frame, with one
+    /// read pin for the caller and one for each fault that joined.
+    fn fill(this: &Arc<Self>, page: u64, inflight: &Inflight) -> Result<u32> {
         let pages = &*this.pages;
         let f = match pages.obtain() {
             Ok(f) => f,
@@ -251,25 +257,24 @@ impl MapperShared {
             return Err(Error::Closed);
         }
         let joined = table.get(&page).map_or(0, |(_, n)| *n);
-        let Some(entry) = pages.make_resident(f, 1 + joined, &this.map, page) else {
-            // The map slot was taken: impossible while we own the fill record (only the record's
-            // owner records this page). Report it rather than overwrite.
+        let published = this
+            .map
+            .slot_or_alloc(page)
+            .is_some_and(|slot| pages.make_resident(f, 1 + joined, slot));
+        if !published {
+            // The entry was occupied: impossible while we own the fill record (only the record's
+            // owner publishes this page). Report it rather than overwrite.
             drop(table);
-            let err = Error::Fill {
-                page,
-                source: ShareArc::new(std::io::Error::other(
-                    "pagecore: AccessMap slot already taken",
-                )),
-            };
+            let err = Error::Invariant(format!("AccessMap entry of page {page} already taken"));
             this.abandon(f, page, inflight, err.clone());
             return Err(err);
-        };
+        }
         table.remove(&page);
         drop(table);
         pages.counters.fills.incr();
-        *lock(&inflight.outcome) = Some(Ok(entry));
+        *lock(&inflight.outcome) = Some(Ok(f));
         this.fill_park.unpark_all();
-        Ok(entry)
+        Ok(f)
     }
 
     /// A fill that will not be published: free the frame and hand `err` to the waiters.
@@ -289,14 +294,18 @@ impl MapperShared {
         }
         let pages = &*self.pages;
         let mut first: Option<Error> = None;
-        for (page, entry) in self.map.entries() {
-            let Some((f, g)) = entry.get() else { continue };
+        for (page, seen) in self.map.entries() {
+            let Some(slot) = self.map.slot(page) else {
+                continue;
+            };
             let deadline = pages.deadline();
+            let mut seen = seen;
             loop {
-                match pages.try_pin_read(f, g) {
-                    Ok(w) => {
+                match pages.try_pin_read(slot, seen) {
+                    Ok(pinned) => {
+                        let f = pinned.frame().unwrap_or(0);
                         // Dirty is re-read after pinning: a writer may have set it before our pin.
-                        if w.dirty() || pages.word(f).dirty() {
+                        if EntryWord(slot.load(Ordering::Acquire)).dirty() {
                             let r = {
                                 let _t = pages.track(f).shared();
                                 // SAFETY: our read pin excludes writers, fillers and reclaimers.
@@ -308,7 +317,7 @@ impl MapperShared {
                             match r {
                                 Ok(()) => {
                                     pages.counters.writebacks.incr();
-                                    pages.clear_dirty(f);
+                                    pages.clear_dirty(slot);
                                 }
                                 Err(e) => {
                                     pages.counters.writeback_errors.incr();
@@ -319,15 +328,16 @@ impl MapperShared {
                                 }
                             }
                         }
-                        pages.unpin_read(f);
+                        pages.unpin_read(slot, f);
                         break;
                     }
-                    Err(w) if w.gen() != g || matches!(w.tag(), Tag::Free | Tag::Filling) => break,
+                    Err(w) if w.frame().is_none() => break, // reclaimed: written back already
                     Err(w) => {
-                        if pages.wait_frame(f, w, deadline) == Parked::TimedOut {
+                        if pages.wait_entry(slot, w, deadline) == Parked::TimedOut {
                             first.get_or_insert(Error::Busy { page });
                             break;
                         }
+                        seen = EntryWord(slot.load(Ordering::Relaxed));
                     }
                 }
             }
@@ -356,13 +366,15 @@ impl MapperShared {
         }
         let pages = &*self.pages;
         let mut first: Option<Error> = None;
-        for (page, entry) in self.map.entries() {
-            let Some((f, g)) = entry.get() else { continue };
+        for (page, _) in self.map.entries() {
+            let Some(slot) = self.map.slot(page) else {
+                continue;
+            };
             let deadline = pages.deadline();
             loop {
-                match pages.take_for_close(f, g) {
+                match pages.take_for_close(slot) {
                     Take::Gone => break,
-                    Take::Taken(w) => {
+                    Take::Taken(f, w) => {
                         match pages.evict(f, w) {
                             Ok(()) => pages.free(f),
                             Err(e) => {
@@ -372,7 +384,7 @@ impl MapperShared {
                         break;
                     }
                     Take::Busy(w) => {
-                        if pages.wait_frame(f, w, deadline) == Parked::TimedOut {
+                        if pages.wait_entry(slot, w, deadline) == Parked::TimedOut {
                             first.get_or_insert(Error::Busy { page });
                             break;
                         }

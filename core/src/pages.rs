@@ -1,52 +1,61 @@
 //! Pages: the frame pool front. `obtain` gives a fresh frame or reclaims the one at the head of
-//! the [`PageQueue`]; `reserve` (here: [`PagesShared::try_pin_read`] / `try_pin_write`) claims a
-//! page a mapper found in its AccessMap if the frame still backs it; `queue`
-//! ([`PagesShared::make_resident`]) appends a newly issued page at the tail.
+//! the [`PageQueue`]; `reserve` ([`PagesShared::try_pin_read`] / `try_pin_write`) claims a page a
+//! mapper found in its AccessMap if the entry still names a frame that is not being reclaimed;
+//! `queue` ([`PagesShared::make_resident`]) appends a newly issued page at the tail.
 //!
-//! # The frame protocol
+//! # The protocol
 //!
-//! Each frame has one 64-bit state word ([`FrameWord`]): a tag (`Free`, `Filling`, `Resident`,
-//! `Reclaiming`), read pins, a writer bit, a dirty bit, two waiter bits and a generation.
+//! Two kinds of word. Each **page** has an [`EntryWord`] in its object's AccessMap: the frame
+//! backing it, read pins, a writer bit, a dirty bit, two waiter bits and `RECLAIMING`. Each
+//! **frame** has a [`FrameWord`] holding its lifecycle [`Tag`].
 //!
 //! ```text
-//!            obtain (free list)                 make_resident (+ map record, + queue)
-//!   Free ───────────────────────────▶ Filling ─────────────────────────────────────▶ Resident
-//!    ▲                                  │  ▲                                         │  ▲  pins/writer
-//!    │ free (fill failed / closed)      │  │ to_filling (gen+1)                      │  └─ come and go
-//!    └──────────────────────────────────┘  └──────────── Reclaiming ◀────────────────┘
-//!    ▲            free (close, gen+1)            │   take (unpinned; under lists lock)
-//!    └───────────────────────────────────────────┤
-//!                                                └──▶ Resident  (write-back failed: revert)
+//!  frame:  Free ──obtain──▶ Filling ──make_resident──▶ Resident ──take──▶ Reclaiming ─┬─▶ Filling (handed to the obtainer)
+//!           ▲                  │                                              │        └─▶ Free (close)
+//!           └──free (fill failed / closed)                                    └──revert (write-back failed)──▶ Resident
+//!
+//!  entry:  EMPTY ──make_resident──▶ (f, pins) ◀──pin / unpin──▶ (f, pins±1 | writer)
+//!                                     │ take (no pins, no writer)
+//!                                     ▼
+//!                              (f, RECLAIMING) ──written back──▶ EMPTY
+//!                                     └──────write-back failed──▶ (f) dirty
 //! ```
 //!
-//! *Reserve* is a CAS on the word that adds a pin only if the tag is `Resident` at the
-//! generation the AccessMap entry recorded; *reclaim* is a CAS that moves `Resident` with no pins
-//! to `Reclaiming`. The two CAS on one word decide S1: exactly one wins. A filling frame is in no
-//! queue and no map, so it can be neither reserved nor reclaimed (S3).
+//! *Reserve* is a CAS on the entry that adds a pin only if it names a frame and is neither
+//! `RECLAIMING` nor held by a writer; *take* (reclaim) is a CAS on the same entry that sets
+//! `RECLAIMING` only if there is no pin and no writer. The two CAS on one word decide S1: exactly
+//! one wins. A filling frame is named by no entry and linked in no queue, so it can be neither
+//! reserved nor taken (S3). No generation is needed: a pin CAS succeeds only on the page's own
+//! entry naming a live frame, so it pins that page's bytes (if the page was reclaimed and
+//! refilled meanwhile, the entry names its new frame, and the CAS, comparing the whole word,
+//! either sees that or fails).
+//!
+//! Frame tags change under the *lists lock* (free list and PageQueue), except
+//! `Reclaiming -> Filling`, done by the frame's exclusive holder. So under that lock: the free
+//! list holds exactly the `Free` frames, the queue exactly the `Resident` ones, and each
+//! `Resident` frame's owner entry names it (I1, I2; checked by [`PagesShared::check_invariants`]).
 //!
 //! # Orderings
 //!
-//! * Taking a pin or the writer bit: CAS with `Acquire` on success. It pairs with the `Release`
-//!   that made the frame `Resident` (the fill's bytes and owner become visible), and with the
-//!   `Release` of the previous writer's unpin (its bytes become visible).
-//! * Dropping a pin (`fetch_sub`) or the writer bit (`fetch_and`): `Release`. It pairs with the
-//!   `Acquire` CAS of the next writer and of the reclaimer, so every access through a guard
-//!   happens before the frame is written back or refilled.
-//! * Taking a frame for reclaim: CAS `Acquire` (pairs with the unpins above).
-//! * Publishing (`Filling -> Resident`) and handing over (`Reclaiming -> Filling/Free`): `Release`
-//!   stores/swaps (pair with the pinners' and takers' `Acquire`). Transitions to and from `Free`
-//!   and `Resident` also happen under the lists lock, which orders them for `obtain` and for
-//!   [`PagesShared::check_invariants`].
+//! * Pinning (read pin, writer bit, upgrade): CAS on the entry, `Acquire` on success. It pairs
+//!   with the `Release` CAS that published the entry (the fill's bytes become visible) and with
+//!   the `Release` of the previous writer's unpin.
+//! * Unpinning (`fetch_sub` / `fetch_and` on the entry): `Release`. It pairs with the `Acquire` of
+//!   the next writer and of the taker, so every access through a guard happens before the frame
+//!   is written back or refilled.
+//! * Taking for reclaim: CAS `Acquire` (pairs with the unpins).
+//! * Clearing a written-back entry to `EMPTY`: swap, `Release`. It pairs with the `Acquire` load
+//!   by which the next fault of the page sees `EMPTY` and starts a fill: the write-back happens
+//!   before that fill reads the backing store (I3, I6).
 //! * Waiter bits: set with a CAS in the waiter's `prepare` (under its parker's lock); whoever
-//!   clears one takes the same parker's lock to notify. The lock, not the atomics, carries the
-//!   happens-before edge to the woken waiter, who re-reads the word with `Acquire`.
+//!   clears one takes the same parker's lock to notify. The parker's mutex, not the atomics,
+//!   carries the happens-before edge to the woken waiter, which re-reads the entry.
 //!
-//! The waiter protocol has no lost wake-up: a waiter sets its bit with a CAS that also checks the
-//! condition it waits for; a waker's RMW either comes first in the word's modification order (the
-//! waiter's CAS then sees the changed condition and does not park) or after it (the waker then
-//! sees the bit and notifies, and cannot take the parker's lock before the waiter has parked).
+//! No lost wake-up: a waiter sets its bit with a CAS that also checks the entry is still what it
+//! saw; a waker's RMW on the entry either comes first in its modification order (the waiter's CAS
+//! then fails on the changed word and does not park) or after (the waker then sees the bit and
+//! must take the parker's lock, which the waiter holds until parked).
 
-use crate::access_map::AccessMap;
 use crate::error::{Error, Result};
 use crate::mapper::MapperShared;
 use crate::memory::Memory;
@@ -57,27 +66,32 @@ use crate::sync::{
     lock, AccessTrack, Arc, Counter, Duration, Instant, Mutex, Parked, Parker, ShareArc, UnsafeCell,
 };
 
-/// Who a resident frame belongs to (the reverse map: frame -> (object, page)).
+/// Who a frame belongs to (the reverse map: frame -> (object, page)).
 pub(crate) struct Owner {
     pub(crate) mapper: Arc<MapperShared>,
     pub(crate) page: u64,
 }
 
-/// Per-frame data other than the state word. State words live in their own dense array
-/// (`PagesShared::states`, 8 bytes a frame) so the hit path's pin touches as few cache lines as
-/// possible; this cold part is only read by reclaim, close and the census.
+impl Owner {
+    /// The owner page's entry word. It exists: the leaf was allocated when the page was recorded
+    /// and lives as long as the mapper, which the owner keeps alive.
+    fn slot(&self) -> Option<&AtomicU64> {
+        self.mapper.map.slot(self.page)
+    }
+}
+
+/// Per-frame data other than the lifecycle word: cold, read by reclaim, close and the census.
 pub(crate) struct Frame {
-    /// Written only by the frame's exclusive holder (`Filling` or `Reclaiming`); read by the
-    /// exclusive holder, or by anyone holding the lists lock while the frame is `Resident`
-    /// (it can leave `Resident` only under that lock).
+    /// Written only by the frame's exclusive holder (`Filling`, or `Reclaiming` taken by it); read
+    /// by that holder, or by anyone holding the lists lock who saw the frame `Resident` under it
+    /// (a frame leaves `Resident` only under that lock).
     owner: UnsafeCell<Option<Owner>>,
     /// Lets loom check the protocol's exclusion on the frame's bytes.
     pub(crate) track: AccessTrack,
 }
 
 // SAFETY: the only non-Sync field is `owner`, whose accesses are serialized by the frame protocol
-// (written only by the frame's exclusive holder; read by that holder or under the lists lock while
-// Resident — see Frame::owner), and `Owner` itself is Send + Sync.
+// (see Frame::owner), and `Owner` itself is Send + Sync.
 unsafe impl Sync for Frame {}
 // SAFETY: as above; moving a Frame moves its owner, which is Send.
 unsafe impl Send for Frame {}
@@ -102,7 +116,8 @@ pub(crate) struct Counters {
 /// The shared state of a pool (what [`crate::Pages`] handles point to).
 pub(crate) struct PagesShared {
     memory: Memory,
-    states: Box<[AtomicU64]>,
+    /// One [`FrameWord`] per frame.
+    tags: Box<[AtomicU64]>,
     frames: Box<[Frame]>,
     lists: Mutex<Lists>,
     pool_park: Parker,
@@ -115,19 +130,19 @@ pub(crate) struct PagesShared {
 enum Pick {
     /// A frame from the free list, now `Filling`.
     Free(u32),
-    /// A victim taken from the queue, now `Reclaiming` (word as taken).
-    Victim(u32, FrameWord),
+    /// A victim taken from the queue, now `Reclaiming` (its entry as taken).
+    Victim(u32, EntryWord),
     /// Nothing available.
     None,
 }
 
 /// Result of [`PagesShared::take_for_close`].
 pub(crate) enum Take {
-    /// Now `Reclaiming`, held by the caller.
-    Taken(FrameWord),
-    /// Pinned or being reclaimed by someone else: wait on this word.
-    Busy(FrameWord),
-    /// The frame no longer backs that page.
+    /// The frame is now `Reclaiming`, held by the caller (entry as taken).
+    Taken(u32, EntryWord),
+    /// Pinned or being reclaimed by someone else: wait on this entry.
+    Busy(EntryWord),
+    /// The page has no frame.
     Gone,
 }
 
@@ -144,7 +159,7 @@ pub struct Census {
     pub reclaiming: u32,
     /// Resident frames with a read pin or a writer.
     pub pinned: u32,
-    /// Resident or reclaiming frames whose bytes are not yet written back.
+    /// Resident frames whose bytes are not yet written back.
     pub dirty: u32,
 }
 
@@ -159,20 +174,18 @@ impl PagesShared {
     pub(crate) fn new(frames: u64, page_size: usize, wait_bound: Option<Duration>) -> Result<Self> {
         let memory = Memory::new(frames, page_size)?;
         let n = memory.frames();
-        let states: Box<[AtomicU64]> = (0..n)
-            .map(|_| AtomicU64::new(FrameWord::new(Tag::Free, 0).raw()))
-            .collect();
-        let frames: Box<[Frame]> = (0..n)
-            .map(|_| Frame {
-                owner: UnsafeCell::new(None),
-                track: AccessTrack::new(),
-            })
-            .collect();
         let buckets = if cfg!(pagecore_loom) { 1 } else { n.min(64) };
         Ok(Self {
             memory,
-            states,
-            frames,
+            tags: (0..n)
+                .map(|_| AtomicU64::new(FrameWord::new(Tag::Free).raw()))
+                .collect(),
+            frames: (0..n)
+                .map(|_| Frame {
+                    owner: UnsafeCell::new(None),
+                    track: AccessTrack::new(),
+                })
+                .collect(),
             // Pop order: frame 0 first.
             lists: Mutex::new(Lists {
                 free: (0..n).rev().collect(),
@@ -203,9 +216,10 @@ impl PagesShared {
         &self.frames[f as usize]
     }
 
-    #[inline(always)]
-    pub(crate) fn word(&self, f: u32) -> FrameWord {
-        FrameWord(self.states[f as usize].load(Ordering::Acquire))
+    fn set_tag(&self, f: u32, tag: Tag) {
+        // Relaxed: every tag change is ordered by the lists lock, or (Reclaiming -> Filling) made
+        // by the frame's exclusive holder; the data's edges are carried by the entry words.
+        self.tags[f as usize].store(FrameWord::new(tag).raw(), Ordering::Relaxed);
     }
 
     #[inline(always)]
@@ -235,7 +249,7 @@ impl PagesShared {
             .with_mut(|p| unsafe { std::mem::replace(&mut *p, owner) })
     }
 
-    /// Runs `f` on a frame's owner.
+    /// Runs `g` on a frame's owner.
     ///
     /// # Safety
     /// The caller holds the frame exclusively (`Filling`/`Reclaiming`, moved there by it), or holds
@@ -245,140 +259,145 @@ impl PagesShared {
         self.frame(f).owner.with(|p| g(unsafe { (*p).as_ref() }))
     }
 
-    // ----- reserve: pins ---------------------------------------------------------------------
+    // ----- reserve: pins on the entry --------------------------------------------------------
 
-    /// Reserve for reading: adds a read pin if `f` is `Resident` at generation `gen` with no
-    /// writer. On failure returns the word seen.
+    /// Reserve for reading: adds a read pin if the entry (last seen as `seen`) names a frame, is
+    /// not being reclaimed and has no writer. Returns the entry as pinned, or the entry that
+    /// refused.
     #[inline(always)]
-    pub(crate) fn try_pin_read(&self, f: u32, gen: u32) -> Result<FrameWord, FrameWord> {
-        let state = &self.states[f as usize];
-        // Relaxed: only a guess for the CAS, which validates it.
-        let mut cur = FrameWord(state.load(Ordering::Relaxed));
+    pub(crate) fn try_pin_read(
+        &self,
+        slot: &AtomicU64,
+        seen: EntryWord,
+    ) -> Result<EntryWord, EntryWord> {
+        let mut cur = seen;
         loop {
-            if cur.tag() != Tag::Resident
-                || cur.gen() != gen
-                || cur.writer()
-                || cur.pins() == FrameWord::PINS.max()
+            if cur.frame().is_none()
+                || cur.0 & (EntryWord::WRITER.mask() | EntryWord::RECLAIMING.mask()) != 0
+                || cur.pins() == EntryWord::PINS.max()
             {
                 return Err(cur);
             }
-            // Acquire on success: pairs with the Release that published the frame (fill) and with
+            // Acquire on success: pairs with the Release that published the entry (fill) and with
             // the previous writer's Release unpin, so the bytes we hand out are theirs.
-            match state.compare_exchange_weak(
+            match slot.compare_exchange_weak(
                 cur.0,
-                cur.0 + FrameWord::PINS.one(),
+                cur.0 + EntryWord::PINS.one(),
                 Ordering::Acquire,
                 Ordering::Relaxed,
             ) {
                 Ok(_) => return Ok(cur),
-                Err(c) => cur = FrameWord(c),
+                Err(c) => cur = EntryWord(c),
             }
         }
     }
 
-    /// Reserve for writing: takes the writer bit (and marks the page dirty) if `f` is `Resident`
-    /// at `gen` with no pins and no writer. On failure returns the word seen.
-    pub(crate) fn try_pin_write(&self, f: u32, gen: u32) -> Result<FrameWord, FrameWord> {
-        let state = &self.states[f as usize];
-        let mut cur = FrameWord(state.load(Ordering::Relaxed));
+    /// Reserve for writing: takes the writer bit (and marks the page dirty) if the entry names a
+    /// frame, is not being reclaimed, and has no pins and no writer.
+    pub(crate) fn try_pin_write(
+        &self,
+        slot: &AtomicU64,
+        seen: EntryWord,
+    ) -> Result<EntryWord, EntryWord> {
+        let mut cur = seen;
         loop {
-            if cur.tag() != Tag::Resident || cur.gen() != gen || !cur.unpinned() {
+            if cur.frame().is_none() || cur.reclaiming() || !cur.unpinned() {
                 return Err(cur);
             }
             let new = cur
-                .with(FrameWord::WRITER, true)
-                .with(FrameWord::DIRTY, true);
+                .with(EntryWord::WRITER, true)
+                .with(EntryWord::DIRTY, true);
             // Acquire: as in try_pin_read; the writer must also see every earlier reader done.
-            match state.compare_exchange_weak(cur.0, new.0, Ordering::Acquire, Ordering::Relaxed) {
+            match slot.compare_exchange_weak(cur.0, new.0, Ordering::Acquire, Ordering::Relaxed) {
                 Ok(_) => return Ok(cur),
-                Err(c) => cur = FrameWord(c),
+                Err(c) => cur = EntryWord(c),
             }
         }
     }
 
-    /// Turns the caller's read pin into the writer bit if it is the only pin.
-    pub(crate) fn try_upgrade(&self, f: u32, gen: u32) -> bool {
-        let state = &self.states[f as usize];
-        let mut cur = FrameWord(state.load(Ordering::Relaxed));
+    /// Turns the caller's read pin on `frame` into the writer bit if it is the only pin.
+    pub(crate) fn try_upgrade(&self, slot: &AtomicU64, frame: u32) -> bool {
+        // Relaxed: a guess for the CAS, which validates it.
+        let mut cur = EntryWord(slot.load(Ordering::Relaxed));
         loop {
-            if cur.tag() != Tag::Resident || cur.gen() != gen || cur.pins() != 1 || cur.writer() {
+            if cur.frame() != Some(frame) || cur.pins() != 1 || cur.writer() {
                 return false;
             }
             let new = cur
                 .with_pins(0)
-                .with(FrameWord::WRITER, true)
-                .with(FrameWord::DIRTY, true);
+                .with(EntryWord::WRITER, true)
+                .with(EntryWord::DIRTY, true);
             // Acquire: pairs with the Release unpins of the readers that came before.
-            match state.compare_exchange_weak(cur.0, new.0, Ordering::Acquire, Ordering::Relaxed) {
+            match slot.compare_exchange_weak(cur.0, new.0, Ordering::Acquire, Ordering::Relaxed) {
                 Ok(_) => return true,
-                Err(c) => cur = FrameWord(c),
+                Err(c) => cur = EntryWord(c),
             }
         }
     }
 
-    /// Drops a read pin.
+    /// Drops a read pin on the page whose entry is `slot`, backed by `frame`.
     #[inline(always)]
-    pub(crate) fn unpin_read(&self, f: u32) {
-        // Release: pairs with the Acquire of the next writer / reclaimer (reads happen before).
-        let prev = self.states[f as usize].fetch_sub(FrameWord::PINS.one(), Ordering::Release);
-        if prev & FrameWord::WAIT_BITS != 0 {
-            self.wake_waiters(f);
+    pub(crate) fn unpin_read(&self, slot: &AtomicU64, frame: u32) {
+        // Release: pairs with the Acquire of the next writer / taker (reads happen before).
+        let prev = slot.fetch_sub(EntryWord::PINS.one(), Ordering::Release);
+        if prev & EntryWord::WAIT_BITS != 0 {
+            self.wake_waiters(slot, frame);
         }
     }
 
     /// Drops the writer bit.
-    pub(crate) fn unpin_write(&self, f: u32) {
-        // Release: pairs with the Acquire of the next pinner / reclaimer (writes happen before).
-        let prev = self.states[f as usize].fetch_and(!FrameWord::WRITER.mask(), Ordering::Release);
-        if prev & FrameWord::WAIT_BITS != 0 {
-            self.wake_waiters(f);
+    pub(crate) fn unpin_write(&self, slot: &AtomicU64, frame: u32) {
+        // Release: pairs with the Acquire of the next pinner / taker (writes happen before).
+        let prev = slot.fetch_and(!EntryWord::WRITER.mask(), Ordering::Release);
+        if prev & EntryWord::WAIT_BITS != 0 {
+            self.wake_waiters(slot, frame);
         }
     }
 
     /// Clears the dirty bit after a successful write-back by a party that holds a read pin (so no
     /// writer can have set it again meanwhile).
-    pub(crate) fn clear_dirty(&self, f: u32) {
+    pub(crate) fn clear_dirty(&self, slot: &AtomicU64) {
         // Release: the write-back happens before a later taker (Acquire) sees the page clean and
         // skips writing it back.
-        self.states[f as usize].fetch_and(!FrameWord::DIRTY.mask(), Ordering::Release);
+        slot.fetch_and(!EntryWord::DIRTY.mask(), Ordering::Release);
     }
 
     /// After an unpin that saw a waiter bit: clears `WAIT_PAGE` (always; the page waiters re-check)
-    /// and `WAIT_POOL` (if the frame is now unpinned), and wakes the matching parkers.
+    /// and `WAIT_POOL` (if the page is now unpinned), and wakes the matching parkers.
     #[cold]
-    fn wake_waiters(&self, f: u32) {
-        let state = &self.states[f as usize];
-        let mut cur = FrameWord(state.load(Ordering::Relaxed));
+    fn wake_waiters(&self, slot: &AtomicU64, frame: u32) {
+        let mut cur = EntryWord(slot.load(Ordering::Relaxed));
         loop {
-            let mut clear = cur.0 & FrameWord::WAIT_PAGE.mask();
+            let mut clear = cur.0 & EntryWord::WAIT_PAGE.mask();
             if cur.unpinned() {
-                clear |= cur.0 & FrameWord::WAIT_POOL.mask();
+                clear |= cur.0 & EntryWord::WAIT_POOL.mask();
             }
             if clear == 0 {
                 return;
             }
             // Relaxed: the parker's mutex carries the happens-before edge to the woken waiters.
-            match state.compare_exchange_weak(
+            match slot.compare_exchange_weak(
                 cur.0,
                 cur.0 & !clear,
                 Ordering::Relaxed,
                 Ordering::Relaxed,
             ) {
                 Ok(_) => {
-                    self.notify(f, clear);
+                    self.notify(frame, clear);
                     return;
                 }
-                Err(c) => cur = FrameWord(c),
+                Err(c) => cur = EntryWord(c),
             }
         }
     }
 
-    /// Wakes the parkers for the waiter bits in `cleared` (which the caller just cleared).
-    fn notify(&self, f: u32, cleared: u64) {
-        if cleared & FrameWord::WAIT_PAGE.mask() != 0 {
-            self.page_parker(f).unpark_all();
+    /// Wakes the parkers for the waiter bits in `cleared` (which the caller just cleared from an
+    /// entry naming `frame`).
+    fn notify(&self, frame: u32, cleared: u64) {
+        if cleared & EntryWord::WAIT_PAGE.mask() != 0 {
+            self.page_parker(frame).unpark_all();
         }
-        if cleared & FrameWord::WAIT_POOL.mask() != 0 {
+        if cleared & EntryWord::WAIT_POOL.mask() != 0 {
             self.pool_park.unpark_all();
         }
     }
@@ -387,29 +406,34 @@ impl PagesShared {
         &self.page_park[f as usize % self.page_park.len()]
     }
 
-    /// Blocks until `f`'s word differs from `seen` (ignoring waiter bits) or `deadline` passes.
-    /// Used by faulters that met a writer, readers, or a reclaim in progress.
-    pub(crate) fn wait_frame(&self, f: u32, seen: FrameWord, deadline: Option<Instant>) -> Parked {
-        let state = &self.states[f as usize];
-        self.page_parker(f).park(deadline, || {
-            // Acquire: if the word changed we return and the caller re-reads; no data is read here.
-            let mut cur = FrameWord(state.load(Ordering::Acquire));
+    /// Blocks until the entry differs from `seen` (ignoring waiter bits) or `deadline` passes.
+    /// Used by faults that met a writer, readers, or a reclaim in progress. `seen` names a frame.
+    pub(crate) fn wait_entry(
+        &self,
+        slot: &AtomicU64,
+        seen: EntryWord,
+        deadline: Option<Instant>,
+    ) -> Parked {
+        let bucket = self.page_parker(seen.frame().unwrap_or(0));
+        bucket.park(deadline, || {
+            // Acquire: if the entry changed we return and the caller re-reads; no data read here.
+            let mut cur = EntryWord(slot.load(Ordering::Acquire));
             loop {
                 if cur.without_waiters() != seen.without_waiters() {
                     return false;
                 }
-                if FrameWord::WAIT_PAGE.is_set(cur.0) {
+                if EntryWord::WAIT_PAGE.is_set(cur.0) {
                     return true;
                 }
                 // Relaxed: the CAS only publishes "I wait"; see the module doc's waiter protocol.
-                match state.compare_exchange_weak(
+                match slot.compare_exchange_weak(
                     cur.0,
-                    cur.0 | FrameWord::WAIT_PAGE.mask(),
+                    cur.0 | EntryWord::WAIT_PAGE.mask(),
                     Ordering::Relaxed,
                     Ordering::Acquire,
                 ) {
                     Ok(_) => return true,
-                    Err(c) => cur = FrameWord(c),
+                    Err(c) => cur = EntryWord(c),
                 }
             }
         })
@@ -417,62 +441,64 @@ impl PagesShared {
 
     // ----- obtain and reclaim ----------------------------------------------------------------
 
-    /// Takes `f` for reclaim if it is `Resident` and unpinned; otherwise, if `mark`, sets
-    /// `WAIT_POOL` so its last unpinner wakes the pool. Caller holds the lists lock and has just
-    /// unlinked `f` from the queue.
-    fn take_or_mark(&self, f: u32, mark: bool) -> Option<FrameWord> {
-        let state = &self.states[f as usize];
-        let mut cur = FrameWord(state.load(Ordering::Acquire));
+    /// Takes the page in `slot` (backed by `f`) for reclaim if unpinned: sets `RECLAIMING`.
+    /// Otherwise, if `mark`, sets `WAIT_POOL` so its last unpinner wakes the pool. `WAIT_POOL` is
+    /// cleared on take without a wake-up: the frame goes to this taker, or is freed or reverted,
+    /// and both of those wake waiting obtainers.
+    fn take_or_mark(&self, slot: &AtomicU64, f: u32, mark: bool) -> Option<EntryWord> {
+        let mut cur = EntryWord(slot.load(Ordering::Acquire));
         loop {
-            if cur.tag() != Tag::Resident {
+            if cur.frame() != Some(f) || cur.reclaiming() {
                 return None;
             }
             if cur.unpinned() {
                 let new = cur
-                    .with_tag(Tag::Reclaiming)
-                    .with(FrameWord::WAIT_POOL, false);
+                    .with(EntryWord::RECLAIMING, true)
+                    .with(EntryWord::WAIT_POOL, false);
                 // Acquire: pairs with the Release unpins; every guard access happens before the
                 // write-back and refill that follow.
-                match state.compare_exchange(cur.0, new.0, Ordering::Acquire, Ordering::Acquire) {
+                match slot.compare_exchange(cur.0, new.0, Ordering::Acquire, Ordering::Acquire) {
                     Ok(_) => return Some(new),
                     Err(c) => {
-                        cur = FrameWord(c);
+                        cur = EntryWord(c);
                         continue;
                     }
                 }
             }
-            if !mark || FrameWord::WAIT_POOL.is_set(cur.0) {
+            if !mark || EntryWord::WAIT_POOL.is_set(cur.0) {
                 return None;
             }
             // Relaxed: only publishes "an obtainer waits"; see the waiter protocol.
-            match state.compare_exchange(
+            match slot.compare_exchange(
                 cur.0,
-                cur.0 | FrameWord::WAIT_POOL.mask(),
+                cur.0 | EntryWord::WAIT_POOL.mask(),
                 Ordering::Relaxed,
                 Ordering::Acquire,
             ) {
                 Ok(_) => return None,
-                Err(c) => cur = FrameWord(c),
+                Err(c) => cur = EntryWord(c),
             }
         }
     }
 
-    /// Under the lists lock: a free frame, else the first unpinned frame from the queue head
+    /// Under the lists lock: a free frame, else the first unpinned page from the queue head
     /// (pinned ones rotate to the tail), else nothing.
     fn pick(&self, l: &mut Lists, mark: bool) -> Pick {
         if let Some(f) = l.free.pop() {
-            let w = FrameWord(self.states[f as usize].load(Ordering::Relaxed));
-            // Release: orders nothing new (the lists lock already does) but keeps every
-            // publication of a tag change Release, which check_invariants relies on.
-            self.states[f as usize].store(
-                FrameWord::new(Tag::Filling, w.gen()).raw(),
-                Ordering::Release,
-            );
+            self.set_tag(f, Tag::Filling);
             return Pick::Free(f);
         }
         for _ in 0..l.queue.len() {
             let Some(f) = l.queue.pop_front() else { break };
-            if let Some(w) = self.take_or_mark(f, mark) {
+            // SAFETY: we hold the lists lock and `f` was queued, hence Resident (I1).
+            let taken = unsafe {
+                self.with_owner(f, |o| {
+                    o.and_then(Owner::slot)
+                        .and_then(|slot| self.take_or_mark(slot, f, mark))
+                })
+            };
+            if let Some(w) = taken {
+                self.set_tag(f, Tag::Reclaiming);
                 return Pick::Victim(f, w);
             }
             l.queue.push_back(f);
@@ -497,7 +523,8 @@ impl PagesShared {
                 Pick::Free(f) => return Ok(f),
                 Pick::Victim(f, w) => match self.evict(f, w) {
                     Ok(()) => {
-                        self.to_filling(f);
+                        // Relaxed store: we hold the frame exclusively (see set_tag).
+                        self.set_tag(f, Tag::Filling);
                         self.counters.reclaims.incr();
                         return Ok(f);
                     }
@@ -542,167 +569,122 @@ impl PagesShared {
     }
 
     /// Removes a `Reclaiming` frame from its owner: writes it back if dirty, then clears the
-    /// owner's AccessMap entry and forgets the owner. On a failed write-back the frame goes back
-    /// to `Resident` (dirty, at the queue tail), the error is recorded with the owner, and returned.
-    pub(crate) fn evict(&self, f: u32, w: FrameWord) -> Result<()> {
+    /// owner's entry and forgets the owner. On a failed write-back the frame goes back to
+    /// `Resident` (dirty, at the queue tail), the error is recorded with the owner, and returned.
+    pub(crate) fn evict(&self, f: u32, taken: EntryWord) -> Result<()> {
         // SAFETY: `f` is Reclaiming and we moved it there: we hold it exclusively.
-        let flushed = unsafe {
+        let r = unsafe {
             self.with_owner(f, |owner| {
                 let Some(o) = owner else { return Ok(()) };
-                if w.dirty() {
+                let Some(slot) = o.slot() else { return Ok(()) };
+                if taken.dirty() {
                     let r = {
                         let _t = self.track(f).shared();
-                        // SAFETY: Reclaiming excludes every writer and filler (I4); the frame
+                        // SAFETY: RECLAIMING excludes every writer and filler (I4); the frame
                         // stays valid for the pool's lifetime.
                         let buf = std::slice::from_raw_parts(self.bytes(f), self.page_size());
                         crate::accessor::guarded("flush", || o.mapper.accessor.flush(o.page, buf))
                     };
-                    match r {
-                        Ok(()) => self.counters.writebacks.incr(),
-                        Err(e) => {
-                            self.counters.writeback_errors.incr();
-                            let err = Error::WriteBack {
-                                page: o.page,
-                                source: ShareArc::new(e),
-                            };
-                            o.mapper.record_error(err.clone());
-                            return Err(err);
-                        }
+                    if let Err(e) = r {
+                        self.counters.writeback_errors.incr();
+                        let err = Error::WriteBack {
+                            page: o.page,
+                            source: ShareArc::new(e),
+                        };
+                        o.mapper.record_error(err.clone());
+                        self.revert(f, slot);
+                        return Err(err);
                     }
+                    self.counters.writebacks.incr();
                 }
-                let removed = o.mapper.map.remove(o.page, EntryWord::new(f, w.gen()));
-                debug_assert!(removed, "AccessMap entry of a reclaimed frame was not ours");
+                // Release: the write-back happens before the next fault of this page sees EMPTY
+                // (Acquire) and fills it from the backing store.
+                let prev = slot.swap(0, Ordering::Release);
+                self.notify(f, prev & EntryWord::WAIT_BITS);
                 Ok(())
             })
         };
-        match flushed {
-            Ok(()) => {
-                // SAFETY: still exclusive (Reclaiming).
-                let old = unsafe { self.set_owner(f, None) };
-                drop(old);
-                Ok(())
-            }
-            Err(e) => {
-                self.revert(f);
-                Err(e)
-            }
+        if r.is_ok() {
+            // SAFETY: still exclusive (Reclaiming).
+            drop(unsafe { self.set_owner(f, None) });
         }
+        r
     }
 
-    /// `Reclaiming -> Filling`, generation + 1 (the frame changes hands).
-    fn to_filling(&self, f: u32) {
-        let state = &self.states[f as usize];
-        let old = FrameWord(state.load(Ordering::Relaxed));
-        // Release: pairs with the Acquire of a waiter re-reading the word; the frame's previous
-        // page is gone from the map before this.
-        let prev = FrameWord(state.swap(
-            FrameWord::new(Tag::Filling, old.gen().wrapping_add(1)).raw(),
-            Ordering::Release,
-        ));
-        self.notify(f, prev.0 & FrameWord::WAIT_BITS);
-    }
-
-    /// `Reclaiming -> Resident` after a failed write-back: dirty, back at the queue tail.
-    fn revert(&self, f: u32) {
-        let state = &self.states[f as usize];
+    /// `Reclaiming -> Resident` after a failed write-back: `RECLAIMING` cleared (dirty kept), back
+    /// at the queue tail.
+    fn revert(&self, f: u32, slot: &AtomicU64) {
         let mut l = lock(&self.lists);
-        let mut cur = FrameWord(state.load(Ordering::Relaxed));
-        let prev = loop {
-            let new = cur.with_tag(Tag::Resident).raw() & !FrameWord::WAIT_BITS;
-            // Release: a pinner (Acquire) sees the frame as we leave it; nothing was written.
-            match state.compare_exchange_weak(cur.0, new, Ordering::Release, Ordering::Relaxed) {
-                Ok(_) => break cur,
-                Err(c) => cur = FrameWord(c),
-            }
-        };
+        // Release: a pinner (Acquire) sees the entry as we leave it; nothing was written.
+        let prev = slot.fetch_and(
+            !(EntryWord::RECLAIMING.mask() | EntryWord::WAIT_BITS),
+            Ordering::Release,
+        );
+        self.set_tag(f, Tag::Resident);
         l.queue.push_back(f);
         let wake_pool = l.waiting_obtainers > 0;
         drop(l);
-        self.notify(f, prev.0 & FrameWord::WAIT_BITS);
+        self.notify(f, prev & EntryWord::WAIT_BITS);
         if wake_pool {
             self.pool_park.unpark_all();
         }
     }
 
-    /// Puts a frame the caller holds (`Filling` or `Reclaiming`, owner already cleared) on the
-    /// free list, generation + 1.
+    /// Puts a frame the caller holds (`Filling` or `Reclaiming`, owner already cleared, named by
+    /// no entry) on the free list.
     pub(crate) fn free(&self, f: u32) {
-        let state = &self.states[f as usize];
         let mut l = lock(&self.lists);
-        let old = FrameWord(state.load(Ordering::Relaxed));
-        // Release: the next obtainer (under the lists lock) and any stale-entry reader see Free.
-        let prev = FrameWord(state.swap(
-            FrameWord::new(Tag::Free, old.gen().wrapping_add(1)).raw(),
-            Ordering::Release,
-        ));
+        self.set_tag(f, Tag::Free);
         l.free.push(f);
         let wake_pool = l.waiting_obtainers > 0;
         drop(l);
-        self.notify(f, prev.0 & FrameWord::WAIT_BITS);
         if wake_pool {
             self.pool_park.unpark_all();
         }
     }
 
-    /// Publishes a filled frame: `Filling -> Resident` with `pins` read pins, recorded in `map`
-    /// at `page`, linked at the queue tail — all under the lists lock, so that under that lock
-    /// Resident frames, queued frames and recorded entries agree (I1, I2). Returns the entry, or
-    /// `None` if the map slot was unexpectedly occupied (the frame is then left `Filling`).
-    pub(crate) fn make_resident(
-        &self,
-        f: u32,
-        pins: u64,
-        map: &AccessMap,
-        page: u64,
-    ) -> Option<EntryWord> {
-        let state = &self.states[f as usize];
+    /// Publishes a filled frame: `Filling -> Resident`, its page's entry `EMPTY -> (f, pins)`,
+    /// linked at the queue tail — all under the lists lock, so that under that lock Resident
+    /// frames, queued frames and entries agree (I1, I2). Returns `false` (frame left `Filling`) if
+    /// the entry was unexpectedly occupied.
+    pub(crate) fn make_resident(&self, f: u32, pins: u64, slot: &AtomicU64) -> bool {
         let mut l = lock(&self.lists);
-        let old = FrameWord(state.load(Ordering::Relaxed));
-        let entry = EntryWord::new(f, old.gen());
-        // The frame becomes Resident *before* the entry is recorded: a fault that finds the entry
-        // must find the frame pinnable (or busy), never Filling at the entry's generation, which
-        // it would take for a stale entry and retry in a loop (found by loom, S2).
-        // Release: pairs with the pinners' Acquire CAS: the filled bytes and the owner are
-        // visible to whoever pins the frame.
-        let prev = FrameWord(
-            state.swap(
-                FrameWord::new(Tag::Resident, old.gen())
-                    .with_pins(pins.min(FrameWord::PINS.max()))
-                    .raw(),
-                Ordering::Release,
-            ),
-        );
-        if !map.record(page, entry) {
-            // Relaxed: nobody can have pinned it (no entry names it); back to the holder alone.
-            state.store(old.raw(), Ordering::Relaxed);
-            return None;
+        let entry = EntryWord::resident(f, pins.min(EntryWord::PINS.max()));
+        // Release: pairs with the pinners' Acquire CAS: the filled bytes and the owner are visible
+        // to whoever pins the page.
+        if slot
+            .compare_exchange(0, entry.0, Ordering::Release, Ordering::Relaxed)
+            .is_err()
+        {
+            return false;
         }
+        self.set_tag(f, Tag::Resident);
         l.queue.push_back(f);
         let wake_pool = l.waiting_obtainers > 0;
         drop(l);
-        self.notify(f, prev.0 & FrameWord::WAIT_BITS);
         if wake_pool {
             self.pool_park.unpark_all();
         }
-        Some(entry)
+        true
     }
 
-    /// For `close`: takes `f` (recorded at `gen`) for eviction if unpinned.
-    pub(crate) fn take_for_close(&self, f: u32, gen: u32) -> Take {
+    /// For `close`: takes the page in `slot` (with whatever frame backs it) if unpinned.
+    pub(crate) fn take_for_close(&self, slot: &AtomicU64) -> Take {
         let mut l = lock(&self.lists);
-        let w = FrameWord(self.states[f as usize].load(Ordering::Acquire));
-        if w.gen() != gen || matches!(w.tag(), Tag::Free | Tag::Filling) {
+        let cur = EntryWord(slot.load(Ordering::Acquire));
+        let Some(f) = cur.frame() else {
             return Take::Gone;
+        };
+        if cur.reclaiming() || !cur.unpinned() {
+            return Take::Busy(cur);
         }
-        if w.tag() == Tag::Reclaiming || !w.unpinned() {
-            return Take::Busy(w);
-        }
-        match self.take_or_mark(f, false) {
+        match self.take_or_mark(slot, f, false) {
             Some(w) => {
+                self.set_tag(f, Tag::Reclaiming);
                 l.queue.remove(f);
-                Take::Taken(w)
+                Take::Taken(f, w)
             }
-            None => Take::Busy(w),
+            None => Take::Busy(EntryWord(slot.load(Ordering::Acquire))),
         }
     }
 
@@ -721,54 +703,54 @@ impl PagesShared {
         }
         let mut owners = std::collections::HashSet::new();
         for f in 0..n {
-            let raw = self.states[f as usize].load(Ordering::Acquire);
-            let w = FrameWord::from_raw(raw).map_err(|e| format!("frame {f}: {e}"))?;
-            let queued = l.queue.contains(f);
-            match w.tag() {
+            let raw = self.tags[f as usize].load(Ordering::Relaxed);
+            let tag = FrameWord::from_raw(raw)
+                .map_err(|e| format!("frame {f}: {e}"))?
+                .tag();
+            match tag {
                 Tag::Free => c.free += 1,
                 Tag::Filling => c.filling += 1,
                 Tag::Resident => c.resident += 1,
                 Tag::Reclaiming => c.reclaiming += 1,
             }
-            if (w.tag() == Tag::Free) != on_free[f as usize] {
+            if (tag == Tag::Free) != on_free[f as usize] {
                 return Err(format!(
-                    "frame {f} is {:?} but on_free_list={}",
-                    w.tag(),
+                    "frame {f} is {tag:?} but on_free_list={}",
                     on_free[f as usize]
                 ));
             }
-            if (w.tag() == Tag::Resident) != queued {
-                return Err(format!("frame {f} is {:?} but queued={queued}", w.tag()));
+            let queued = l.queue.contains(f);
+            if (tag == Tag::Resident) != queued {
+                return Err(format!("frame {f} is {tag:?} but queued={queued}"));
             }
-            if w.tag() == Tag::Resident {
-                if !w.unpinned() {
-                    c.pinned += 1;
-                }
-                // SAFETY: we hold the lists lock and saw the frame Resident; it cannot leave
-                // Resident (and its owner cannot change) until we release the lock.
-                let r = unsafe {
-                    self.with_owner(f, |o| match o {
-                        None => Err(format!("resident frame {f} has no owner")),
-                        Some(o) => {
-                            let e = o.mapper.map.find(o.page);
-                            if e != EntryWord::new(f, w.gen()) {
-                                Err(format!(
-                                    "resident frame {f} (gen {}) is not what page {} maps to ({:?})",
-                                    w.gen(),
-                                    o.page,
-                                    e.get()
-                                ))
-                            } else if !owners.insert((Arc::as_ptr(&o.mapper) as usize, o.page)) {
-                                Err(format!("page {} backed by two frames", o.page))
-                            } else {
-                                Ok(())
-                            }
-                        }
-                    })
-                };
-                r?;
+            if tag != Tag::Resident {
+                continue;
             }
-            if w.dirty() {
+            // SAFETY: we hold the lists lock and saw the frame Resident; it cannot leave Resident
+            // (and its owner cannot change) until we release the lock.
+            let e = unsafe {
+                self.with_owner(f, |o| {
+                    let o = o.ok_or_else(|| format!("resident frame {f} has no owner"))?;
+                    let e = EntryWord(
+                        o.slot()
+                            .ok_or_else(|| format!("resident frame {f}: owner page has no entry"))?
+                            .load(Ordering::Acquire),
+                    );
+                    EntryWord::from_raw(e.raw())
+                        .map_err(|err| format!("page {}: {err}", o.page))?;
+                    if e.frame() != Some(f) || e.reclaiming() {
+                        return Err(format!("resident frame {f}: page {} maps to {e:?}", o.page));
+                    }
+                    if !owners.insert((Arc::as_ptr(&o.mapper) as usize, o.page)) {
+                        return Err(format!("page {} backed by two frames", o.page));
+                    }
+                    Ok(e)
+                })
+            }?;
+            if !e.unpinned() {
+                c.pinned += 1;
+            }
+            if e.dirty() {
                 c.dirty += 1;
             }
         }
