@@ -140,8 +140,6 @@ impl MapperShared {
                     None => continue,
                 }
             };
-            // Start fetching the bytes while the pin's CAS runs (a CAS orders later loads).
-            this.pages.prefetch(f);
             let r = match want {
                 Want::Read => this.pages.try_pin_read(slot, seen),
                 Want::Write => this.pages.try_pin_write(slot, seen),

@@ -100,23 +100,6 @@ impl Memory {
         // SAFETY: frame < frames, so the offset stays inside the allocation.
         unsafe { self.base.as_ptr().add(frame as usize * self.page_size) }
     }
-
-    /// Prefetch hint for the first cache line of `frame` (no-op off x86-64 and under the model
-    /// checkers). Touches nothing: a hint may be issued for any frame, pinned or not.
-    #[inline(always)]
-    pub fn prefetch(&self, frame: u32) {
-        #[cfg(all(target_arch = "x86_64", not(pagecore_loom), not(feature = "shuttle")))]
-        if frame < self.frames {
-            // SAFETY: `_mm_prefetch` only hints the cache; the address lies inside our allocation.
-            unsafe {
-                std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
-                    self.frame_ptr(frame) as *const i8,
-                )
-            }
-        }
-        #[cfg(not(all(target_arch = "x86_64", not(pagecore_loom), not(feature = "shuttle"))))]
-        let _ = frame;
-    }
 }
 
 impl Drop for Memory {

@@ -227,12 +227,6 @@ impl PagesShared {
         self.memory.frame_ptr(f)
     }
 
-    /// Hints the CPU to fetch the first cache line of `f`'s bytes (a hit will read them next).
-    #[inline(always)]
-    pub(crate) fn prefetch(&self, f: u32) {
-        self.memory.prefetch(f)
-    }
-
     pub(crate) fn track(&self, f: u32) -> &AccessTrack {
         &self.frame(f).track
     }
