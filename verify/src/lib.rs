@@ -276,3 +276,52 @@ pub fn s7_writeback_failure(errno: i32) {
 
 /// OS error codes S7 is run with (Linux numbering): EIO, ENOSPC, EDQUOT.
 pub const S7_ERRNOS: [i32; 3] = [5, 28, 122];
+
+/// Core extra C1, close vs fault: a client faults page A0 of an object while another handle
+/// closes it. The fault either completes (and close then waits for its pin to drop and writes
+/// the page back) or fails with `Closed`; a fill that finishes after close began must free its
+/// frame instead of publishing it. Afterwards every frame is free and the store has the write.
+pub fn c1_close_vs_fault() {
+    let pages = pool(1);
+    let sa = Store::new(2, A);
+    let a = open(&pages, &sa, 2);
+    write(&a, 0, 7).unwrap(); // A0 resident and dirty
+    let t = {
+        let a = a.clone();
+        thread::spawn(move || read(&a, 1).map(|(v, _)| v))
+    };
+    let closer = a.clone();
+    let closed = closer.close();
+    let r1 = t.join().unwrap();
+    match r1 {
+        Ok(v) => assert_eq!(v, initial(A, 1)),
+        Err(Error::Closed) => {}
+        Err(e) => panic!("fault racing close failed with {e:?}"),
+    }
+    assert!(closed.is_ok(), "close failed: {closed:?}");
+    assert_eq!(sa.get(0), 7, "close lost the dirty page");
+    assert!(matches!(read(&a, 0), Err(Error::Closed)));
+    let c = assert_conserved(&pages);
+    assert_eq!(c.free, 1, "a frame leaked past close: {c:?}");
+}
+
+/// Core extra C2, sync vs write: a write of 8 races a sync of the page that holds 7 (dirty).
+/// Whatever the order, the dirty bit is never cleared over an unflushed write: after a final
+/// sync the store holds 8.
+pub fn c2_sync_vs_write() {
+    let pages = pool(2);
+    let sa = Store::new(1, A);
+    let a = open(&pages, &sa, 1);
+    write(&a, 0, 7).unwrap();
+    let t = {
+        let a = a.clone();
+        thread::spawn(move || a.sync())
+    };
+    write(&a, 0, 8).unwrap();
+    t.join().unwrap().unwrap();
+    let v = sa.get(0);
+    assert!(v == 7 || v == 8, "sync wrote {v}");
+    a.sync().unwrap();
+    assert_eq!(sa.get(0), 8, "a write was lost by a racing sync");
+    assert_eq!(assert_conserved(&pages).dirty, 0);
+}

@@ -60,3 +60,13 @@ fn s7_writeback_failure() {
     // std driver run all three.
     model("S7", || s::s7_writeback_failure(s::S7_ERRNOS[0]));
 }
+
+#[test]
+fn c1_close_vs_fault() {
+    model("C1", s::c1_close_vs_fault);
+}
+
+#[test]
+fn c2_sync_vs_write() {
+    model("C2", s::c2_sync_vs_write);
+}

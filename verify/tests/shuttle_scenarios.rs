@@ -61,3 +61,13 @@ fn s7_writeback_failure() {
         });
     }
 }
+
+#[test]
+fn c1_close_vs_fault() {
+    explore("C1", s::c1_close_vs_fault);
+}
+
+#[test]
+fn c2_sync_vs_write() {
+    explore("C2", s::c2_sync_vs_write);
+}

@@ -23,4 +23,6 @@ fn scenarios_on_real_threads() {
     for errno in s::S7_ERRNOS {
         repeat(|| s::s7_writeback_failure(errno));
     }
+    repeat(s::c1_close_vs_fault);
+    repeat(s::c2_sync_vs_write);
 }
