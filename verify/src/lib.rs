@@ -31,6 +31,8 @@ pub struct Store {
     pub flushes: AtomicUsize,
     /// When non-zero, write-backs fail with this OS error code (EIO, ENOSPC, EDQUOT, ...).
     pub fail_flush: AtomicI32,
+    /// When non-zero, fills fail with this OS error code.
+    pub fail_fill: AtomicI32,
 }
 
 impl Store {
@@ -41,6 +43,7 @@ impl Store {
             fills: AtomicUsize::new(0),
             flushes: AtomicUsize::new(0),
             fail_flush: AtomicI32::new(0),
+            fail_fill: AtomicI32::new(0),
         })
     }
 
@@ -52,6 +55,10 @@ impl Store {
 
 impl Accessor for Store {
     fn fill(&self, page: u64, buf: &mut [u8]) -> io::Result<()> {
+        let errno = self.fail_fill.load(SeqCst);
+        if errno != 0 {
+            return Err(io::Error::from_raw_os_error(errno));
+        }
         buf.copy_from_slice(&self.get(page).to_le_bytes());
         self.fills.fetch_add(1, SeqCst);
         Ok(())
@@ -324,4 +331,60 @@ pub fn c2_sync_vs_write() {
     a.sync().unwrap();
     assert_eq!(sa.get(0), 8, "a write was lost by a racing sync");
     assert_eq!(assert_conserved(&pages).dirty, 0);
+}
+
+/// Core extra C3, a failed fill with a joined fault: two faults on the same absent page while
+/// fills fail (EIO). Each gets the fill error (the one that joined gets the filler's error, the
+/// other fails its own fill), nothing is recorded in the map, the frame returns to the free list;
+/// once the store recovers the page reads normally.
+pub fn c3_fill_error_reaches_waiters() {
+    let pages = pool(1);
+    let sa = Store::new(1, A);
+    let a = open(&pages, &sa, 1);
+    sa.fail_fill.store(5, SeqCst);
+    let t = {
+        let a = a.clone();
+        thread::spawn(move || read(&a, 0))
+    };
+    let r1 = read(&a, 0);
+    let r2 = t.join().unwrap();
+    for r in [&r1, &r2] {
+        match r {
+            Err(Error::Fill { page: 0, source }) => assert_eq!(source.raw_os_error(), Some(5)),
+            other => panic!("a fault on a failing page returned {other:?}"),
+        }
+    }
+    let c = assert_conserved(&pages);
+    assert_eq!(
+        (c.free, c.resident),
+        (1, 0),
+        "a failed fill left state behind: {c:?}"
+    );
+    sa.fail_fill.store(0, SeqCst);
+    assert_eq!(read(&a, 0).unwrap().0, initial(A, 0));
+}
+
+/// Core extra C4, readers and a writer on one page (in-process guards, I4): a writer and two
+/// readers race on A0. Readers see the old or the new value, never anything else; loom's access
+/// tracking fails the model if a read guard and the write guard ever overlap; a lost wake-up in
+/// the conflict wait shows as a deadlock.
+pub fn c4_readers_and_writer() {
+    let pages = pool(1);
+    let sa = Store::new(1, A);
+    let a = open(&pages, &sa, 1);
+    assert_eq!(read(&a, 0).unwrap().0, initial(A, 0));
+    let readers: Vec<_> = (0..2)
+        .map(|_| {
+            let a = a.clone();
+            thread::spawn(move || read(&a, 0).unwrap().0)
+        })
+        .collect();
+    write(&a, 0, 9).unwrap();
+    for r in readers {
+        let v = r.join().unwrap();
+        assert!(v == initial(A, 0) || v == 9, "reader saw {v}");
+    }
+    assert_eq!(read(&a, 0).unwrap().0, 9);
+    let c = assert_conserved(&pages);
+    assert_eq!((c.pinned, c.dirty), (0, 1));
 }

@@ -8,19 +8,20 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// Runs `f` under loom with the preemption bound and prints how many executions it explored.
 fn model(name: &str, f: impl Fn() + Sync + Send + 'static) {
-    static RUNS: AtomicUsize = AtomicUsize::new(0);
     let mut b = loom::model::Builder::new();
     if b.preemption_bound.is_none() {
         b.preemption_bound = Some(3);
     }
     let bound = b.preemption_bound;
-    let start = RUNS.load(Ordering::Relaxed);
+    // Per test (tests run in parallel), counted outside the model: not protocol state.
+    let runs = std::sync::Arc::new(AtomicUsize::new(0));
+    let counted = runs.clone();
     let f = std::sync::Arc::new(f);
     b.check(move || {
-        RUNS.fetch_add(1, Ordering::Relaxed);
+        counted.fetch_add(1, Ordering::Relaxed);
         f()
     });
-    let n = RUNS.load(Ordering::Relaxed) - start;
+    let n = runs.load(Ordering::Relaxed);
     println!("loom {name}: {n} executions explored (preemption bound {bound:?})");
 }
 
@@ -69,4 +70,14 @@ fn c1_close_vs_fault() {
 #[test]
 fn c2_sync_vs_write() {
     model("C2", s::c2_sync_vs_write);
+}
+
+#[test]
+fn c3_fill_error_reaches_waiters() {
+    model("C3", s::c3_fill_error_reaches_waiters);
+}
+
+#[test]
+fn c4_readers_and_writer() {
+    model("C4", s::c4_readers_and_writer);
 }

@@ -71,3 +71,13 @@ fn c1_close_vs_fault() {
 fn c2_sync_vs_write() {
     explore("C2", s::c2_sync_vs_write);
 }
+
+#[test]
+fn c3_fill_error_reaches_waiters() {
+    explore("C3", s::c3_fill_error_reaches_waiters);
+}
+
+#[test]
+fn c4_readers_and_writer() {
+    explore("C4", s::c4_readers_and_writer);
+}

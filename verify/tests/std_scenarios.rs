@@ -25,4 +25,6 @@ fn scenarios_on_real_threads() {
     }
     repeat(s::c1_close_vs_fault);
     repeat(s::c2_sync_vs_write);
+    repeat(s::c3_fill_error_reaches_waiters);
+    repeat(s::c4_readers_and_writer);
 }
