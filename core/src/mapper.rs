@@ -4,15 +4,15 @@
 //! # Fault path
 //!
 //! 1. **find**: the AccessMap entry for the page (lock-free).
-//! 2. **reserve**: a CAS on that entry adds a read pin ([`PagesShared::try_pin_read`]). On a hit
+//! 2. **reserve**: a CAS on that entry adds a read pin (`PagesShared::try_pin_read`). On a hit
 //!    this is the whole path: one load and one CAS on the entry, no lock.
 //! 3. If the page is busy (a writer, readers for a write, or a reclaim writing it back), park on
-//!    the entry ([`PagesShared::wait_entry`]) and retry.
+//!    the entry (`PagesShared::wait_entry`) and retry.
 //! 4. **miss**: under the page's fill shard lock, re-check the map; join the page's in-flight fill
 //!    if there is one (S2: the filler pre-pins one read pin per waiter, so every waiter gets the
 //!    same frame and no reclaim can slip in between); otherwise register a fill record, drop the
 //!    lock, **obtain** a frame, **fill** it through the Accessor, then under the shard lock
-//!    **record** it in the map and **queue** it ([`PagesShared::make_resident`]), remove the fill
+//!    **record** it in the map and **queue** it (`PagesShared::make_resident`), remove the fill
 //!    record and wake the waiters. A failed fill is handed to every waiter and records nothing.
 //!
 //! The shard lock is only held for table updates, never across I/O. Lock order:

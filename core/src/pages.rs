@@ -1,7 +1,7 @@
 //! Pages: the frame pool front. `obtain` gives a fresh frame or reclaims the one at the head of
-//! the [`PageQueue`]; `reserve` ([`PagesShared::try_pin_read`] / `try_pin_write`) claims a page a
+//! the [`PageQueue`]; `reserve` (`PagesShared::try_pin_read` / `try_pin_write`) claims a page a
 //! mapper found in its AccessMap if the entry still names a frame that is not being reclaimed;
-//! `queue` ([`PagesShared::make_resident`]) appends a newly issued page at the tail.
+//! `queue` (`PagesShared::make_resident`) appends a newly issued page at the tail.
 //!
 //! # The protocol
 //!
@@ -33,7 +33,7 @@
 //! Frame tags change under the *lists lock* (free list and PageQueue), except
 //! `Reclaiming -> Filling`, done by the frame's exclusive holder. So under that lock: the free
 //! list holds exactly the `Free` frames, the queue exactly the `Resident` ones, and each
-//! `Resident` frame's owner entry names it (I1, I2; checked by [`PagesShared::check_invariants`]).
+//! `Resident` frame's owner entry names it (I1, I2; checked by `PagesShared::check_invariants`).
 //!
 //! # Orderings
 //!
@@ -136,7 +136,7 @@ enum Pick {
     None,
 }
 
-/// Result of [`PagesShared::take_for_close`].
+/// Result of `PagesShared::take_for_close`.
 pub(crate) enum Take {
     /// The frame is now `Reclaiming`, held by the caller (entry as taken).
     Taken(u32, EntryWord),
