@@ -408,8 +408,11 @@ impl PagesShared {
         seen: EntryWord,
         deadline: Option<Instant>,
     ) -> Parked {
-        let bucket = self.page_parker(seen.frame().unwrap_or(0));
-        bucket.park(deadline, || {
+        // An empty entry has nobody to wake us (and must stay exactly 0): nothing to wait for.
+        let Some(frame) = seen.frame() else {
+            return Parked::Woken;
+        };
+        self.page_parker(frame).park(deadline, || {
             // Acquire: if the entry changed we return and the caller re-reads; no data read here.
             let mut cur = EntryWord(slot.load(Ordering::Acquire));
             loop {
@@ -665,20 +668,20 @@ impl PagesShared {
     /// For `close`: takes the page in `slot` (with whatever frame backs it) if unpinned.
     pub(crate) fn take_for_close(&self, slot: &AtomicU64) -> Take {
         let mut l = lock(&self.lists);
-        let cur = EntryWord(slot.load(Ordering::Acquire));
-        let Some(f) = cur.frame() else {
-            return Take::Gone;
-        };
-        if cur.reclaiming() || !cur.unpinned() {
-            return Take::Busy(cur);
-        }
-        match self.take_or_mark(slot, f, false) {
-            Some(w) => {
+        loop {
+            let cur = EntryWord(slot.load(Ordering::Acquire));
+            let Some(f) = cur.frame() else {
+                return Take::Gone;
+            };
+            if cur.reclaiming() || !cur.unpinned() {
+                return Take::Busy(cur);
+            }
+            if let Some(w) = self.take_or_mark(slot, f, false) {
                 self.set_tag(f, Tag::Reclaiming);
                 l.queue.remove(f);
-                Take::Taken(f, w)
+                return Take::Taken(f, w);
             }
-            None => Take::Busy(EntryWord(slot.load(Ordering::Acquire))),
+            // The entry changed between the two reads (a pin came or went): look again.
         }
     }
 
