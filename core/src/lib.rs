@@ -194,8 +194,8 @@ impl Pages {
         })
     }
 
-    /// Counters and a census of frame states.
-    pub fn stats(&self) -> Result<Stats, String> {
+    /// Counters and a census of frame states (fails only with [`Error::Invariant`], a pagecore bug).
+    pub fn stats(&self) -> Result<Stats> {
         let c = &self.shared.counters;
         Ok(Stats {
             fills: c.fills.get(),
@@ -204,7 +204,7 @@ impl Pages {
             writebacks: c.writebacks.get(),
             writeback_errors: c.writeback_errors.get(),
             obtain_waits: c.obtain_waits.get(),
-            census: self.shared.check_invariants()?,
+            census: self.census()?,
         })
     }
 
