@@ -77,6 +77,41 @@ pub enum Error {
     /// The accessor's `sync_all` (fsync) failed.
     #[error("syncing the backing store failed: {0}")]
     Sync(#[source] Arc<io::Error>),
+    /// The client already holds, or already waits for, access to this page (one grant or request
+    /// per client and page; use [`crate::Grant::upgrade`] / [`crate::Grant::downgrade`] to change it).
+    #[error("the client already holds or requested page {page}")]
+    AlreadyHeld {
+        /// The page.
+        page: u64,
+    },
+    /// `try_request` could not be granted without waiting.
+    #[error("page {page} is held in a conflicting mode or has waiters")]
+    WouldBlock {
+        /// The page.
+        page: u64,
+    },
+    /// A request (or upgrade) was not granted within its timeout; it was withdrawn from the
+    /// page's wait list.
+    #[error("access to page {page} was not granted within {waited:?}")]
+    GrantTimeout {
+        /// The page.
+        page: u64,
+        /// How long the request waited.
+        waited: std::time::Duration,
+    },
+    /// Another holder of the page is already waiting to upgrade to write; two upgrades would wait
+    /// for each other forever, so the second is refused (release the read grant instead).
+    #[error("another reader of page {page} is already upgrading to write")]
+    UpgradeConflict {
+        /// The page.
+        page: u64,
+    },
+    /// Mutable bytes were asked of a read grant.
+    #[error("page {page} is granted for reading only")]
+    ReadGrant {
+        /// The page.
+        page: u64,
+    },
 }
 
 impl Error {

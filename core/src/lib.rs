@@ -33,6 +33,7 @@
 
 pub mod access_map;
 pub mod accessor;
+pub mod arbitration;
 pub mod error;
 pub mod guard;
 pub mod mapper;
@@ -43,6 +44,7 @@ pub mod queue;
 pub mod sync;
 
 pub use accessor::{Accessor, ComputedAccessor, FileAccessor, MemoryAccessor};
+pub use arbitration::{Access, ArbitrationCensus, Client, Grant, Pending, Revocation, Revoke};
 pub use error::{Error, Result};
 pub use guard::{ReadGuard, WriteGuard};
 pub use pages::Census;
@@ -135,6 +137,12 @@ pub struct Stats {
     pub writeback_errors: u64,
     /// Times `obtain` had to wait for a frame.
     pub obtain_waits: u64,
+    /// Client requests granted.
+    pub grants: u64,
+    /// Client requests (and upgrades) that had to wait.
+    pub grant_waits: u64,
+    /// Revocations asked of clients (by conflicting requests and by reclaim).
+    pub revocations: u64,
     /// Frames in each state.
     pub census: Census,
 }
@@ -204,6 +212,9 @@ impl Pages {
             writebacks: c.writebacks.get(),
             writeback_errors: c.writeback_errors.get(),
             obtain_waits: c.obtain_waits.get(),
+            grants: c.grants.get(),
+            grant_waits: c.grant_waits.get(),
+            revocations: c.revocations.get(),
             census: self.census()?,
         })
     }
@@ -361,5 +372,30 @@ impl PageMapper {
     /// Whether the object is closed.
     pub fn is_closed(&self) -> bool {
         self.shared.is_closed()
+    }
+
+    /// Registers a client of this object whose holders are never asked to revoke anything (its
+    /// grants end when it drops them). The client keeps the object open.
+    pub fn register(&self) -> Result<Client> {
+        self.register_with(|_page: u64, _ask: Revocation| {})
+    }
+
+    /// Registers a client with a revocation callback (see [`Revoke`]).
+    pub fn register_with(&self, revoke: impl Revoke) -> Result<Client> {
+        if self.is_closed() {
+            return Err(Error::Closed);
+        }
+        let id = self.shared.arb.register(sync::ShareArc::new(revoke));
+        Ok(Client {
+            mapper: self.clone(),
+            id,
+        })
+    }
+
+    /// Checks the arbitration invariants (I9-I12, SPEC.md) on every page and returns a census.
+    /// Exact when no client operation on this object runs concurrently; an `Err` is a pagecore
+    /// bug.
+    pub fn arbitration(&self) -> Result<ArbitrationCensus, String> {
+        self.shared.arb.check(&self.shared.map)
     }
 }

@@ -53,6 +53,8 @@ pub(crate) struct MapperShared {
     fill_park: Parker,
     error: Mutex<Option<Error>>,
     pub(crate) handles: AtomicUsize,
+    /// Which clients may read or write each page.
+    pub(crate) arb: crate::arbitration::Arbiter,
 }
 
 /// Access wanted by a fault.
@@ -77,6 +79,7 @@ impl MapperShared {
             fill_park: Parker::new(),
             error: Mutex::new(None),
             handles: AtomicUsize::new(1),
+            arb: crate::arbitration::Arbiter::new(),
         }
     }
 
@@ -116,6 +119,17 @@ impl MapperShared {
     /// slot; the caller owns one read pin (Read) or the writer bit (Write) on that entry.
     #[inline]
     pub(crate) fn pin(this: &Arc<Self>, page: u64, want: Want) -> Result<(u32, &AtomicU64)> {
+        Self::pin_with(this, page, want, true)
+    }
+
+    /// As [`MapperShared::pin`]; with `wait == false`, a resident page that refuses the pin fails
+    /// at once with [`Error::Busy`] instead of waiting (used by client requests, which then queue).
+    pub(crate) fn pin_with(
+        this: &Arc<Self>,
+        page: u64,
+        want: Want,
+        wait: bool,
+    ) -> Result<(u32, &AtomicU64)> {
         this.check_page(page)?;
         if want == Want::Write && !this.accessor.writable() {
             return Err(Error::ReadOnly);
@@ -152,6 +166,9 @@ impl MapperShared {
                 continue; // reclaimed meanwhile: fault it in
             }
             // A writer, readers (for a write), or a reclaim writing the page back: wait.
+            if !wait {
+                return Err(Error::Busy { page });
+            }
             let d = *deadline.get_or_insert_with(|| this.pages.deadline());
             if this.pages.wait_entry(slot, refused, d) == Parked::TimedOut {
                 return Err(Error::Busy { page });

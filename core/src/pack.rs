@@ -163,20 +163,24 @@ impl FrameWord {
     }
 }
 
-/// The per-page AccessMap entry: which frame backs the page, and the page's pin state. This is
-/// the word a hit CASes (*reserve*) and a reclaimer CASes (*take*): both on one word, so exactly
-/// one of them wins (S1).
+/// The per-page AccessMap entry: which frame backs the page, its pin state, and which of the
+/// object's first four clients hold access (the seed's ACCESSLIST, inline). This is the word a hit
+/// CASes (*reserve*, or a client's *grant*) and a reclaimer CASes (*take*): all on one word, so
+/// exactly one of them wins (S1, S11).
 ///
 /// | bits | field | invariant |
 /// |---|---|---|
 /// | 0..32 | `FRAME1` | frame index + 1; `0` means no frame, and then the whole word is `0` (`EMPTY`). |
-/// | 32..56 | `PINS` | live read pins (read guards, `sync` write-backs, pre-pins for faults that joined the fill). |
-/// | 56 | `WRITER` | a write guard holds the page; then `PINS == 0`. |
-/// | 57 | `DIRTY` | the frame's bytes differ from the backing store. Set with `WRITER`; cleared only after a successful write-back by a party that excludes writers. |
+/// | 32..48 | `PINS` | live plain read pins (read guards, `sync` write-backs, pre-pins for faults that joined the fill). |
+/// | 48..56 | `HOLD` | inline ACCESSLIST: for client slot `i` in `0..4`, bit `48+2i` = holds read, bit `49+2i` = holds write. At most one write bit, and then no other `HOLD` bit and `PINS == 0`. Zero when `EXT_*` is set. |
+/// | 56 | `WRITER` | a plain write guard holds the page; then `PINS == 0` and no client holds it. |
+/// | 57 | `DIRTY` | the frame's bytes differ from the backing store. Set with `WRITER` or a client's write grant; cleared only after a successful write-back by a party that excludes writers. |
 /// | 58 | `WAIT_PAGE` | someone is parked on this page's bucket (keyed by frame); whoever clears it wakes the bucket. |
-/// | 59 | `WAIT_POOL` | an `obtain` is parked waiting for this page to become unpinned; the last unpinner clears it and wakes the pool. |
-/// | 60 | `RECLAIMING` | the frame is being taken from this page (written back, then the entry cleared); then `PINS == 0` and no `WRITER`, and no pin can be added. |
-/// | 61..64 | reserved | zero. |
+/// | 59 | `WAIT_POOL` | an `obtain` is parked waiting for this page to become takeable; whoever makes it takeable clears it and wakes the pool. |
+/// | 60 | `RECLAIMING` | the frame is being taken from this page (written back, then the entry cleared); then nothing pins or holds it, `ARB_SLOW` is clear, and no pin or grant can be added. |
+/// | 61 | `ARB_SLOW` | the page has arbitration state beyond `HOLD` (a waitlist, revocations asked, or an out-of-line record) in its object's side table; client fast paths are off and reclaim skips the page. |
+/// | 62 | `EXT_READ` | out-of-line holders include a reader (then `ARB_SLOW`). |
+/// | 63 | `EXT_WRITE` | an out-of-line holder has write access (then `ARB_SLOW`, `PINS == 0`, no `WRITER`, no `EXT_READ`). |
 ///
 /// Finding an entry is *tentative* until the CAS that pins it succeeds; no generation is needed:
 /// the CAS succeeds only on this page's own entry naming this frame, so it can only ever pin this
@@ -187,10 +191,12 @@ pub struct EntryWord(pub(crate) u64);
 impl EntryWord {
     /// Frame index plus one.
     pub const FRAME1: Field = Field::first(32);
-    /// Read pins.
-    pub const PINS: Field = Self::FRAME1.next(24);
-    /// Write guard held.
-    pub const WRITER: Field = Self::PINS.next(1);
+    /// Plain read pins.
+    pub const PINS: Field = Self::FRAME1.next(16);
+    /// Inline ACCESSLIST of client slots 0..4 (read bit, write bit per slot).
+    pub const HOLD: Field = Self::PINS.next(8);
+    /// Plain write guard held.
+    pub const WRITER: Field = Self::HOLD.next(1);
     /// Bytes differ from the backing store.
     pub const DIRTY: Field = Self::WRITER.next(1);
     /// A waiter is parked on the page bucket.
@@ -199,15 +205,46 @@ impl EntryWord {
     pub const WAIT_POOL: Field = Self::WAIT_PAGE.next(1);
     /// The frame is being reclaimed from this page.
     pub const RECLAIMING: Field = Self::WAIT_POOL.next(1);
-    /// Reserved, zero.
-    pub const RESERVED: Field = Self::RECLAIMING.next(3);
+    /// Arbitration state lives in the side table (waiters, asked revocations, record).
+    pub const ARB_SLOW: Field = Self::RECLAIMING.next(1);
+    /// An out-of-line holder reads.
+    pub const EXT_READ: Field = Self::ARB_SLOW.next(1);
+    /// An out-of-line holder writes.
+    pub const EXT_WRITE: Field = Self::EXT_READ.next(1);
 
+    /// Inline client slots.
+    pub const INLINE_CLIENTS: u32 = 4;
     /// Both waiter flags.
     pub const WAIT_BITS: u64 = Self::WAIT_PAGE.mask() | Self::WAIT_POOL.mask();
+    /// The write bits of every inline client slot.
+    pub const HOLD_WRITE_BITS: u64 = 0xAA << 48;
+    /// Everything that keeps a page from being written by a plain writer or taken by reclaim.
+    pub const PINNED_BITS: u64 = Self::PINS.mask()
+        | Self::HOLD.mask()
+        | Self::WRITER.mask()
+        | Self::EXT_READ.mask()
+        | Self::EXT_WRITE.mask();
+    /// Everything that refuses a new plain read pin (besides an empty entry and a full counter).
+    pub const NO_READ_BITS: u64 = Self::WRITER.mask()
+        | Self::RECLAIMING.mask()
+        | Self::HOLD_WRITE_BITS
+        | Self::EXT_WRITE.mask();
     /// No frame.
     pub const EMPTY: EntryWord = EntryWord(0);
     /// Largest frame index an entry can name.
     pub const MAX_FRAME: u32 = u32::MAX - 1;
+
+    /// The `HOLD` bits of inline client slot `slot` (`< 4`) for reading or writing.
+    #[inline(always)]
+    pub const fn hold_bit(slot: u32, write: bool) -> u64 {
+        1u64 << (Self::HOLD.shift() + 2 * (slot & 3) + write as u32)
+    }
+
+    /// Both `HOLD` bits of inline client slot `slot` (`< 4`).
+    #[inline(always)]
+    pub const fn hold_bits(slot: u32) -> u64 {
+        3u64 << (Self::HOLD.shift() + 2 * (slot & 3))
+    }
 
     /// A resident entry for `frame` with `pins` read pins (`frame <= MAX_FRAME`, which `Pages`
     /// enforces at build; `pins <= PINS.max()`, clamped by callers).
@@ -218,17 +255,26 @@ impl EntryWord {
 
     /// Decodes and validates a raw word.
     pub fn from_raw(raw: u64) -> Result<Self, InvalidWord> {
-        if Self::RESERVED.get(raw) != 0 {
-            return Err(InvalidWord::Reserved(raw));
-        }
         let e = Self(raw);
         let ok = if Self::FRAME1.get(raw) == 0 {
             raw == 0
         } else {
-            // A writer excludes pins; RECLAIMING excludes both.
-            let writer_ok = !e.writer() || e.pins() == 0;
-            let reclaim_ok = !e.reclaiming() || e.unpinned();
-            writer_ok && reclaim_ok
+            let hold = Self::HOLD.get(raw);
+            let hold_writes = (hold & 0xAA).count_ones();
+            // Each inline slot holds read or write, not both.
+            let slots_ok = (0..4).all(|i| (hold >> (2 * i)) & 3 != 3);
+            // One writer (plain, inline or out-of-line) excludes every other pin and holder.
+            let writers = e.writer() as u32 + hold_writes + e.ext_write() as u32;
+            let writer_ok = writers == 0
+                || (writers == 1
+                    && e.pins() == 0
+                    && (e.writer() && hold == 0 && !e.ext_read()
+                        || hold_writes == 1 && hold.count_ones() == 1 && !e.ext_read()
+                        || e.ext_write() && hold == 0 && !e.ext_read()));
+            // Out-of-line holders: all holders are in the record, which needs the side table.
+            let ext_ok = !(e.ext_read() || e.ext_write()) || (hold == 0 && e.arb_slow());
+            let reclaim_ok = !e.reclaiming() || (e.unpinned() && !e.arb_slow());
+            slots_ok && writer_ok && ext_ok && reclaim_ok
         };
         if ok {
             Ok(e)
@@ -251,13 +297,19 @@ impl EntryWord {
         }
     }
 
-    /// Read pins.
+    /// Plain read pins.
     #[inline(always)]
     pub const fn pins(self) -> u64 {
         Self::PINS.get(self.0)
     }
 
-    /// Write guard held.
+    /// The inline ACCESSLIST bits.
+    #[inline(always)]
+    pub const fn hold(self) -> u64 {
+        Self::HOLD.get(self.0)
+    }
+
+    /// Plain write guard held.
     #[inline(always)]
     pub const fn writer(self) -> bool {
         Self::WRITER.is_set(self.0)
@@ -275,10 +327,46 @@ impl EntryWord {
         Self::RECLAIMING.is_set(self.0)
     }
 
-    /// No read pin and no writer.
+    /// Arbitration state in the side table.
+    #[inline(always)]
+    pub const fn arb_slow(self) -> bool {
+        Self::ARB_SLOW.is_set(self.0)
+    }
+
+    /// An out-of-line holder reads.
+    #[inline(always)]
+    pub const fn ext_read(self) -> bool {
+        Self::EXT_READ.is_set(self.0)
+    }
+
+    /// An out-of-line holder writes.
+    #[inline(always)]
+    pub const fn ext_write(self) -> bool {
+        Self::EXT_WRITE.is_set(self.0)
+    }
+
+    /// Some client holds access (inline or out-of-line).
+    #[inline(always)]
+    pub const fn held(self) -> bool {
+        self.0 & (Self::HOLD.mask() | Self::EXT_READ.mask() | Self::EXT_WRITE.mask()) != 0
+    }
+
+    /// No plain read pin, no plain writer, no client holder.
     #[inline(always)]
     pub const fn unpinned(self) -> bool {
-        self.0 & (Self::PINS.mask() | Self::WRITER.mask()) == 0
+        self.0 & Self::PINNED_BITS == 0
+    }
+
+    /// Reclaim may take it: unpinned, not being reclaimed, no arbitration state.
+    #[inline(always)]
+    pub const fn takeable(self) -> bool {
+        self.0 & (Self::PINNED_BITS | Self::RECLAIMING.mask() | Self::ARB_SLOW.mask()) == 0
+    }
+
+    /// Nothing pins or holds it and no arbitration state (what `RECLAIMING` requires).
+    #[inline(always)]
+    pub const fn takeable_but_reclaiming(self) -> bool {
+        self.0 & (Self::PINNED_BITS | Self::ARB_SLOW.mask()) == 0
     }
 
     /// Same word with the waiter flags cleared (for "did it change?" comparisons).
@@ -298,6 +386,12 @@ impl EntryWord {
     pub const fn with_pins(self, pins: u64) -> Self {
         Self(Self::PINS.set(self.0, pins))
     }
+
+    /// With `HOLD` replaced.
+    #[inline(always)]
+    pub const fn with_hold(self, hold: u64) -> Self {
+        Self(Self::HOLD.set(self.0, hold))
+    }
 }
 
 impl fmt::Debug for EntryWord {
@@ -311,6 +405,143 @@ impl fmt::Debug for EntryWord {
             .field("wait_page", &Self::WAIT_PAGE.is_set(self.0))
             .field("wait_pool", &Self::WAIT_POOL.is_set(self.0))
             .finish()
+    }
+}
+
+/// The side-table word of a page with arbitration state beyond its entry's `HOLD` bits (the seed's
+/// WAITLIST and flags, or a pointer to an out-of-line record). Kept per object in a sharded table,
+/// only for pages whose entry has `ARB_SLOW`, and only read or written under that shard's lock.
+///
+/// Inline form (`OUT_OF_LINE` clear):
+///
+/// | bits | field | invariant |
+/// |---|---|---|
+/// | 0..16 | `WAIT` | four 4-bit slots, FIFO, slot 0 is the head: bit 0 used, bits 1..3 client slot, bit 3 wants write. Used slots are contiguous from slot 0; a client appears at most once. |
+/// | 16..20 | `ASKED` | client slot `i` has been asked to revoke its current access (only holders). |
+/// | 20..63 | reserved | zero. |
+/// | 63 | `OUT_OF_LINE` | clear. |
+///
+/// Out-of-line form (`OUT_OF_LINE` set): bits 0..32 are `RECORD`, the id of an interned record in
+/// the object's record table (holders, waiters and asked set of any size); bits 32..63 are zero.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct AccessWord(pub(crate) u64);
+
+impl AccessWord {
+    /// The inline waitlist (four 4-bit slots).
+    pub const WAIT: Field = Field::first(16);
+    /// Revocation asked, per inline client slot.
+    pub const ASKED: Field = Self::WAIT.next(4);
+    /// Reserved, zero.
+    pub const RESERVED: Field = Self::ASKED.next(43);
+    /// The word names an out-of-line record.
+    pub const OUT_OF_LINE: Field = Self::RESERVED.next(1);
+    /// Record id (out-of-line form).
+    pub const RECORD: Field = Field::first(32);
+    /// Waitlist slots inline.
+    pub const WAIT_SLOTS: usize = 4;
+    /// Nothing (a page without side-table state).
+    pub const EMPTY: AccessWord = AccessWord(0);
+
+    /// The inline form for `waiters` (client slot, wants write) in FIFO order and the `asked`
+    /// slot mask, or `None` if it does not fit (more than four waiters, a client slot >= 4, a
+    /// client twice).
+    pub fn inline(waiters: &[(u32, bool)], asked: u8) -> Option<AccessWord> {
+        if waiters.len() > Self::WAIT_SLOTS || asked > 0xF {
+            return None;
+        }
+        let mut w = 0u64;
+        let mut seen = 0u8;
+        for (k, &(c, write)) in waiters.iter().enumerate() {
+            if c >= EntryWord::INLINE_CLIENTS || seen & (1 << c) != 0 {
+                return None;
+            }
+            seen |= 1 << c;
+            w |= (1 | (c as u64) << 1 | (write as u64) << 3) << (4 * k);
+        }
+        Some(AccessWord(Self::ASKED.set(w, asked as u64)))
+    }
+
+    /// The out-of-line form naming record `id`.
+    pub const fn record_of(id: u32) -> AccessWord {
+        AccessWord(Self::OUT_OF_LINE.one() | id as u64)
+    }
+
+    /// Decodes and validates a raw word.
+    pub fn from_raw(raw: u64) -> Result<Self, InvalidWord> {
+        let w = AccessWord(raw);
+        if Self::OUT_OF_LINE.is_set(raw) {
+            return if raw & !(Self::OUT_OF_LINE.mask() | Self::RECORD.mask()) == 0 {
+                Ok(w)
+            } else {
+                Err(InvalidWord::Reserved(raw))
+            };
+        }
+        if Self::RESERVED.get(raw) != 0 {
+            return Err(InvalidWord::Reserved(raw));
+        }
+        let mut ended = false;
+        let mut seen = 0u8;
+        for k in 0..Self::WAIT_SLOTS {
+            let slot = (raw >> (4 * k)) & 0xF;
+            if slot & 1 == 0 {
+                ended = true;
+                if slot != 0 {
+                    return Err(InvalidWord::Inconsistent(raw));
+                }
+                continue;
+            }
+            let c = ((slot >> 1) & 3) as u8;
+            if ended || seen & (1 << c) != 0 {
+                return Err(InvalidWord::Inconsistent(raw));
+            }
+            seen |= 1 << c;
+        }
+        Ok(w)
+    }
+
+    /// The raw bits.
+    pub const fn raw(self) -> u64 {
+        self.0
+    }
+
+    /// The record id, if out-of-line.
+    pub const fn record(self) -> Option<u32> {
+        if Self::OUT_OF_LINE.is_set(self.0) {
+            Some(Self::RECORD.get(self.0) as u32)
+        } else {
+            None
+        }
+    }
+
+    /// Inline waiters, FIFO (client slot, wants write); empty for the out-of-line form.
+    pub fn waiters(self) -> impl Iterator<Item = (u32, bool)> {
+        let raw = if self.record().is_some() { 0 } else { self.0 };
+        (0..Self::WAIT_SLOTS)
+            .map(move |k| (raw >> (4 * k)) & 0xF)
+            .take_while(|slot| slot & 1 == 1)
+            .map(|slot| (((slot >> 1) & 3) as u32, slot & 8 != 0))
+    }
+
+    /// Inline asked mask (bit `i`: client slot `i`); zero for the out-of-line form.
+    pub const fn asked(self) -> u8 {
+        if Self::OUT_OF_LINE.is_set(self.0) {
+            0
+        } else {
+            Self::ASKED.get(self.0) as u8
+        }
+    }
+}
+
+impl fmt::Debug for AccessWord {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.record() {
+            Some(id) => write!(f, "AccessWord(record {id})"),
+            None => f
+                .debug_struct("AccessWord")
+                .field("waiters", &self.waiters().collect::<Vec<_>>())
+                .field("asked", &format_args!("{:#06b}", self.asked()))
+                .finish(),
+        }
     }
 }
 
@@ -329,33 +560,59 @@ pub fn check_codecs(raw: u64) -> Result<(), String> {
         }
         Err(_) => {}
     }
-    match EntryWord::from_raw(raw) {
-        Ok(e) => {
-            let Some(f) = e.frame() else {
-                return if raw == 0 {
-                    Ok(())
-                } else {
-                    Err(format!("entry {raw:#x} accepted without a frame"))
-                };
+    if let Ok(e) = EntryWord::from_raw(raw) {
+        let Some(f) = e.frame() else {
+            return if raw == 0 {
+                Ok(())
+            } else {
+                Err(format!("entry {raw:#x} accepted without a frame"))
             };
-            let rebuilt = EntryWord::resident(f, e.pins())
-                .with(EntryWord::WRITER, e.writer())
-                .with(EntryWord::DIRTY, e.dirty())
-                .with(EntryWord::WAIT_PAGE, EntryWord::WAIT_PAGE.is_set(raw))
-                .with(EntryWord::WAIT_POOL, EntryWord::WAIT_POOL.is_set(raw))
-                .with(EntryWord::RECLAIMING, e.reclaiming());
+        };
+        let rebuilt = EntryWord::resident(f, e.pins())
+            .with_hold(e.hold())
+            .with(EntryWord::WRITER, e.writer())
+            .with(EntryWord::DIRTY, e.dirty())
+            .with(EntryWord::WAIT_PAGE, EntryWord::WAIT_PAGE.is_set(raw))
+            .with(EntryWord::WAIT_POOL, EntryWord::WAIT_POOL.is_set(raw))
+            .with(EntryWord::RECLAIMING, e.reclaiming())
+            .with(EntryWord::ARB_SLOW, e.arb_slow())
+            .with(EntryWord::EXT_READ, e.ext_read())
+            .with(EntryWord::EXT_WRITE, e.ext_write());
+        if rebuilt.raw() != raw {
+            return Err(format!("entry {raw:#x} re-packs as {:#x}", rebuilt.raw()));
+        }
+        let writers = e.writer() as u32 + (e.hold() & 0xAA).count_ones() + e.ext_write() as u32;
+        if writers > 1 || (writers == 1 && (e.pins() != 0 || e.ext_read())) {
+            return Err(format!("accepted {e:?}: a writer beside other access"));
+        }
+        if writers == 1 && e.hold() != 0 && (e.hold() & 0xAA) == 0 {
+            return Err(format!("accepted {e:?}: a writer beside inline readers"));
+        }
+        if e.reclaiming() && !e.takeable_but_reclaiming() {
+            return Err(format!("accepted {e:?}: pinned or held while reclaiming"));
+        }
+    }
+    match AccessWord::from_raw(raw) {
+        Ok(w) => {
+            let rebuilt = match w.record() {
+                Some(id) => AccessWord::record_of(id),
+                None => {
+                    let waiters: Vec<_> = w.waiters().collect();
+                    AccessWord::inline(&waiters, w.asked())
+                        .ok_or_else(|| format!("access word {raw:#x} accepted but not inline"))?
+                }
+            };
             if rebuilt.raw() != raw {
-                return Err(format!("entry {raw:#x} re-packs as {:#x}", rebuilt.raw()));
-            }
-            if e.writer() && e.pins() != 0 {
-                return Err(format!("accepted {e:?}: writer with pins"));
-            }
-            if e.reclaiming() && !e.unpinned() {
-                return Err(format!("accepted {e:?}: pinned while reclaiming"));
+                return Err(format!(
+                    "access word {raw:#x} re-packs as {:#x}",
+                    rebuilt.raw()
+                ));
             }
         }
-        Err(InvalidWord::Reserved(_)) if EntryWord::RESERVED.get(raw) == 0 => {
-            return Err(format!("entry {raw:#x} wrongly rejected as reserved"));
+        Err(InvalidWord::Reserved(_))
+            if !AccessWord::OUT_OF_LINE.is_set(raw) && AccessWord::RESERVED.get(raw) == 0 =>
+        {
+            return Err(format!("access word {raw:#x} wrongly rejected as reserved"));
         }
         Err(_) => {}
     }
@@ -372,12 +629,15 @@ mod tests {
         let fields = [
             EntryWord::FRAME1,
             EntryWord::PINS,
+            EntryWord::HOLD,
             EntryWord::WRITER,
             EntryWord::DIRTY,
             EntryWord::WAIT_PAGE,
             EntryWord::WAIT_POOL,
             EntryWord::RECLAIMING,
-            EntryWord::RESERVED,
+            EntryWord::ARB_SLOW,
+            EntryWord::EXT_READ,
+            EntryWord::EXT_WRITE,
         ];
         let mut seen = 0u64;
         for f in fields {
@@ -386,6 +646,28 @@ mod tests {
         }
         assert_eq!(seen, u64::MAX);
         assert_eq!(FrameWord::TAG.mask() | FrameWord::RESERVED.mask(), u64::MAX);
+        let access = [
+            AccessWord::WAIT,
+            AccessWord::ASKED,
+            AccessWord::RESERVED,
+            AccessWord::OUT_OF_LINE,
+        ];
+        let mut seen = 0u64;
+        for f in access {
+            assert_eq!(seen & f.mask(), 0, "{f:?} overlaps");
+            seen |= f.mask();
+        }
+        assert_eq!(seen, u64::MAX);
+        let mut holds = 0;
+        for c in 0..EntryWord::INLINE_CLIENTS {
+            assert_eq!(
+                EntryWord::hold_bits(c),
+                EntryWord::hold_bit(c, false) | EntryWord::hold_bit(c, true)
+            );
+            holds |= EntryWord::hold_bits(c);
+        }
+        assert_eq!(holds, EntryWord::HOLD.mask());
+        assert_eq!(EntryWord::HOLD_WRITE_BITS & !EntryWord::HOLD.mask(), 0);
     }
 
     #[test]
@@ -398,29 +680,95 @@ mod tests {
         }
     }
 
+    /// Every inline waitlist of up to four distinct client slots, with every asked mask, round
+    /// trips exactly (exhaustive: 4 slots x 2 accesses, all orders, 16 masks).
+    #[test]
+    fn every_inline_access_word_round_trips() {
+        fn lists(prefix: &mut Vec<(u32, bool)>, out: &mut Vec<Vec<(u32, bool)>>) {
+            out.push(prefix.clone());
+            for c in 0..4 {
+                if prefix.iter().any(|&(p, _)| p == c) {
+                    continue;
+                }
+                for w in [false, true] {
+                    prefix.push((c, w));
+                    lists(prefix, out);
+                    prefix.pop();
+                }
+            }
+        }
+        let mut all = Vec::new();
+        lists(&mut Vec::new(), &mut all);
+        assert_eq!(all.len(), 1 + 8 + 8 * 6 + 8 * 6 * 4 + 8 * 6 * 4 * 2);
+        let mut words = std::collections::HashSet::new();
+        for l in &all {
+            for asked in 0..16u8 {
+                let w = AccessWord::inline(l, asked).expect("fits");
+                assert_eq!(AccessWord::from_raw(w.raw()), Ok(w));
+                assert_eq!(&w.waiters().collect::<Vec<_>>(), l);
+                assert_eq!(w.asked(), asked);
+                assert_eq!(w.record(), None);
+                assert!(words.insert(w.raw()), "two states pack alike");
+            }
+        }
+        assert!(AccessWord::inline(&[(0, false); 2], 0).is_none());
+        assert!(AccessWord::inline(&[(4, false)], 0).is_none());
+        assert!(AccessWord::inline(
+            &[(0, false), (1, false), (2, false), (3, false), (0, true)],
+            0
+        )
+        .is_none());
+    }
+
     proptest! {
         #[test]
         fn entry_word_round_trips(frame in 0u32..=EntryWord::MAX_FRAME,
-                                  pins in 0u64..=EntryWord::PINS.max(), writer: bool,
-                                  dirty: bool, wp: bool, wq: bool, rec: bool) {
-            let e = EntryWord::resident(frame, pins).with(EntryWord::WRITER, writer)
+                                  pins in 0u64..=EntryWord::PINS.max(), hold in 0u64..256,
+                                  writer: bool, dirty: bool, wp: bool, wq: bool, rec: bool,
+                                  slow: bool, xr: bool, xw: bool) {
+            let e = EntryWord::resident(frame, pins).with_hold(hold).with(EntryWord::WRITER, writer)
                 .with(EntryWord::DIRTY, dirty).with(EntryWord::WAIT_PAGE, wp)
-                .with(EntryWord::WAIT_POOL, wq).with(EntryWord::RECLAIMING, rec);
+                .with(EntryWord::WAIT_POOL, wq).with(EntryWord::RECLAIMING, rec)
+                .with(EntryWord::ARB_SLOW, slow).with(EntryWord::EXT_READ, xr)
+                .with(EntryWord::EXT_WRITE, xw);
             prop_assert_eq!(e.frame(), Some(frame));
             prop_assert_eq!(e.pins(), pins);
+            prop_assert_eq!(e.hold(), hold);
             prop_assert_eq!(e.writer(), writer);
             prop_assert_eq!(e.dirty(), dirty);
             prop_assert_eq!(e.reclaiming(), rec);
+            prop_assert_eq!(e.arb_slow(), slow);
+            prop_assert_eq!(e.ext_read(), xr);
+            prop_assert_eq!(e.ext_write(), xw);
             prop_assert_eq!(EntryWord::WAIT_PAGE.is_set(e.raw()), wp);
             prop_assert_eq!(EntryWord::WAIT_POOL.is_set(e.raw()), wq);
-            prop_assert_eq!(e.unpinned(), pins == 0 && !writer);
-            let valid = !(writer && pins != 0) && !(rec && (pins != 0 || writer));
-            prop_assert_eq!(EntryWord::from_raw(e.raw()).is_ok(), valid);
+            prop_assert_eq!(e.unpinned(), pins == 0 && !writer && hold == 0 && !xr && !xw);
+            prop_assert_eq!(e.held(), hold != 0 || xr || xw);
+            // The invariants, restated independently of from_raw.
+            let slot_both = (0..4).any(|i| (hold >> (2 * i)) & 3 == 3);
+            let hw = (hold & 0xAA).count_ones();
+            let hr = (hold & 0x55).count_ones();
+            let writers = writer as u32 + hw + xw as u32;
+            let valid = !slot_both
+                && writers <= 1
+                && (writers == 0 || (pins == 0 && !xr && hr == 0))
+                && (!(xr || xw) || (hold == 0 && slow))
+                && (!rec || (pins == 0 && !writer && hold == 0 && !xr && !xw && !slow));
+            prop_assert_eq!(EntryWord::from_raw(e.raw()).is_ok(), valid, "{:?}", e);
         }
 
         #[test]
         fn codecs_hold_on_any_raw_word(raw: u64) {
             prop_assert_eq!(check_codecs(raw), Ok(()));
+        }
+
+        #[test]
+        fn out_of_line_access_word_round_trips(id: u32, junk in 1u64..(1 << 31)) {
+            let w = AccessWord::record_of(id);
+            prop_assert_eq!(AccessWord::from_raw(w.raw()), Ok(w));
+            prop_assert_eq!(w.record(), Some(id));
+            prop_assert_eq!(w.waiters().count(), 0);
+            prop_assert!(AccessWord::from_raw(w.raw() | (junk << 32)).is_err());
         }
 
         #[test]

@@ -111,6 +111,9 @@ pub(crate) struct Counters {
     pub(crate) writebacks: Counter,
     pub(crate) writeback_errors: Counter,
     pub(crate) obtain_waits: Counter,
+    pub(crate) grants: Counter,
+    pub(crate) grant_waits: Counter,
+    pub(crate) revocations: Counter,
 }
 
 /// The shared state of a pool (what [`crate::Pages`] handles point to).
@@ -267,7 +270,7 @@ impl PagesShared {
         let mut cur = seen;
         loop {
             if cur.frame().is_none()
-                || cur.0 & (EntryWord::WRITER.mask() | EntryWord::RECLAIMING.mask()) != 0
+                || cur.0 & EntryWord::NO_READ_BITS != 0
                 || cur.pins() == EntryWord::PINS.max()
             {
                 return Err(cur);
@@ -314,7 +317,8 @@ impl PagesShared {
         // Relaxed: a guess for the CAS, which validates it.
         let mut cur = EntryWord(slot.load(Ordering::Relaxed));
         loop {
-            if cur.frame() != Some(frame) || cur.pins() != 1 || cur.writer() {
+            if cur.frame() != Some(frame) || cur.0 & EntryWord::PINNED_BITS != EntryWord::PINS.one()
+            {
                 return false;
             }
             let new = cur
@@ -357,13 +361,13 @@ impl PagesShared {
     }
 
     /// After an unpin that saw a waiter bit: clears `WAIT_PAGE` (always; the page waiters re-check)
-    /// and `WAIT_POOL` (if the page is now unpinned), and wakes the matching parkers.
+    /// and `WAIT_POOL` (if the page is now takeable), and wakes the matching parkers.
     #[cold]
-    fn wake_waiters(&self, slot: &AtomicU64, frame: u32) {
+    pub(crate) fn wake_waiters(&self, slot: &AtomicU64, frame: u32) {
         let mut cur = EntryWord(slot.load(Ordering::Relaxed));
         loop {
             let mut clear = cur.0 & EntryWord::WAIT_PAGE.mask();
-            if cur.unpinned() {
+            if cur.takeable_but_reclaiming() {
                 clear |= cur.0 & EntryWord::WAIT_POOL.mask();
             }
             if clear == 0 {
@@ -448,7 +452,7 @@ impl PagesShared {
             if cur.frame() != Some(f) || cur.reclaiming() {
                 return None;
             }
-            if cur.unpinned() {
+            if cur.takeable_but_reclaiming() {
                 let new = cur
                     .with(EntryWord::RECLAIMING, true)
                     .with(EntryWord::WAIT_POOL, false);
@@ -535,6 +539,7 @@ impl PagesShared {
                     }
                 },
                 Pick::None => {
+                    self.ask_holders();
                     let mut got = None;
                     self.counters.obtain_waits.incr();
                     let parked = self.pool_park.park(deadline, || {
@@ -561,6 +566,37 @@ impl PagesShared {
                         });
                     }
                 }
+            }
+        }
+    }
+
+    /// Every frame is pinned: asks the clients holding the oldest queued pages to release them
+    /// (each holder once per grant; the access list is the reverse map from frame to clients).
+    /// The callbacks run with no lock held.
+    fn ask_holders(&self) {
+        const ASK_AT_MOST: usize = 8;
+        let mut held = Vec::new();
+        {
+            let l = lock(&self.lists);
+            for f in l.queue.iter() {
+                // SAFETY: lists lock held and `f` queued, hence Resident (I1).
+                let owner = unsafe {
+                    self.with_owner(f, |o| {
+                        let o = o?;
+                        // Relaxed: a hint; ask_release re-reads under its shard lock.
+                        let e = EntryWord(o.slot()?.load(Ordering::Relaxed));
+                        (e.held() && e.frame() == Some(f)).then(|| (o.mapper.clone(), o.page))
+                    })
+                };
+                held.extend(owner);
+                if held.len() == ASK_AT_MOST {
+                    break;
+                }
+            }
+        }
+        for (mapper, page) in held {
+            if let Some(slot) = mapper.map.slot(page) {
+                mapper.arb.ask_release(self, slot, page);
             }
         }
     }
@@ -673,7 +709,7 @@ impl PagesShared {
             let Some(f) = cur.frame() else {
                 return Take::Gone;
             };
-            if cur.reclaiming() || !cur.unpinned() {
+            if !cur.takeable() {
                 return Take::Busy(cur);
             }
             if let Some(w) = self.take_or_mark(slot, f, false) {
