@@ -1,0 +1,272 @@
+//! Deterministic checks of the arbitration rules (SPEC.md I9-I12), one rule per test, using
+//! `enqueue`/`Pending` to build wait lists on one thread.
+
+use pagecore::{Access, Error, MemoryAccessor, PageMapper, Pages, Revocation};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+type Log = Arc<Mutex<Vec<(u32, u64, Revocation)>>>;
+
+fn object(frames: u64) -> (Pages, PageMapper) {
+    let pages = Pages::builder()
+        .page_size(64)
+        .frames(frames)
+        .wait_bound(Some(Duration::from_millis(50)))
+        .build()
+        .unwrap();
+    let obj = pages.open(MemoryAccessor::new(), 64 * 64).unwrap();
+    (pages, obj)
+}
+
+/// A client whose revocations are logged as (client id, page, ask).
+fn logged(obj: &PageMapper, log: &Log) -> pagecore::Client {
+    let log = log.clone();
+    let id = Arc::new(Mutex::new(u32::MAX));
+    let me = id.clone();
+    let c = obj
+        .register_with(move |page, ask| log.lock().unwrap().push((*me.lock().unwrap(), page, ask)))
+        .unwrap();
+    *id.lock().unwrap() = c.id();
+    c
+}
+
+#[test]
+fn readers_share_and_a_writer_excludes() {
+    let (_p, obj) = object(4);
+    let (a, b, w) = (
+        obj.register().unwrap(),
+        obj.register().unwrap(),
+        obj.register().unwrap(),
+    );
+    let ra = a.request(1, Access::Read).unwrap();
+    let rb = b.request(1, Access::Read).unwrap();
+    assert!(matches!(
+        w.try_request(1, Access::Write),
+        Err(Error::WouldBlock { page: 1 })
+    ));
+    // Plain guards obey the same rule.
+    assert!(obj.read(1).is_ok());
+    drop((ra, rb));
+    let mut g = w.try_request(1, Access::Write).unwrap();
+    g.bytes_mut().unwrap()[0] = 9;
+    assert!(a.try_request(1, Access::Read).is_err());
+    assert!(obj.sync().is_err(), "sync cannot write a page back while a client writes it");
+    drop(g);
+    assert_eq!(a.request(1, Access::Read).unwrap()[0], 9);
+    obj.arbitration().unwrap();
+}
+
+#[test]
+fn fifo_a_reader_behind_a_waiting_writer_waits() {
+    let (_p, obj) = object(4);
+    let log = Log::default();
+    let (a, w, r) = (
+        logged(&obj, &log),
+        logged(&obj, &log),
+        logged(&obj, &log),
+    );
+    let ga = a.request(0, Access::Read).unwrap();
+    let mut pw = w.enqueue(0, Access::Write).unwrap();
+    let mut pr = r.enqueue(0, Access::Read).unwrap();
+    assert!(!pw.is_granted().unwrap());
+    assert!(!pr.is_granted().unwrap(), "a reader behind a waiting writer waits");
+    assert_eq!(obj.arbitration().unwrap().waiting, 2);
+    // The writer asked the reader in its way to release, once.
+    assert_eq!(*log.lock().unwrap(), vec![(a.id(), 0, Revocation::Release)]);
+    drop(ga);
+    assert!(pw.is_granted().unwrap());
+    assert!(!pr.is_granted().unwrap());
+    let gw = pw.wait().unwrap();
+    assert_eq!(gw.access(), Access::Write);
+    drop(gw);
+    assert!(pr.is_granted().unwrap());
+    drop(pr.wait().unwrap());
+    let c = obj.arbitration().unwrap();
+    assert_eq!((c.held_pages, c.waiting, c.side_entries), (0, 0, 0));
+}
+
+#[test]
+fn readers_behind_the_head_are_granted_together_up_to_the_next_writer() {
+    let (_p, obj) = object(4);
+    let cs: Vec<_> = (0..4).map(|_| obj.register().unwrap()).collect();
+    let gw = cs[0].request(2, Access::Write).unwrap();
+    let mut p1 = cs[1].enqueue(2, Access::Read).unwrap();
+    let mut p2 = cs[2].enqueue(2, Access::Read).unwrap();
+    let mut p3 = cs[3].enqueue(2, Access::Write).unwrap();
+    drop(gw);
+    // One release grants both readers at once (hand-off), not the writer behind them.
+    let c = obj.arbitration().unwrap();
+    assert_eq!((c.held_pages, c.waiting), (1, 1));
+    assert!(p1.is_granted().unwrap() && p2.is_granted().unwrap());
+    assert!(!p3.is_granted().unwrap());
+    let (g1, g2) = (p1.wait().unwrap(), p2.wait().unwrap());
+    drop(g1);
+    assert!(!p3.is_granted().unwrap());
+    drop(g2);
+    assert!(p3.is_granted().unwrap());
+}
+
+#[test]
+fn a_sole_reader_upgrades_without_revoking_itself() {
+    let (_p, obj) = object(4);
+    let log = Log::default();
+    let (a, b) = (logged(&obj, &log), logged(&obj, &log));
+    let mut g = a.request(3, Access::Read).unwrap();
+    g.upgrade().unwrap();
+    assert_eq!(g.access(), Access::Write);
+    assert!(log.lock().unwrap().is_empty());
+    g.bytes_mut().unwrap()[1] = 5;
+    // Downgrade admits a waiting reader; an upgrade waits for it and asks it to release.
+    let mut pb = b.enqueue(3, Access::Read).unwrap();
+    assert_eq!(*log.lock().unwrap(), vec![(a.id(), 3, Revocation::Downgrade)]);
+    g.downgrade().unwrap();
+    assert!(pb.is_granted().unwrap());
+    let gb = pb.wait().unwrap();
+    assert!(matches!(
+        g.upgrade_timeout(Duration::from_millis(10)),
+        Err(Error::GrantTimeout { page: 3, .. })
+    ));
+    assert_eq!(g.access(), Access::Read, "a failed upgrade keeps the read grant");
+    assert_eq!(log.lock().unwrap().last(), Some(&(b.id(), 3, Revocation::Release)));
+    drop(gb);
+    g.upgrade().unwrap();
+    assert_eq!(g[1], 5);
+    drop(g);
+    obj.arbitration().unwrap();
+}
+
+#[test]
+fn a_second_concurrent_upgrade_is_refused() {
+    let (_p, obj) = object(4);
+    let (a, b) = (obj.register().unwrap(), obj.register().unwrap());
+    let ga = a.request(0, Access::Read).unwrap();
+    let mut gb = b.request(0, Access::Read).unwrap();
+    std::thread::scope(|s| {
+        let t = s.spawn(|| {
+            let mut ga = ga;
+            ga.upgrade().map(|_| ga.access())
+        });
+        // Wait until a's upgrade is queued, then try b's.
+        while obj.arbitration().map(|c| c.waiting).unwrap_or(0) == 0 {
+            std::thread::yield_now();
+        }
+        assert!(matches!(
+            gb.upgrade(),
+            Err(Error::UpgradeConflict { page: 0 })
+        ));
+        drop(gb);
+        assert_eq!(t.join().unwrap().unwrap(), Access::Write);
+    });
+}
+
+#[test]
+fn revocation_is_asked_once_per_conflict() {
+    let (_p, obj) = object(4);
+    let log = Log::default();
+    let (a, b, c) = (
+        logged(&obj, &log),
+        logged(&obj, &log),
+        logged(&obj, &log),
+    );
+    let ga = a.request(5, Access::Write).unwrap();
+    let pb = b.enqueue(5, Access::Write).unwrap();
+    let pc = c.enqueue(5, Access::Write).unwrap();
+    assert_eq!(log.lock().unwrap().len(), 1, "asked once, not once per waiter");
+    drop(pc);
+    let pc = c.enqueue(5, Access::Read).unwrap();
+    assert_eq!(log.lock().unwrap().len(), 1);
+    drop(ga);
+    // b holds now and has not been asked: a new conflict asks it.
+    let gb = pb.wait().unwrap();
+    drop(pc);
+    let pa = a.enqueue(5, Access::Read).unwrap();
+    assert_eq!(
+        log.lock().unwrap().last(),
+        Some(&(b.id(), 5, Revocation::Downgrade))
+    );
+    drop((gb, pa));
+    obj.arbitration().unwrap();
+}
+
+#[test]
+fn timeouts_withdraw_requests_and_never_wedge() {
+    let (pages, obj) = object(2);
+    let (a, b) = (obj.register().unwrap(), obj.register().unwrap());
+    // A client that never releases.
+    let ga = a.request(0, Access::Write).unwrap();
+    let gb1 = b.request(1, Access::Write).unwrap();
+    assert!(matches!(
+        b.request_timeout(0, Access::Read, Duration::from_millis(20)),
+        Err(Error::GrantTimeout { page: 0, .. })
+    ));
+    assert_eq!(obj.arbitration().unwrap().waiting, 0, "withdrawn");
+    // Every frame is held: a fault on another page is refused after the bound, nothing hangs.
+    assert!(matches!(obj.read(7), Err(Error::Exhausted { .. })));
+    assert!(pages.stats().unwrap().revocations >= 2, "reclaim asked the holders");
+    drop(gb1);
+    assert!(obj.read(7).is_ok(), "reclaim skipped the held page and took the released one");
+    assert_eq!(ga.frame(), ga.frame());
+    drop(ga);
+    pages.census().unwrap();
+}
+
+#[test]
+fn already_held_and_read_grant_errors() {
+    let (_p, obj) = object(4);
+    let a = obj.register().unwrap();
+    let mut g = a.request(0, Access::Read).unwrap();
+    assert!(matches!(
+        a.try_request(0, Access::Read),
+        Err(Error::AlreadyHeld { page: 0 })
+    ));
+    assert!(matches!(g.bytes_mut(), Err(Error::ReadGrant { page: 0 })));
+    assert!(matches!(
+        a.request(64, Access::Read),
+        Err(Error::OutOfRange { .. })
+    ));
+    g.release().unwrap();
+}
+
+#[test]
+fn a_fifth_client_escapes_to_a_shared_record_freed_exactly_once() {
+    let (_p, obj) = object(8);
+    let cs: Vec<_> = (0..5).map(|_| obj.register().unwrap()).collect();
+    // Four readers on pages 0 and 1: inline, no side state.
+    let mut held: Vec<_> = (0..4)
+        .flat_map(|i| [0, 1].map(|p| cs[i].request(p, Access::Read).unwrap()))
+        .collect();
+    let c = obj.arbitration().unwrap();
+    assert_eq!((c.side_entries, c.records), (0, 0));
+    // The fifth client on both pages: both go out-of-line and share one record.
+    held.push(cs[4].request(0, Access::Read).unwrap());
+    held.push(cs[4].request(1, Access::Read).unwrap());
+    let c = obj.arbitration().unwrap();
+    assert_eq!((c.side_entries, c.records, c.record_refs), (2, 1, 2));
+    // A writer queued on page 0 only: page 0's state differs now, two records.
+    let w = obj.register().unwrap();
+    let pw = w.enqueue(0, Access::Write).unwrap();
+    let c = obj.arbitration().unwrap();
+    assert_eq!((c.records, c.record_refs, c.waiting), (2, 2, 1));
+    drop(held);
+    let g = pw.wait().unwrap();
+    drop(g);
+    let c = obj.arbitration().unwrap();
+    assert_eq!((c.side_entries, c.records), (0, 0), "back inline");
+    assert_eq!(c.records_created, c.records_freed);
+    assert!(c.records_created >= 2);
+}
+
+#[test]
+fn dropping_a_pending_withdraws_it_and_hands_off() {
+    let (_p, obj) = object(4);
+    let cs: Vec<_> = (0..3).map(|_| obj.register().unwrap()).collect();
+    let g0 = cs[0].request(0, Access::Read).unwrap();
+    let pw = cs[1].enqueue(0, Access::Write).unwrap();
+    let mut pr = cs[2].enqueue(0, Access::Read).unwrap();
+    assert!(!pr.is_granted().unwrap());
+    drop(pw); // the writer gives up: the reader behind it joins the reader holding
+    assert!(pr.is_granted().unwrap());
+    drop((g0, pr));
+    let c = obj.arbitration().unwrap();
+    assert_eq!((c.held_pages, c.waiting, c.side_entries), (0, 0, 0));
+}
