@@ -228,19 +228,24 @@ impl PageState {
         false
     }
 
-    /// Marks the holders that conflict with `c` wanting `want` as asked (each once) and returns
-    /// them with what to ask.
-    fn ask_conflicting(&mut self, c: u32, want: Access) -> Vec<(u32, Revocation)> {
-        let mut asks = Vec::new();
-        for &(h, held) in &self.holders {
-            let ask = match (want, held) {
-                _ if h == c => continue,
-                (Access::Write, _) => Revocation::Release,
-                (Access::Read, Access::Write) => Revocation::Downgrade,
-                (Access::Read, Access::Read) => continue,
-            };
-            if self.asked.binary_search(&h).is_err() {
-                asks.push((h, ask));
+    /// Asks (marks, and returns with what to ask) every holder that stands in the way of a
+    /// waiting request and has not been asked yet: release for a waiting writer, downgrade for a
+    /// waiting reader behind a writer. Each holder is asked once per grant it holds (a downgrade
+    /// is a new grant), whoever caused the conflict: the request that queued, or a hand-off that
+    /// made a new holder while others still wait.
+    fn ask_in_the_way(&mut self) -> Vec<(u32, Revocation)> {
+        let mut asks: Vec<(u32, Revocation)> = Vec::new();
+        for &(c, want) in &self.waiters {
+            for &(h, held) in &self.holders {
+                let ask = match (want, held) {
+                    _ if h == c => continue,
+                    (Access::Write, _) => Revocation::Release,
+                    (Access::Read, Access::Write) => Revocation::Downgrade,
+                    (Access::Read, Access::Read) => continue,
+                };
+                if self.asked.binary_search(&h).is_err() && asks.iter().all(|a| a.0 != h) {
+                    asks.push((h, ask));
+                }
             }
         }
         for &(h, _) in &asks {
@@ -391,11 +396,14 @@ pub struct ArbitrationCensus {
 }
 
 /// What a slow-path change did, to act on after the shard lock is dropped.
-#[derive(Debug, Default, Clone, Copy)]
+#[derive(Default)]
 struct Effects {
     changed: bool,
     prev: u64,
     frame: Option<u32>,
+    /// Holders to ask to revoke (their callbacks, looked up under the shard lock: a holder cannot
+    /// unregister while it holds, since its grants borrow it).
+    revoke: Vec<(ShareArc<dyn Revoke>, Revocation)>,
 }
 
 /// The per-object arbiter.
@@ -536,6 +544,7 @@ impl Arbiter {
             let before = st.clone();
             let r = f(&mut st, e)?;
             st.normalize();
+            let asks = st.ask_in_the_way();
             if st == before {
                 return Ok((r, Effects::default()));
             }
@@ -552,12 +561,14 @@ impl Arbiter {
                     if let Some(id) = aw.record() {
                         recs.release(id)?;
                     }
+                    drop(recs);
                     return Ok((
                         r,
                         Effects {
                             changed: true,
                             prev: e.0,
                             frame: e.frame(),
+                            revoke: self.revokers(&asks),
                         },
                     ));
                 }
@@ -576,6 +587,7 @@ impl Arbiter {
         if !fx.changed {
             return;
         }
+        Self::call_revokers(pages, page, fx.revoke);
         self.parks[self.shard(page)].unpark_all();
         if let Some(f) = fx.frame {
             if fx.prev & EntryWord::WAIT_BITS != 0 {
@@ -712,7 +724,7 @@ impl Arbiter {
             }
             let (b, fx) = self.update(slot, page, |st, e| {
                 if e.frame().is_none() || e.reclaiming() {
-                    return Ok((Begin::Retry(e), Vec::new()));
+                    return Ok(Begin::Retry(e));
                 }
                 if st.holder(c).is_some() || st.waiting(c).is_some() {
                     return Err(Error::AlreadyHeld { page });
@@ -721,19 +733,14 @@ impl Arbiter {
                 st.waiters.push_back((c, want));
                 st.grant_ready(e);
                 if st.holder(c) == Some(want) {
-                    return Ok((Begin::Granted, Vec::new()));
+                    return Ok(Begin::Granted);
                 }
                 if try_only {
                     *st = before;
-                    return Ok((Begin::WouldBlock, Vec::new()));
+                    return Ok(Begin::WouldBlock);
                 }
-                let asks = st.ask_conflicting(c, want);
-                Ok((Begin::Waiting, asks))
+                Ok(Begin::Waiting)
             })?;
-            let (b, asks) = b;
-            // Callbacks of holders: looked up after the CAS; a holder cannot unregister while
-            // it holds (its grants borrow it), so the ids are still theirs.
-            let revokers = self.revokers(&asks);
             self.after(pages, slot, page, fx);
             match b {
                 Begin::Retry(e) => {
@@ -750,7 +757,6 @@ impl Arbiter {
                 }
                 Begin::Waiting => {
                     pages.counters.grant_waits.incr();
-                    Self::call_revokers(pages, page, revokers);
                     return Ok(Begin::Waiting);
                 }
                 Begin::WouldBlock => return Err(Error::WouldBlock { page }),
@@ -842,7 +848,9 @@ impl Arbiter {
             let mut out = None;
             let parked = park.park(deadline, || {
                 let r = self.poll(slot, c, page, want);
-                let wait = matches!(r, Ok((Poll::Waiting, _)));
+                // If our poll granted others, do not park: they must be woken first (by
+                // `after`, below, outside this parker's lock), then we poll again.
+                let wait = matches!(&r, Ok((Poll::Waiting, fx)) if !fx.changed);
                 out = Some(r);
                 wait
             });
@@ -954,7 +962,7 @@ impl Arbiter {
         page: u64,
         deadline: Option<Instant>,
     ) -> Result<()> {
-        let ((granted, asks), fx) = self.update(slot, page, |st, e| {
+        let (granted, fx) = self.update(slot, page, |st, e| {
             if st.holder(c) != Some(Access::Read) {
                 return Err(Error::Invariant(format!(
                     "page {page}: client {c} upgrades without a read grant"
@@ -967,24 +975,19 @@ impl Arbiter {
             }
             st.waiters.push_front((c, Access::Write));
             st.grant_ready(e);
-            if st.holder(c) == Some(Access::Write) {
-                return Ok((true, Vec::new()));
-            }
-            Ok((false, st.ask_conflicting(c, Access::Write)))
+            Ok(st.holder(c) == Some(Access::Write))
         })?;
-        let revokers = self.revokers(&asks);
         self.after(pages, slot, page, fx);
         if granted {
             return Ok(());
         }
         pages.counters.grant_waits.incr();
-        Self::call_revokers(pages, page, revokers);
         self.wait(pages, slot, c, page, Access::Write, deadline)
     }
 
     /// For reclaim: asks every holder of `page` not yet asked to release it.
     pub(crate) fn ask_release(&self, pages: &PagesShared, slot: &AtomicU64, page: u64) {
-        let Ok((asks, fx)) = self.update(slot, page, |st, e| {
+        let Ok((asks, mut fx)) = self.update(slot, page, |st, e| {
             if e.frame().is_none() {
                 return Ok(Vec::new());
             }
@@ -999,13 +1002,13 @@ impl Arbiter {
                     st.asked.insert(i, h);
                 }
             }
-            Ok(asks)
+            // Under the shard lock: the holders are still registered (see Effects::revoke).
+            Ok(self.revokers(&asks))
         }) else {
             return;
         };
-        let revokers = self.revokers(&asks);
+        fx.revoke.extend(asks);
         self.after(pages, slot, page, fx);
-        Self::call_revokers(pages, page, revokers);
     }
 
     // ----- inspection ------------------------------------------------------------------------

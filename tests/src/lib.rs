@@ -151,3 +151,170 @@ impl Model {
         self.objects[obj].open = true;
     }
 }
+
+/// Read or write access, in the model (mirrors `pagecore::Access`, kept separate so the model
+/// does not depend on the implementation's types).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Acc {
+    /// Shared.
+    Read,
+    /// Exclusive.
+    Write,
+}
+
+/// A revocation the model predicts: (client, page, true = release / false = downgrade).
+pub type Ask = (u32, u64, bool);
+
+/// The arbitration state of one page in the model: holders, FIFO waiters, asked holders.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ArbPage {
+    /// Holders by client.
+    pub holders: BTreeMap<u32, Acc>,
+    /// FIFO wait list.
+    pub waiters: std::collections::VecDeque<(u32, Acc)>,
+    /// Holders already asked to revoke their current access.
+    pub asked: BTreeSet<u32>,
+}
+
+/// Outcome of a request in the model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReqOutcome {
+    /// Granted at once.
+    Granted,
+    /// Queued.
+    Waiting,
+    /// The client already holds or waits for the page.
+    AlreadyHeld,
+}
+
+/// The arbitration model of one object (SPEC.md's rules, written independently of the
+/// implementation): many readers or one writer, FIFO wait lists with reader batches, upgrade of a
+/// sole reader, each conflicting holder asked once per grant.
+#[derive(Debug, Clone, Default)]
+pub struct ArbModel {
+    /// Per-page state.
+    pub pages: BTreeMap<u64, ArbPage>,
+    /// Revocations asked so far, in order.
+    pub asks: Vec<Ask>,
+}
+
+impl ArbModel {
+    fn page(&mut self, p: u64) -> &mut ArbPage {
+        self.pages.entry(p).or_default()
+    }
+
+    /// The access `c` holds on `p`.
+    pub fn holds(&self, c: u32, p: u64) -> Option<Acc> {
+        self.pages.get(&p)?.holders.get(&c).copied()
+    }
+
+    /// Whether `c` waits for `p`.
+    pub fn waits(&self, c: u32, p: u64) -> bool {
+        self.pages
+            .get(&p)
+            .is_some_and(|s| s.waiters.iter().any(|w| w.0 == c))
+    }
+
+    fn settle(&mut self, p: u64) {
+        let s = self.pages.entry(p).or_default();
+        // Grant from the head: a writer when no one else holds; readers while no writer holds.
+        while let Some(&(c, want)) = s.waiters.front() {
+            let ok = match want {
+                Acc::Write => s.holders.keys().all(|&h| h == c),
+                Acc::Read => s.holders.values().all(|&a| a == Acc::Read),
+            };
+            if !ok {
+                break;
+            }
+            s.waiters.pop_front();
+            s.holders.insert(c, want);
+            s.asked.remove(&c);
+            if want == Acc::Write {
+                break;
+            }
+        }
+        s.asked.retain(|c| s.holders.contains_key(c));
+        // Ask every holder in some waiter's way, once.
+        let mut new = Vec::new();
+        for &(c, want) in &s.waiters {
+            for (&h, &held) in &s.holders {
+                let release = match (want, held) {
+                    _ if h == c => continue,
+                    (Acc::Write, _) => true,
+                    (Acc::Read, Acc::Write) => false,
+                    (Acc::Read, Acc::Read) => continue,
+                };
+                if !s.asked.contains(&h) && new.iter().all(|a: &Ask| a.0 != h) {
+                    new.push((h, p, release));
+                }
+            }
+        }
+        for a in &new {
+            s.asked.insert(a.0);
+        }
+        self.asks.extend(new);
+    }
+
+    /// `c` requests `want` on `p`.
+    pub fn request(&mut self, c: u32, p: u64, want: Acc) -> ReqOutcome {
+        if self.holds(c, p).is_some() || self.waits(c, p) {
+            return ReqOutcome::AlreadyHeld;
+        }
+        self.page(p).waiters.push_back((c, want));
+        self.settle(p);
+        if self.holds(c, p) == Some(want) {
+            ReqOutcome::Granted
+        } else {
+            ReqOutcome::Waiting
+        }
+    }
+
+    /// `c` drops its grant of, or withdraws its request for, `p`.
+    pub fn drop_access(&mut self, c: u32, p: u64) {
+        let s = self.page(p);
+        s.holders.remove(&c);
+        s.asked.remove(&c);
+        s.waiters.retain(|w| w.0 != c);
+        self.settle(p);
+    }
+
+    /// `c` downgrades its write grant of `p`.
+    pub fn downgrade(&mut self, c: u32, p: u64) {
+        let s = self.page(p);
+        if s.holders.get(&c) == Some(&Acc::Write) {
+            s.holders.insert(c, Acc::Read);
+            s.asked.remove(&c);
+        }
+        self.settle(p);
+    }
+
+    /// `c` tries to upgrade its read grant of `p` without waiting: succeeds if it is the sole
+    /// holder; otherwise the attempt (queued at the head) asks the others to release, then is
+    /// withdrawn. Returns whether it succeeded.
+    pub fn try_upgrade(&mut self, c: u32, p: u64) -> bool {
+        let s = self.page(p);
+        if s.holders.keys().all(|&h| h == c) {
+            s.holders.insert(c, Acc::Write);
+            s.asked.remove(&c);
+            self.settle(p);
+            return true;
+        }
+        s.waiters.push_front((c, Acc::Write));
+        self.settle(p);
+        let s = self.page(p);
+        s.waiters.retain(|w| !(w.0 == c && w.1 == Acc::Write));
+        self.settle(p);
+        false
+    }
+
+    /// Pages some client holds, and requests waiting in total.
+    pub fn census(&self) -> (u64, u64) {
+        let held = self
+            .pages
+            .values()
+            .filter(|s| !s.holders.is_empty())
+            .count() as u64;
+        let waiting = self.pages.values().map(|s| s.waiters.len() as u64).sum();
+        (held, waiting)
+    }
+}

@@ -50,7 +50,10 @@ fn readers_share_and_a_writer_excludes() {
     let mut g = w.try_request(1, Access::Write).unwrap();
     g.bytes_mut().unwrap()[0] = 9;
     assert!(a.try_request(1, Access::Read).is_err());
-    assert!(obj.sync().is_err(), "sync cannot write a page back while a client writes it");
+    assert!(
+        obj.sync().is_err(),
+        "sync cannot write a page back while a client writes it"
+    );
     drop(g);
     assert_eq!(a.request(1, Access::Read).unwrap()[0], 9);
     obj.arbitration().unwrap();
@@ -60,16 +63,15 @@ fn readers_share_and_a_writer_excludes() {
 fn fifo_a_reader_behind_a_waiting_writer_waits() {
     let (_p, obj) = object(4);
     let log = Log::default();
-    let (a, w, r) = (
-        logged(&obj, &log),
-        logged(&obj, &log),
-        logged(&obj, &log),
-    );
+    let (a, w, r) = (logged(&obj, &log), logged(&obj, &log), logged(&obj, &log));
     let ga = a.request(0, Access::Read).unwrap();
     let mut pw = w.enqueue(0, Access::Write).unwrap();
     let mut pr = r.enqueue(0, Access::Read).unwrap();
     assert!(!pw.is_granted().unwrap());
-    assert!(!pr.is_granted().unwrap(), "a reader behind a waiting writer waits");
+    assert!(
+        !pr.is_granted().unwrap(),
+        "a reader behind a waiting writer waits"
+    );
     assert_eq!(obj.arbitration().unwrap().waiting, 2);
     // The writer asked the reader in its way to release, once.
     assert_eq!(*log.lock().unwrap(), vec![(a.id(), 0, Revocation::Release)]);
@@ -118,7 +120,10 @@ fn a_sole_reader_upgrades_without_revoking_itself() {
     g.bytes_mut().unwrap()[1] = 5;
     // Downgrade admits a waiting reader; an upgrade waits for it and asks it to release.
     let mut pb = b.enqueue(3, Access::Read).unwrap();
-    assert_eq!(*log.lock().unwrap(), vec![(a.id(), 3, Revocation::Downgrade)]);
+    assert_eq!(
+        *log.lock().unwrap(),
+        vec![(a.id(), 3, Revocation::Downgrade)]
+    );
     g.downgrade().unwrap();
     assert!(pb.is_granted().unwrap());
     let gb = pb.wait().unwrap();
@@ -126,8 +131,15 @@ fn a_sole_reader_upgrades_without_revoking_itself() {
         g.upgrade_timeout(Duration::from_millis(10)),
         Err(Error::GrantTimeout { page: 3, .. })
     ));
-    assert_eq!(g.access(), Access::Read, "a failed upgrade keeps the read grant");
-    assert_eq!(log.lock().unwrap().last(), Some(&(b.id(), 3, Revocation::Release)));
+    assert_eq!(
+        g.access(),
+        Access::Read,
+        "a failed upgrade keeps the read grant"
+    );
+    assert_eq!(
+        log.lock().unwrap().last(),
+        Some(&(b.id(), 3, Revocation::Release))
+    );
     drop(gb);
     g.upgrade().unwrap();
     assert_eq!(g[1], 5);
@@ -163,15 +175,15 @@ fn a_second_concurrent_upgrade_is_refused() {
 fn revocation_is_asked_once_per_conflict() {
     let (_p, obj) = object(4);
     let log = Log::default();
-    let (a, b, c) = (
-        logged(&obj, &log),
-        logged(&obj, &log),
-        logged(&obj, &log),
-    );
+    let (a, b, c) = (logged(&obj, &log), logged(&obj, &log), logged(&obj, &log));
     let ga = a.request(5, Access::Write).unwrap();
     let pb = b.enqueue(5, Access::Write).unwrap();
     let pc = c.enqueue(5, Access::Write).unwrap();
-    assert_eq!(log.lock().unwrap().len(), 1, "asked once, not once per waiter");
+    assert_eq!(
+        log.lock().unwrap().len(),
+        1,
+        "asked once, not once per waiter"
+    );
     drop(pc);
     let pc = c.enqueue(5, Access::Read).unwrap();
     assert_eq!(log.lock().unwrap().len(), 1);
@@ -202,9 +214,15 @@ fn timeouts_withdraw_requests_and_never_wedge() {
     assert_eq!(obj.arbitration().unwrap().waiting, 0, "withdrawn");
     // Every frame is held: a fault on another page is refused after the bound, nothing hangs.
     assert!(matches!(obj.read(7), Err(Error::Exhausted { .. })));
-    assert!(pages.stats().unwrap().revocations >= 2, "reclaim asked the holders");
+    assert!(
+        pages.stats().unwrap().revocations >= 2,
+        "reclaim asked the holders"
+    );
     drop(gb1);
-    assert!(obj.read(7).is_ok(), "reclaim skipped the held page and took the released one");
+    assert!(
+        obj.read(7).is_ok(),
+        "reclaim skipped the held page and took the released one"
+    );
     assert_eq!(ga.frame(), ga.frame());
     drop(ga);
     pages.census().unwrap();
@@ -269,4 +287,27 @@ fn dropping_a_pending_withdraws_it_and_hands_off() {
     drop((g0, pr));
     let c = obj.arbitration().unwrap();
     assert_eq!((c.held_pages, c.waiting, c.side_entries), (0, 0, 0));
+}
+
+#[test]
+fn a_holder_made_by_hand_off_is_asked_for_the_waiters_behind_it() {
+    let (_p, obj) = object(4);
+    let log = Log::default();
+    let (a, b, c) = (logged(&obj, &log), logged(&obj, &log), logged(&obj, &log));
+    let ga = a.request(4, Access::Write).unwrap();
+    let pb = b.enqueue(4, Access::Write).unwrap();
+    let mut pc = c.enqueue(4, Access::Read).unwrap();
+    assert_eq!(*log.lock().unwrap(), vec![(a.id(), 4, Revocation::Release)]);
+    drop(ga);
+    // b now holds; c still waits for it, so b is asked (to downgrade: c wants to read).
+    assert_eq!(
+        log.lock().unwrap().last(),
+        Some(&(b.id(), 4, Revocation::Downgrade))
+    );
+    let mut gb = pb.wait().unwrap();
+    gb.downgrade().unwrap();
+    assert!(pc.is_granted().unwrap());
+    assert_eq!(log.lock().unwrap().len(), 2);
+    drop((gb, pc));
+    obj.arbitration().unwrap();
 }

@@ -1,4 +1,4 @@
-//! S1–S7 under loom: every interleaving up to the preemption bound (default 3; set
+//! S1–S12 under loom: every interleaving up to the preemption bound (default 3; set
 //! `LOOM_MAX_PREEMPTIONS` to raise it). Run with
 //! `RUSTFLAGS="--cfg pagecore_loom" cargo test -p pagecore-verify --release --test loom_scenarios -- --nocapture`.
 #![cfg(pagecore_loom)]
@@ -80,4 +80,29 @@ fn c3_fill_error_reaches_waiters() {
 #[test]
 fn c4_readers_and_writer() {
     model("C4", s::c4_readers_and_writer);
+}
+
+#[test]
+fn s8_two_writers() {
+    model("S8", s::s8_two_writers);
+}
+
+#[test]
+fn s9_readers_and_writer() {
+    model("S9", s::s9_readers_and_writer);
+}
+
+#[test]
+fn s10_release_vs_revoke() {
+    model("S10", s::s10_release_vs_revoke);
+}
+
+#[test]
+fn s11_reclaim_vs_request() {
+    model("S11", s::s11_reclaim_vs_request);
+}
+
+#[test]
+fn s12_out_of_line_transition() {
+    model("S12", s::s12_out_of_line_transition);
 }

@@ -1,4 +1,4 @@
-//! S1–S7 under shuttle: random and PCT schedulers, `PAGECORE_SHUTTLE_ITERS` schedules each
+//! S1–S12 under shuttle: random and PCT schedulers, `PAGECORE_SHUTTLE_ITERS` schedules each
 //! (default 10,000). A failure prints the failing schedule; replay it with
 //! `shuttle::replay(scenario, "<schedule>")` (see verify/README.md). Run with
 //! `cargo test -p pagecore-verify --features shuttle --release --test shuttle_scenarios`.
@@ -80,4 +80,29 @@ fn c3_fill_error_reaches_waiters() {
 #[test]
 fn c4_readers_and_writer() {
     explore("C4", s::c4_readers_and_writer);
+}
+
+#[test]
+fn s8_two_writers() {
+    explore("S8", s::s8_two_writers);
+}
+
+#[test]
+fn s9_readers_and_writer() {
+    explore("S9", s::s9_readers_and_writer);
+}
+
+#[test]
+fn s10_release_vs_revoke() {
+    explore("S10", s::s10_release_vs_revoke);
+}
+
+#[test]
+fn s11_reclaim_vs_request() {
+    explore("S11", s::s11_reclaim_vs_request);
+}
+
+#[test]
+fn s12_out_of_line_transition() {
+    explore("S12", s::s12_out_of_line_transition);
 }

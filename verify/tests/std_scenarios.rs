@@ -1,4 +1,4 @@
-//! S1–S7 on real threads (std backend), repeated: a cheap smoke run of the same bodies the model
+//! S1–S12 on real threads (std backend), repeated: a cheap smoke run of the same bodies the model
 //! checkers explore, on real hardware memory ordering.
 #![cfg(not(any(pagecore_loom, feature = "shuttle")))]
 
@@ -27,4 +27,9 @@ fn scenarios_on_real_threads() {
     repeat(s::c2_sync_vs_write);
     repeat(s::c3_fill_error_reaches_waiters);
     repeat(s::c4_readers_and_writer);
+    repeat(s::s8_two_writers);
+    repeat(s::s9_readers_and_writer);
+    repeat(s::s10_release_vs_revoke);
+    repeat(s::s11_reclaim_vs_request);
+    repeat(s::s12_out_of_line_transition);
 }
