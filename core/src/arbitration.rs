@@ -532,23 +532,41 @@ impl Arbiter {
         &self,
         slot: &AtomicU64,
         page: u64,
+        f: impl FnMut(&mut PageState, EntryWord) -> Result<R>,
+    ) -> Result<(R, Effects)> {
+        self.update_pinned(slot, page, false, f)
+    }
+
+    /// As [`Arbiter::update`]; with `pinned`, the caller holds one plain read pin on the page,
+    /// which `f` does not see and the same CAS drops (so the page cannot be reclaimed between a
+    /// fault and the request it serves).
+    fn update_pinned<R>(
+        &self,
+        slot: &AtomicU64,
+        page: u64,
+        pinned: bool,
         mut f: impl FnMut(&mut PageState, EntryWord) -> Result<R>,
     ) -> Result<(R, Effects)> {
         let mut side = lock(&self.shards[self.shard(page)]);
         loop {
             // Acquire: pairs with the Release of releasers and unpinners (see the module doc).
             let e = EntryWord(slot.load(Ordering::Acquire));
+            let base = if pinned && e.pins() > 0 {
+                EntryWord(e.0 - EntryWord::PINS.one())
+            } else {
+                e
+            };
             let aw = side.get(&page).copied().unwrap_or(AccessWord::EMPTY);
             let mut recs = lock(&self.records);
             let mut st = Self::decode(e, aw, &recs)?;
             let before = st.clone();
-            let r = f(&mut st, e)?;
+            let r = f(&mut st, base)?;
             st.normalize();
             let asks = st.ask_in_the_way();
-            if st == before {
+            if st == before && !pinned {
                 return Ok((r, Effects::default()));
             }
-            let (ne, naw) = Self::encode(&st, e, &mut recs);
+            let (ne, naw) = Self::encode(&st, base, &mut recs);
             // AcqRel: ends the accesses of holders it removes (Release) and starts those of
             // holders it adds (Acquire of the previous releases). Failure: re-read and recompute.
             match slot.compare_exchange(e.0, ne.0, Ordering::AcqRel, Ordering::Relaxed) {
@@ -705,7 +723,7 @@ impl Arbiter {
             let seen = match mapper.map.slot(page) {
                 Some(slot) => (slot, EntryWord(slot.load(Ordering::Relaxed))),
                 None => {
-                    if let Some(b) = self.begin_by_fault(mapper, c, page, want)? {
+                    if let Some(b) = self.begin_by_fault(mapper, c, page, want, try_only)? {
                         return Ok(b);
                     }
                     continue;
@@ -713,7 +731,7 @@ impl Arbiter {
             };
             let (slot, e) = seen;
             if e.frame().is_none() {
-                if let Some(b) = self.begin_by_fault(mapper, c, page, want)? {
+                if let Some(b) = self.begin_by_fault(mapper, c, page, want, try_only)? {
                     return Ok(b);
                 }
                 continue;
@@ -722,26 +740,7 @@ impl Arbiter {
                 pages.counters.grants.incr();
                 return Ok(Begin::Granted);
             }
-            let (b, fx) = self.update(slot, page, |st, e| {
-                if e.frame().is_none() || e.reclaiming() {
-                    return Ok(Begin::Retry(e));
-                }
-                if st.holder(c).is_some() || st.waiting(c).is_some() {
-                    return Err(Error::AlreadyHeld { page });
-                }
-                let before = st.clone();
-                st.waiters.push_back((c, want));
-                st.grant_ready(e);
-                if st.holder(c) == Some(want) {
-                    return Ok(Begin::Granted);
-                }
-                if try_only {
-                    *st = before;
-                    return Ok(Begin::WouldBlock);
-                }
-                Ok(Begin::Waiting)
-            })?;
-            self.after(pages, slot, page, fx);
+            let b = self.enqueue_slow(pages, slot, c, page, want, try_only, false)?;
             match b {
                 Begin::Retry(e) => {
                     if e.reclaiming() {
@@ -764,26 +763,89 @@ impl Arbiter {
         }
     }
 
+    /// The slow request: enqueue (asking holders in the way), or grant at once, or (`try_only`)
+    /// refuse; with `pinned`, also drops the caller's plain read pin in the same CAS.
+    #[allow(clippy::too_many_arguments)]
+    fn enqueue_slow(
+        &self,
+        pages: &PagesShared,
+        slot: &AtomicU64,
+        c: u32,
+        page: u64,
+        want: Access,
+        try_only: bool,
+        pinned: bool,
+    ) -> Result<Begin> {
+        let b = self.update_pinned(slot, page, pinned, |st, e| {
+            if e.frame().is_none() || e.reclaiming() {
+                return Ok(Begin::Retry(e));
+            }
+            if st.holder(c).is_some() || st.waiting(c).is_some() {
+                return Err(Error::AlreadyHeld { page });
+            }
+            let before = st.clone();
+            st.waiters.push_back((c, want));
+            st.grant_ready(e);
+            if st.holder(c) == Some(want) {
+                return Ok(Begin::Granted);
+            }
+            if try_only {
+                *st = before;
+                return Ok(Begin::WouldBlock);
+            }
+            Ok(Begin::Waiting)
+        });
+        let (b, fx) = match b {
+            Ok(r) => r,
+            Err(e) => {
+                if pinned {
+                    // Our pin is still there: give it back.
+                    if let Some(f) = EntryWord(slot.load(Ordering::Relaxed)).frame() {
+                        pages.unpin_read(slot, f);
+                    }
+                }
+                return Err(e);
+            }
+        };
+        self.after(pages, slot, page, fx);
+        Ok(b)
+    }
+
     /// A request for a page without a frame: fault it in with a plain read pin and relabel the
-    /// pin as the client's grant. `None`: look again (the page is resident now).
+    /// pin as the client's grant, or (if that is not possible at once) enqueue the request while
+    /// still holding the pin, dropping it in the same CAS. `None`: look again.
     fn begin_by_fault(
         &self,
         mapper: &crate::sync::Arc<MapperShared>,
         c: u32,
         page: u64,
         want: Access,
+        try_only: bool,
     ) -> Result<Option<Begin>> {
         let (f, slot) = match MapperShared::pin_with(mapper, page, Want::Read, false) {
             Ok(r) => r,
             Err(Error::Busy { .. }) => return Ok(None), // resident after all, and refused
             Err(e) => return Err(e),
         };
+        let pages = &*mapper.pages;
         if Self::convert_pin(slot, f, c, want) {
-            mapper.pages.counters.grants.incr();
+            pages.counters.grants.incr();
             return Ok(Some(Begin::Granted));
         }
-        mapper.pages.unpin_read(slot, f);
-        Ok(None)
+        match self.enqueue_slow(pages, slot, c, page, want, try_only, true)? {
+            Begin::Granted => {
+                pages.counters.grants.incr();
+                Ok(Some(Begin::Granted))
+            }
+            Begin::Waiting => {
+                pages.counters.grant_waits.incr();
+                Ok(Some(Begin::Waiting))
+            }
+            Begin::WouldBlock => Err(Error::WouldBlock { page }),
+            Begin::Retry(_) => Err(Error::Invariant(format!(
+                "page {page} empty or reclaimed under a pin"
+            ))),
+        }
     }
 
     /// Re-examines a waiting request of `c` (granting what has become grantable).
