@@ -17,7 +17,7 @@
 //! same time window.
 
 use criterion::{criterion_group, BenchmarkId, Criterion, Throughput};
-use pagecore::{ComputedAccessor, Pages};
+use pagecore::{Access, ComputedAccessor, Pages};
 use rand::{rngs::StdRng, SeedableRng};
 use rand_distr::{Distribution, Zipf};
 use std::hint::black_box;
@@ -127,9 +127,27 @@ fn with_peers(n: usize, f: impl FnOnce(&[(&str, Op<'_>)])) {
     }
     moka.run_pending_tasks();
     let lru = Mutex::new(lru);
+    // Clients: each benchmark thread uses its own registered client (up to CLIENTS threads).
+    let clients: Vec<pagecore::Client> = (0..CLIENTS).map(|_| obj.register().unwrap()).collect();
+    let next_client = std::sync::atomic::AtomicUsize::new(0);
+    thread_local! {
+        static MY_CLIENT: std::cell::Cell<usize> = const { std::cell::Cell::new(usize::MAX) };
+    }
+    let my_client = || {
+        MY_CLIENT.with(|c| {
+            if c.get() == usize::MAX {
+                c.set(next_client.fetch_add(1, Ordering::Relaxed) % CLIENTS);
+            }
+            c.get()
+        })
+    };
 
     let peers: Vec<(&str, Op<'_>)> = vec![
         ("pagecore", Box::new(|k| obj.read(k).unwrap()[0])),
+        (
+            "pagecore_client",
+            Box::new(|k| clients[my_client()].request(k, Access::Read).unwrap()[0]),
+        ),
         (
             "atomic_bound",
             Box::new(|k| {
@@ -154,6 +172,50 @@ fn with_peers(n: usize, f: impl FnOnce(&[(&str, Op<'_>)])) {
         n as u64,
         "the pagecore benchmark missed"
     );
+}
+
+/// Clients registered for the `pagecore_client` peer (one per benchmark thread).
+const CLIENTS: usize = 4;
+
+/// Bytes of arbitration state per page with `clients` clients each holding a read grant on
+/// every one of `n` resident pages (all pages in the same state, the best case for sharing),
+/// and with one more client waiting to write on every page (the state a conflict adds).
+fn bytes_per_page() {
+    let n: u64 = 4096;
+    println!("arbitration memory, {n} resident pages, every client reading every page");
+    println!("| clients | entry bytes/page | side table + records bytes/page | total bytes/page | records | pages per record |");
+    println!("|---|---|---|---|---|---|");
+    for clients in [1usize, 4, 5, 64] {
+        let pages = Pages::builder().page_size(64).frames(n).build().unwrap();
+        let obj = pages.open(pagecore::MemoryAccessor::new(), n * 64).unwrap();
+        let cs: Vec<_> = (0..clients).map(|_| obj.register().unwrap()).collect();
+        let grants: Vec<_> = cs
+            .iter()
+            .flat_map(|c| (0..n).map(move |p| c.request(p, Access::Read).unwrap()))
+            .collect();
+        let census = obj.arbitration().unwrap();
+        // The AccessMap: 8 bytes per entry (leaves of 512) plus one pointer per leaf.
+        let entry = 8.0 + 8.0 / 512.0;
+        let side = census.side_bytes as f64 / n as f64;
+        println!(
+            "| {clients} | {entry:.2} | {side:.2} | {:.2} | {} | {} |",
+            entry + side,
+            census.records,
+            census.record_refs.checked_div(census.records).unwrap_or(0)
+        );
+        let w = obj.register().unwrap();
+        let waiting: Vec<_> = (0..n).map(|p| w.enqueue(p, Access::Write).unwrap()).collect();
+        let census = obj.arbitration().unwrap();
+        let side = census.side_bytes as f64 / n as f64;
+        println!(
+            "| {clients} + 1 waiting writer | {entry:.2} | {side:.2} | {:.2} | {} | {} |",
+            entry + side,
+            census.records,
+            census.record_refs.checked_div(census.records).unwrap_or(0)
+        );
+        drop(waiting);
+        drop(grants);
+    }
 }
 
 fn bench(c: &mut Criterion) {
@@ -239,6 +301,10 @@ fn interleaved(rounds: usize) {
 criterion_group!(benches, bench);
 
 fn main() {
+    if std::env::var("PAGECORE_BENCH_BYTES").is_ok() {
+        bytes_per_page();
+        return;
+    }
     match std::env::var("PAGECORE_BENCH_INTERLEAVE")
         .ok()
         .and_then(|v| v.parse().ok())
