@@ -204,7 +204,9 @@ fn bytes_per_page() {
             census.record_refs.checked_div(census.records).unwrap_or(0)
         );
         let w = obj.register().unwrap();
-        let waiting: Vec<_> = (0..n).map(|p| w.enqueue(p, Access::Write).unwrap()).collect();
+        let waiting: Vec<_> = (0..n)
+            .map(|p| w.enqueue(p, Access::Write).unwrap())
+            .collect();
         let census = obj.arbitration().unwrap();
         let side = census.side_bytes as f64 / n as f64;
         println!(

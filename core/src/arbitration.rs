@@ -640,7 +640,7 @@ impl Arbiter {
 
     /// One CAS: grants `want` to inline client `c` if nothing stands in the way.
     #[inline(always)]
-    fn fast_grant(slot: &AtomicU64, c: u32, want: Access) -> bool {
+    fn fast_grant(slot: &AtomicU64, c: u32, want: Access) -> Option<u32> {
         let mut cur = EntryWord(slot.load(Ordering::Relaxed));
         loop {
             let refuse = match want {
@@ -658,7 +658,7 @@ impl Arbiter {
                 }
             };
             if cur.frame().is_none() || cur.0 & refuse != 0 {
-                return false;
+                return None;
             }
             let new = match want {
                 Access::Read => cur.0 | EntryWord::hold_bit(c, false),
@@ -667,7 +667,7 @@ impl Arbiter {
             // Acquire: pairs with the previous holder's / unpinner's Release and the fill's
             // publication.
             match slot.compare_exchange_weak(cur.0, new, Ordering::Acquire, Ordering::Relaxed) {
-                Ok(_) => return true,
+                Ok(_) => return cur.frame(),
                 Err(x) => cur = EntryWord(x),
             }
         }
@@ -736,8 +736,7 @@ impl Arbiter {
                 }
                 continue;
             }
-            if c < EntryWord::INLINE_CLIENTS && Self::fast_grant(slot, c, want) {
-                pages.counters.grants.incr();
+            if c < EntryWord::INLINE_CLIENTS && Self::fast_grant(slot, c, want).is_some() {
                 return Ok(Begin::Granted);
             }
             let b = self.enqueue_slow(pages, slot, c, page, want, try_only, false)?;
@@ -751,7 +750,6 @@ impl Arbiter {
                     }
                 }
                 Begin::Granted => {
-                    pages.counters.grants.incr();
                     return Ok(Begin::Granted);
                 }
                 Begin::Waiting => {
@@ -829,14 +827,10 @@ impl Arbiter {
         };
         let pages = &*mapper.pages;
         if Self::convert_pin(slot, f, c, want) {
-            pages.counters.grants.incr();
             return Ok(Some(Begin::Granted));
         }
         match self.enqueue_slow(pages, slot, c, page, want, try_only, true)? {
-            Begin::Granted => {
-                pages.counters.grants.incr();
-                Ok(Some(Begin::Granted))
-            }
+            Begin::Granted => Ok(Some(Begin::Granted)),
             Begin::Waiting => {
                 pages.counters.grant_waits.incr();
                 Ok(Some(Begin::Waiting))
@@ -941,12 +935,36 @@ impl Arbiter {
 
     // ----- release, downgrade, upgrade ------------------------------------------------------
 
-    /// Ends `c`'s access to `page` (backed by `frame`).
+    /// Ends `c`'s access to `page`.
+    #[inline(always)]
     fn release(&self, pages: &PagesShared, slot: &AtomicU64, c: u32, page: u64) -> Result<()> {
         if c < EntryWord::INLINE_CLIENTS {
             let bits = EntryWord::hold_bits(c);
             // Release: pairs with the Acquire of the next grant, pin or take (module doc).
             let prev = slot.fetch_and(!bits, Ordering::Release);
+            let follow_up = EntryWord::ARB_SLOW.mask() | EntryWord::WAIT_BITS;
+            if prev & bits != 0 && prev & follow_up == 0 {
+                return Ok(());
+            }
+            return self.release_slow(pages, slot, c, page, prev);
+        }
+        self.release_slow(pages, slot, c, page, 0)
+    }
+
+    /// The rest of a release: waiters to hand off to or wake, or an out-of-line holder
+    /// (`prev` is the entry before an inline client's `fetch_and`, or 0).
+    #[cold]
+    #[inline(never)]
+    fn release_slow(
+        &self,
+        pages: &PagesShared,
+        slot: &AtomicU64,
+        c: u32,
+        page: u64,
+        prev: u64,
+    ) -> Result<()> {
+        if c < EntryWord::INLINE_CLIENTS {
+            let bits = EntryWord::hold_bits(c);
             if prev & bits != 0 {
                 if prev & EntryWord::ARB_SLOW.mask() != 0 {
                     // Waiters or asked bits: settle them (normalize and hand off).
@@ -1221,8 +1239,26 @@ impl Client {
     }
 
     /// Requests `access` to `page`, waiting as long as it takes.
+    #[inline]
     pub fn request(&self, page: u64, access: Access) -> Result<Grant<'_>> {
+        if let Some(g) = self.fast(page, access) {
+            return Ok(g);
+        }
         self.enqueue(page, access)?.wait_until(None)
+    }
+
+    /// The hit path of an inline client: one CAS on a resident page's entry, no lock.
+    #[inline(always)]
+    fn fast(&self, page: u64, access: Access) -> Option<Grant<'_>> {
+        let m = &**self.shared();
+        if self.id >= EntryWord::INLINE_CLIENTS
+            || (access == Access::Write && !m.accessor.writable())
+        {
+            return None;
+        }
+        let slot = m.map.slot(page)?;
+        let frame = Arbiter::fast_grant(slot, self.id, access)?;
+        Some(self.make_grant(slot, page, frame, access))
     }
 
     /// Requests `access` to `page`, waiting at most `timeout`; then the request is withdrawn and
@@ -1263,9 +1299,23 @@ impl Client {
         let frame = e
             .frame()
             .ok_or_else(|| Error::Invariant(format!("granted page {page} is not resident")))?;
+        Ok(self.make_grant(slot, page, frame, access))
+    }
+
+    #[inline(always)]
+    fn make_grant<'c>(
+        &'c self,
+        slot: &'c AtomicU64,
+        page: u64,
+        frame: u32,
+        access: Access,
+    ) -> Grant<'c> {
+        let m = &**self.shared();
         let track = m.pages.track(frame);
-        Ok(Grant {
+        Grant {
             client: self,
+            pages: &m.pages,
+            arb: &m.arb,
             slot,
             page,
             frame,
@@ -1275,7 +1325,7 @@ impl Client {
                 Access::Write => Track::Exclusive(track.exclusive()),
             }),
             released: false,
-        })
+        }
     }
 }
 
@@ -1384,6 +1434,8 @@ enum Track {
 #[must_use = "a grant holds its page until dropped"]
 pub struct Grant<'c> {
     client: &'c Client,
+    pages: &'c PagesShared,
+    arb: &'c Arbiter,
     slot: &'c AtomicU64,
     page: u64,
     frame: u32,
@@ -1446,9 +1498,8 @@ impl Grant<'_> {
     fn end(&mut self) -> Result<()> {
         // SAFETY: called once (guarded by `released` / drop); the access ends before the grant.
         unsafe { ManuallyDrop::drop(&mut self.track) };
-        let m = self.client.shared();
-        m.arb
-            .release(&m.pages, self.slot, self.client.id, self.page)
+        self.arb
+            .release(self.pages, self.slot, self.client.id, self.page)
     }
 
     /// Turns a write grant into a read grant (answering a [`Revocation::Downgrade`]); readers
@@ -1500,7 +1551,7 @@ impl Deref for Grant<'_> {
     type Target = [u8];
     #[inline(always)]
     fn deref(&self) -> &[u8] {
-        let pages = &self.client.shared().pages;
+        let pages = self.pages;
         // SAFETY: the grant keeps the page resident in `frame` and excludes writers other than
         // itself (I9); the memory lives as long as the pool, which the client keeps alive.
         unsafe { std::slice::from_raw_parts(pages.bytes(self.frame), pages.page_size()) }

@@ -137,8 +137,6 @@ pub struct Stats {
     pub writeback_errors: u64,
     /// Times `obtain` had to wait for a frame.
     pub obtain_waits: u64,
-    /// Client requests granted.
-    pub grants: u64,
     /// Client requests (and upgrades) that had to wait.
     pub grant_waits: u64,
     /// Revocations asked of clients (by conflicting requests and by reclaim).
@@ -212,7 +210,6 @@ impl Pages {
             writebacks: c.writebacks.get(),
             writeback_errors: c.writeback_errors.get(),
             obtain_waits: c.obtain_waits.get(),
-            grants: c.grants.get(),
             grant_waits: c.grant_waits.get(),
             revocations: c.revocations.get(),
             census: self.census()?,

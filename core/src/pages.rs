@@ -111,7 +111,6 @@ pub(crate) struct Counters {
     pub(crate) writebacks: Counter,
     pub(crate) writeback_errors: Counter,
     pub(crate) obtain_waits: Counter,
-    pub(crate) grants: Counter,
     pub(crate) grant_waits: Counter,
     pub(crate) revocations: Counter,
 }
