@@ -1,4 +1,4 @@
-//! Fuzzes the state-word codecs: every 8 bytes of input are a raw word, checked by
+//! Fuzzes the state-word codecs (frame, entry and access words): every 8 bytes of input are a raw word, checked by
 //! `pagecore::pack::check_codecs` (round trip of accepted words, rejection of invalid ones).
 //! `cargo +nightly fuzz run codec`; the corpus in fuzz/corpus/codec replays in `cargo test`
 //! (core/tests/codec_corpus.rs).
