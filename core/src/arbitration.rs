@@ -4,7 +4,7 @@
 //! # State
 //!
 //! A page's arbitration state is its ACCESSLIST (holders: client, read or write), its FIFO
-//! WAITLIST of requests, and the set of holders already asked to revoke ([`PageState`]). It is
+//! WAITLIST of requests, and the set of holders already asked to revoke (`PageState`). It is
 //! stored in one of three forms:
 //!
 //! * **inline, fast**: the holders among the object's first four clients are the `HOLD` bits of
@@ -13,7 +13,7 @@
 //! * **inline, slow**: as above, plus the page's [`AccessWord`] (up to four waiters and the asked
 //!   bits) in the object's sharded side table; the entry has `ARB_SLOW`.
 //! * **out-of-line**: a fifth client on the page, or a fifth waiter: the entry has `ARB_SLOW` and
-//!   `EXT_READ`/`EXT_WRITE`, and the side-table word names an interned record ([`Records`]): every
+//!   `EXT_READ`/`EXT_WRITE`, and the side-table word names an interned record (`Records`): every
 //!   page in the same state shares one record, which is freed when no page refers to it.
 //!
 //! So a page costs its 8-byte entry up to four clients; the side table costs something only for
