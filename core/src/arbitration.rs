@@ -974,26 +974,45 @@ impl Arbiter {
                     })?;
                     self.after(pages, slot, page, fx);
                 }
-                if prev & EntryWord::WAIT_BITS != 0 {
-                    if let Some(f) = EntryWord(prev).frame() {
-                        pages.wake_waiters(slot, f);
-                    }
-                }
+                Self::wake_if_waiting(pages, slot, prev);
                 return Ok(());
             }
         }
-        let (had, fx) = self.update(slot, page, |st, e| {
+        self.change_held(pages, slot, c, page, "released", |st, e| {
             let had = st.remove_holder(c).is_some();
             st.grant_ready(e);
-            Ok(had)
-        })?;
+            had
+        })
+    }
+
+    /// A slow-path change that must find `c` holding as expected (`f` says whether it did),
+    /// followed by the wake-ups it calls for.
+    fn change_held(
+        &self,
+        pages: &PagesShared,
+        slot: &AtomicU64,
+        c: u32,
+        page: u64,
+        what: &str,
+        mut f: impl FnMut(&mut PageState, EntryWord) -> bool,
+    ) -> Result<()> {
+        let (had, fx) = self.update(slot, page, |st, e| Ok(f(st, e)))?;
         self.after(pages, slot, page, fx);
         if had {
             Ok(())
         } else {
             Err(Error::Invariant(format!(
-                "page {page}: client {c} released a grant it did not hold"
+                "page {page}: client {c} {what} a grant it did not hold"
             )))
+        }
+    }
+
+    /// After a fast-path RMW whose previous word was `prev`: wake plain waiters and obtainers.
+    fn wake_if_waiting(pages: &PagesShared, slot: &AtomicU64, prev: u64) {
+        if prev & EntryWord::WAIT_BITS != 0 {
+            if let Some(f) = EntryWord(prev).frame() {
+                pages.wake_waiters(slot, f);
+            }
         }
     }
 
@@ -1005,33 +1024,21 @@ impl Arbiter {
                 // AcqRel: our writes happen before the readers this admits (Release).
                 match slot.compare_exchange_weak(cur.0, new, Ordering::AcqRel, Ordering::Relaxed) {
                     Ok(_) => {
-                        if cur.0 & EntryWord::WAIT_BITS != 0 {
-                            if let Some(f) = cur.frame() {
-                                pages.wake_waiters(slot, f);
-                            }
-                        }
+                        Self::wake_if_waiting(pages, slot, cur.0);
                         return Ok(());
                     }
                     Err(x) => cur = EntryWord(x),
                 }
             }
         }
-        let (had, fx) = self.update(slot, page, |st, e| {
+        self.change_held(pages, slot, c, page, "downgraded", |st, e| {
             if st.holder(c) != Some(Access::Write) {
-                return Ok(false);
+                return false;
             }
             st.set_holder(c, Access::Read);
             st.grant_ready(e);
-            Ok(true)
-        })?;
-        self.after(pages, slot, page, fx);
-        if had {
-            Ok(())
-        } else {
-            Err(Error::Invariant(format!(
-                "page {page}: client {c} downgraded a write grant it did not hold"
-            )))
-        }
+            true
+        })
     }
 
     fn upgrade(
