@@ -720,49 +720,37 @@ impl Arbiter {
             if mapper.is_closed() {
                 return Err(Error::Closed);
             }
-            let seen = match mapper.map.slot(page) {
-                Some(slot) => (slot, EntryWord(slot.load(Ordering::Relaxed))),
-                None => {
-                    if let Some(b) = self.begin_by_fault(mapper, c, page, want, try_only)? {
-                        return Ok(b);
-                    }
-                    continue;
-                }
-            };
-            let (slot, e) = seen;
-            if e.frame().is_none() {
+            // Relaxed: only "has it a frame?"; the CASes below validate what they change.
+            let slot = mapper
+                .map
+                .slot(page)
+                .filter(|slot| EntryWord(slot.load(Ordering::Relaxed)).frame().is_some());
+            let Some(slot) = slot else {
+                // No frame: fault the page in.
                 if let Some(b) = self.begin_by_fault(mapper, c, page, want, try_only)? {
                     return Ok(b);
                 }
                 continue;
-            }
+            };
             if c < EntryWord::INLINE_CLIENTS && Self::fast_grant(slot, c, want).is_some() {
                 return Ok(Begin::Granted);
             }
-            let b = self.enqueue_slow(pages, slot, c, page, want, try_only, false)?;
-            match b {
-                Begin::Retry(e) => {
-                    if e.reclaiming() {
-                        let d = *deadline.get_or_insert_with(|| pages.deadline());
-                        if pages.wait_entry(slot, e, d) == Parked::TimedOut {
-                            return Err(Error::Busy { page });
-                        }
+            match self.enqueue_slow(pages, slot, c, page, want, try_only, false)? {
+                Begin::Retry(e) if e.reclaiming() => {
+                    let d = *deadline.get_or_insert_with(|| pages.deadline());
+                    if pages.wait_entry(slot, e, d) == Parked::TimedOut {
+                        return Err(Error::Busy { page });
                     }
                 }
-                Begin::Granted => {
-                    return Ok(Begin::Granted);
-                }
-                Begin::Waiting => {
-                    pages.counters.grant_waits.incr();
-                    return Ok(Begin::Waiting);
-                }
-                Begin::WouldBlock => return Err(Error::WouldBlock { page }),
+                Begin::Retry(_) => {}
+                b => return Ok(b),
             }
         }
     }
 
     /// The slow request: enqueue (asking holders in the way), or grant at once, or (`try_only`)
-    /// refuse; with `pinned`, also drops the caller's plain read pin in the same CAS.
+    /// refuse with [`Error::WouldBlock`]; with `pinned`, also drops the caller's plain read pin in
+    /// the same CAS. Returns `Granted`, `Waiting` (counted), or `Retry` (no frame, or reclaiming).
     #[allow(clippy::too_many_arguments)]
     fn enqueue_slow(
         &self,
@@ -806,7 +794,14 @@ impl Arbiter {
             }
         };
         self.after(pages, slot, page, fx);
-        Ok(b)
+        match b {
+            Begin::WouldBlock => Err(Error::WouldBlock { page }),
+            Begin::Waiting => {
+                pages.counters.grant_waits.incr();
+                Ok(b)
+            }
+            b => Ok(b),
+        }
     }
 
     /// A request for a page without a frame: fault it in with a plain read pin and relabel the
@@ -830,15 +825,10 @@ impl Arbiter {
             return Ok(Some(Begin::Granted));
         }
         match self.enqueue_slow(pages, slot, c, page, want, try_only, true)? {
-            Begin::Granted => Ok(Some(Begin::Granted)),
-            Begin::Waiting => {
-                pages.counters.grant_waits.incr();
-                Ok(Some(Begin::Waiting))
-            }
-            Begin::WouldBlock => Err(Error::WouldBlock { page }),
             Begin::Retry(_) => Err(Error::Invariant(format!(
                 "page {page} empty or reclaimed under a pin"
             ))),
+            b => Ok(Some(b)),
         }
     }
 
