@@ -1137,6 +1137,9 @@ impl Arbiter {
             census.waiting += st.waiters.len() as u64;
             census.side_entries += e.arb_slow() as u64;
         }
+        // Shard locks before the records lock, never while holding it (lock order: shard ->
+        // records, as in every slow path).
+        let side_entries: usize = self.shards.iter().map(|s| lock(s).capacity()).sum();
         let recs = lock(&self.records);
         let live: HashMap<u32, u64> = recs
             .slots
@@ -1153,7 +1156,6 @@ impl Arbiter {
         census.record_refs = refs.values().sum();
         census.records_created = recs.created;
         census.records_freed = recs.freed;
-        let side_entries: usize = self.shards.iter().map(|s| lock(s).capacity()).sum();
         census.side_bytes = (side_entries * (8 + 8 + 8) + recs.bytes()) as u64;
         Ok(census)
     }
