@@ -7,7 +7,8 @@
 //! * `quick_cache` (`quick_cache::sync::Cache`), `moka` (`moka::sync::Cache`), `dashmap`, and
 //!   `mutex_lru` (`Mutex<lru::LruCache>`), each mapping page index -> `Arc<[u8]>` of 4 KiB.
 //!
-//! Environment: `PAGECORE_BENCH_PAGES` (default 262144), `PAGECORE_BENCH_THREADS` (default "1,2").
+//! Environment: `PAGECORE_BENCH_PAGES` (default 262144), `PAGECORE_BENCH_THREADS` (default "1,2"),
+//! `PAGECORE_BENCH_PEERS` (comma-separated peers to keep beside `pagecore`; default all).
 //! Run: `cargo bench -p pagecore --bench hit_path`. Ratios: `bench/ratios.py`.
 //!
 //! On noisy (shared, virtualised) machines, criterion's one-peer-after-another runs drift apart;
@@ -57,7 +58,7 @@ fn keys(n: usize, seed: u64) -> Vec<u64> {
 }
 
 /// Runs `op` over each thread's key stream, `iters` operations per thread; returns wall time.
-fn run_threads<F: Fn(u64) -> u8 + Sync>(
+fn run_threads<F: Fn(usize, u64) -> u8 + Sync>(
     threads: usize,
     iters: u64,
     key_sets: &[Vec<u64>],
@@ -73,7 +74,7 @@ fn run_threads<F: Fn(u64) -> u8 + Sync>(
                     barrier.wait();
                     let mut acc = 0u8;
                     for i in 0..iters as usize {
-                        acc = acc.wrapping_add(op(keys[i % keys.len()]));
+                        acc = acc.wrapping_add(op(t, keys[i % keys.len()]));
                     }
                     black_box(acc);
                 })
@@ -88,7 +89,8 @@ fn run_threads<F: Fn(u64) -> u8 + Sync>(
     })
 }
 
-type Op<'a> = Box<dyn Fn(u64) -> u8 + Sync + 'a>;
+/// One operation: (benchmark thread index, page) -> a byte of the page.
+type Op<'a> = Box<dyn Fn(usize, u64) -> u8 + Sync + 'a>;
 
 /// Builds every peer (holding the same pages) and runs `f` over them.
 fn with_peers(n: usize, f: impl FnOnce(&[(&str, Op<'_>)])) {
@@ -127,30 +129,17 @@ fn with_peers(n: usize, f: impl FnOnce(&[(&str, Op<'_>)])) {
     }
     moka.run_pending_tasks();
     let lru = Mutex::new(lru);
-    // Clients: each benchmark thread uses its own registered client (up to CLIENTS threads).
+    // Clients: benchmark thread t uses client t % CLIENTS (as a user holds its client in hand).
     let clients: Vec<pagecore::Client> = (0..CLIENTS).map(|_| obj.register().unwrap()).collect();
-    let next_client = std::sync::atomic::AtomicUsize::new(0);
-    thread_local! {
-        static MY_CLIENT: std::cell::Cell<usize> = const { std::cell::Cell::new(usize::MAX) };
-    }
-    let my_client = || {
-        MY_CLIENT.with(|c| {
-            if c.get() == usize::MAX {
-                c.set(next_client.fetch_add(1, Ordering::Relaxed) % CLIENTS);
-            }
-            c.get()
-        })
-    };
-
     let peers: Vec<(&str, Op<'_>)> = vec![
-        ("pagecore", Box::new(|k| obj.read(k).unwrap()[0])),
+        ("pagecore", Box::new(|_, k| obj.read(k).unwrap()[0])),
         (
             "pagecore_client",
-            Box::new(|k| clients[my_client()].request(k, Access::Read).unwrap()[0]),
+            Box::new(|t, k| clients[t % CLIENTS].request(k, Access::Read).unwrap()[0]),
         ),
         (
             "atomic_bound",
-            Box::new(|k| {
+            Box::new(|_, k| {
                 let c = &counters[k as usize];
                 c.fetch_add(1, Ordering::Acquire);
                 let b = data[k as usize * PAGE];
@@ -158,14 +147,29 @@ fn with_peers(n: usize, f: impl FnOnce(&[(&str, Op<'_>)])) {
                 b
             }),
         ),
-        ("quick_cache", Box::new(|k| qc.get(&k).map_or(0, |v| v[0]))),
-        ("moka", Box::new(|k| moka.get(&k).map_or(0, |v| v[0]))),
-        ("dashmap", Box::new(|k| dm.get(&k).map_or(0, |v| v[0]))),
+        (
+            "quick_cache",
+            Box::new(|_, k| qc.get(&k).map_or(0, |v| v[0])),
+        ),
+        ("moka", Box::new(|_, k| moka.get(&k).map_or(0, |v| v[0]))),
+        ("dashmap", Box::new(|_, k| dm.get(&k).map_or(0, |v| v[0]))),
         (
             "mutex_lru",
-            Box::new(|k| lru.lock().unwrap().get(&k).map_or(0, |v| v[0])),
+            Box::new(|_, k| lru.lock().unwrap().get(&k).map_or(0, |v| v[0])),
         ),
     ];
+    // PAGECORE_BENCH_PEERS=a,b keeps only the named peers (pagecore itself always stays first).
+    let keep: Option<Vec<String>> = std::env::var("PAGECORE_BENCH_PEERS")
+        .ok()
+        .map(|v| v.split(',').map(|s| s.trim().to_string()).collect());
+    let peers: Vec<(&str, Op<'_>)> = peers
+        .into_iter()
+        .enumerate()
+        .filter(|(i, (name, _))| {
+            *i == 0 || keep.as_ref().is_none_or(|k| k.iter().any(|k| k == name))
+        })
+        .map(|(_, p)| p)
+        .collect();
     f(&peers);
     assert_eq!(
         pages.stats().unwrap().fills,

@@ -286,6 +286,7 @@ impl PageMapper {
     }
 
     /// Shared access to page `page` (faulting it in if needed).
+    #[inline(always)]
     pub fn read(&self, page: u64) -> Result<ReadGuard<'_>> {
         let (frame, slot) = MapperShared::pin(&self.shared, page, Want::Read)?;
         let pages = &*self.shared.pages;

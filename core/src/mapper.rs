@@ -117,8 +117,30 @@ impl MapperShared {
 
     /// Pins `page` for `want`, faulting it in if needed. Returns the frame and the page's entry
     /// slot; the caller owns one read pin (Read) or the writer bit (Write) on that entry.
-    #[inline]
+    ///
+    /// Inlined hit path (a resident page, a read, an open object): one CAS; everything else goes
+    /// out of line, so the guard is built in the caller's frame rather than returned through
+    /// memory by an outlined call (which measurably stalls the unpin's locked instruction).
+    #[inline(always)]
     pub(crate) fn pin(this: &Arc<Self>, page: u64, want: Want) -> Result<(u32, &AtomicU64)> {
+        if want == Want::Read && !this.is_closed() {
+            if let Some(slot) = this.map.slot(page) {
+                // Relaxed: a guess for the pin's CAS, which validates it (and orders the data).
+                let seen = EntryWord(slot.load(Ordering::Relaxed));
+                if let Ok(pinned) = this.pages.try_pin_read(slot, seen) {
+                    // try_pin_read pins only entries that name a frame, so this always matches.
+                    if let Some(f) = pinned.frame() {
+                        return Ok((f, slot));
+                    }
+                }
+            }
+        }
+        Self::pin_slow(this, page, want)
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn pin_slow(this: &Arc<Self>, page: u64, want: Want) -> Result<(u32, &AtomicU64)> {
         Self::pin_with(this, page, want, true)
     }
 
