@@ -4,15 +4,16 @@
 //! # State
 //!
 //! A page's arbitration state is its ACCESSLIST (holders: client, read or write), its FIFO
-//! WAITLIST of requests, and the set of holders already asked to revoke (`PageState`). It is
-//! stored in one of three forms:
+//! WAITLIST of requests, the set of holders already asked to revoke, and an unusual write-back
+//! error if one was recorded (`PageState`). It is stored in one of three forms:
 //!
 //! * **inline, fast**: the holders among the object's first four clients are the `HOLD` bits of
 //!   the page's [`EntryWord`] (the same 64-bit word that names its frame); no waiter, nobody asked.
 //!   A grant or a release is then one CAS (or `fetch_and`) on that word: no lock.
 //! * **inline, slow**: as above, plus the page's [`AccessWord`] (up to four waiters and the asked
 //!   bits) in the object's sharded side table; the entry has `ARB_SLOW`.
-//! * **out-of-line**: a fifth client on the page, or a fifth waiter: the entry has `ARB_SLOW` and
+//! * **out-of-line**: a fifth client on the page, a fifth waiter, or an unusual write-back error
+//!   (`PageError`: the seed's "oddball condition"): the entry has `ARB_SLOW` and
 //!   `EXT_READ`/`EXT_WRITE`, and the side-table word names an interned record (`Records`): every
 //!   page in the same state shares one record, which is freed when no page refers to it.
 //!
@@ -124,6 +125,54 @@ pub(crate) struct PageState {
     waiters: VecDeque<(u32, Access)>,
     /// Holders asked to revoke their current access, sorted.
     asked: Vec<u32>,
+    /// An unusual write-back error recorded on the page (always out of line).
+    error: Option<PageError>,
+}
+
+/// An unusual write-back error recorded on a page: seed 000's "oddball condition", an error other
+/// than the expected EIO, ENOSPC and EDQUOT (see `is_expected`). The expected ones leave the
+/// page dirty for reclaim to retry; an unusual one (EBADF, EFBIG, EROFS, an accessor's own error,
+/// a panicking accessor...) would most likely fail again, so it escapes the page to an
+/// out-of-line record: reclaim then skips the page (`ARB_SLOW`), [`crate::PageMapper::page_error`]
+/// reports it, and the next successful write-back (`sync`, `close`) clears it. Pages that failed
+/// the same way share one interned record.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub(crate) struct PageError {
+    kind: std::io::ErrorKind,
+    os: Option<i32>,
+    text: String,
+}
+
+impl PageError {
+    /// The record of `e`, or `None` if `e` is one of the expected errors.
+    pub(crate) fn of(e: &std::io::Error) -> Option<Self> {
+        (!is_expected(e)).then(|| Self {
+            kind: e.kind(),
+            os: e.raw_os_error(),
+            text: e.to_string(),
+        })
+    }
+
+    /// An `io::Error` like the recorded one (same OS code, or same kind and message).
+    fn to_io(&self) -> std::io::Error {
+        match self.os {
+            Some(code) => std::io::Error::from_raw_os_error(code),
+            None => std::io::Error::new(self.kind, self.text.clone()),
+        }
+    }
+}
+
+/// Whether a write-back error is one of the expected ones (seed 000): EIO, ENOSPC, EDQUOT.
+pub(crate) fn is_expected(e: &std::io::Error) -> bool {
+    const EIO: i32 = 5;
+    const ENOSPC: i32 = 28;
+    #[cfg(target_os = "linux")]
+    const EDQUOT: i32 = 122;
+    #[cfg(not(target_os = "linux"))]
+    const EDQUOT: i32 = 69;
+    use std::io::ErrorKind;
+    matches!(e.raw_os_error(), Some(EIO | ENOSPC | EDQUOT))
+        || matches!(e.kind(), ErrorKind::StorageFull | ErrorKind::QuotaExceeded)
 }
 
 impl PageState {
@@ -179,6 +228,7 @@ impl PageState {
             && self.holders.iter().all(|h| inline(&h.0))
             && self.waiters.iter().all(|w| inline(&w.0))
             && self.asked.iter().all(inline)
+            && self.error.is_none()
     }
 
     /// Grants waiters from the head of the wait list, as far as the rules and the core state of
@@ -393,6 +443,8 @@ pub struct ArbitrationCensus {
     pub records_created: u64,
     /// Records freed so far (each exactly once).
     pub records_freed: u64,
+    /// Pages with an unusual write-back error recorded (see [`crate::PageMapper::page_error`]).
+    pub error_pages: u64,
 }
 
 /// What a slow-path change did, to act on after the shard lock is dropped.
@@ -1088,6 +1140,44 @@ impl Arbiter {
         self.after(pages, slot, page, fx);
     }
 
+    // ----- unusual errors --------------------------------------------------------------------
+
+    /// Records (`Some`) or clears (`None`) an unusual write-back error on `page` (slow path: the
+    /// page escapes to, or comes back from, an out-of-line record).
+    pub(crate) fn set_error(
+        &self,
+        pages: &PagesShared,
+        slot: &AtomicU64,
+        page: u64,
+        error: Option<PageError>,
+    ) -> Result<()> {
+        // Relaxed: a hint that spares clearing a page with no side state the shard lock;
+        // `update` re-reads the entry under it.
+        if error.is_none() && !EntryWord(slot.load(Ordering::Relaxed)).arb_slow() {
+            return Ok(());
+        }
+        let (_, fx) = self.update(slot, page, |st, _| {
+            st.error = error.clone();
+            Ok(())
+        })?;
+        self.after(pages, slot, page, fx);
+        Ok(())
+    }
+
+    /// The unusual write-back error recorded on `page`, if any.
+    pub(crate) fn page_error(&self, slot: &AtomicU64, page: u64) -> Result<Option<std::io::Error>> {
+        // Relaxed: a hint, as in set_error; re-read under the shard lock below.
+        if !EntryWord(slot.load(Ordering::Relaxed)).arb_slow() {
+            return Ok(None);
+        }
+        let side = lock(&self.shards[self.shard(page)]);
+        // Acquire: the entry and the side word agree under the shard lock.
+        let e = EntryWord(slot.load(Ordering::Acquire));
+        let aw = side.get(&page).copied().unwrap_or(AccessWord::EMPTY);
+        let recs = lock(&self.records);
+        Ok(Self::decode(e, aw, &recs)?.error.map(|pe| pe.to_io()))
+    }
+
     // ----- inspection ------------------------------------------------------------------------
 
     /// Checks I9-I12 for every page of `map` and returns the census. Exact when no client
@@ -1135,6 +1225,7 @@ impl Arbiter {
             }
             census.held_pages += !st.holders.is_empty() as u64;
             census.waiting += st.waiters.len() as u64;
+            census.error_pages += st.error.is_some() as u64;
             census.side_entries += e.arb_slow() as u64;
         }
         // Shard locks before the records lock, never while holding it (lock order: shard ->

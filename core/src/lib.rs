@@ -390,6 +390,42 @@ impl PageMapper {
         })
     }
 
+    /// The unusual write-back error recorded on `page`, as an [`Error::WriteBack`], if any.
+    ///
+    /// A write-back that fails with EIO, ENOSPC or EDQUOT (the expected errors) leaves the page
+    /// resident and dirty, to be retried by reclaim, and is reported by [`PageMapper::sync`]. Any
+    /// other error (EBADF, EFBIG, an accessor's own error...) would most likely fail again, so it
+    /// is also recorded on the page: reclaim then skips the page (it stays resident and dirty;
+    /// reads, writes and grants go on as before), this method reports it, and the next write-back
+    /// that succeeds (`sync` or `close`) clears it. Pages that failed the same way share one
+    /// out-of-line record ([`ArbitrationCensus::error_pages`] counts them).
+    ///
+    /// ```
+    /// use pagecore::{Accessor, Pages};
+    /// use std::io;
+    ///
+    /// /// A store whose write-backs fail with EBADF (an unusual error).
+    /// struct Broken;
+    /// impl Accessor for Broken {
+    ///     fn fill(&self, _page: u64, buf: &mut [u8]) -> io::Result<()> { buf.fill(0); Ok(()) }
+    ///     fn flush(&self, _page: u64, _buf: &[u8]) -> io::Result<()> {
+    ///         Err(io::Error::from_raw_os_error(9))
+    ///     }
+    /// }
+    ///
+    /// let pages = Pages::builder().page_size(4096).frames(4).build()?;
+    /// let obj = pages.open(Broken, 8 * 4096)?;
+    /// obj.write(0)?[0] = 1;
+    /// assert!(obj.sync().is_err());                 // EBADF: recorded on page 0
+    /// assert!(obj.page_error(0)?.is_some());
+    /// assert_eq!(obj.read(0)?[0], 1);               // nothing lost; reclaim skips the page
+    /// assert_eq!(obj.arbitration().unwrap().error_pages, 1);
+    /// # Ok::<(), pagecore::Error>(())
+    /// ```
+    pub fn page_error(&self, page: u64) -> Result<Option<Error>> {
+        self.shared.page_error(page)
+    }
+
     /// Checks the arbitration invariants (I9-I12, SPEC.md) on every page and returns a census.
     /// Exact when no client operation on this object runs concurrently; an `Err` is a pagecore
     /// bug.

@@ -325,6 +325,72 @@ impl MapperShared {
 
     /// Writes back every dirty page, then syncs the accessor. Reports the first failure, or else a
     /// write-back error recorded by an earlier reclaim (once, like fsync's error reporting).
+    /// Writes `page` (resident in `f`, read-pinned by the caller) back if it is dirty, and keeps
+    /// its unusual-error record up to date: cleared by a success (or a clean page), set by an
+    /// unusual failure.
+    fn write_back_pinned(&self, page: u64, slot: &AtomicU64, f: u32) -> Result<()> {
+        let pages = &*self.pages;
+        // Dirty is re-read after pinning: a writer may have set it before our pin.
+        if !EntryWord(slot.load(Ordering::Acquire)).dirty() {
+            return self.arb.set_error(pages, slot, page, None);
+        }
+        let r = {
+            let _t = pages.track(f).shared();
+            // SAFETY: our read pin excludes writers, fillers and reclaimers (I4, I9).
+            let buf = unsafe { std::slice::from_raw_parts(pages.bytes(f), pages.page_size()) };
+            crate::accessor::guarded("flush", || self.accessor.flush(page, buf))
+        };
+        match r {
+            Ok(()) => {
+                pages.counters.writebacks.incr();
+                pages.clear_dirty(slot);
+                self.arb.set_error(pages, slot, page, None)
+            }
+            Err(e) => {
+                pages.counters.writeback_errors.incr();
+                if let Some(pe) = crate::arbitration::PageError::of(&e) {
+                    self.arb.set_error(pages, slot, page, Some(pe))?;
+                }
+                Err(Error::WriteBack {
+                    page,
+                    source: ShareArc::new(e),
+                })
+            }
+        }
+    }
+
+    /// Writes back a page that close cannot take only because of its unusual-error record
+    /// (nothing pins or holds it). `Ok(true)`: written back and cleared, take it again;
+    /// `Ok(false)`: it has no error record (wait for it as for any busy page).
+    fn retry_errored(&self, page: u64, slot: &AtomicU64, seen: EntryWord) -> Result<bool> {
+        let pages = &*self.pages;
+        if !seen.arb_slow() || !seen.unpinned() || seen.reclaiming() {
+            return Ok(false);
+        }
+        if self.arb.page_error(slot, page)?.is_none() {
+            return Ok(false);
+        }
+        let Ok(pinned) = pages.try_pin_read(slot, seen) else {
+            return Ok(true); // changed meanwhile: look again
+        };
+        let f = pinned.frame().unwrap_or(0);
+        let r = self.write_back_pinned(page, slot, f);
+        pages.unpin_read(slot, f);
+        r.map(|()| true)
+    }
+
+    /// The unusual write-back error recorded on `page`, if any (see [`crate::PageMapper::page_error`]).
+    pub(crate) fn page_error(&self, page: u64) -> Result<Option<Error>> {
+        self.check_page(page)?;
+        let Some(slot) = self.map.slot(page) else {
+            return Ok(None);
+        };
+        Ok(self.arb.page_error(slot, page)?.map(|e| Error::WriteBack {
+            page,
+            source: ShareArc::new(e),
+        }))
+    }
+
     pub(crate) fn sync(&self) -> Result<()> {
         if self.is_closed() {
             return Err(Error::Closed);
@@ -341,29 +407,8 @@ impl MapperShared {
                 match pages.try_pin_read(slot, seen) {
                     Ok(pinned) => {
                         let f = pinned.frame().unwrap_or(0);
-                        // Dirty is re-read after pinning: a writer may have set it before our pin.
-                        if EntryWord(slot.load(Ordering::Acquire)).dirty() {
-                            let r = {
-                                let _t = pages.track(f).shared();
-                                // SAFETY: our read pin excludes writers, fillers and reclaimers.
-                                let buf = unsafe {
-                                    std::slice::from_raw_parts(pages.bytes(f), pages.page_size())
-                                };
-                                crate::accessor::guarded("flush", || self.accessor.flush(page, buf))
-                            };
-                            match r {
-                                Ok(()) => {
-                                    pages.counters.writebacks.incr();
-                                    pages.clear_dirty(slot);
-                                }
-                                Err(e) => {
-                                    pages.counters.writeback_errors.incr();
-                                    first.get_or_insert(Error::WriteBack {
-                                        page,
-                                        source: ShareArc::new(e),
-                                    });
-                                }
-                            }
+                        if let Err(e) = self.write_back_pinned(page, slot, f) {
+                            first.get_or_insert(e);
                         }
                         pages.unpin_read(slot, f);
                         break;
@@ -421,6 +466,14 @@ impl MapperShared {
                         break;
                     }
                     Take::Busy(w) => {
+                        match self.retry_errored(page, slot, w) {
+                            Ok(true) => continue,
+                            Ok(false) => {}
+                            Err(e) => {
+                                first.get_or_insert(e);
+                                break;
+                            }
+                        }
                         if pages.wait_entry(slot, w, deadline) == Parked::TimedOut {
                             first.get_or_insert(Error::Busy { page });
                             break;

@@ -603,7 +603,12 @@ impl PagesShared {
     /// Removes a `Reclaiming` frame from its owner: writes it back if dirty, then clears the
     /// owner's entry and forgets the owner. On a failed write-back the frame goes back to
     /// `Resident` (dirty, at the queue tail), the error is recorded with the owner, and returned.
+    ///
+    /// An unusual error (not EIO, ENOSPC, EDQUOT) is also recorded on the page itself, which
+    /// escapes to an out-of-line arbitration record, so reclaim skips it until a successful
+    /// write-back clears it (see `arbitration::PageError`).
     pub(crate) fn evict(&self, f: u32, taken: EntryWord) -> Result<()> {
+        let mut unusual = None;
         // SAFETY: `f` is Reclaiming and we moved it there: we hold it exclusively.
         let r = unsafe {
             self.with_owner(f, |owner| {
@@ -624,6 +629,10 @@ impl PagesShared {
                             source: ShareArc::new(e),
                         };
                         o.mapper.record_error(err.clone());
+                        if let Error::WriteBack { source, .. } = &err {
+                            unusual = crate::arbitration::PageError::of(source)
+                                .map(|pe| (o.mapper.clone(), o.page, pe));
+                        }
                         self.revert(f, slot);
                         return Err(err);
                     }
@@ -639,6 +648,14 @@ impl PagesShared {
         if r.is_ok() {
             // SAFETY: still exclusive (Reclaiming).
             drop(unsafe { self.set_owner(f, None) });
+        }
+        // The frame is Resident again (reverted): the page is recorded through its entry, with
+        // no exclusive hold. A write-back that succeeded meanwhile leaves a clean page with an
+        // error, which the next sync or close clears.
+        if let Some((mapper, page, pe)) = unusual {
+            if let Some(slot) = mapper.map.slot(page) {
+                mapper.arb.set_error(self, slot, page, Some(pe))?;
+            }
         }
         r
     }
