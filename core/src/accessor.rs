@@ -33,6 +33,13 @@ pub trait Accessor: Send + Sync + 'static {
     fn writable(&self) -> bool {
         true
     }
+
+    /// Whether the content outlives the object. `false` (anonymous memory): `sync` writes
+    /// nothing back and `close` (the last handle's drop) discards dirty pages instead of writing
+    /// them back; reclaim still writes them back (pages out). Default: `true`.
+    fn persistent(&self) -> bool {
+        true
+    }
 }
 
 /// Calls `f` (an accessor call), turning a panic into an `io::Error` so a misbehaving accessor
@@ -90,19 +97,19 @@ impl FileAccessor {
 }
 
 #[cfg(unix)]
-fn read_at(f: &File, buf: &mut [u8], off: u64) -> io::Result<usize> {
+pub(crate) fn read_at(f: &File, buf: &mut [u8], off: u64) -> io::Result<usize> {
     std::os::unix::fs::FileExt::read_at(f, buf, off)
 }
 #[cfg(unix)]
-fn write_all_at(f: &File, buf: &[u8], off: u64) -> io::Result<()> {
+pub(crate) fn write_all_at(f: &File, buf: &[u8], off: u64) -> io::Result<()> {
     std::os::unix::fs::FileExt::write_all_at(f, buf, off)
 }
 #[cfg(windows)]
-fn read_at(f: &File, buf: &mut [u8], off: u64) -> io::Result<usize> {
+pub(crate) fn read_at(f: &File, buf: &mut [u8], off: u64) -> io::Result<usize> {
     std::os::windows::fs::FileExt::seek_read(f, buf, off)
 }
 #[cfg(windows)]
-fn write_all_at(f: &File, mut buf: &[u8], mut off: u64) -> io::Result<()> {
+pub(crate) fn write_all_at(f: &File, mut buf: &[u8], mut off: u64) -> io::Result<()> {
     while !buf.is_empty() {
         let n = std::os::windows::fs::FileExt::seek_write(f, buf, off)?;
         if n == 0 {
@@ -114,23 +121,27 @@ fn write_all_at(f: &File, mut buf: &[u8], mut off: u64) -> io::Result<()> {
     Ok(())
 }
 
+/// Fills `buf` from `off`, with zeros past the end of the file.
+pub(crate) fn read_exact_or_zero_at(f: &File, buf: &mut [u8], mut off: u64) -> io::Result<()> {
+    let mut done = 0;
+    while done < buf.len() {
+        match read_at(f, &mut buf[done..], off) {
+            Ok(0) => break,
+            Ok(n) => {
+                done += n;
+                off += n as u64;
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    buf[done..].fill(0);
+    Ok(())
+}
+
 impl Accessor for FileAccessor {
     fn fill(&self, page: u64, buf: &mut [u8]) -> io::Result<()> {
-        let mut off = page * self.page_size;
-        let mut done = 0;
-        while done < buf.len() {
-            match read_at(&self.file, &mut buf[done..], off) {
-                Ok(0) => break,
-                Ok(n) => {
-                    done += n;
-                    off += n as u64;
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
-        }
-        buf[done..].fill(0);
-        Ok(())
+        read_exact_or_zero_at(&self.file, buf, page * self.page_size)
     }
 
     fn flush(&self, page: u64, buf: &[u8]) -> io::Result<()> {
@@ -248,5 +259,8 @@ impl<A: Accessor> Accessor for Arc<A> {
     }
     fn writable(&self) -> bool {
         (**self).writable()
+    }
+    fn persistent(&self) -> bool {
+        (**self).persistent()
     }
 }

@@ -71,6 +71,16 @@ pub enum Error {
         #[source]
         source: Arc<io::Error>,
     },
+    /// Every slot of the swap area is in use (the page stays resident; as a write-back error it
+    /// is reported as ENOSPC).
+    #[error("the swap area's {slots} slots are all in use")]
+    SwapFull {
+        /// The area's size in slots.
+        slots: u32,
+    },
+    /// Creating or opening the swap area's file failed.
+    #[error("swap area: {0}")]
+    Swap(#[source] Arc<io::Error>),
     /// A pagecore invariant was found violated (a bug in pagecore; see SPEC.md).
     #[error("invariant violated: {0}")]
     Invariant(String),

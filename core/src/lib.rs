@@ -33,6 +33,7 @@
 
 pub mod access_map;
 pub mod accessor;
+pub mod anonymous;
 pub mod arbitration;
 pub mod error;
 pub mod guard;
@@ -41,6 +42,7 @@ pub mod memory;
 pub mod pack;
 pub mod pages;
 pub mod queue;
+pub mod swap;
 pub mod sync;
 
 pub use accessor::{Accessor, ComputedAccessor, FileAccessor, MemoryAccessor};

@@ -370,6 +370,11 @@ impl MapperShared {
         if self.arb.page_error(slot, page)?.is_none() {
             return Ok(false);
         }
+        if !self.accessor.persistent() {
+            // Anonymous: close discards the content, so the failed page-out no longer matters.
+            self.arb.set_error(pages, slot, page, None)?;
+            return Ok(true);
+        }
         let Ok(pinned) = pages.try_pin_read(slot, seen) else {
             return Ok(true); // changed meanwhile: look again
         };
@@ -394,6 +399,11 @@ impl MapperShared {
     pub(crate) fn sync(&self) -> Result<()> {
         if self.is_closed() {
             return Err(Error::Closed);
+        }
+        if !self.accessor.persistent() {
+            // Anonymous: nothing outlives the object, nothing to write; report a recorded
+            // page-out failure (a full swap area) once.
+            return self.take_error().map_or(Ok(()), Err);
         }
         let pages = &*self.pages;
         let mut first: Option<Error> = None;
@@ -447,6 +457,7 @@ impl MapperShared {
             drop(lock(shard));
         }
         let pages = &*self.pages;
+        let persistent = self.accessor.persistent();
         let mut first: Option<Error> = None;
         for (page, _) in self.map.entries() {
             let Some(slot) = self.map.slot(page) else {
@@ -457,6 +468,12 @@ impl MapperShared {
                 match pages.take_for_close(slot) {
                     Take::Gone => break,
                     Take::Taken(f, w) => {
+                        // Not persistent (anonymous): discard instead of paging out.
+                        let w = if persistent {
+                            w
+                        } else {
+                            w.with(EntryWord::DIRTY, false)
+                        };
                         match pages.evict(f, w) {
                             Ok(()) => pages.free(f),
                             Err(e) => {

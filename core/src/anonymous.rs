@@ -1,0 +1,143 @@
+//! Anonymous memory (seed 001): an object with no file behind it. Each page is
+//!
+//! * **not yet allocated**: no slot, not resident; its first fault fills it with zeros, no I/O;
+//! * **resident**: in a frame of the pool (dirty once written);
+//! * **on swap**: reclaim wrote it to a slot of the object's [`SwapArea`] and freed its frame; a
+//!   fault reads it back.
+//!
+//! [`Anonymous`] is the object's accessor: its page table maps page -> swap slot. A slot is
+//! allocated when the page is first paged out, rewritten in place on later page-outs, and freed
+//! exactly once when the object is discarded (its last handle drops: the accessor drops with
+//! it). Reclaim pages out only pages that no client holds and nothing pins (the core's
+//! `takeable`), and an anonymous object is not persistent ([`Accessor::persistent`]): `sync`
+//! writes nothing and `close` discards instead of paging out. A full swap area makes the page-out
+//! fail with ENOSPC, an expected write-back error: the page stays resident and dirty and reclaim
+//! tries another frame.
+//!
+//! Objects are shared by reference count: cloning the [`crate::PageMapper`] (as on fork) shares
+//! the object; the last clone's drop frees its frames and then its swap slots.
+
+use crate::accessor::Accessor;
+use crate::error::{Error, Result};
+use crate::swap::{Slot, SwapArea};
+use crate::sync::{lock, Mutex, ShareArc};
+use std::collections::HashMap;
+use std::io;
+
+/// The accessor of an anonymous object: zero-fill on first touch, page-out to and page-in from
+/// a [`SwapArea`].
+///
+/// ```
+/// use pagecore::{anonymous::Anonymous, swap::SwapArea, Pages};
+/// use pagecore::sync::{Arc, ShareArc};
+///
+/// let pages = Pages::builder().page_size(4096).frames(2).build()?;
+/// let swap = ShareArc::new(SwapArea::temporary(4096, 64)?);
+/// let anon = Arc::new(Anonymous::new(swap.clone()));
+/// let obj = pages.open(anon.clone(), 16 * 4096)?;
+/// assert_eq!(obj.read(9)?[0], 0);                  // first touch: zeros, no I/O
+/// for p in 0..4 {
+///     obj.write(p)?[0] = p as u8 + 1;              // 4 pages through 2 frames: paged out
+/// }
+/// assert!(anon.swapped() >= 2);
+/// assert_eq!(obj.read(0)?[0], 1);                  // paged back in
+/// drop(obj);                                       // last handle: frames, then slots freed
+/// drop(anon);
+/// assert_eq!(swap.in_use(), 0);
+/// # Ok::<(), pagecore::Error>(())
+/// ```
+#[derive(Debug)]
+pub struct Anonymous {
+    swap: ShareArc<SwapArea>,
+    slots: Mutex<HashMap<u64, Slot>>,
+}
+
+impl Anonymous {
+    /// An empty anonymous object paging out to `swap`.
+    pub fn new(swap: ShareArc<SwapArea>) -> Self {
+        Self {
+            swap,
+            slots: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Pages that have a swap slot (paged out at least once).
+    pub fn swapped(&self) -> usize {
+        lock(&self.slots).len()
+    }
+
+    /// The swap slot of `page`, if it has one.
+    pub fn slot_of(&self, page: u64) -> Option<Slot> {
+        lock(&self.slots).get(&page).copied()
+    }
+
+    /// The swap area.
+    pub fn swap(&self) -> &SwapArea {
+        &self.swap
+    }
+}
+
+impl Accessor for Anonymous {
+    fn fill(&self, page: u64, buf: &mut [u8]) -> io::Result<()> {
+        // The core never fills a page while its flush runs, so the slot cannot change under us.
+        match self.slot_of(page) {
+            Some(s) => self.swap.read(s, buf),
+            None => {
+                buf.fill(0); // not yet allocated: zero-fill, no I/O
+                Ok(())
+            }
+        }
+    }
+
+    fn flush(&self, page: u64, buf: &[u8]) -> io::Result<()> {
+        if let Some(s) = self.slot_of(page) {
+            return self.swap.write(s, buf);
+        }
+        let s = match self.swap.alloc() {
+            Ok(s) => s,
+            // ENOSPC: an expected write-back error (the page stays resident and dirty).
+            Err(Error::SwapFull { .. }) => return Err(io::Error::from_raw_os_error(28)),
+            Err(e) => return Err(io::Error::other(e)),
+        };
+        match self.swap.write(s, buf) {
+            Ok(()) => {
+                lock(&self.slots).insert(page, s);
+                Ok(())
+            }
+            Err(e) => {
+                // Never published: give the slot back (cannot fail: we just allocated it).
+                let _ = self.swap.free(s);
+                Err(e)
+            }
+        }
+    }
+
+    fn persistent(&self) -> bool {
+        false
+    }
+}
+
+impl Drop for Anonymous {
+    /// Frees every slot, each exactly once (the object is gone: no page can be paged in again).
+    fn drop(&mut self) {
+        let slots = std::mem::take(&mut *lock(&self.slots));
+        for (_, s) in slots {
+            // An error here would be a double free, a pagecore bug; there is no caller to tell.
+            let _ = self.swap.free(s);
+        }
+    }
+}
+
+impl Anonymous {
+    /// Frees the slots now (as dropping does) and reports a slot that was not in use.
+    pub fn discard(self) -> Result<()> {
+        let slots = std::mem::take(&mut *lock(&self.slots));
+        let mut first = Ok(());
+        for (_, s) in slots {
+            if let Err(e) = self.swap.free(s) {
+                first = first.and(Err(e));
+            }
+        }
+        first
+    }
+}
