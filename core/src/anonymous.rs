@@ -117,27 +117,29 @@ impl Accessor for Anonymous {
     }
 }
 
-impl Drop for Anonymous {
-    /// Frees every slot, each exactly once (the object is gone: no page can be paged in again).
-    fn drop(&mut self) {
-        let slots = std::mem::take(&mut *lock(&self.slots));
-        for (_, s) in slots {
-            // An error here would be a double free, a pagecore bug; there is no caller to tell.
-            let _ = self.swap.free(s);
-        }
-    }
-}
-
 impl Anonymous {
     /// Frees the slots now (as dropping does) and reports a slot that was not in use.
     pub fn discard(self) -> Result<()> {
+        self.free_slots()
+    }
+
+    /// Frees every slot and forgets it, each exactly once (the table is emptied first, so a
+    /// second call frees nothing); reports the first slot the area did not have in use.
+    fn free_slots(&self) -> Result<()> {
         let slots = std::mem::take(&mut *lock(&self.slots));
         let mut first = Ok(());
-        for (_, s) in slots {
-            if let Err(e) = self.swap.free(s) {
-                first = first.and(Err(e));
-            }
+        for s in slots.into_values() {
+            // Every slot is freed, even after an error.
+            first = first.and(self.swap.free(s));
         }
         first
+    }
+}
+
+impl Drop for Anonymous {
+    /// Frees every slot (the object is gone: no page can be paged in again).
+    fn drop(&mut self) {
+        // An error here would be a double free, a pagecore bug; there is no caller to tell.
+        let _ = self.free_slots();
     }
 }
