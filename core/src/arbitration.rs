@@ -452,7 +452,6 @@ pub struct ArbitrationCensus {
 struct Effects {
     changed: bool,
     prev: u64,
-    frame: Option<u32>,
     /// Holders to ask to revoke (their callbacks, looked up under the shard lock: a holder cannot
     /// unregister while it holds, since its grants borrow it).
     revoke: Vec<(ShareArc<dyn Revoke>, Revocation)>,
@@ -637,7 +636,6 @@ impl Arbiter {
                         Effects {
                             changed: true,
                             prev: e.0,
-                            frame: e.frame(),
                             revoke: self.revokers(&asks),
                         },
                     ));
@@ -659,10 +657,8 @@ impl Arbiter {
         }
         Self::call_revokers(pages, page, fx.revoke);
         self.parks[self.shard(page)].unpark_all();
-        if let Some(f) = fx.frame {
-            if fx.prev & EntryWord::WAIT_BITS != 0 {
-                pages.wake_waiters(slot, f);
-            }
+        if fx.prev & EntryWord::WAIT_BITS != 0 {
+            pages.wake_waiters(slot);
         }
     }
 
@@ -838,9 +834,7 @@ impl Arbiter {
             Err(e) => {
                 if pinned {
                     // Our pin is still there: give it back.
-                    if let Some(f) = EntryWord(slot.load(Ordering::Relaxed)).frame() {
-                        pages.unpin_read(slot, f);
-                    }
+                    pages.unpin_read(slot);
                 }
                 return Err(e);
             }
@@ -1052,9 +1046,7 @@ impl Arbiter {
     /// After a fast-path RMW whose previous word was `prev`: wake plain waiters and obtainers.
     fn wake_if_waiting(pages: &PagesShared, slot: &AtomicU64, prev: u64) {
         if prev & EntryWord::WAIT_BITS != 0 {
-            if let Some(f) = EntryWord(prev).frame() {
-                pages.wake_waiters(slot, f);
-            }
+            pages.wake_waiters(slot);
         }
     }
 

@@ -120,7 +120,7 @@ impl Drop for ReadGuard<'_> {
     fn drop(&mut self) {
         // SAFETY: dropped once, here; the access ends before the pin that protects it.
         unsafe { ManuallyDrop::drop(&mut self.track) };
-        self.pages.unpin_read(self.slot, self.frame);
+        self.pages.unpin_read(self.slot);
     }
 }
 
@@ -128,7 +128,7 @@ impl Drop for WriteGuard<'_> {
     fn drop(&mut self) {
         // SAFETY: dropped once, here; the access ends before the writer bit that protects it.
         unsafe { ManuallyDrop::drop(&mut self.track) };
-        self.pages.unpin_write(self.slot, self.frame);
+        self.pages.unpin_write(self.slot);
     }
 }
 

@@ -228,7 +228,7 @@ impl MapperShared {
             return Ok(Some((frame, slot)));
         }
         // Others joined too: give our pin back and take the ordinary write path.
-        this.pages.unpin_read(slot, frame);
+        this.pages.unpin_read(slot);
         Ok(None)
     }
 
@@ -380,7 +380,7 @@ impl MapperShared {
         };
         let f = pinned.frame().unwrap_or(0);
         let r = self.write_back_pinned(page, slot, f);
-        pages.unpin_read(slot, f);
+        pages.unpin_read(slot);
         r.map(|()| true)
     }
 
@@ -420,7 +420,7 @@ impl MapperShared {
                         if let Err(e) = self.write_back_pinned(page, slot, f) {
                             first.get_or_insert(e);
                         }
-                        pages.unpin_read(slot, f);
+                        pages.unpin_read(slot);
                         break;
                     }
                     Err(w) if w.frame().is_none() => break, // reclaimed: written back already

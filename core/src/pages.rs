@@ -176,7 +176,9 @@ impl PagesShared {
     pub(crate) fn new(frames: u64, page_size: usize, wait_bound: Option<Duration>) -> Result<Self> {
         let memory = Memory::new(frames, page_size)?;
         let n = memory.frames();
-        let buckets = if cfg!(pagecore_loom) { 1 } else { n.min(64) };
+        // One page parker per frame up to 64 (loom too: a scenario with two frames must be able
+        // to tell their parkers apart, or a wake-up sent to the wrong frame goes unnoticed).
+        let buckets = n.min(64);
         Ok(Self {
             memory,
             tags: (0..n)
@@ -332,22 +334,22 @@ impl PagesShared {
         }
     }
 
-    /// Drops a read pin on the page whose entry is `slot`, backed by `frame`.
+    /// Drops a read pin on the page whose entry is `slot`.
     #[inline(always)]
-    pub(crate) fn unpin_read(&self, slot: &AtomicU64, frame: u32) {
+    pub(crate) fn unpin_read(&self, slot: &AtomicU64) {
         // Release: pairs with the Acquire of the next writer / taker (reads happen before).
         let prev = slot.fetch_sub(EntryWord::PINS.one(), Ordering::Release);
         if prev & EntryWord::WAIT_BITS != 0 {
-            self.wake_waiters(slot, frame);
+            self.wake_waiters(slot);
         }
     }
 
     /// Drops the writer bit.
-    pub(crate) fn unpin_write(&self, slot: &AtomicU64, frame: u32) {
+    pub(crate) fn unpin_write(&self, slot: &AtomicU64) {
         // Release: pairs with the Acquire of the next pinner / taker (writes happen before).
         let prev = slot.fetch_and(!EntryWord::WRITER.mask(), Ordering::Release);
         if prev & EntryWord::WAIT_BITS != 0 {
-            self.wake_waiters(slot, frame);
+            self.wake_waiters(slot);
         }
     }
 
@@ -361,8 +363,15 @@ impl PagesShared {
 
     /// After an unpin that saw a waiter bit: clears `WAIT_PAGE` (always; the page waiters re-check)
     /// and `WAIT_POOL` (if the page is now takeable), and wakes the matching parkers.
+    ///
+    /// The page parker woken is the one of the frame the entry names *now*, in the word whose bits
+    /// are cleared: between the caller's unpin and this call the page may have been reclaimed and
+    /// refilled into another frame, whose waiters parked on that frame's parker. Waking the frame
+    /// the caller pinned instead cleared the new waiters' bit and woke nobody (a lost wake-up that
+    /// `tests/tests/client_stress.rs` caught as a grant time-out; scenario C5 in
+    /// SPEC.md reproduces it).
     #[cold]
-    pub(crate) fn wake_waiters(&self, slot: &AtomicU64, frame: u32) {
+    pub(crate) fn wake_waiters(&self, slot: &AtomicU64) {
         let mut cur = EntryWord(slot.load(Ordering::Relaxed));
         loop {
             let mut clear = cur.0 & EntryWord::WAIT_PAGE.mask();
@@ -380,7 +389,10 @@ impl PagesShared {
                 Ordering::Relaxed,
             ) {
                 Ok(_) => {
-                    self.notify(frame, clear);
+                    // An entry with waiter bits names a frame (an empty entry is exactly 0).
+                    if let Some(frame) = cur.frame() {
+                        self.notify(frame, clear);
+                    }
                     return;
                 }
                 Err(c) => cur = EntryWord(c),

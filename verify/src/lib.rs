@@ -1,4 +1,4 @@
-//! Race scenarios of SPEC.md (S1–S12), written once against pagecore's sync facade and run by
+//! Race scenarios of SPEC.md (S1–S12, C1–C5), written once against pagecore's sync facade and run by
 //! three drivers:
 //!
 //! * `tests/loom_scenarios.rs` — exhaustive under loom (`RUSTFLAGS="--cfg pagecore_loom"`);
@@ -387,6 +387,57 @@ pub fn c4_readers_and_writer() {
     assert_eq!(read(&a, 0).unwrap().0, 9);
     let c = assert_conserved(&pages);
     assert_eq!((c.pinned, c.dirty), (0, 1));
+}
+
+/// Core extra C5, a late wake-up after the page moved to another frame: client C holds A0 (in
+/// frame f1) while T2's fault on A2 finds both frames pinned, asks C to release and marks A0 for
+/// the pool. C's release wakes T2, and before C's release is over, A0 may be reclaimed (for A2),
+/// faulted back into the other frame f0, read-pinned by the main thread, and waited for by a
+/// writer W, which parks on f0's parker. Every wake-up C still makes must reach the parker of the
+/// frame the entry names when the waiter bits are cleared (f0), not the one C held (f1):
+/// otherwise it clears W's waiter bit and wakes nobody, and W waits for ever (a deadlock the
+/// checkers report). Contents and the census are checked too.
+pub fn c5_wake_after_move() {
+    let pages = pool(2);
+    let sa = Store::new(3, A);
+    let a = open(&pages, &sa, 3);
+    let g1 = a.read(1).unwrap(); // A1 pinned in f0
+    let mail = Arc::new(Mailbox::default());
+    let holding = Arc::new(Mailbox::default());
+    let c = {
+        let (a, mail, holding) = (a.clone(), mail.clone(), holding.clone());
+        thread::spawn(move || {
+            let c = Mailbox::client(&mail, &a);
+            let g = c.request(0, Access::Read).unwrap(); // A0 in f1
+            let v = value(&g);
+            holding.finish();
+            mail.wait_past(0); // T2's fault asks us to release
+            drop(g);
+            v
+        })
+    };
+    holding.wait_past(0);
+    let t2 = {
+        let a = a.clone();
+        thread::spawn(move || read(&a, 2).unwrap().0)
+    };
+    assert_eq!(t2.join().unwrap(), initial(A, 2));
+    drop(g1);
+    let g0 = a.read(0).unwrap(); // A0 again, now in f0
+    let w = {
+        let a = a.clone();
+        thread::spawn(move || write(&a, 0, 7).unwrap())
+    };
+    assert_eq!(
+        u64::from_le_bytes(g0[..8].try_into().unwrap()),
+        initial(A, 0)
+    );
+    drop(g0);
+    w.join().unwrap();
+    assert_eq!(c.join().unwrap(), initial(A, 0));
+    assert_eq!(read(&a, 0).unwrap().0, 7);
+    let c = assert_conserved(&pages);
+    assert_eq!(c.pinned, 0, "C5: a pin was left behind: {c:?}");
 }
 
 // ----- arbitration scenarios (S8-S12) --------------------------------------------------------

@@ -114,3 +114,8 @@ fn s11_reclaim_vs_request() {
 fn s12_out_of_line_transition() {
     model_capped("S12", ARBITRATION_BOUND, s::s12_out_of_line_transition);
 }
+
+#[test]
+fn c5_wake_after_move() {
+    model("C5", s::c5_wake_after_move);
+}

@@ -83,6 +83,11 @@ fn c4_readers_and_writer() {
 }
 
 #[test]
+fn c5_wake_after_move() {
+    explore("C5", s::c5_wake_after_move);
+}
+
+#[test]
 fn s8_two_writers() {
     explore("S8", s::s8_two_writers);
 }

@@ -27,6 +27,7 @@ fn scenarios_on_real_threads() {
     repeat(s::c2_sync_vs_write);
     repeat(s::c3_fill_error_reaches_waiters);
     repeat(s::c4_readers_and_writer);
+    repeat(s::c5_wake_after_move);
     repeat(s::s8_two_writers);
     repeat(s::s9_readers_and_writer);
     repeat(s::s10_release_vs_revoke);
