@@ -1,4 +1,4 @@
-//! S1–S12 under loom: every interleaving up to the preemption bound (default 3; set
+//! S1–S14 and C1–C5 under loom: every interleaving up to the preemption bound (default 3; set
 //! `LOOM_MAX_PREEMPTIONS` to raise it). Run with
 //! `RUSTFLAGS="--cfg pagecore_loom" cargo test -p pagecore-verify --release --test loom_scenarios -- --nocapture`.
 #![cfg(pagecore_loom)]
@@ -118,4 +118,14 @@ fn s12_out_of_line_transition() {
 #[test]
 fn c5_wake_after_move() {
     model("C5", s::c5_wake_after_move);
+}
+
+#[test]
+fn s13_swap_out_vs_fault() {
+    model("S13", s::s13_swap_out_vs_fault);
+}
+
+#[test]
+fn s14_last_drop_vs_fault() {
+    model("S14", s::s14_last_drop_vs_fault);
 }

@@ -1,4 +1,4 @@
-//! S1–S12 under shuttle: random and PCT schedulers, `PAGECORE_SHUTTLE_ITERS` schedules each
+//! S1–S14 and C1–C5 under shuttle: random and PCT schedulers, `PAGECORE_SHUTTLE_ITERS` schedules each
 //! (default 10,000). A failure prints the failing schedule; replay it with
 //! `shuttle::replay(scenario, "<schedule>")` (see verify/README.md). Run with
 //! `cargo test -p pagecore-verify --features shuttle --release --test shuttle_scenarios`.
@@ -110,4 +110,14 @@ fn s11_reclaim_vs_request() {
 #[test]
 fn s12_out_of_line_transition() {
     explore("S12", s::s12_out_of_line_transition);
+}
+
+#[test]
+fn s13_swap_out_vs_fault() {
+    explore("S13", s::s13_swap_out_vs_fault);
+}
+
+#[test]
+fn s14_last_drop_vs_fault() {
+    explore("S14", s::s14_last_drop_vs_fault);
 }

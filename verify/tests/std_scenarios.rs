@@ -1,4 +1,4 @@
-//! S1–S12 on real threads (std backend), repeated: a cheap smoke run of the same bodies the model
+//! S1–S14 and C1–C5 on real threads (std backend), repeated: a cheap smoke run of the same bodies the model
 //! checkers explore, on real hardware memory ordering.
 #![cfg(not(any(pagecore_loom, feature = "shuttle")))]
 
@@ -33,4 +33,6 @@ fn scenarios_on_real_threads() {
     repeat(s::s10_release_vs_revoke);
     repeat(s::s11_reclaim_vs_request);
     repeat(s::s12_out_of_line_transition);
+    repeat(s::s13_swap_out_vs_fault);
+    repeat(s::s14_last_drop_vs_fault);
 }
