@@ -699,11 +699,7 @@ impl Arbiter {
                         | EntryWord::HOLD_WRITE_BITS
                         | EntryWord::hold_bits(c)
                 }
-                Access::Write => {
-                    EntryWord::ARB_SLOW.mask()
-                        | EntryWord::RECLAIMING.mask()
-                        | EntryWord::PINNED_BITS
-                }
+                Access::Write => EntryWord::ARB_SLOW.mask() | EntryWord::NO_WRITE_BITS,
             };
             if cur.frame().is_none() || cur.0 & refuse != 0 {
                 return None;
@@ -734,7 +730,7 @@ impl Arbiter {
             let new = match want {
                 Access::Read => cur.0 - EntryWord::PINS.one() + EntryWord::hold_bit(c, false),
                 Access::Write => {
-                    if cur.0 & EntryWord::PINNED_BITS != EntryWord::PINS.one() {
+                    if cur.0 & EntryWord::PINNED_BITS != EntryWord::PINS.one() || cur.cow() {
                         return false;
                     }
                     cur.0 - EntryWord::PINS.one()

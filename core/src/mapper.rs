@@ -208,8 +208,15 @@ impl MapperShared {
             return Ok(None);
         }
         let frame = if let Some((inflight, joined)) = table.get_mut(&page) {
-            *joined += 1;
             let inflight = inflight.clone();
+            if *joined + 1 >= EntryWord::PINS.max() {
+                // The fill cannot pre-pin one more fault (PINS would overflow): wait for its
+                // outcome without joining, then look the page up again.
+                drop(table);
+                let _ = this.wait_fill(&inflight);
+                return Ok(None);
+            }
+            *joined += 1;
             drop(table);
             this.wait_fill(&inflight)?
         } else {

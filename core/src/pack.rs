@@ -171,7 +171,8 @@ impl FrameWord {
 /// | bits | field | invariant |
 /// |---|---|---|
 /// | 0..32 | `FRAME1` | frame index + 1; `0` means no frame, and then the whole word is `0` (`EMPTY`). |
-/// | 32..48 | `PINS` | live plain read pins (read guards, `sync` write-backs, pre-pins for faults that joined the fill). |
+/// | 32..47 | `PINS` | live plain read pins (read guards, `sync` write-backs, pre-pins for faults that joined the fill, the resolution pins of copy-on-write proxies naming this page's frame). |
+/// | 47 | `COW` | the frame is shared copy-on-write: this entry is a *proxy* of a frame owned by a frozen layer (it holds one read pin on the owner's entry), or (only while a copy of the object runs) a private page being frozen. Read pins and read grants are taken as usual; write pins and write grants are refused (a writer breaks the copy first). Never with a writer of any kind. |
 /// | 48..56 | `HOLD` | inline ACCESSLIST: for client slot `i` in `0..4`, bit `48+2i` = holds read, bit `49+2i` = holds write. At most one write bit, and then no other `HOLD` bit and `PINS == 0`. Zero when `EXT_*` is set. |
 /// | 56 | `WRITER` | a plain write guard holds the page; then `PINS == 0` and no client holds it. |
 /// | 57 | `DIRTY` | the frame's bytes differ from the backing store. Set with `WRITER` or a client's write grant; cleared only after a successful write-back by a party that excludes writers. |
@@ -192,9 +193,11 @@ impl EntryWord {
     /// Frame index plus one.
     pub const FRAME1: Field = Field::first(32);
     /// Plain read pins.
-    pub const PINS: Field = Self::FRAME1.next(16);
+    pub const PINS: Field = Self::FRAME1.next(15);
+    /// Shared copy-on-write (a proxy of a frozen layer's frame): no writer of any kind.
+    pub const COW: Field = Self::PINS.next(1);
     /// Inline ACCESSLIST of client slots 0..4 (read bit, write bit per slot).
-    pub const HOLD: Field = Self::PINS.next(8);
+    pub const HOLD: Field = Self::COW.next(8);
     /// Plain write guard held.
     pub const WRITER: Field = Self::HOLD.next(1);
     /// Bytes differ from the backing store.
@@ -229,6 +232,10 @@ impl EntryWord {
         | Self::RECLAIMING.mask()
         | Self::HOLD_WRITE_BITS
         | Self::EXT_WRITE.mask();
+    /// Everything that refuses a plain write pin or a write grant (besides an empty entry):
+    /// any pin or holder, a reclaim, a shared copy-on-write frame.
+    pub const NO_WRITE_BITS: u64 =
+        Self::PINNED_BITS | Self::RECLAIMING.mask() | Self::COW.mask();
     /// No frame.
     pub const EMPTY: EntryWord = EntryWord(0);
     /// Largest frame index an entry can name.
@@ -274,7 +281,9 @@ impl EntryWord {
             // Out-of-line holders: all holders are in the record, which needs the side table.
             let ext_ok = !(e.ext_read() || e.ext_write()) || (hold == 0 && e.arb_slow());
             let reclaim_ok = !e.reclaiming() || (e.unpinned() && !e.arb_slow());
-            slots_ok && writer_ok && ext_ok && reclaim_ok
+            // A shared copy-on-write frame is never written in place.
+            let cow_ok = !e.cow() || writers == 0;
+            slots_ok && writer_ok && ext_ok && reclaim_ok && cow_ok
         };
         if ok {
             Ok(e)
@@ -319,6 +328,12 @@ impl EntryWord {
     #[inline(always)]
     pub const fn dirty(self) -> bool {
         Self::DIRTY.is_set(self.0)
+    }
+
+    /// Shared copy-on-write (a proxy, or a private page a running copy is freezing).
+    #[inline(always)]
+    pub const fn cow(self) -> bool {
+        Self::COW.is_set(self.0)
     }
 
     /// Being reclaimed.
@@ -402,6 +417,10 @@ impl fmt::Debug for EntryWord {
             .field("writer", &self.writer())
             .field("dirty", &self.dirty())
             .field("reclaiming", &self.reclaiming())
+            .field("cow", &self.cow())
+            .field("hold", &format_args!("{:#010b}", self.hold()))
+            .field("arb_slow", &self.arb_slow())
+            .field("ext", &(self.ext_read(), self.ext_write()))
             .field("wait_page", &Self::WAIT_PAGE.is_set(self.0))
             .field("wait_pool", &Self::WAIT_POOL.is_set(self.0))
             .finish()
@@ -569,6 +588,7 @@ pub fn check_codecs(raw: u64) -> Result<(), String> {
             };
         };
         let rebuilt = EntryWord::resident(f, e.pins())
+            .with(EntryWord::COW, e.cow())
             .with_hold(e.hold())
             .with(EntryWord::WRITER, e.writer())
             .with(EntryWord::DIRTY, e.dirty())
@@ -590,6 +610,9 @@ pub fn check_codecs(raw: u64) -> Result<(), String> {
         }
         if e.reclaiming() && !e.takeable_but_reclaiming() {
             return Err(format!("accepted {e:?}: pinned or held while reclaiming"));
+        }
+        if e.cow() && writers != 0 {
+            return Err(format!("accepted {e:?}: a writer on a shared copy-on-write frame"));
         }
     }
     match AccessWord::from_raw(raw) {
@@ -629,6 +652,7 @@ mod tests {
         let fields = [
             EntryWord::FRAME1,
             EntryWord::PINS,
+            EntryWord::COW,
             EntryWord::HOLD,
             EntryWord::WRITER,
             EntryWord::DIRTY,
@@ -725,8 +749,9 @@ mod tests {
         fn entry_word_round_trips(frame in 0u32..=EntryWord::MAX_FRAME,
                                   pins in 0u64..=EntryWord::PINS.max(), hold in 0u64..256,
                                   writer: bool, dirty: bool, wp: bool, wq: bool, rec: bool,
-                                  slow: bool, xr: bool, xw: bool) {
+                                  slow: bool, xr: bool, xw: bool, cow: bool) {
             let e = EntryWord::resident(frame, pins).with_hold(hold).with(EntryWord::WRITER, writer)
+                .with(EntryWord::COW, cow)
                 .with(EntryWord::DIRTY, dirty).with(EntryWord::WAIT_PAGE, wp)
                 .with(EntryWord::WAIT_POOL, wq).with(EntryWord::RECLAIMING, rec)
                 .with(EntryWord::ARB_SLOW, slow).with(EntryWord::EXT_READ, xr)
@@ -740,6 +765,7 @@ mod tests {
             prop_assert_eq!(e.arb_slow(), slow);
             prop_assert_eq!(e.ext_read(), xr);
             prop_assert_eq!(e.ext_write(), xw);
+            prop_assert_eq!(e.cow(), cow);
             prop_assert_eq!(EntryWord::WAIT_PAGE.is_set(e.raw()), wp);
             prop_assert_eq!(EntryWord::WAIT_POOL.is_set(e.raw()), wq);
             prop_assert_eq!(e.unpinned(), pins == 0 && !writer && hold == 0 && !xr && !xw);
@@ -753,7 +779,8 @@ mod tests {
                 && writers <= 1
                 && (writers == 0 || (pins == 0 && !xr && hr == 0))
                 && (!(xr || xw) || (hold == 0 && slow))
-                && (!rec || (pins == 0 && !writer && hold == 0 && !xr && !xw && !slow));
+                && (!rec || (pins == 0 && !writer && hold == 0 && !xr && !xw && !slow))
+                && (!cow || writers == 0);
             prop_assert_eq!(EntryWord::from_raw(e.raw()).is_ok(), valid, "{:?}", e);
         }
 

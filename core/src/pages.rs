@@ -299,7 +299,7 @@ impl PagesShared {
     ) -> Result<EntryWord, EntryWord> {
         let mut cur = seen;
         loop {
-            if cur.frame().is_none() || cur.reclaiming() || !cur.unpinned() {
+            if cur.frame().is_none() || cur.0 & EntryWord::NO_WRITE_BITS != 0 {
                 return Err(cur);
             }
             let new = cur
@@ -318,7 +318,9 @@ impl PagesShared {
         // Relaxed: a guess for the CAS, which validates it.
         let mut cur = EntryWord(slot.load(Ordering::Relaxed));
         loop {
-            if cur.frame() != Some(frame) || cur.0 & EntryWord::PINNED_BITS != EntryWord::PINS.one()
+            if cur.frame() != Some(frame)
+                || cur.0 & EntryWord::PINNED_BITS != EntryWord::PINS.one()
+                || cur.cow()
             {
                 return false;
             }
@@ -710,6 +712,7 @@ impl PagesShared {
     /// the entry was unexpectedly occupied.
     pub(crate) fn make_resident(&self, f: u32, pins: u64, slot: &AtomicU64) -> bool {
         let mut l = lock(&self.lists);
+        // `pins < PINS.max()`: the miss path lets no more faults join a fill (see `miss`).
         let entry = EntryWord::resident(f, pins.min(EntryWord::PINS.max()));
         // Release: pairs with the pinners' Acquire CAS: the filled bytes and the owner are visible
         // to whoever pins the page.
