@@ -40,6 +40,13 @@ pub trait Accessor: Send + Sync + 'static {
     fn persistent(&self) -> bool {
         true
     }
+
+    /// The anonymous memory behind this accessor, if it is one ([`crate::anonymous::Anonymous`]).
+    /// pagecore uses it to move an object's swap slots into the frozen layer when the object is
+    /// copied ([`crate::PageMapper::copy`]). Other accessors keep the default, `None`.
+    fn as_anonymous(&self) -> Option<&crate::anonymous::Anonymous> {
+        None
+    }
 }
 
 /// Calls `f` (an accessor call), turning a panic into an `io::Error` so a misbehaving accessor
@@ -262,5 +269,8 @@ impl<A: Accessor> Accessor for Arc<A> {
     }
     fn persistent(&self) -> bool {
         (**self).persistent()
+    }
+    fn as_anonymous(&self) -> Option<&crate::anonymous::Anonymous> {
+        (**self).as_anonymous()
     }
 }

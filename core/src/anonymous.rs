@@ -75,6 +75,22 @@ impl Anonymous {
     pub fn swap(&self) -> &SwapArea {
         &self.swap
     }
+
+    /// The swap area, shared.
+    pub(crate) fn swap_area(&self) -> &ShareArc<SwapArea> {
+        &self.swap
+    }
+
+    /// Takes every page -> slot pair out of this object (a copy moves them to the frozen layer,
+    /// which then owns and frees them).
+    pub(crate) fn take_slots(&self) -> HashMap<u64, Slot> {
+        std::mem::take(&mut *lock(&self.slots))
+    }
+
+    /// Adopts page -> slot pairs taken from another object over the same swap area.
+    pub(crate) fn adopt_slots(&self, slots: HashMap<u64, Slot>) {
+        lock(&self.slots).extend(slots);
+    }
 }
 
 impl Accessor for Anonymous {
@@ -114,6 +130,10 @@ impl Accessor for Anonymous {
 
     fn persistent(&self) -> bool {
         false
+    }
+
+    fn as_anonymous(&self) -> Option<&Anonymous> {
+        Some(self)
     }
 }
 

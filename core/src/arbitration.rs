@@ -238,9 +238,10 @@ impl PageState {
         let resident = e.frame().is_some() && !e.reclaiming();
         while let Some(&(c, want)) = self.waiters.front() {
             let (arbitration_ok, core_ok) = match want {
+                // A shared copy-on-write frame is never written: the waiter breaks it first.
                 Access::Write => (
                     !self.others_hold(c),
-                    resident && e.pins() == 0 && !e.writer(),
+                    resident && e.pins() == 0 && !e.writer() && !e.cow(),
                 ),
                 Access::Read => (!self.has_writer(), resident && !e.writer()),
             };
@@ -468,7 +469,9 @@ pub(crate) struct Arbiter {
 enum Poll {
     Granted,
     Waiting,
-    CoreBlocked(EntryWord),
+    /// Blocked only by plain guards, a reclaim, or a copy-on-write frame; with the entry and the
+    /// pinned bits that are the waiter's own (its read hold, when upgrading).
+    CoreBlocked(EntryWord, u64),
 }
 
 enum Begin {
@@ -776,6 +779,18 @@ impl Arbiter {
                 }
                 continue;
             };
+            if want == Access::Write {
+                // Relaxed: a hint; break_cow re-reads and validates.
+                let e = EntryWord(slot.load(Ordering::Relaxed));
+                let free = EntryWord::PINNED_BITS
+                    | EntryWord::RECLAIMING.mask()
+                    | EntryWord::ARB_SLOW.mask();
+                if e.cow() && e.0 & free == 0 {
+                    // No one holds or waits: give the object its private page, then request it.
+                    let d = *deadline.get_or_insert_with(|| pages.deadline());
+                    crate::copies::break_cow(mapper, page, slot, 0, d)?;
+                }
+            }
             if c < EntryWord::INLINE_CLIENTS && Self::fast_grant(slot, c, want).is_some() {
                 return Ok(Begin::Granted);
             }
@@ -889,7 +904,12 @@ impl Arbiter {
             if st.holder(c) == Some(want) {
                 Ok(Poll::Granted)
             } else if st.ready_but_for_core(c) {
-                Ok(Poll::CoreBlocked(e))
+                let own = match st.holder(c) {
+                    None => 0,
+                    Some(_) if e.ext_read() || e.ext_write() => EntryWord::EXT_READ.mask(),
+                    Some(_) => EntryWord::hold_bit(c, false),
+                };
+                Ok(Poll::CoreBlocked(e, own))
             } else {
                 Ok(Poll::Waiting)
             }
@@ -921,15 +941,18 @@ impl Arbiter {
     }
 
     /// Blocks until `c`'s waiting request is granted, or `deadline` passes (then withdraws it).
+    /// A write request at the head blocked only by a copy-on-write frame breaks it.
+    #[allow(clippy::too_many_arguments)]
     fn wait(
         &self,
-        pages: &PagesShared,
+        mapper: &crate::sync::Arc<MapperShared>,
         slot: &AtomicU64,
         c: u32,
         page: u64,
         want: Access,
         deadline: Option<Instant>,
     ) -> Result<()> {
+        let pages = &*mapper.pages;
         let start = Instant::now();
         let park = &self.parks[self.shard(page)];
         loop {
@@ -949,7 +972,20 @@ impl Arbiter {
             self.after(pages, slot, page, fx);
             let timed_out = match poll {
                 Poll::Granted => return Ok(()),
-                Poll::CoreBlocked(e) => pages.wait_entry(slot, e, deadline) == Parked::TimedOut,
+                Poll::CoreBlocked(e, own)
+                    if e.cow() && !e.reclaiming() && e.0 & EntryWord::PINNED_BITS == own =>
+                {
+                    if let Err(err) = crate::copies::break_cow(mapper, page, slot, own, deadline) {
+                        // Withdraw (unless granted meanwhile: then the page was broken anyway).
+                        return if self.cancel(pages, slot, c, page, want)? {
+                            Ok(())
+                        } else {
+                            Err(err)
+                        };
+                    }
+                    false
+                }
+                Poll::CoreBlocked(e, _) => pages.wait_entry(slot, e, deadline) == Parked::TimedOut,
                 Poll::Waiting => parked == Parked::TimedOut,
             };
             if timed_out {
@@ -1073,12 +1109,13 @@ impl Arbiter {
 
     fn upgrade(
         &self,
-        pages: &PagesShared,
+        mapper: &crate::sync::Arc<MapperShared>,
         slot: &AtomicU64,
         c: u32,
         page: u64,
         deadline: Option<Instant>,
     ) -> Result<()> {
+        let pages = &*mapper.pages;
         let (granted, fx) = self.update(slot, page, |st, e| {
             if st.holder(c) != Some(Access::Read) {
                 return Err(Error::Invariant(format!(
@@ -1099,19 +1136,26 @@ impl Arbiter {
             return Ok(());
         }
         pages.counters.grant_waits.incr();
-        self.wait(pages, slot, c, page, Access::Write, deadline)
+        self.wait(mapper, slot, c, page, Access::Write, deadline)
     }
 
     /// For reclaim: asks every holder of `page` not yet asked to release it.
     pub(crate) fn ask_release(&self, pages: &PagesShared, slot: &AtomicU64, page: u64) {
+        self.ask(pages, slot, page, Revocation::Release)
+    }
+
+    /// Asks the holders of `page` not yet asked (every holder to release it, or the writer to
+    /// downgrade): reclaim needs the frame, a copy needs the page unwritten while it freezes.
+    pub(crate) fn ask(&self, pages: &PagesShared, slot: &AtomicU64, page: u64, ask: Revocation) {
         let Ok((asks, mut fx)) = self.update(slot, page, |st, e| {
             if e.frame().is_none() {
                 return Ok(Vec::new());
             }
             let mut asks = Vec::new();
-            for &(h, _) in &st.holders {
-                if st.asked.binary_search(&h).is_err() {
-                    asks.push((h, Revocation::Release));
+            for &(h, held) in &st.holders {
+                let wanted = ask == Revocation::Release || held == Access::Write;
+                if wanted && st.asked.binary_search(&h).is_err() {
+                    asks.push((h, ask));
                 }
             }
             for &(h, _) in &asks {
@@ -1477,7 +1521,7 @@ impl<'c> Pending<'c> {
             })?;
             let r = m
                 .arb
-                .wait(&m.pages, slot, client.id, self.page, self.access, deadline);
+                .wait(m, slot, client.id, self.page, self.access, deadline);
             // Whatever happened, the request is no longer in the wait list.
             self.done = true;
             r?;
@@ -1624,7 +1668,13 @@ impl Grant<'_> {
         }
         let m = self.client.shared();
         m.arb
-            .upgrade(&m.pages, self.slot, self.client.id, self.page, deadline)?;
+            .upgrade(m, self.slot, self.client.id, self.page, deadline)?;
+        // The frame changed if the upgrade broke a copy-on-write page. Acquire: we are the sole
+        // holder now (granted under the shard lock); this only reads the frame, which cannot
+        // change while we hold the page.
+        if let Some(f) = EntryWord(self.slot.load(Ordering::Acquire)).frame() {
+            self.frame = f;
+        }
         let track = m.pages.track(self.frame);
         // SAFETY: replaced right below; we are the sole holder now.
         unsafe { ManuallyDrop::drop(&mut self.track) };

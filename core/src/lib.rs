@@ -35,6 +35,7 @@ pub mod access_map;
 pub mod accessor;
 pub mod anonymous;
 pub mod arbitration;
+pub mod copies;
 pub mod error;
 pub mod guard;
 pub mod mapper;
@@ -47,6 +48,7 @@ pub mod sync;
 
 pub use accessor::{Accessor, ComputedAccessor, FileAccessor, MemoryAccessor};
 pub use arbitration::{Access, ArbitrationCensus, Client, Grant, Pending, Revocation, Revoke};
+pub use copies::CopyStats;
 pub use error::{Error, Result};
 pub use guard::{ReadGuard, WriteGuard};
 pub use pages::Census;
@@ -67,7 +69,13 @@ pub struct PagesBuilder {
     frames: Option<u64>,
     budget: Option<u64>,
     wait_bound: Option<Duration>,
+    swap: Option<sync::ShareArc<swap::SwapArea>>,
+    swap_slots: u32,
 }
+
+/// Default size, in slots, of the temporary swap area a pool makes on first use (the file is
+/// sparse: a slot costs disk only once written, and one bit of memory).
+pub const DEFAULT_SWAP_SLOTS: u32 = 1 << 20;
 
 impl Default for PagesBuilder {
     fn default() -> Self {
@@ -76,6 +84,8 @@ impl Default for PagesBuilder {
             frames: None,
             budget: None,
             wait_bound: Some(DEFAULT_WAIT_BOUND),
+            swap: None,
+            swap_slots: DEFAULT_SWAP_SLOTS,
         }
     }
 }
@@ -110,6 +120,20 @@ impl PagesBuilder {
         self
     }
 
+    /// The swap area of the pool's anonymous objects ([`Pages::anonymous`]), of copies of
+    /// persistent objects, and of the frozen layers of copies ([`PageMapper::copy`]). Default: a
+    /// temporary file of [`DEFAULT_SWAP_SLOTS`] slots, made on first use and removed with the pool.
+    pub fn swap(mut self, area: sync::ShareArc<swap::SwapArea>) -> Self {
+        self.swap = Some(area);
+        self
+    }
+
+    /// Size in slots of the default temporary swap area (see [`PagesBuilder::swap`]).
+    pub fn swap_slots(mut self, slots: u32) -> Self {
+        self.swap_slots = slots;
+        self
+    }
+
     /// Allocates the pool.
     pub fn build(self) -> Result<Pages> {
         memory::Memory::check_page_size(self.page_size)?;
@@ -119,7 +143,13 @@ impl PagesBuilder {
             (None, None) => 1024,
         };
         Ok(Pages {
-            shared: Arc::new(PagesShared::new(frames, self.page_size, self.wait_bound)?),
+            shared: Arc::new(PagesShared::new(
+                frames,
+                self.page_size,
+                self.wait_bound,
+                self.swap,
+                self.swap_slots,
+            )?),
         })
     }
 }
@@ -143,6 +173,8 @@ pub struct Stats {
     pub grant_waits: u64,
     /// Revocations asked of clients (by conflicting requests and by reclaim).
     pub revocations: u64,
+    /// Copy-on-write pages given a private frame by a writer ([`PageMapper::copy`]).
+    pub cow_breaks: u64,
     /// Frames in each state.
     pub census: Census,
 }
@@ -193,13 +225,31 @@ impl Pages {
     /// Opens a memory object of at most `limit` bytes backed by `accessor`. Every clone of the
     /// returned [`PageMapper`] shares the object.
     pub fn open(&self, accessor: impl Accessor, limit: u64) -> Result<PageMapper> {
-        Ok(PageMapper {
-            shared: ManuallyDrop::new(Arc::new(MapperShared::new(
-                self.shared.clone(),
-                Box::new(accessor),
-                limit,
-            ))),
-        })
+        Ok(PageMapper::from_shared(Arc::new(MapperShared::new(
+            self.shared.clone(),
+            sync::ShareArc::new(accessor),
+            limit,
+            copies::Layer::top(),
+        ))))
+    }
+
+    /// Opens an anonymous object of at most `limit` bytes over the pool's swap area (see
+    /// [`PagesBuilder::swap`]): pages read as zeros until written, go to swap when reclaimed,
+    /// and are discarded with the object.
+    ///
+    /// ```
+    /// use pagecore::Pages;
+    /// let pages = Pages::builder().page_size(4096).frames(2).build()?;
+    /// let anon = pages.anonymous(16 * 4096)?;
+    /// for p in 0..8 {
+    ///     anon.write(p)?[0] = p as u8;      // 8 pages through 2 frames: paged out to swap
+    /// }
+    /// assert_eq!(anon.read(3)?[0], 3);      // paged back in
+    /// # Ok::<(), pagecore::Error>(())
+    /// ```
+    pub fn anonymous(&self, limit: u64) -> Result<PageMapper> {
+        let swap = self.shared.swap()?;
+        self.open(anonymous::Anonymous::new(swap), limit)
     }
 
     /// Counters and a census of frame states (fails only with [`Error::Invariant`], a pagecore bug).
@@ -214,6 +264,7 @@ impl Pages {
             obtain_waits: c.obtain_waits.get(),
             grant_waits: c.grant_waits.get(),
             revocations: c.revocations.get(),
+            cow_breaks: c.cow_breaks.get(),
             census: self.census()?,
         })
     }
@@ -236,7 +287,7 @@ impl Pages {
 /// object is closed (written back, frames released) by [`PageMapper::close`] or when the last
 /// handle drops.
 pub struct PageMapper {
-    shared: ManuallyDrop<Arc<MapperShared>>,
+    pub(crate) shared: ManuallyDrop<Arc<MapperShared>>,
 }
 
 impl std::fmt::Debug for PageMapper {
@@ -272,6 +323,52 @@ impl Drop for PageMapper {
 }
 
 impl PageMapper {
+    /// The first handle on a new object (whose handle count starts at one).
+    pub(crate) fn from_shared(shared: Arc<MapperShared>) -> Self {
+        Self {
+            shared: ManuallyDrop::new(shared),
+        }
+    }
+
+    /// Makes a copy-on-write copy of the object: a new object whose content is, at this instant,
+    /// the object's, and which from then on is written independently of it (a write to either is
+    /// seen by neither the other nor any other copy). Nothing is copied up front: both objects
+    /// share the frames and swap slots of the pages neither has written since (a *frozen layer*
+    /// below them), and a write gives the writer a private page (SPEC.md §2.6). The copy is an
+    /// anonymous object (not persistent), over the object's swap area if it is anonymous, else
+    /// over the pool's ([`PagesBuilder::swap`]). For a copy of the copy, copy it.
+    ///
+    /// A copy is a snapshot, so it waits for writers of the object to finish (asking client
+    /// write holders to downgrade) up to the pool's bound, then fails with [`Error::Busy`]; it
+    /// writes the dirty pages of a persistent object back first.
+    ///
+    /// ```
+    /// use pagecore::{Pages, MemoryAccessor};
+    /// let pages = Pages::builder().page_size(64).frames(8).build()?;
+    /// let file = pages.open(MemoryAccessor::new(), 64 * 16)?;
+    /// file.write(3)?[0] = 1;
+    /// let snap = file.copy()?;            // shares every page
+    /// file.write(3)?[0] = 2;              // the file gets a private page 3
+    /// snap.write(4)?[0] = 9;              // and so does the copy, for page 4
+    /// assert_eq!((file.read(3)?[0], snap.read(3)?[0]), (2, 1));
+    /// assert_eq!((file.read(4)?[0], snap.read(4)?[0]), (0, 9));
+    /// assert_eq!(pages.stats()?.cow_breaks, 2);
+    /// # Ok::<(), pagecore::Error>(())
+    /// ```
+    pub fn copy(&self) -> Result<PageMapper> {
+        copies::copy(self)
+    }
+
+    /// The object's place in its chain of copies (the frozen layers below it).
+    pub fn copy_stats(&self) -> CopyStats {
+        copies::stats(&self.shared)
+    }
+
+    /// The object's id within its pool (as the reverse map reports it).
+    pub fn id(&self) -> u64 {
+        self.shared.id
+    }
+
     /// The object's limit in bytes.
     pub fn limit(&self) -> u64 {
         self.shared.limit()

@@ -15,9 +15,18 @@
 //!    **record** it in the map and **queue** it (`PagesShared::make_resident`), remove the fill
 //!    record and wake the waiters. A failed fill is handed to every waiter and records nothing.
 //!
+//! 5. **copies** (`crate::copies`): an object with a frozen layer below it fills only the pages
+//!    it owns (its swap slots, or the pages a persistent object wrote since its last copy).
+//!    Any other page is *resolved*: found (resident, or faulted in) in the first layer of the
+//!    chain that owns it, read-pinned there, and published here as a copy-on-write proxy of that
+//!    frame (`PagesShared::make_proxy`), the read pin becoming the proxy's. A write fault on a
+//!    proxy breaks the copy first (`copies::break_cow`). Every publication checks the object's
+//!    copy epoch under the shard lock: a fill that began before a copy moved the object's pages
+//!    is abandoned and its faults look the page up again.
+//!
 //! The shard lock is only held for table updates, never across I/O. Lock order:
-//! fill shard -> lists; parkers' locks are innermost (their `prepare` closures take only the
-//! lists lock, under the pool parker).
+//! fill shard -> lists -> layer state and swap slots; parkers' locks are innermost (their
+//! `prepare` closures take only the lists lock, under the pool parker).
 
 use crate::access_map::AccessMap;
 use crate::accessor::Accessor;
@@ -33,20 +42,42 @@ const FILL_SHARDS: usize = 1;
 #[cfg(not(pagecore_loom))]
 const FILL_SHARDS: usize = 16;
 
+/// How an in-flight fill ended, for the faults that joined it.
+#[derive(Clone)]
+enum Outcome {
+    /// Published in this frame, with one read pin per joined fault.
+    Frame(u32),
+    /// Failed; every joined fault gets the error.
+    Failed(Error),
+    /// Not published (a copy changed what the object owns meanwhile): look the page up again.
+    Retry,
+}
+
 /// One in-flight fill, shared by its filler and the faults that joined it.
-struct Inflight {
-    /// The frame (with one read pin per joined fault), or the error every joined fault gets.
-    outcome: Mutex<Option<Result<u32>>>,
+pub(crate) struct Inflight {
+    outcome: Mutex<Option<Outcome>>,
+}
+
+/// What the miss path did.
+pub(crate) enum Miss<'a> {
+    /// The page is pinned as asked.
+    Pinned(u32, &'a AtomicU64),
+    /// Look the page up again.
+    Retry,
+    /// A frozen layer that does not hold the page (resolution looks further down the chain).
+    NotHere,
 }
 
 /// Per-page fill records of one shard: the record and how many faults joined it.
-type FillTable = HashMap<u64, (Arc<Inflight>, u64)>;
+pub(crate) type FillTable = HashMap<u64, (Arc<Inflight>, u64)>;
 
 /// The shared state of one memory object.
 pub(crate) struct MapperShared {
+    /// Unique within the pool (reported by the reverse map).
+    pub(crate) id: u64,
     pub(crate) pages: Arc<PagesShared>,
     pub(crate) map: AccessMap,
-    pub(crate) accessor: Box<dyn Accessor>,
+    pub(crate) accessor: ShareArc<dyn Accessor>,
     limit: u64,
     closed: AtomicBool,
     fills: Box<[Mutex<FillTable>]>,
@@ -55,6 +86,8 @@ pub(crate) struct MapperShared {
     pub(crate) handles: AtomicUsize,
     /// Which clients may read or write each page.
     pub(crate) arb: crate::arbitration::Arbiter,
+    /// Its place in a chain of copies.
+    pub(crate) layer: crate::copies::Layer,
 }
 
 /// Access wanted by a fault.
@@ -65,9 +98,15 @@ pub(crate) enum Want {
 }
 
 impl MapperShared {
-    pub(crate) fn new(pages: Arc<PagesShared>, accessor: Box<dyn Accessor>, limit: u64) -> Self {
+    pub(crate) fn new(
+        pages: Arc<PagesShared>,
+        accessor: ShareArc<dyn Accessor>,
+        limit: u64,
+        layer: crate::copies::Layer,
+    ) -> Self {
         let page_size = pages.page_size() as u64;
         Self {
+            id: pages.object_id(),
             map: AccessMap::new(limit.div_ceil(page_size)),
             pages,
             accessor,
@@ -80,6 +119,7 @@ impl MapperShared {
             error: Mutex::new(None),
             handles: AtomicUsize::new(1),
             arb: crate::arbitration::Arbiter::new(),
+            layer,
         }
     }
 
@@ -152,6 +192,18 @@ impl MapperShared {
         want: Want,
         wait: bool,
     ) -> Result<(u32, &AtomicU64)> {
+        Self::pin_inner(this, page, want, wait)?.ok_or_else(|| {
+            Error::Invariant(format!("page {page}: a top object found nothing to fill"))
+        })
+    }
+
+    /// As [`MapperShared::pin_with`]; `None` only for a frozen layer that does not hold `page`.
+    pub(crate) fn pin_inner(
+        this: &Arc<Self>,
+        page: u64,
+        want: Want,
+        wait: bool,
+    ) -> Result<Option<(u32, &AtomicU64)>> {
         this.check_page(page)?;
         if want == Want::Write && !this.accessor.writable() {
             return Err(Error::ReadOnly);
@@ -164,16 +216,18 @@ impl MapperShared {
             let slot = match this.map.slot(page) {
                 Some(slot) => slot,
                 None => match Self::miss(this, page, want)? {
-                    Some(r) => return Ok(r),
-                    None => continue,
+                    Miss::Pinned(f, slot) => return Ok(Some((f, slot))),
+                    Miss::Retry => continue,
+                    Miss::NotHere => return Ok(None),
                 },
             };
             // Relaxed: a guess for the pin's CAS, which validates it (and orders the data).
             let seen = EntryWord(slot.load(Ordering::Relaxed));
             let Some(f) = seen.frame() else {
                 match Self::miss(this, page, want)? {
-                    Some(r) => return Ok(r),
-                    None => continue,
+                    Miss::Pinned(f, slot) => return Ok(Some((f, slot))),
+                    Miss::Retry => continue,
+                    Miss::NotHere => return Ok(None),
                 }
             };
             let r = match want {
@@ -181,31 +235,40 @@ impl MapperShared {
                 Want::Write => this.pages.try_pin_write(slot, seen),
             };
             let refused = match r {
-                Ok(pinned) => return Ok((pinned.frame().unwrap_or(f), slot)),
+                Ok(pinned) => return Ok(Some((pinned.frame().unwrap_or(f), slot))),
                 Err(w) => w,
             };
             if refused.frame().is_none() {
                 continue; // reclaimed meanwhile: fault it in
             }
+            let d = *deadline.get_or_insert_with(|| this.pages.deadline());
+            if want == Want::Write
+                && refused.cow()
+                && refused.0 & (EntryWord::PINNED_BITS | EntryWord::RECLAIMING.mask()) == 0
+            {
+                // Only the shared copy-on-write frame stands in the way: give this object a
+                // private page (then pin it for writing like any other).
+                crate::copies::break_cow(this, page, slot, 0, d)?;
+                continue;
+            }
             // A writer, readers (for a write), or a reclaim writing the page back: wait.
             if !wait {
                 return Err(Error::Busy { page });
             }
-            let d = *deadline.get_or_insert_with(|| this.pages.deadline());
             if this.pages.wait_entry(slot, refused, d) == Parked::TimedOut {
                 return Err(Error::Busy { page });
             }
         }
     }
 
-    /// The miss path. Returns `Ok(None)` when the caller should look the page up again.
-    fn miss(this: &Arc<Self>, page: u64, want: Want) -> Result<Option<(u32, &AtomicU64)>> {
+    /// The miss path.
+    fn miss(this: &Arc<Self>, page: u64, want: Want) -> Result<Miss<'_>> {
         let shard = &this.fills[page as usize % this.fills.len()];
         let mut table = lock(shard);
         // Acquire (in find): if a reclaim just emptied the entry, its write-back happens before
         // the fill below reads the backing store.
         if this.map.find(page).frame().is_some() {
-            return Ok(None);
+            return Ok(Miss::Retry);
         }
         let frame = if let Some((inflight, joined)) = table.get_mut(&page) {
             let inflight = inflight.clone();
@@ -214,56 +277,94 @@ impl MapperShared {
                 // outcome without joining, then look the page up again.
                 drop(table);
                 let _ = this.wait_fill(&inflight);
-                return Ok(None);
+                return Ok(Miss::Retry);
             }
             *joined += 1;
             drop(table);
             this.wait_fill(&inflight)?
         } else {
+            if this.layer.is_frozen() && !this.owns(page) {
+                return Ok(Miss::NotHere);
+            }
             let inflight = Arc::new(Inflight {
                 outcome: Mutex::new(None),
             });
+            // The copy epoch changes only under every shard lock, which we hold.
+            let epoch = this.layer.epoch();
             table.insert(page, (inflight.clone(), 0));
             drop(table);
-            Self::fill(this, page, &inflight)?
+            Self::fill(this, page, &inflight, epoch)?
+        };
+        let Some(frame) = frame else {
+            return Ok(Miss::Retry);
         };
         // We hold a read pin (ours, or the one the filler took for us) on the page's entry.
         let Some(slot) = this.map.slot(page) else {
-            return Ok(None);
+            return Ok(Miss::Retry);
         };
         if want == Want::Read || this.pages.try_upgrade(slot, frame) {
-            return Ok(Some((frame, slot)));
+            return Ok(Miss::Pinned(frame, slot));
         }
-        // Others joined too: give our pin back and take the ordinary write path.
+        // Others joined too, or the page is a copy-on-write proxy: give our pin back and take
+        // the ordinary write path.
         this.pages.unpin_read(slot);
-        Ok(None)
+        Ok(Miss::Retry)
     }
 
-    fn wait_fill(&self, inflight: &Inflight) -> Result<u32> {
+    /// Waits for a joined fill: `Some(frame)` (one of its read pins is ours), `None` (look again).
+    fn wait_fill(&self, inflight: &Inflight) -> Result<Option<u32>> {
         loop {
-            if let Some(r) = lock(&inflight.outcome).clone() {
-                return r;
+            if let Some(o) = lock(&inflight.outcome).clone() {
+                return match o {
+                    Outcome::Frame(f) => Ok(Some(f)),
+                    Outcome::Failed(e) => Err(e),
+                    Outcome::Retry => Ok(None),
+                };
             }
             self.fill_park
                 .park(None, || lock(&inflight.outcome).is_none());
         }
     }
 
-    fn complete(&self, page: u64, inflight: &Inflight, r: Result<u32>) {
+    fn complete(&self, page: u64, inflight: &Inflight, o: Outcome) {
         let shard = &self.fills[page as usize % self.fills.len()];
         lock(shard).remove(&page);
-        *lock(&inflight.outcome) = Some(r);
+        *lock(&inflight.outcome) = Some(o);
         self.fill_park.unpark_all();
     }
 
-    /// obtain -> fill -> record -> queue, for the owner of `inflight`. Returns the frame, with one
-    /// read pin for the caller and one for each fault that joined.
-    fn fill(this: &Arc<Self>, page: u64, inflight: &Inflight) -> Result<u32> {
+    /// Every fill-shard lock, in order (a copy's freeze: no publication can run meanwhile).
+    pub(crate) fn lock_fill_shards(&self) -> Vec<crate::sync::MutexGuard<'_, FillTable>> {
+        self.fills.iter().map(lock).collect()
+    }
+
+    /// Whether this object holds `page`'s content itself (in a frame it owns, or its store),
+    /// rather than reading it through the frozen layer below (`crate::copies`).
+    pub(crate) fn owns(&self, page: u64) -> bool {
+        self.layer.owns(page, &*self.accessor)
+    }
+
+    /// obtain -> fill -> record -> queue, for the owner of `inflight` (begun at copy epoch
+    /// `epoch`); or, for a page this object reads through its frozen layer, resolve -> proxy.
+    /// Returns the frame, with one read pin for the caller and one for each fault that joined,
+    /// or `None` (look again: a copy changed what this object owns meanwhile).
+    fn fill(this: &Arc<Self>, page: u64, inflight: &Inflight, epoch: u64) -> Result<Option<u32>> {
         let pages = &*this.pages;
+        if this.layer.is_layered() && !this.owns(page) {
+            match crate::copies::resolve(this, page) {
+                Ok(Some(r)) => return Self::publish_proxy(this, page, inflight, epoch, r),
+                // Held by no layer below: the page is this object's (zeros, if anonymous).
+                Ok(None) => {}
+                Err(e) => {
+                    this.complete(page, inflight, Outcome::Failed(e.clone()));
+                    return Err(e);
+                }
+            }
+        }
         let f = match pages.obtain() {
             Ok(f) => f,
             Err(e) => {
-                this.complete(page, inflight, Err(e.clone()));
+                this.complete(page, inflight, Outcome::Failed(e.clone()));
                 return Err(e);
             }
         };
@@ -290,15 +391,22 @@ impl MapperShared {
                 page,
                 source: ShareArc::new(e),
             };
-            this.abandon(f, page, inflight, err.clone());
+            this.abandon(f, page, inflight, Outcome::Failed(err.clone()));
             return Err(err);
         }
         let shard = &this.fills[page as usize % this.fills.len()];
         let mut table = lock(shard);
         if this.is_closed() {
             drop(table);
-            this.abandon(f, page, inflight, Error::Closed);
+            this.abandon(f, page, inflight, Outcome::Failed(Error::Closed));
             return Err(Error::Closed);
+        }
+        if this.layer.epoch() != epoch {
+            // A copy moved this object's pages after we read its store: what we filled may now
+            // belong to the frozen layer. Nothing published; look again.
+            drop(table);
+            this.abandon(f, page, inflight, Outcome::Retry);
+            return Ok(None);
         }
         let joined = table.get(&page).map_or(0, |(_, n)| *n);
         let published = this
@@ -310,23 +418,70 @@ impl MapperShared {
             // owner publishes this page). Report it rather than overwrite.
             drop(table);
             let err = Error::Invariant(format!("AccessMap entry of page {page} already taken"));
-            this.abandon(f, page, inflight, err.clone());
+            this.abandon(f, page, inflight, Outcome::Failed(err.clone()));
             return Err(err);
         }
         table.remove(&page);
         drop(table);
         pages.counters.fills.incr();
-        *lock(&inflight.outcome) = Some(Ok(f));
+        *lock(&inflight.outcome) = Some(Outcome::Frame(f));
         this.fill_park.unpark_all();
-        Ok(f)
+        Ok(Some(f))
     }
 
-    /// A fill that will not be published: free the frame and hand `err` to the waiters.
-    fn abandon(&self, f: u32, page: u64, inflight: &Inflight, err: Error) {
+    /// Publishes `page` as a copy-on-write proxy of the frame resolution found (and read-pinned)
+    /// in a frozen layer, with one read pin per fault (the caller and the joined ones).
+    fn publish_proxy(
+        this: &Arc<Self>,
+        page: u64,
+        inflight: &Inflight,
+        epoch: u64,
+        r: crate::copies::Resolved,
+    ) -> Result<Option<u32>> {
+        let pages = &*this.pages;
+        let shard = &this.fills[page as usize % this.fills.len()];
+        let mut table = lock(shard);
+        let outcome = if this.is_closed() {
+            Outcome::Failed(Error::Closed)
+        } else if this.layer.epoch() != epoch {
+            Outcome::Retry
+        } else {
+            let joined = table.get(&page).map_or(0, |(_, n)| *n);
+            let me = Owner {
+                mapper: this.clone(),
+                page,
+            };
+            let published = this
+                .map
+                .slot_or_alloc(page)
+                .is_some_and(|slot| pages.make_proxy(r.frame, 1 + joined, slot, me, &r.owner));
+            if published {
+                Outcome::Frame(r.frame)
+            } else {
+                Outcome::Retry
+            }
+        };
+        table.remove(&page);
+        drop(table);
+        if !matches!(outcome, Outcome::Frame(_)) {
+            // Not published: give the resolution pin back.
+            r.unpin(pages);
+        }
+        *lock(&inflight.outcome) = Some(outcome.clone());
+        this.fill_park.unpark_all();
+        match outcome {
+            Outcome::Frame(f) => Ok(Some(f)),
+            Outcome::Failed(e) => Err(e),
+            Outcome::Retry => Ok(None),
+        }
+    }
+
+    /// A fill that will not be published: free the frame and hand `o` to the waiters.
+    fn abandon(&self, f: u32, page: u64, inflight: &Inflight, o: Outcome) {
         // SAFETY: `f` is still Filling and ours.
         let owner = unsafe { self.pages.set_owner(f, None) };
         self.pages.free(f);
-        self.complete(page, inflight, Err(err));
+        self.complete(page, inflight, o);
         drop(owner);
     }
 
@@ -335,7 +490,7 @@ impl MapperShared {
     /// Writes `page` (resident in `f`, read-pinned by the caller) back if it is dirty, and keeps
     /// its unusual-error record up to date: cleared by a success (or a clean page), set by an
     /// unusual failure.
-    fn write_back_pinned(&self, page: u64, slot: &AtomicU64, f: u32) -> Result<()> {
+    pub(crate) fn write_back_pinned(&self, page: u64, slot: &AtomicU64, f: u32) -> Result<()> {
         let pages = &*self.pages;
         // Dirty is re-read after pinning: a writer may have set it before our pin.
         if !EntryWord(slot.load(Ordering::Acquire)).dirty() {
@@ -455,6 +610,8 @@ impl MapperShared {
     /// write-back the object is reopened (its pages stay resident and dirty) and the error
     /// returned, so nothing written is lost and the caller can retry.
     pub(crate) fn close(&self) -> Result<()> {
+        // A copy of this object and its close do not overlap (the copy moves its pages).
+        let copy_lock = self.layer.copy_guard();
         if self.closed.swap(true, Ordering::SeqCst) {
             return Ok(());
         }
@@ -472,8 +629,8 @@ impl MapperShared {
             };
             let deadline = pages.deadline();
             loop {
-                match pages.take_for_close(slot) {
-                    Take::Gone => break,
+                match pages.take_for_close(slot, self, page) {
+                    Take::Gone | Take::Unmapped => break,
                     Take::Taken(f, w) => {
                         // Not persistent (anonymous): discard instead of paging out.
                         let w = if persistent {
@@ -517,11 +674,18 @@ impl MapperShared {
                 self.closed.store(false, Ordering::SeqCst);
                 Err(e)
             }
-            None => match recorded {
-                // Data is written back now, but an earlier write-back failed: report it once.
-                Some(e) => Err(e),
-                None => Ok(()),
-            },
+            None => {
+                // Closed for good: the frozen layer below is no longer read through. Dropped
+                // with no lock held (it may close the layer, which takes the lists lock).
+                let below = self.layer.take_backing();
+                drop(copy_lock);
+                drop(below);
+                match recorded {
+                    // Data is written back now, but an earlier write-back failed: report it once.
+                    Some(e) => Err(e),
+                    None => Ok(()),
+                }
+            }
         }
     }
 }

@@ -234,8 +234,7 @@ impl EntryWord {
         | Self::EXT_WRITE.mask();
     /// Everything that refuses a plain write pin or a write grant (besides an empty entry):
     /// any pin or holder, a reclaim, a shared copy-on-write frame.
-    pub const NO_WRITE_BITS: u64 =
-        Self::PINNED_BITS | Self::RECLAIMING.mask() | Self::COW.mask();
+    pub const NO_WRITE_BITS: u64 = Self::PINNED_BITS | Self::RECLAIMING.mask() | Self::COW.mask();
     /// No frame.
     pub const EMPTY: EntryWord = EntryWord(0);
     /// Largest frame index an entry can name.
@@ -612,7 +611,9 @@ pub fn check_codecs(raw: u64) -> Result<(), String> {
             return Err(format!("accepted {e:?}: pinned or held while reclaiming"));
         }
         if e.cow() && writers != 0 {
-            return Err(format!("accepted {e:?}: a writer on a shared copy-on-write frame"));
+            return Err(format!(
+                "accepted {e:?}: a writer on a shared copy-on-write frame"
+            ));
         }
     }
     match AccessWord::from_raw(raw) {

@@ -61,37 +61,82 @@ use crate::mapper::MapperShared;
 use crate::memory::Memory;
 use crate::pack::{EntryWord, FrameWord, Tag};
 use crate::queue::PageQueue;
+use crate::swap::SwapArea;
 use crate::sync::atomic::{AtomicU64, Ordering};
 use crate::sync::{
     lock, AccessTrack, Arc, Counter, Duration, Instant, Mutex, Parked, Parker, ShareArc, UnsafeCell,
 };
 
-/// Who a frame belongs to (the reverse map: frame -> (object, page)).
+/// Who a frame belongs to (the reverse map: frame -> (object, page)), or who maps it as a
+/// copy-on-write proxy.
+#[derive(Clone)]
 pub(crate) struct Owner {
     pub(crate) mapper: Arc<MapperShared>,
     pub(crate) page: u64,
 }
 
 impl Owner {
+    /// Whether this names page `page` of `mapper`.
+    pub(crate) fn is(&self, mapper: &MapperShared, page: u64) -> bool {
+        std::ptr::eq(Arc::as_ptr(&self.mapper), mapper) && self.page == page
+    }
+
     /// The owner page's entry word. It exists: the leaf was allocated when the page was recorded
     /// and lives as long as the mapper, which the owner keeps alive.
-    fn slot(&self) -> Option<&AtomicU64> {
+    pub(crate) fn slot(&self) -> Option<&AtomicU64> {
         self.mapper.map.slot(self.page)
     }
 }
 
 /// Per-frame data other than the lifecycle word: cold, read by reclaim, close and the census.
 pub(crate) struct Frame {
-    /// Written only by the frame's exclusive holder (`Filling`, or `Reclaiming` taken by it); read
-    /// by that holder, or by anyone holding the lists lock who saw the frame `Resident` under it
-    /// (a frame leaves `Resident` only under that lock).
+    /// Written by the frame's exclusive holder (`Filling`, or `Reclaiming` taken by it), or under
+    /// the lists lock while the frame is `Resident` (a copy moving the page to a frozen layer);
+    /// read by that holder, or by anyone holding the lists lock who saw the frame `Resident`
+    /// under it (a frame leaves `Resident` only under that lock).
     owner: UnsafeCell<Option<Owner>>,
+    /// The copy-on-write proxies mapping this frame besides its owner (the rest of the reverse
+    /// map): each names a page whose entry names this frame with `COW` and holds one read pin on
+    /// the owner's entry. Read and written only under the lists lock, and only while the frame
+    /// is `Resident` (a proxy pins the owner's entry, so a frame with proxies cannot be taken).
+    proxies: UnsafeCell<Proxies>,
     /// Lets loom check the protocol's exclusion on the frame's bytes.
     pub(crate) track: AccessTrack,
 }
 
-// SAFETY: the only non-Sync field is `owner`, whose accesses are serialized by the frame protocol
-// (see Frame::owner), and `Owner` itself is Send + Sync.
+/// A frame's proxy list: one pointer, empty (no allocation) for the common unshared frame. A
+/// boxed slice rather than a `Vec` (8 bytes per frame instead of 24): proxies come and go only on
+/// misses, breaks and unmaps, and a frame has as many as copies share it.
+#[derive(Default)]
+pub(crate) struct Proxies(Option<Box<[Owner]>>);
+
+impl Proxies {
+    fn iter(&self) -> impl Iterator<Item = &Owner> {
+        self.0.iter().flat_map(|v| v.iter())
+    }
+
+    fn push(&mut self, o: Owner) {
+        let mut v = self.0.take().map(Vec::from).unwrap_or_default();
+        v.push(o);
+        self.0 = Some(v.into_boxed_slice());
+    }
+
+    /// Removes `(mapper, page)`; returns it (to be dropped outside the lists lock).
+    fn remove(&mut self, mapper: &MapperShared, page: u64) -> Option<Owner> {
+        let i = self.iter().position(|o| o.is(mapper, page))?;
+        let mut v = Vec::from(self.0.take()?);
+        let o = v.swap_remove(i);
+        self.0 = (!v.is_empty()).then(|| v.into_boxed_slice());
+        Some(o)
+    }
+
+    fn contains(&self, mapper: &MapperShared, page: u64) -> bool {
+        self.iter().any(|o| o.is(mapper, page))
+    }
+}
+
+// SAFETY: the only non-Sync fields are `owner` and `proxies`, whose accesses are serialized by
+// the frame protocol (see their docs), and `Owner` itself is Send + Sync.
 unsafe impl Sync for Frame {}
 // SAFETY: as above; moving a Frame moves its owner, which is Send.
 unsafe impl Send for Frame {}
@@ -113,6 +158,7 @@ pub(crate) struct Counters {
     pub(crate) obtain_waits: Counter,
     pub(crate) grant_waits: Counter,
     pub(crate) revocations: Counter,
+    pub(crate) cow_breaks: Counter,
 }
 
 /// The shared state of a pool (what [`crate::Pages`] handles point to).
@@ -126,6 +172,12 @@ pub(crate) struct PagesShared {
     page_park: Box<[Parker]>,
     wait_bound: Option<Duration>,
     pub(crate) counters: Counters,
+    /// The swap area of copies of persistent objects and of frozen layers (given at build, or a
+    /// temporary file made on first use).
+    swap: Mutex<Option<ShareArc<SwapArea>>>,
+    swap_slots: u32,
+    /// Object ids (for the reverse map's reports).
+    next_object: Counter,
 }
 
 /// What a scan of the lists produced.
@@ -142,10 +194,69 @@ enum Pick {
 pub(crate) enum Take {
     /// The frame is now `Reclaiming`, held by the caller (entry as taken).
     Taken(u32, EntryWord),
+    /// The page was a copy-on-write proxy and is now unmapped (its entry `EMPTY`).
+    Unmapped,
     /// Pinned or being reclaimed by someone else: wait on this entry.
     Busy(EntryWord),
     /// The page has no frame.
     Gone,
+}
+
+/// Where the frame of a `COW` entry comes from (`PagesShared::cow_source`).
+pub(crate) enum CowSource {
+    /// The entry is a proxy of this owner's page (a frozen layer).
+    Layer(Owner),
+    /// The entry is the frame's owner: a private page a copy marked `COW`.
+    Own,
+    /// The entry changed (no longer `COW`, another frame, unmapped): look again.
+    Changed,
+}
+
+/// Result of `PagesShared::publish_break`.
+pub(crate) enum Publish {
+    /// The page is private now, in the new frame.
+    Done,
+    /// The entry has pins or holders besides the allowed ones: wait on it and try again.
+    Busy(EntryWord),
+    /// The entry no longer is this proxy (unmapped by reclaim, broken by someone else).
+    Changed,
+}
+
+/// Result of `PagesShared::freeze`.
+pub(crate) enum Freeze {
+    /// Every private page moved to the frozen layer; the store moved.
+    Done,
+    /// Page `.0` is being reclaimed or written (entry `.1`): wait for it outside the locks and
+    /// try again.
+    Restart(u64, EntryWord),
+}
+
+/// Work left by a holder of the lists lock, to do once it (and the pool parker's lock, which
+/// `obtain` takes before it) is released: wake-ups take parker locks, and dropping a mapper's
+/// last reference may close a frozen layer, which takes the lists lock.
+#[derive(Default)]
+pub(crate) struct Deferred {
+    /// Parkers to notify: (frame, waiter bits cleared from an entry naming it).
+    notify: Vec<(u32, u64)>,
+    /// Entries whose waiter bits to settle (`wake_waiters`) after an unpin made under the lock.
+    wake: Vec<Owner>,
+    /// References to drop.
+    drop: Vec<Owner>,
+}
+
+impl Deferred {
+    pub(crate) fn run(self, pages: &PagesShared) {
+        for (f, bits) in self.notify {
+            pages.notify(f, bits);
+        }
+        for o in &self.wake {
+            if let Some(slot) = o.slot() {
+                pages.wake_waiters(slot);
+            }
+        }
+        drop(self.wake);
+        drop(self.drop);
+    }
 }
 
 /// Snapshot of frame states taken under the lists lock (see [`crate::Pages::census`]).
@@ -159,10 +270,16 @@ pub struct Census {
     pub resident: u32,
     /// Frames being reclaimed or closed.
     pub reclaiming: u32,
-    /// Resident frames with a read pin or a writer.
+    /// Resident frames with a read pin, a holder or a writer (through their owner's entry or a
+    /// proxy; the pins proxies hold on their owner do not count).
     pub pinned: u32,
     /// Resident frames whose bytes are not yet written back.
     pub dirty: u32,
+    /// Resident frames shared copy-on-write: mapped by at least one proxy besides their owner.
+    pub shared: u32,
+    /// Copy-on-write proxies mapping resident frames (each object page that maps a frame it
+    /// does not own).
+    pub proxies: u32,
 }
 
 impl Census {
@@ -173,7 +290,13 @@ impl Census {
 }
 
 impl PagesShared {
-    pub(crate) fn new(frames: u64, page_size: usize, wait_bound: Option<Duration>) -> Result<Self> {
+    pub(crate) fn new(
+        frames: u64,
+        page_size: usize,
+        wait_bound: Option<Duration>,
+        swap: Option<ShareArc<SwapArea>>,
+        swap_slots: u32,
+    ) -> Result<Self> {
         let memory = Memory::new(frames, page_size)?;
         let n = memory.frames();
         // One page parker per frame up to 64 (loom too: a scenario with two frames must be able
@@ -187,6 +310,7 @@ impl PagesShared {
             frames: (0..n)
                 .map(|_| Frame {
                     owner: UnsafeCell::new(None),
+                    proxies: UnsafeCell::new(Proxies::default()),
                     track: AccessTrack::new(),
                 })
                 .collect(),
@@ -200,7 +324,26 @@ impl PagesShared {
             page_park: (0..buckets).map(|_| Parker::new()).collect(),
             wait_bound,
             counters: Counters::default(),
+            swap: Mutex::new(swap),
+            swap_slots,
+            next_object: Counter::default(),
         })
+    }
+
+    /// The pool's swap area, made (a temporary file) on first use.
+    pub(crate) fn swap(&self) -> Result<ShareArc<SwapArea>> {
+        let mut s = lock(&self.swap);
+        if let Some(a) = &*s {
+            return Ok(a.clone());
+        }
+        let a = ShareArc::new(SwapArea::temporary(self.page_size(), self.swap_slots)?);
+        *s = Some(a.clone());
+        Ok(a)
+    }
+
+    /// A fresh object id.
+    pub(crate) fn object_id(&self) -> u64 {
+        self.next_object.next()
     }
 
     pub(crate) fn page_size(&self) -> usize {
@@ -238,10 +381,11 @@ impl PagesShared {
     /// Sets the owner of a frame.
     ///
     /// # Safety
-    /// The caller holds `f` exclusively: it is `Filling` or `Reclaiming` and the caller is the one
-    /// who moved it there.
+    /// The caller holds `f` exclusively (it is `Filling` or `Reclaiming` and the caller is the one
+    /// who moved it there), or holds the lists lock while `f` is `Resident` (`Frame::owner`).
     pub(crate) unsafe fn set_owner(&self, f: u32, owner: Option<Owner>) -> Option<Owner> {
-        // SAFETY: exclusive holder (caller's contract; Frame::owner's rule).
+        // SAFETY: exclusive holder, or lists lock with `f` Resident (caller's contract;
+        // Frame::owner's rule): no other access to the owner runs concurrently.
         self.frame(f)
             .owner
             .with_mut(|p| unsafe { std::mem::replace(&mut *p, owner) })
@@ -496,28 +640,142 @@ impl PagesShared {
     }
 
     /// Under the lists lock: a free frame, else the first unpinned page from the queue head
-    /// (pinned ones rotate to the tail), else nothing.
-    fn pick(&self, l: &mut Lists, mark: bool) -> Pick {
+    /// (pinned ones rotate to the tail), else nothing. A frame pinned only by copy-on-write
+    /// proxies has those proxies unmapped first (wake-ups and drops go to `later`).
+    fn pick(&self, l: &mut Lists, mark: bool, later: &mut Deferred) -> Pick {
         if let Some(f) = l.free.pop() {
             self.set_tag(f, Tag::Filling);
             return Pick::Free(f);
         }
         for _ in 0..l.queue.len() {
             let Some(f) = l.queue.pop_front() else { break };
-            // SAFETY: we hold the lists lock and `f` was queued, hence Resident (I1).
-            let taken = unsafe {
-                self.with_owner(f, |o| {
-                    o.and_then(Owner::slot)
-                        .and_then(|slot| self.take_or_mark(slot, f, mark))
-                })
-            };
-            if let Some(w) = taken {
+            if let Some(w) = self.take_victim(l, f, mark, later) {
                 self.set_tag(f, Tag::Reclaiming);
                 return Pick::Victim(f, w);
             }
             l.queue.push_back(f);
         }
         Pick::None
+    }
+
+    /// Under the lists lock, for a queued (hence `Resident`, I1) frame: takes its owner's entry
+    /// if unpinned; if only proxies pin it, unmaps every proxy nobody pins (the reverse map in
+    /// use: Linux's try_to_unmap) and tries again. With `mark`, leaves `WAIT_POOL` on whatever
+    /// still pins it (the owner's entry and the remaining proxies).
+    fn take_victim(
+        &self,
+        l: &mut Lists,
+        f: u32,
+        mark: bool,
+        later: &mut Deferred,
+    ) -> Option<EntryWord> {
+        // SAFETY (with_owner): lists lock held and `f` queued, hence Resident (I1).
+        let taken = unsafe {
+            self.with_owner(f, |o| {
+                o.and_then(Owner::slot)
+                    .and_then(|slot| self.take_or_mark(slot, f, false))
+            })
+        };
+        if taken.is_some() {
+            return taken;
+        }
+        let proxies: Vec<Owner> = self.with_proxies(l, f, |p| p.iter().cloned().collect());
+        // SAFETY: as above.
+        let owner = unsafe { self.with_owner(f, |o| o.cloned()) }?;
+        let owner_slot = owner.slot()?;
+        let mut left = Vec::new();
+        for p in proxies {
+            let unmapped = p.slot().is_some_and(|ps| {
+                self.unmap_locked(l, f, ps, &p.mapper, p.page, owner_slot, later)
+            });
+            if !unmapped {
+                left.push(p);
+            }
+        }
+        let taken = self.take_or_mark(owner_slot, f, mark);
+        if taken.is_none() && mark {
+            for p in &left {
+                if let Some(ps) = p.slot() {
+                    self.mark_pool(ps, f);
+                }
+            }
+        }
+        later.drop.push(owner);
+        later.drop.extend(left);
+        taken
+    }
+
+    /// Sets `WAIT_POOL` on a pinned proxy entry naming `f`, so its last unpinner wakes the pool.
+    fn mark_pool(&self, slot: &AtomicU64, f: u32) {
+        let mut cur = EntryWord(slot.load(Ordering::Relaxed));
+        while cur.frame() == Some(f)
+            && !cur.takeable_but_reclaiming()
+            && !EntryWord::WAIT_POOL.is_set(cur.0)
+        {
+            // Relaxed: only publishes "an obtainer waits" (see the waiter protocol).
+            match slot.compare_exchange_weak(
+                cur.0,
+                cur.0 | EntryWord::WAIT_POOL.mask(),
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return,
+                Err(c) => cur = EntryWord(c),
+            }
+        }
+    }
+
+    /// Under the lists lock: unmaps the proxy `proxy_slot` (page `page` of `mapper`) of frame `f`
+    /// if nothing pins or holds it and it has no arbitration state: its entry becomes `EMPTY`, it
+    /// leaves `f`'s proxies, and the pin it held on the owner's entry (`owner_slot`) is dropped.
+    /// Returns whether it did. Wake-ups and the dropped reference go to `later`.
+    #[allow(clippy::too_many_arguments)]
+    fn unmap_locked(
+        &self,
+        l: &mut Lists,
+        f: u32,
+        proxy_slot: &AtomicU64,
+        mapper: &MapperShared,
+        page: u64,
+        owner_slot: &AtomicU64,
+        later: &mut Deferred,
+    ) -> bool {
+        let mut cur = EntryWord(proxy_slot.load(Ordering::Acquire));
+        loop {
+            if cur.frame() != Some(f)
+                || !cur.cow()
+                || cur.0
+                    & (EntryWord::PINNED_BITS
+                        | EntryWord::ARB_SLOW.mask()
+                        | EntryWord::RECLAIMING.mask())
+                    != 0
+            {
+                return false;
+            }
+            // Acquire: pairs with the Release unpins of the proxy's readers, whose reads of `f`
+            // then happen before our unpin of the owner (Release) and so before the taker's
+            // Acquire and the frame's reuse.
+            match proxy_slot.compare_exchange(cur.0, 0, Ordering::Acquire, Ordering::Acquire) {
+                Ok(_) => break,
+                Err(c) => cur = EntryWord(c),
+            }
+        }
+        if cur.0 & EntryWord::WAIT_BITS != 0 {
+            later.notify.push((f, cur.0 & EntryWord::WAIT_BITS));
+        }
+        if let Some(o) = self.with_proxies(l, f, |p| p.remove(mapper, page)) {
+            later.drop.push(o);
+        }
+        // Release: the proxy's readers' accesses (acquired above) happen before the owner's
+        // next taker (Acquire).
+        let prev = owner_slot.fetch_sub(EntryWord::PINS.one(), Ordering::Release);
+        if prev & EntryWord::WAIT_BITS != 0 {
+            // SAFETY: lists lock held; `f` is Resident (its owner's entry was pinned).
+            if let Some(o) = unsafe { self.with_owner(f, |o| o.cloned()) } {
+                later.wake.push(o);
+            }
+        }
+        true
     }
 
     /// Gives the caller a frame in `Filling` state, held exclusively: a free one, or the first
@@ -531,7 +789,12 @@ impl PagesShared {
         loop {
             let pick = match pending.take() {
                 Some(p) => p,
-                None => self.pick(&mut lock(&self.lists), false),
+                None => {
+                    let mut later = Deferred::default();
+                    let p = self.pick(&mut lock(&self.lists), false, &mut later);
+                    later.run(self);
+                    p
+                }
             };
             match pick {
                 Pick::Free(f) => return Ok(f),
@@ -554,10 +817,11 @@ impl PagesShared {
                 Pick::None => {
                     self.ask_holders();
                     let mut got = None;
+                    let mut later = Deferred::default();
                     self.counters.obtain_waits.incr();
                     let parked = self.pool_park.park(deadline, || {
                         let mut l = lock(&self.lists);
-                        match self.pick(&mut l, true) {
+                        match self.pick(&mut l, true, &mut later) {
                             Pick::None => {
                                 l.waiting_obtainers += 1;
                                 true
@@ -568,6 +832,7 @@ impl PagesShared {
                             }
                         }
                     });
+                    later.run(self);
                     if got.is_some() {
                         pending = got;
                         continue;
@@ -584,32 +849,36 @@ impl PagesShared {
     }
 
     /// Every frame is pinned: asks the clients holding the oldest queued pages to release them
-    /// (each holder once per grant; the access list is the reverse map from frame to clients).
-    /// The callbacks run with no lock held.
+    /// (each holder once per grant; the access lists of the frame's owner and proxies are the
+    /// reverse map from frame to clients). The callbacks run with no lock held.
     fn ask_holders(&self) {
         const ASK_AT_MOST: usize = 8;
-        let mut held = Vec::new();
+        let mut held: Vec<Owner> = Vec::new();
         {
-            let l = lock(&self.lists);
-            for f in l.queue.iter() {
-                // SAFETY: lists lock held and `f` queued, hence Resident (I1).
-                let owner = unsafe {
-                    self.with_owner(f, |o| {
-                        let o = o?;
-                        // Relaxed: a hint; ask_release re-reads under its shard lock.
-                        let e = EntryWord(o.slot()?.load(Ordering::Relaxed));
-                        (e.held() && e.frame() == Some(f)).then(|| (o.mapper.clone(), o.page))
+            let mut l = lock(&self.lists);
+            let queued: Vec<u32> = l.queue.iter().collect();
+            for f in queued {
+                let holds = |o: &Owner| {
+                    // Relaxed: a hint; ask_release re-reads under its shard lock.
+                    o.slot().is_some_and(|s| {
+                        let e = EntryWord(s.load(Ordering::Relaxed));
+                        e.held() && e.frame() == Some(f)
                     })
                 };
+                // SAFETY: lists lock held and `f` queued, hence Resident (I1).
+                let owner = unsafe { self.with_owner(f, |o| o.filter(|o| holds(o)).cloned()) };
                 held.extend(owner);
-                if held.len() == ASK_AT_MOST {
+                self.with_proxies(&mut l, f, |p| {
+                    held.extend(p.iter().filter(|o| holds(o)).cloned())
+                });
+                if held.len() >= ASK_AT_MOST {
                     break;
                 }
             }
         }
-        for (mapper, page) in held {
-            if let Some(slot) = mapper.map.slot(page) {
-                mapper.arb.ask_release(self, slot, page);
+        for o in held {
+            if let Some(slot) = o.slot() {
+                o.mapper.arb.ask_release(self, slot, o.page);
             }
         }
     }
@@ -732,14 +1001,39 @@ impl PagesShared {
         true
     }
 
-    /// For `close`: takes the page in `slot` (with whatever frame backs it) if unpinned.
-    pub(crate) fn take_for_close(&self, slot: &AtomicU64) -> Take {
+    /// For `close`: takes page `page` of `mapper` (entry `slot`, with whatever frame backs it) if
+    /// unpinned; a copy-on-write proxy is unmapped instead (its frame stays with its owner).
+    pub(crate) fn take_for_close(
+        &self,
+        slot: &AtomicU64,
+        mapper: &MapperShared,
+        page: u64,
+    ) -> Take {
         let mut l = lock(&self.lists);
         loop {
             let cur = EntryWord(slot.load(Ordering::Acquire));
             let Some(f) = cur.frame() else {
                 return Take::Gone;
             };
+            if cur.cow()
+                && !cur.reclaiming()
+                && self.with_proxies(&mut l, f, |p| p.contains(mapper, page))
+            {
+                let mut later = Deferred::default();
+                // SAFETY: lists lock held; a proxy pins its owner's entry, so `f` is Resident.
+                let owner = unsafe { self.with_owner(f, |o| o.cloned()) };
+                let unmapped = owner.as_ref().and_then(Owner::slot).is_some_and(|os| {
+                    self.unmap_locked(&mut l, f, slot, mapper, page, os, &mut later)
+                });
+                drop(l);
+                later.drop.extend(owner);
+                later.run(self);
+                return if unmapped {
+                    Take::Unmapped
+                } else {
+                    Take::Busy(cur)
+                };
+            }
             if !cur.takeable() {
                 return Take::Busy(cur);
             }
@@ -752,11 +1046,251 @@ impl PagesShared {
         }
     }
 
+    // ----- copy-on-write proxies (the reverse map beyond the owner) -------------------------
+
+    /// Runs `g` on frame `f`'s proxy list. Holding `_l` (the lists lock) is the list's rule.
+    fn with_proxies<R>(&self, _l: &mut Lists, f: u32, g: impl FnOnce(&mut Proxies) -> R) -> R {
+        // SAFETY: the lists lock is held (`_l`), which serializes every access to the list.
+        self.frame(f).proxies.with_mut(|p| g(unsafe { &mut *p }))
+    }
+
+    /// Publishes a copy-on-write proxy: `slot` (page `proxy.page` of `proxy.mapper`, `EMPTY`)
+    /// becomes `(f, COW, pins)` and joins `f`'s proxies. The caller holds a read pin on the entry
+    /// of `f`'s owner `owner` (its resolution pin), which becomes the proxy's pin. Returns `false`
+    /// (nothing changed) if the entry was occupied or `f` no longer belongs to `owner`.
+    pub(crate) fn make_proxy(
+        &self,
+        f: u32,
+        pins: u64,
+        slot: &AtomicU64,
+        proxy: Owner,
+        owner: &Owner,
+    ) -> bool {
+        let mut l = lock(&self.lists);
+        // SAFETY: lists lock held; `f` is Resident: its owner's entry is pinned by the caller.
+        let owned =
+            unsafe { self.with_owner(f, |o| o.is_some_and(|o| o.is(&owner.mapper, owner.page))) };
+        if !owned {
+            drop(l);
+            drop(proxy);
+            return false;
+        }
+        let entry = EntryWord::resident(f, pins).with(EntryWord::COW, true);
+        // Release: pairs with the Acquire of this entry's pinners: the bytes our resolution pin
+        // acquired (from the owner's publication) are visible to them.
+        if slot
+            .compare_exchange(0, entry.0, Ordering::Release, Ordering::Relaxed)
+            .is_err()
+        {
+            drop(l);
+            drop(proxy);
+            return false;
+        }
+        self.with_proxies(&mut l, f, |p| p.push(proxy));
+        true
+    }
+
+    /// Where the `COW` frame `f` named by page `page` of `mapper` (entry `slot`) comes from.
+    pub(crate) fn cow_source(
+        &self,
+        f: u32,
+        mapper: &MapperShared,
+        page: u64,
+        slot: &AtomicU64,
+    ) -> CowSource {
+        let mut l = lock(&self.lists);
+        let e = EntryWord(slot.load(Ordering::Acquire));
+        // An entry naming `f` and not RECLAIMING means `f` is Resident (I2).
+        if e.frame() != Some(f) || !e.cow() || e.reclaiming() {
+            return CowSource::Changed;
+        }
+        if self.with_proxies(&mut l, f, |p| p.contains(mapper, page)) {
+            // SAFETY: lists lock held, `f` Resident. The clone is dropped by the caller, outside.
+            return unsafe { self.with_owner(f, |o| o.cloned()) }
+                .map_or(CowSource::Changed, CowSource::Layer);
+        }
+        // SAFETY: as above.
+        if unsafe { self.with_owner(f, |o| o.is_some_and(|o| o.is(mapper, page))) } {
+            CowSource::Own
+        } else {
+            CowSource::Changed
+        }
+    }
+
+    /// Drops a stale `COW` mark (left by a copy that failed) from page `page` of `mapper`, if the
+    /// page still owns frame `f`. Under the lists lock, so no freeze can turn it into a proxy
+    /// meanwhile.
+    pub(crate) fn unmark_own(&self, f: u32, mapper: &MapperShared, page: u64, slot: &AtomicU64) {
+        let _l = lock(&self.lists);
+        let mut cur = EntryWord(slot.load(Ordering::Acquire));
+        while cur.frame() == Some(f) && cur.cow() && !cur.reclaiming() {
+            // SAFETY: lists lock held; an entry naming `f`, not RECLAIMING: `f` is Resident.
+            if !unsafe { self.with_owner(f, |o| o.is_some_and(|o| o.is(mapper, page))) } {
+                return;
+            }
+            // AcqRel: writers may pin the page again from here on.
+            match slot.compare_exchange(
+                cur.0,
+                cur.0 & !EntryWord::COW.mask(),
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => return,
+                Err(c) => cur = EntryWord(c),
+            }
+        }
+    }
+
+    /// Publishes a broken copy-on-write page: the entry `slot` of `me` moves from the proxy
+    /// frame `f` to the private frame `f2` (`Filling`, the caller's, holding `f`'s bytes) in one
+    /// CAS that keeps its pins and holders (exactly `allowed`), clears `COW` and the waiter bits
+    /// and sets `DIRTY` if `dirty`; `f2` becomes `Resident` at the queue tail, owned by `me`, and
+    /// `me` leaves `f`'s proxies. `privatize` runs under the lists lock right after the CAS (a
+    /// copy's freeze reads what it records under the same lock). The caller still holds the
+    /// proxy's pin on `f`'s owner and drops it afterwards.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn publish_break(
+        &self,
+        f: u32,
+        f2: u32,
+        slot: &AtomicU64,
+        allowed: u64,
+        dirty: bool,
+        me: Owner,
+        privatize: impl FnOnce(),
+    ) -> Publish {
+        let mut l = lock(&self.lists);
+        let mut cur = EntryWord(slot.load(Ordering::Acquire));
+        loop {
+            if cur.frame() != Some(f) || !cur.cow() || cur.reclaiming() {
+                return Publish::Changed;
+            }
+            if cur.0 & EntryWord::PINNED_BITS != allowed {
+                return Publish::Busy(cur);
+            }
+            let moved = EntryWord::FRAME1.set(cur.0, f2 as u64 + 1)
+                & !(EntryWord::COW.mask() | EntryWord::WAIT_BITS);
+            let new = moved | if dirty { EntryWord::DIRTY.mask() } else { 0 };
+            // Release: the new frame's bytes (copied by us) are visible to the entry's next
+            // pinners (Acquire). Acquire: pairs with the Release unpins of the proxy's readers.
+            match slot.compare_exchange(cur.0, new, Ordering::AcqRel, Ordering::Acquire) {
+                Ok(_) => break,
+                Err(c) => cur = EntryWord(c),
+            }
+        }
+        privatize();
+        // SAFETY: `f2` is Filling and the caller's alone.
+        let old = unsafe { self.set_owner(f2, Some(me.clone())) };
+        self.set_tag(f2, Tag::Resident);
+        l.queue.push_back(f2);
+        let removed = self.with_proxies(&mut l, f, |p| p.remove(&me.mapper, me.page));
+        let wake_pool = l.waiting_obtainers > 0;
+        drop(l);
+        drop((old, removed, me));
+        self.notify(f, cur.0 & EntryWord::WAIT_BITS);
+        if wake_pool {
+            self.pool_park.unpark_all();
+        }
+        Publish::Done
+    }
+
+    /// A copy's freeze, under the lists lock (the caller holds every fill-shard lock of `from`):
+    /// every private page of `from` moves to the new frozen layer `to` without copying a byte.
+    /// The frame's owner becomes `to`'s page, `to`'s entry names the frame with one pin (the
+    /// proxy's) and `from`'s dirty bit, and `from`'s entry stays where its pinners see it, now a
+    /// clean `COW` proxy. Proxies `from` already had (of older layers) stay as they are. Then
+    /// `then` moves the store (swap slots, or the record of which pages the file holds) and
+    /// rewires the chain, still under the lock, so no reclaim, break or fill sees a half-moved
+    /// object. Restarts (moving nothing) if a page is being reclaimed, or is private and
+    /// written, or dirty in a persistent object, since the copy's marking.
+    pub(crate) fn freeze(
+        &self,
+        from: &Arc<MapperShared>,
+        to: &Arc<MapperShared>,
+        then: impl FnOnce(),
+    ) -> Freeze {
+        let mut l = lock(&self.lists);
+        let persistent = from.accessor.persistent();
+        let mut moves = Vec::new();
+        for (page, _) in from.map.entries() {
+            let Some(slot) = from.map.slot(page) else {
+                continue;
+            };
+            let mut cur = EntryWord(slot.load(Ordering::Acquire));
+            while let Some(f) = cur.frame() {
+                if cur.reclaiming() {
+                    return Freeze::Restart(page, cur);
+                }
+                // SAFETY: lists lock held; an entry naming `f`, not RECLAIMING: `f` is Resident.
+                if !unsafe { self.with_owner(f, |o| o.is_some_and(|o| o.is(from, page))) } {
+                    break; // a proxy of an older layer: it stays one
+                }
+                if !cur.cow() {
+                    let writing = cur.writer()
+                        || cur.0 & (EntryWord::HOLD_WRITE_BITS | EntryWord::EXT_WRITE.mask()) != 0;
+                    if writing || (persistent && cur.dirty()) {
+                        return Freeze::Restart(page, cur);
+                    }
+                    // AcqRel: refuses writers from here on (they see COW and break instead).
+                    match slot.compare_exchange(
+                        cur.0,
+                        cur.0 | EntryWord::COW.mask(),
+                        Ordering::AcqRel,
+                        Ordering::Acquire,
+                    ) {
+                        Ok(_) => {}
+                        Err(c) => {
+                            cur = EntryWord(c);
+                            continue;
+                        }
+                    }
+                }
+                moves.push((page, f));
+                break;
+            }
+        }
+        let mut later = Deferred::default();
+        for (page, f) in moves {
+            let (Some(slot), Some(to_slot)) = (from.map.slot(page), to.map.slot_or_alloc(page))
+            else {
+                continue;
+            };
+            // No writer can set DIRTY again (COW), so clearing it here moves it exactly.
+            // Relaxed: the lists lock orders this with the frozen entry's publication below.
+            let prev = EntryWord(slot.fetch_and(!EntryWord::DIRTY.mask(), Ordering::Relaxed));
+            let frozen = EntryWord::resident(f, 1).with(EntryWord::DIRTY, prev.dirty());
+            // Release: `to` becomes reachable only through its handle, published under the
+            // layer state lock in `then`; this store is ordered before that by program order.
+            to_slot.store(frozen.raw(), Ordering::Release);
+            // SAFETY: lists lock held and `f` Resident: the owner rule allows the change.
+            let old = unsafe {
+                self.set_owner(
+                    f,
+                    Some(Owner {
+                        mapper: to.clone(),
+                        page,
+                    }),
+                )
+            };
+            later.drop.extend(old);
+            self.with_proxies(&mut l, f, |p| {
+                p.push(Owner {
+                    mapper: from.clone(),
+                    page,
+                })
+            });
+        }
+        then();
+        drop(l);
+        later.run(self);
+        Freeze::Done
+    }
+
     // ----- inspection ------------------------------------------------------------------------
 
     /// Checks I1 (conservation) and I2 (uniqueness) under the lists lock and returns the census.
     pub(crate) fn check_invariants(&self) -> std::result::Result<Census, String> {
-        let l = lock(&self.lists);
+        let mut l = lock(&self.lists);
         let n = self.frame_count();
         let mut c = Census::default();
         let mut on_free = vec![false; n as usize];
@@ -811,12 +1345,38 @@ impl PagesShared {
                     Ok(e)
                 })
             }?;
-            if !e.unpinned() {
+            // The proxies (I2 for copies): each names a page whose entry names this frame with
+            // COW, not RECLAIMING, and holds one of the owner entry's pins.
+            let proxies: Vec<Owner> = self.with_proxies(&mut l, f, |p| p.iter().cloned().collect());
+            let mut proxy_pinned = false;
+            for p in &proxies {
+                let pe = EntryWord(
+                    p.slot()
+                        .ok_or_else(|| format!("frame {f}: proxy page {} has no entry", p.page))?
+                        .load(Ordering::Acquire),
+                );
+                EntryWord::from_raw(pe.raw())
+                    .map_err(|err| format!("proxy page {}: {err}", p.page))?;
+                if pe.frame() != Some(f) || !pe.cow() || pe.reclaiming() {
+                    return Err(format!("frame {f}: proxy page {} maps to {pe:?}", p.page));
+                }
+                proxy_pinned |= !pe.unpinned();
+            }
+            let n = proxies.len() as u64;
+            if e.pins() < n {
+                return Err(format!("frame {f}: {n} proxies but the owner entry {e:?}"));
+            }
+            if e.pins() > n || e.held() || e.writer() || proxy_pinned {
                 c.pinned += 1;
+            }
+            if n > 0 {
+                c.shared += 1;
+                c.proxies += n as u32;
             }
             if e.dirty() {
                 c.dirty += 1;
             }
+            drop(proxies);
         }
         if c.free as usize != l.free.len() || c.resident as usize != l.queue.len() {
             return Err(format!(

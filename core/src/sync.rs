@@ -275,6 +275,12 @@ impl Counter {
         self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
 
+    /// Adds one and returns the value before.
+    #[inline]
+    pub fn next(&self) -> u64 {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// Current value.
     pub fn get(&self) -> u64 {
         self.0.load(std::sync::atomic::Ordering::Relaxed)

@@ -1,0 +1,625 @@
+//! Logical copies (seed 004): copy-on-write copies of memory objects, anonymous or persistent.
+//!
+//! # Model
+//!
+//! [`crate::PageMapper::copy`] makes a snapshot: right after it returns, the copy reads exactly
+//! what the source held, and from then on a write to either is seen by neither the other nor any
+//! other copy. Three pieces carry it:
+//!
+//! * **Frozen layers.** A copy moves the source's private pages (its resident frames, its swap
+//!   slots, or, for a persistent object, the record of which pages its file holds) into a new
+//!   *frozen layer*: an object no one writes (`FrozenStore`), which both the source and the copy
+//!   then read through (their *backing*). Frames are not copied: a moved frame just changes
+//!   owner. A frozen layer reads through the layer below it for pages it does not hold, so
+//!   copies of copies form a chain, newest on top.
+//! * **Proxies.** An object reading a page through its chain does not copy it: the page's entry
+//!   becomes a *proxy* of the frame the owning layer holds (`EntryWord::COW`), holding one read pin
+//!   on the owner's entry. Hits on a proxy cost what hits on an own page cost (one CAS on the
+//!   object's own entry); many objects share one frame. The frame's owner and its proxies are
+//!   its reverse map (`crate::pages::Frame`): reclaim unmaps proxies nobody pins before taking
+//!   the frame, `close` unmaps the object's proxies.
+//! * **Breaking.** A writer (plain, or a client's write grant) finding a proxy gives the object a
+//!   private page first (`break_cow`): copy the shared frame into a new one, then, in one CAS
+//!   on the object's entry, swap the frame and clear `COW`. Readers are never blocked by a break
+//!   in progress (the shared frame never changes); the CAS only waits for the pins and holders
+//!   of the object's own entry to be those of the breaker. The other objects keep the old frame.
+//!
+//! A persistent object (a file) stays the top of its chain and keeps its file: its frozen layers
+//! read the pages it has not written since the copy from that file (`InFile`). Before the object
+//! writes such a page, it breaks it, and the break marks the layer's frame dirty, so that when
+//! the layer's frame is reclaimed the layer keeps the page in swap instead of reading the file
+//! again later. A copy of a persistent object writes its dirty pages back first, so the file
+//! holds everything the layer expects of it.
+//!
+//! # Ownership
+//!
+//! Which object a page's content belongs to, for an object with a backing: an anonymous object
+//! owns the pages it has swap slots for (and those resident in frames it owns); a persistent
+//! object owns the pages it wrote since its last copy (`LayerState::privatized`); a frozen layer
+//! owns the pages in its swap slots and, for a persistent chain, the pages of `InFile`. A page
+//! no layer holds is zeros (anonymous memory), filled privately. Resolution walks the chain from
+//! the top: depth = the number of live frozen layers in the object's lineage.
+//!
+//! # Orderings
+//!
+//! * Proxy publication (`PagesShared::make_proxy`): CAS `Release` from `EMPTY`, after the
+//!   resolution pin's `Acquire` on the owner's entry: the owner's bytes reach the proxy's pinners.
+//! * Break publication (`PagesShared::publish_break`): CAS `AcqRel` under the lists lock; the
+//!   new frame's bytes, copied under our own read pin on the owner's entry, reach the entry's next
+//!   pinners; the proxy's pin and ours are dropped after (`Release`, as any unpin).
+//! * The copy's marking: `COW` set with a CAS (`AcqRel`) that requires no writer: writers from
+//!   then on see `COW` and break instead. The freeze runs under every fill-shard lock of the
+//!   source and the lists lock; the epoch bump under the shard locks orders it with every later
+//!   publication (fills compare the epoch under their shard lock).
+//! * The frozen layer's `DIRTY` mark: `fetch_or` `Relaxed` while the breaker holds a read pin
+//!   on the layer's entry: the reclaimer's take CAS comes later in that word's modification
+//!   order (after the breaker's `Release` unpin), so it sees the bit and writes the page to swap.
+
+use crate::accessor::Accessor;
+use crate::anonymous::Anonymous;
+use crate::error::{Error, Result};
+use crate::mapper::{MapperShared, Want};
+use crate::pack::EntryWord;
+use crate::pages::{CowSource, Freeze, Owner, PagesShared, Publish};
+use crate::swap::SwapArea;
+use crate::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use crate::sync::{lock, Arc, Instant, Mutex, MutexGuard, Parked, Parker, ShareArc};
+use crate::PageMapper;
+use std::collections::HashSet;
+use std::io;
+
+/// Which pages of a frozen layer of a persistent chain the top object's file still holds.
+enum InFile {
+    /// Every page (the layer froze an object that had never been copied).
+    All,
+    /// These pages (the ones the top object wrote between the copy before and this one).
+    Pages(HashSet<u64>),
+}
+
+/// The store of a frozen layer: its swap slots, and, in a persistent chain, the pages the top
+/// object's file holds for it.
+pub(crate) struct FrozenStore {
+    anon: Anonymous,
+    file: Mutex<Option<(ShareArc<dyn Accessor>, InFile)>>,
+}
+
+impl FrozenStore {
+    fn new(swap: ShareArc<SwapArea>) -> Self {
+        Self {
+            anon: Anonymous::new(swap),
+            file: Mutex::new(None),
+        }
+    }
+
+    fn has_slot(&self, page: u64) -> bool {
+        self.anon.slot_of(page).is_some()
+    }
+
+    fn in_file(&self, page: u64) -> Option<ShareArc<dyn Accessor>> {
+        match &*lock(&self.file) {
+            Some((f, InFile::All)) => Some(f.clone()),
+            Some((f, InFile::Pages(p))) if p.contains(&page) => Some(f.clone()),
+            _ => None,
+        }
+    }
+
+    /// Whether this layer holds `page` outside its frames.
+    fn owns(&self, page: u64) -> bool {
+        self.has_slot(page) || self.in_file(page).is_some()
+    }
+}
+
+impl Accessor for FrozenStore {
+    fn fill(&self, page: u64, buf: &mut [u8]) -> io::Result<()> {
+        if self.has_slot(page) {
+            return self.anon.fill(page, buf);
+        }
+        match self.in_file(page) {
+            Some(f) => f.fill(page, buf),
+            // Resolution asks a layer only for pages it owns (checked under its fill shard lock).
+            None => Err(io::Error::other(format!(
+                "frozen layer asked for page {page}, which it does not hold"
+            ))),
+        }
+    }
+
+    /// A frozen page is written back only to keep it (to swap): the layer's content never
+    /// changes, but a persistent top may be about to overwrite the file's copy.
+    fn flush(&self, page: u64, buf: &[u8]) -> io::Result<()> {
+        self.anon.flush(page, buf)
+    }
+
+    fn writable(&self) -> bool {
+        false
+    }
+
+    fn persistent(&self) -> bool {
+        false
+    }
+
+    fn as_anonymous(&self) -> Option<&Anonymous> {
+        Some(&self.anon)
+    }
+}
+
+/// What changes of an object's place in its chain, under `Layer::state`.
+struct LayerState {
+    /// The frozen layer below: pages this object does not own are read through it.
+    backing: Option<PageMapper>,
+    /// A persistent object with a backing: the pages it wrote (broke) since its last copy,
+    /// which its file now holds for it alone.
+    privatized: HashSet<u64>,
+}
+
+/// An object's place in a chain of copies (every `MapperShared` has one).
+pub(crate) struct Layer {
+    /// `Some` for a frozen layer (its store, also the object's accessor).
+    frozen: Option<ShareArc<FrozenStore>>,
+    /// Serializes copy and close of the object.
+    copy_lock: Mutex<()>,
+    /// A copy is marking and moving the object's pages: breaks of a marked page wait.
+    copying: AtomicBool,
+    park: Parker,
+    /// Bumped by each copy, under every fill-shard lock of the object.
+    epoch: AtomicU64,
+    /// Hint: the object has a backing (re-checked under `state`).
+    layered: AtomicBool,
+    /// Copies made of this object (statistics).
+    copies: AtomicUsize,
+    state: Mutex<LayerState>,
+}
+
+impl Layer {
+    fn with(frozen: Option<ShareArc<FrozenStore>>) -> Self {
+        Self {
+            frozen,
+            copy_lock: Mutex::new(()),
+            copying: AtomicBool::new(false),
+            park: Parker::new(),
+            epoch: AtomicU64::new(0),
+            layered: AtomicBool::new(false),
+            copies: AtomicUsize::new(0),
+            state: Mutex::new(LayerState {
+                backing: None,
+                privatized: HashSet::new(),
+            }),
+        }
+    }
+
+    /// The layer of an object users hold (opened, or made by a copy).
+    pub(crate) fn top() -> Self {
+        Self::with(None)
+    }
+
+    pub(crate) fn is_frozen(&self) -> bool {
+        self.frozen.is_some()
+    }
+
+    /// Whether the object has a backing (a hint; ownership decisions re-check under locks and
+    /// publications check the epoch).
+    #[inline]
+    pub(crate) fn is_layered(&self) -> bool {
+        // Acquire: pairs with the Release store in `set_backing`.
+        self.layered.load(Ordering::Acquire)
+    }
+
+    /// The copy epoch. Read under one of the object's fill-shard locks; changed only under all.
+    pub(crate) fn epoch(&self) -> u64 {
+        // Relaxed: the shard lock orders it (see above).
+        self.epoch.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn copy_guard(&self) -> MutexGuard<'_, ()> {
+        lock(&self.copy_lock)
+    }
+
+    fn set_backing(&self, st: &mut LayerState, below: Option<PageMapper>) {
+        // Release: pairs with is_layered's Acquire.
+        self.layered.store(below.is_some(), Ordering::Release);
+        st.backing = below;
+    }
+
+    /// Takes the backing away (a closed object reads nothing through it any more).
+    pub(crate) fn take_backing(&self) -> Option<PageMapper> {
+        let mut st = lock(&self.state);
+        let below = st.backing.take();
+        self.set_backing(&mut st, None);
+        below
+    }
+
+    /// A handle on the frozen layer below, if any.
+    fn backing(&self) -> Option<PageMapper> {
+        lock(&self.state).backing.clone()
+    }
+
+    /// Number of frozen layers below (the lookup cost of a miss in pages the object does not own).
+    pub(crate) fn depth(&self) -> usize {
+        let mut d = 0;
+        let mut next = self.backing();
+        while let Some(l) = next {
+            d += 1;
+            next = l.shared.layer.backing();
+        }
+        d
+    }
+
+    /// Whether this object holds `page`'s content itself (see the module doc, Ownership).
+    pub(crate) fn owns(&self, page: u64, accessor: &dyn Accessor) -> bool {
+        if let Some(fs) = &self.frozen {
+            return fs.owns(page);
+        }
+        if !self.is_layered() {
+            return true;
+        }
+        match accessor.as_anonymous() {
+            Some(a) => a.slot_of(page).is_some(),
+            None => lock(&self.state).privatized.contains(&page),
+        }
+    }
+
+    /// If a copy is running, waits (up to `deadline`) until it ends and returns `Ok(true)`.
+    fn wait_copy(&self, page: u64, deadline: Option<Instant>) -> Result<bool> {
+        // Acquire: pairs with the Release store that ends a copy.
+        if !self.copying.load(Ordering::Acquire) {
+            return Ok(false);
+        }
+        let parked = self
+            .park
+            .park(deadline, || self.copying.load(Ordering::Acquire));
+        if parked == Parked::TimedOut {
+            return Err(Error::Busy { page });
+        }
+        Ok(true)
+    }
+}
+
+/// A page found in a frozen layer and read-pinned there, for a proxy.
+pub(crate) struct Resolved {
+    /// Keeps the layer open until the proxy is published (the proxy then pins its page).
+    _layer: PageMapper,
+    pub(crate) owner: Owner,
+    pub(crate) frame: u32,
+}
+
+impl Resolved {
+    /// Gives the resolution pin back (the proxy was not published).
+    pub(crate) fn unpin(&self, pages: &PagesShared) {
+        if let Some(slot) = self.owner.slot() {
+            pages.unpin_read(slot);
+        }
+    }
+}
+
+/// Finds `page` in the chain below `this`: the first layer that holds it, resident or faulted in
+/// there, read-pinned. `None` if no layer holds it.
+pub(crate) fn resolve(this: &MapperShared, page: u64) -> Result<Option<Resolved>> {
+    let mut next = this.layer.backing();
+    while let Some(layer) = next {
+        let l: &Arc<MapperShared> = &layer.shared;
+        if let Some((frame, _)) = MapperShared::pin_inner(l, page, Want::Read, true)? {
+            let owner = Owner {
+                mapper: l.clone(),
+                page,
+            };
+            return Ok(Some(Resolved {
+                _layer: layer,
+                owner,
+                frame,
+            }));
+        }
+        next = l.layer.backing();
+    }
+    Ok(None)
+}
+
+/// Gives `this` a private copy of `page` if its entry (`slot`) is a copy-on-write proxy, once
+/// the pins and holders of the entry are exactly `allowed` (0 for a writer that holds nothing;
+/// a reader's own hold bits for an upgrade). Returns when the entry is no longer `COW` (broken
+/// by us or by someone else) or no longer names a frame (unmapped: the caller faults again).
+pub(crate) fn break_cow(
+    this: &Arc<MapperShared>,
+    page: u64,
+    slot: &crate::sync::atomic::AtomicU64,
+    allowed: u64,
+    deadline: Option<Instant>,
+) -> Result<()> {
+    let pages = &*this.pages;
+    loop {
+        // Acquire: pairs with the publication of the entry (the proxy's frame bytes).
+        let e = EntryWord(slot.load(Ordering::Acquire));
+        let Some(f) = e.frame() else { return Ok(()) };
+        if !e.cow() {
+            return Ok(());
+        }
+        if e.reclaiming() || e.0 & EntryWord::PINNED_BITS != allowed {
+            if pages.wait_entry(slot, e, deadline) == Parked::TimedOut {
+                return Err(Error::Busy { page });
+            }
+            continue;
+        }
+        match pages.cow_source(f, this, page, slot) {
+            CowSource::Changed => continue,
+            CowSource::Own => {
+                // A private page a copy marked: that copy turns it into a proxy; if none runs
+                // (it failed), the mark is stale: drop it.
+                if !this.layer.wait_copy(page, deadline)? {
+                    pages.unmark_own(f, this, page, slot);
+                }
+            }
+            CowSource::Layer(owner) => {
+                if copy_out(this, page, slot, allowed, deadline, f, owner)? {
+                    return Ok(());
+                }
+            }
+        }
+    }
+}
+
+/// The break proper: copies the shared frame `f` (of layer page `owner`) into a new frame and
+/// publishes it as `this`'s private page. `Ok(false)`: the proxy changed meanwhile, look again.
+fn copy_out(
+    this: &Arc<MapperShared>,
+    page: u64,
+    slot: &crate::sync::atomic::AtomicU64,
+    allowed: u64,
+    deadline: Option<Instant>,
+    f: u32,
+    owner: Owner,
+) -> Result<bool> {
+    let pages = &*this.pages;
+    let Some(src) = owner.slot() else {
+        return Ok(false);
+    };
+    // Our own read pin on the layer's page while we copy it (reclaim may unmap the proxy, and
+    // with it the proxy's pin, at any time).
+    // Relaxed: a guess for the pin's CAS.
+    match pages.try_pin_read(src, EntryWord(src.load(Ordering::Relaxed))) {
+        Ok(p) if p.frame() == Some(f) => {}
+        Ok(_) => {
+            pages.unpin_read(src);
+            return Ok(false);
+        }
+        Err(_) => return Ok(false),
+    }
+    let f2 = match pages.obtain() {
+        Ok(f2) => f2,
+        Err(e) => {
+            pages.unpin_read(src);
+            return Err(e);
+        }
+    };
+    {
+        let _from = pages.track(f).shared();
+        let _to = pages.track(f2).exclusive();
+        // SAFETY: our read pin on the owner's entry keeps `f` resident, and a frozen layer has
+        // no writer (I4); `f2` is Filling and ours alone (I1). Distinct frames do not overlap.
+        unsafe {
+            std::ptr::copy_nonoverlapping(pages.bytes(f), pages.bytes(f2), pages.page_size())
+        };
+    }
+    pages.counters.cow_breaks.incr();
+    let persistent = this.accessor.persistent();
+    if persistent
+        && owner
+            .mapper
+            .layer
+            .frozen
+            .as_ref()
+            .is_some_and(|fs| !fs.has_slot(page))
+    {
+        // The top is about to own this page in its file, where the layer may be reading it
+        // from: the layer keeps its frame's content (dirty: to swap on reclaim).
+        // Relaxed: see the module doc (Orderings).
+        src.fetch_or(EntryWord::DIRTY.mask(), Ordering::Relaxed);
+    }
+    let me = Owner {
+        mapper: this.clone(),
+        page,
+    };
+    loop {
+        // Anonymous: the private page is not in the object's swap yet (dirty). Persistent: the
+        // copied bytes are what the file holds for the page (clean), and from now on the
+        // object's fills read the file for it.
+        let r = pages.publish_break(f, f2, slot, allowed, !persistent, me.clone(), || {
+            if persistent {
+                lock(&this.layer.state).privatized.insert(page);
+            }
+        });
+        match r {
+            Publish::Done => {
+                // Ours and the proxy's.
+                pages.unpin_read(src);
+                pages.unpin_read(src);
+                return Ok(true);
+            }
+            Publish::Changed => {
+                pages.free(f2);
+                pages.unpin_read(src);
+                return Ok(false);
+            }
+            Publish::Busy(cur) => {
+                if pages.wait_entry(slot, cur, deadline) == Parked::TimedOut {
+                    pages.free(f2);
+                    pages.unpin_read(src);
+                    return Err(Error::Busy { page });
+                }
+            }
+        }
+    }
+}
+
+/// Makes a copy-on-write copy of `handle`'s object (see the module doc): freezes its private
+/// pages into a new frozen layer that becomes the backing of both the object and the copy,
+/// which is returned (an anonymous object, over the source's swap area if it is anonymous, else
+/// over the pool's).
+pub(crate) fn copy(handle: &PageMapper) -> Result<PageMapper> {
+    let this: &Arc<MapperShared> = &handle.shared;
+    if this.layer.is_frozen() {
+        return Err(Error::Invariant(
+            "a frozen layer was asked for a copy".into(),
+        ));
+    }
+    let pages = this.pages.clone();
+    let _copy = this.layer.copy_guard();
+    if this.is_closed() {
+        return Err(Error::Closed);
+    }
+    let swap = match this.accessor.as_anonymous() {
+        Some(a) => a.swap_area().clone(),
+        None => pages.swap()?,
+    };
+    let deadline = pages.deadline();
+    // Release/Acquire with wait_copy: breakers of a marked page see the copy running.
+    this.layer.copying.store(true, Ordering::Release);
+    let frozen = freeze(this, &swap, deadline);
+    this.layer.copying.store(false, Ordering::Release);
+    this.layer.park.unpark_all();
+    let below = frozen?;
+    this.layer.copies.fetch_add(1, Ordering::Relaxed);
+    let copy = Arc::new(MapperShared::new(
+        pages,
+        ShareArc::new(Anonymous::new(swap)),
+        this.limit(),
+        Layer::top(),
+    ));
+    {
+        let mut st = lock(&copy.layer.state);
+        copy.layer.set_backing(&mut st, Some(below));
+    }
+    Ok(PageMapper::from_shared(copy))
+}
+
+/// Marks, then freezes, until the freeze finds the object as marked. Returns a handle on the
+/// new frozen layer (the object's backing now holds another).
+fn freeze(
+    this: &Arc<MapperShared>,
+    swap: &ShareArc<SwapArea>,
+    deadline: Option<Instant>,
+) -> Result<PageMapper> {
+    let pages = &*this.pages;
+    loop {
+        mark(this, deadline)?;
+        let store = ShareArc::new(FrozenStore::new(swap.clone()));
+        let to = Arc::new(MapperShared::new(
+            this.pages.clone(),
+            store.clone(),
+            this.limit(),
+            Layer::with(Some(store.clone())),
+        ));
+        let mut handle = None;
+        let shards = this.lock_fill_shards();
+        let r = pages.freeze(this, &to, || {
+            match this.accessor.as_anonymous() {
+                Some(a) => store.anon.adopt_slots(a.take_slots()),
+                None => {
+                    let mut st = lock(&this.layer.state);
+                    let in_file = if st.backing.is_some() {
+                        InFile::Pages(std::mem::take(&mut st.privatized))
+                    } else {
+                        InFile::All
+                    };
+                    *lock(&store.file) = Some((this.accessor.clone(), in_file));
+                }
+            }
+            let mut st = lock(&this.layer.state);
+            let below = st.backing.take();
+            {
+                let mut to_st = lock(&to.layer.state);
+                to.layer.set_backing(&mut to_st, below);
+            }
+            let h = PageMapper::from_shared(to.clone());
+            this.layer.set_backing(&mut st, Some(h.clone()));
+            handle = Some(h);
+        });
+        match r {
+            Freeze::Done => {
+                this.layer.epoch.fetch_add(1, Ordering::Relaxed);
+                drop(shards);
+                return handle.ok_or_else(|| Error::Invariant("freeze made no layer".into()));
+            }
+            Freeze::Restart(page, seen) => {
+                drop(shards);
+                drop(to);
+                if let Some(slot) = this.map.slot(page) {
+                    if pages.wait_entry(slot, seen, deadline) == Parked::TimedOut {
+                        return Err(Error::Busy { page });
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The copy's first phase, with no lock held: marks every private page `COW` (so no writer can
+/// start on it), waiting for writers to leave (client write holders are asked to downgrade) and
+/// reclaims to finish; writes back the dirty pages of a persistent object (its frozen layer will
+/// read them from its file).
+fn mark(this: &Arc<MapperShared>, deadline: Option<Instant>) -> Result<()> {
+    let pages = &*this.pages;
+    let persistent = this.accessor.persistent();
+    for (page, _) in this.map.entries() {
+        let Some(slot) = this.map.slot(page) else {
+            continue;
+        };
+        loop {
+            let e = EntryWord(slot.load(Ordering::Acquire));
+            let Some(f) = e.frame() else { break };
+            if e.cow() && !(persistent && e.dirty()) {
+                break; // a proxy, or marked already
+            }
+            let writing =
+                e.writer() || e.0 & (EntryWord::HOLD_WRITE_BITS | EntryWord::EXT_WRITE.mask()) != 0;
+            if e.reclaiming() || writing {
+                if writing && e.held() {
+                    this.arb
+                        .ask(pages, slot, page, crate::arbitration::Revocation::Downgrade);
+                }
+                if pages.wait_entry(slot, e, deadline) == Parked::TimedOut {
+                    return Err(Error::Busy { page });
+                }
+                continue;
+            }
+            if !e.cow() {
+                // AcqRel: from here on writers see COW (and break, or wait for this copy).
+                if slot
+                    .compare_exchange(
+                        e.0,
+                        e.0 | EntryWord::COW.mask(),
+                        Ordering::AcqRel,
+                        Ordering::Relaxed,
+                    )
+                    .is_err()
+                {
+                    continue;
+                }
+            }
+            if persistent && e.dirty() {
+                let Ok(pinned) = pages.try_pin_read(slot, e.with(EntryWord::COW, true)) else {
+                    continue;
+                };
+                let r = this.write_back_pinned(page, slot, pinned.frame().unwrap_or(f));
+                pages.unpin_read(slot);
+                r?;
+                continue;
+            }
+            break;
+        }
+    }
+    Ok(())
+}
+
+/// Counters of an object's copies (see [`crate::PageMapper::copy_stats`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CopyStats {
+    /// Frozen layers below the object (its misses walk at most this many).
+    pub depth: usize,
+    /// Copies made of the object.
+    pub copies: usize,
+}
+
+pub(crate) fn stats(this: &MapperShared) -> CopyStats {
+    CopyStats {
+        depth: this.layer.depth(),
+        copies: this.layer.copies.load(Ordering::Relaxed),
+    }
+}

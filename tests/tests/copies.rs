@@ -1,0 +1,295 @@
+//! Logical copies (issue 4, item 2): copy-on-write copies of anonymous and file-backed objects,
+//! copies of copies, frames shared until written, proxies unmapped by reclaim, everything freed
+//! exactly once when no copy refers to it.
+
+use pagecore::swap::SwapArea;
+use pagecore::sync::ShareArc;
+use pagecore::{Access, FileAccessor, PageMapper, Pages, Revocation};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+const PAGE: usize = 128;
+
+fn pool(frames: u64) -> (Pages, ShareArc<SwapArea>) {
+    let swap = ShareArc::new(SwapArea::temporary(PAGE, 4096).unwrap());
+    let pages = Pages::builder()
+        .page_size(PAGE)
+        .frames(frames)
+        .swap(swap.clone())
+        .wait_bound(Some(Duration::from_secs(5)))
+        .build()
+        .unwrap();
+    (pages, swap)
+}
+
+/// The bytes page `p` holds in version `v`: every byte depends on both.
+fn pattern(p: u64, v: u8) -> Vec<u8> {
+    (0..PAGE)
+        .map(|i| (p as u8).wrapping_mul(29) ^ v.wrapping_mul(101) ^ i as u8)
+        .collect()
+}
+
+fn put(o: &PageMapper, p: u64, v: u8) {
+    o.write(p).unwrap().copy_from_slice(&pattern(p, v));
+}
+
+fn get(o: &PageMapper, p: u64) -> Vec<u8> {
+    o.read(p).unwrap().to_vec()
+}
+
+fn zeros() -> Vec<u8> {
+    vec![0; PAGE]
+}
+
+#[test]
+fn a_copy_is_a_snapshot_both_ways_and_shares_frames_until_written() {
+    let (pages, swap) = pool(16);
+    let x = pages.anonymous(8 * PAGE as u64).unwrap();
+    for p in 0..4 {
+        put(&x, p, 1);
+    }
+    let y = x.copy().unwrap();
+    assert_eq!(x.copy_stats().depth, 1);
+    assert_eq!(y.copy_stats().depth, 1);
+    // Reads share the frozen frames: one frame, two proxies, per page.
+    for p in 0..4 {
+        assert_eq!(get(&x, p), pattern(p, 1));
+        assert_eq!(get(&y, p), pattern(p, 1));
+    }
+    let c = pages.census().unwrap();
+    assert_eq!((c.resident, c.shared, c.proxies), (4, 4, 8), "{c:?}");
+    // Writes give the writer a private page; the other keeps the old content.
+    put(&x, 0, 2);
+    put(&y, 1, 3);
+    put(&y, 5, 4); // a page neither had: private to y at once
+    assert_eq!(get(&x, 0), pattern(0, 2));
+    assert_eq!(get(&y, 0), pattern(0, 1));
+    assert_eq!(get(&x, 1), pattern(1, 1));
+    assert_eq!(get(&y, 1), pattern(1, 3));
+    assert_eq!(get(&x, 5), zeros());
+    assert_eq!(get(&y, 5), pattern(5, 4));
+    assert_eq!(pages.stats().unwrap().cow_breaks, 2);
+    let c = pages.census().unwrap();
+    assert_eq!(c.pinned, 0, "{c:?}");
+    drop((x, y));
+    let c = pages.census().unwrap();
+    assert_eq!(c.free, 16, "frames outlived every copy: {c:?}");
+    assert_eq!(swap.in_use(), 0, "swap slots outlived every copy");
+}
+
+#[test]
+fn copies_survive_reclaim_and_swap_in_a_small_pool() {
+    // 3 objects x 24 pages through 6 frames: proxies are unmapped, frozen pages go to swap and
+    // come back, private pages go to their own slots.
+    let (pages, swap) = pool(6);
+    let x = pages.anonymous(24 * PAGE as u64).unwrap();
+    for p in 0..24 {
+        put(&x, p, 1);
+    }
+    let y = x.copy().unwrap();
+    for p in (0..24).step_by(2) {
+        put(&x, p, 2);
+    }
+    let z = y.copy().unwrap();
+    for p in (0..24).step_by(3) {
+        put(&y, p, 3);
+    }
+    assert_eq!(z.copy_stats().depth, 2);
+    for round in 0..2 {
+        for p in 0..24 {
+            let xv = if p % 2 == 0 { 2 } else { 1 };
+            let yv = if p % 3 == 0 { 3 } else { 1 };
+            assert_eq!(get(&x, p), pattern(p, xv), "x page {p} round {round}");
+            assert_eq!(get(&y, p), pattern(p, yv), "y page {p} round {round}");
+            assert_eq!(get(&z, p), pattern(p, 1), "z page {p} round {round}");
+        }
+    }
+    assert!(pages.stats().unwrap().reclaims > 24);
+    pages.census().unwrap();
+    drop(y);
+    for p in 0..24 {
+        assert_eq!(get(&z, p), pattern(p, 1), "z page {p} after y went");
+    }
+    drop((x, z));
+    assert_eq!(pages.census().unwrap().free, 6);
+    assert_eq!(swap.in_use(), 0);
+}
+
+#[test]
+fn a_file_keeps_its_writes_and_its_copies_keep_their_snapshot() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("data");
+    let (pages, swap) = pool(4);
+    let n = 16u64;
+    let file = pages
+        .open(FileAccessor::open(&path, PAGE).unwrap(), n * PAGE as u64)
+        .unwrap();
+    for p in 0..n {
+        put(&file, p, 1);
+    }
+    // The copy writes the file's dirty pages back first: the snapshot is in the file.
+    let snap = file.copy().unwrap();
+    let on_disk = std::fs::read(&path).unwrap();
+    for p in 0..n {
+        let at = (p as usize) * PAGE;
+        assert_eq!(
+            &on_disk[at..at + PAGE],
+            &pattern(p, 1)[..],
+            "page {p} not on disk"
+        );
+    }
+    // The file moves on: every page written and synced (through a pool 4x smaller than it,
+    // so the snapshot's pages are reclaimed while the file overwrites them on disk).
+    for p in 0..n {
+        put(&file, p, 2);
+    }
+    file.sync().unwrap();
+    for p in 0..n {
+        assert_eq!(get(&snap, p), pattern(p, 1), "snapshot page {p}");
+        assert_eq!(get(&file, p), pattern(p, 2), "file page {p}");
+    }
+    // A second snapshot, then more writes: each snapshot keeps its own version.
+    let snap2 = file.copy().unwrap();
+    for p in (0..n).step_by(2) {
+        put(&file, p, 3);
+    }
+    put(&snap, 1, 9);
+    file.sync().unwrap();
+    for p in 0..n {
+        let fv = if p % 2 == 0 { 3 } else { 2 };
+        assert_eq!(get(&file, p), pattern(p, fv), "file page {p}");
+        assert_eq!(get(&snap2, p), pattern(p, 2), "snap2 page {p}");
+        let sv = if p == 1 { 9 } else { 1 };
+        assert_eq!(get(&snap, p), pattern(p, sv), "snap page {p}");
+    }
+    drop((snap, snap2));
+    file.close().unwrap();
+    // The file holds exactly the file's writes.
+    let on_disk = std::fs::read(&path).unwrap();
+    for p in 0..n {
+        let fv = if p % 2 == 0 { 3 } else { 2 };
+        let at = (p as usize) * PAGE;
+        assert_eq!(
+            &on_disk[at..at + PAGE],
+            &pattern(p, fv)[..],
+            "page {p} on disk"
+        );
+    }
+    assert_eq!(pages.census().unwrap().free, 4);
+    assert_eq!(swap.in_use(), 0);
+}
+
+#[test]
+fn a_write_grant_breaks_the_copy_and_an_upgrade_too() {
+    let (pages, _swap) = pool(8);
+    let x = pages.anonymous(4 * PAGE as u64).unwrap();
+    put(&x, 0, 1);
+    put(&x, 1, 1);
+    let y = x.copy().unwrap();
+    let (cx, cy) = (x.register().unwrap(), y.register().unwrap());
+    // A read grant on a shared page reads the shared frame.
+    let r = cy.request(0, Access::Read).unwrap();
+    assert_eq!(&r[..], &pattern(0, 1)[..]);
+    let shared_frame = r.frame();
+    // A write grant on the same page of x gets a private frame at once: y's reader holds y's
+    // page, not x's.
+    let mut w = cx.request(0, Access::Write).unwrap();
+    assert_ne!(w.frame(), shared_frame);
+    w.bytes_mut().unwrap().copy_from_slice(&pattern(0, 2));
+    drop(w);
+    assert_eq!(&r[..], &pattern(0, 1)[..]);
+    drop(r);
+    // An upgrade of a read grant on a shared page breaks it too.
+    let mut g = cy.request(1, Access::Read).unwrap();
+    let before = g.frame();
+    g.upgrade().unwrap();
+    assert_ne!(g.frame(), before);
+    g.bytes_mut().unwrap().copy_from_slice(&pattern(1, 3));
+    drop(g);
+    assert_eq!(get(&x, 0), pattern(0, 2));
+    assert_eq!(get(&y, 0), pattern(0, 1));
+    assert_eq!(get(&x, 1), pattern(1, 1));
+    assert_eq!(get(&y, 1), pattern(1, 3));
+    assert_eq!(pages.stats().unwrap().cow_breaks, 2);
+    x.arbitration().unwrap();
+    y.arbitration().unwrap();
+}
+
+#[test]
+fn a_copy_asks_a_writing_client_to_downgrade_and_snapshots_after_it() {
+    let (pages, _swap) = pool(8);
+    let x = Arc::new(pages.anonymous(4 * PAGE as u64).unwrap());
+    let asked = Arc::new(AtomicUsize::new(0));
+    let a = asked.clone();
+    let writer = x
+        .register_with(move |_p: u64, ask: Revocation| {
+            assert_eq!(ask, Revocation::Downgrade);
+            a.fetch_add(1, Ordering::SeqCst);
+        })
+        .unwrap();
+    let mut g = writer.request(2, Access::Write).unwrap();
+    g.bytes_mut().unwrap().copy_from_slice(&pattern(2, 1));
+    let copier = {
+        let x = x.clone();
+        std::thread::spawn(move || x.copy().unwrap())
+    };
+    while asked.load(Ordering::SeqCst) == 0 {
+        std::thread::yield_now();
+    }
+    // Asked to downgrade: finish the write, then downgrade (keep reading).
+    g.bytes_mut().unwrap().copy_from_slice(&pattern(2, 2));
+    g.downgrade().unwrap();
+    let y = copier.join().unwrap();
+    assert_eq!(&g[..], &pattern(2, 2)[..]);
+    drop(g);
+    assert_eq!(
+        get(&y, 2),
+        pattern(2, 2),
+        "the snapshot missed the finished write"
+    );
+    put(&x, 2, 3);
+    assert_eq!(get(&y, 2), pattern(2, 2));
+    assert_eq!(asked.load(Ordering::SeqCst), 1);
+}
+
+#[test]
+fn a_copy_times_out_on_a_writer_that_never_lets_go() {
+    let swap = ShareArc::new(SwapArea::temporary(PAGE, 64).unwrap());
+    let pages = Pages::builder()
+        .page_size(PAGE)
+        .frames(4)
+        .swap(swap)
+        .wait_bound(Some(Duration::from_millis(50)))
+        .build()
+        .unwrap();
+    let x = pages.anonymous(4 * PAGE as u64).unwrap();
+    let w = x.write(1).unwrap();
+    assert!(matches!(x.copy(), Err(pagecore::Error::Busy { page: 1 })));
+    drop(w);
+    // The marks a failed copy left do not stop later writers, and a later copy works.
+    put(&x, 0, 5);
+    put(&x, 1, 6);
+    let y = x.copy().unwrap();
+    put(&x, 1, 7);
+    assert_eq!(get(&y, 1), pattern(1, 6));
+    assert_eq!(get(&y, 0), pattern(0, 5));
+}
+
+#[test]
+fn closing_the_source_keeps_the_copy_and_frees_in_order() {
+    let (pages, swap) = pool(4);
+    let x = pages.anonymous(12 * PAGE as u64).unwrap();
+    for p in 0..12 {
+        put(&x, p, 1);
+    }
+    let y = x.copy().unwrap();
+    x.close().unwrap();
+    for p in 0..12 {
+        assert_eq!(get(&y, p), pattern(p, 1));
+    }
+    assert!(swap.in_use() > 0);
+    drop(y);
+    assert_eq!(pages.census().unwrap().free, 4);
+    assert_eq!(swap.in_use(), 0);
+}
