@@ -1,4 +1,4 @@
-//! Race scenarios of SPEC.md (S1–S14, C1–C5), written once against pagecore's sync facade and run by
+//! Race scenarios of SPEC.md (S1–S15, C1–C7), written once against pagecore's sync facade and run by
 //! three drivers:
 //!
 //! * `tests/loom_scenarios.rs` — exhaustive under loom (`RUSTFLAGS="--cfg pagecore_loom"`);
@@ -85,6 +85,7 @@ pub fn pool(frames: u64) -> Pages {
         .page_size(PAGE)
         .frames(frames)
         .wait_bound(None)
+        .swap_slots(64)
         .build()
         .expect("valid pool")
 }
@@ -850,4 +851,108 @@ pub fn s14_last_drop_vs_fault() {
     assert_eq!(swap.in_use(), 0, "S14: a swap slot outlived its object");
     let c = assert_conserved(&pages);
     assert_eq!(c.pinned, 0, "S14: {c:?}");
+}
+
+// ----- copy-on-write scenarios (S15, C6, C7) ------------------------------------------------
+
+/// S15 copy-on-write fault vs a reader of the shared page: X0 (written, resident) is copied to Y,
+/// so both map X0's old frame through proxies of the frozen layer. A thread reads Y0 while the
+/// main thread writes X0, which breaks the copy (a private frame for X, swapped in by one CAS).
+/// Y0 reads the old value whatever the interleaving (the shared frame never changes: under loom
+/// the break's copy is a tracked shared access beside the reader's); X0 reads the new one; sync
+/// stores X's write; the frozen frame stays Y's; census adds up; nothing pinned after; every frame
+/// free once both objects are gone.
+pub fn s15_cow_fault_vs_reader() {
+    let pages = pool(3);
+    let s = Store::new(1, A);
+    let x = open(&pages, &s, 1);
+    write(&x, 0, 7).unwrap();
+    let y = x.copy().unwrap();
+    assert_eq!(s.get(0), 7, "S15: copy did not write the dirty page back");
+    let t = {
+        let y = y.clone();
+        thread::spawn(move || read(&y, 0).unwrap().0)
+    };
+    write(&x, 0, 8).unwrap();
+    let vy = t.join().unwrap();
+    assert_eq!(vy, 7, "S15: the copy saw the source's write");
+    assert_eq!(read(&x, 0).unwrap().0, 8);
+    assert_eq!(read(&y, 0).unwrap().0, 7);
+    x.sync().unwrap();
+    assert_eq!(
+        s.get(0),
+        8,
+        "S15: the source's write did not reach its store"
+    );
+    assert_eq!(read(&y, 0).unwrap().0, 7, "S15: the copy lost its snapshot");
+    let c = assert_conserved(&pages);
+    assert_eq!(c.pinned, 0, "S15: {c:?}");
+    drop((x, y));
+    let c = assert_conserved(&pages);
+    assert_eq!(c.free, 3, "S15: frames outlived the objects: {c:?}");
+}
+
+/// C6 `copy` racing a writer of the source: X0 holds 5; a thread writes 6 into X0 while the main
+/// thread copies X. The copy waits for the write guard to go (it marks the page first), so the
+/// snapshot holds 5 or 6, whole; X holds 6; a later write to X does not reach the snapshot; the
+/// swap slots and frames are freed once both are gone.
+pub fn c6_copy_vs_write() {
+    let pages = pool(3);
+    let (x, swap) = anonymous(&pages, 1, 8);
+    write(&x, 0, 5).unwrap();
+    let t = {
+        let x = x.clone();
+        thread::spawn(move || write(&x, 0, 6).unwrap())
+    };
+    let y = x.copy().unwrap();
+    t.join().unwrap();
+    let vy = read(&y, 0).unwrap().0;
+    assert!(vy == 5 || vy == 6, "C6: the snapshot holds {vy}");
+    assert_eq!(read(&x, 0).unwrap().0, 6);
+    write(&x, 0, 9).unwrap();
+    assert_eq!(
+        read(&y, 0).unwrap().0,
+        vy,
+        "C6: a later write reached the snapshot"
+    );
+    assert_eq!(read(&x, 0).unwrap().0, 9);
+    assert_conserved(&pages);
+    drop((x, y));
+    let c = assert_conserved(&pages);
+    assert_eq!(c.free, 3, "C6: frames outlived the objects: {c:?}");
+    assert_eq!(swap.in_use(), 0, "C6: swap slots outlived the objects");
+}
+
+/// C7 a copy-on-write break racing a reclaim that unmaps its proxy: X0 and Y0 are proxies of the
+/// frozen layer's frame (two frames in the pool). A thread writes X0 (a break: copy, then one
+/// CAS) while a fault on another object needs a frame and may unmap both proxies and take the
+/// shared frame, clean (the file still holds it). Whatever the interleaving: the break either
+/// publishes or finds its proxy gone and faults again; the layer's page is kept (dirty: swap)
+/// before X's file is overwritten; X reads 9 and its store gets 9; Y still reads the original.
+pub fn c7_break_vs_reclaim() {
+    let pages = pool(2);
+    let s = Store::new(1, A);
+    let x = open(&pages, &s, 1);
+    assert_eq!(read(&x, 0).unwrap().0, initial(A, 0));
+    let y = x.copy().unwrap();
+    assert_eq!(read(&y, 0).unwrap().0, initial(A, 0));
+    let sb = Store::new(1, B);
+    let b = open(&pages, &sb, 1);
+    let t = {
+        let x = x.clone();
+        thread::spawn(move || write(&x, 0, 9).unwrap())
+    };
+    let vb = read(&b, 0).unwrap().0;
+    t.join().unwrap();
+    assert_eq!(vb, initial(B, 0));
+    assert_eq!(read(&x, 0).unwrap().0, 9);
+    x.sync().unwrap();
+    assert_eq!(s.get(0), 9);
+    assert_eq!(
+        read(&y, 0).unwrap().0,
+        initial(A, 0),
+        "C7: the copy lost its snapshot"
+    );
+    let c = assert_conserved(&pages);
+    assert_eq!(c.pinned, 0, "C7: {c:?}");
 }

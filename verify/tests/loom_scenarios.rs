@@ -1,4 +1,4 @@
-//! S1–S14 and C1–C5 under loom: every interleaving up to the preemption bound (default 3; set
+//! S1–S15 and C1–C7 under loom: every interleaving up to the preemption bound (default 3; set
 //! `LOOM_MAX_PREEMPTIONS` to raise it). Run with
 //! `RUSTFLAGS="--cfg pagecore_loom" cargo test -p pagecore-verify --release --test loom_scenarios -- --nocapture`.
 #![cfg(pagecore_loom)]
@@ -20,6 +20,13 @@ fn model(name: &str, f: impl Fn() + Sync + Send + 'static) {
 fn model_capped(name: &str, cap: usize, f: impl Fn() + Sync + Send + 'static) {
     let mut b = loom::model::Builder::new();
     b.preemption_bound = Some(b.preemption_bound.unwrap_or(3).min(cap));
+    // Branches (atomic steps) per execution: loom's default of 1,000 is too few for the copy
+    // scenarios, whose threads' paths are long (C7: a break, a reclaim that unmaps proxies, a
+    // fault that resolves again), though they never spin (a spin exceeds any cap).
+    b.max_branches = std::env::var("PAGECORE_LOOM_BRANCHES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20_000);
     let bound = b.preemption_bound;
     // Per test (tests run in parallel), counted outside the model: not protocol state.
     let runs = std::sync::Arc::new(AtomicUsize::new(0));
@@ -128,4 +135,19 @@ fn s13_swap_out_vs_fault() {
 #[test]
 fn s14_last_drop_vs_fault() {
     model("S14", s::s14_last_drop_vs_fault);
+}
+
+#[test]
+fn s15_cow_fault_vs_reader() {
+    model("S15", s::s15_cow_fault_vs_reader);
+}
+
+#[test]
+fn c6_copy_vs_write() {
+    model("C6", s::c6_copy_vs_write);
+}
+
+#[test]
+fn c7_break_vs_reclaim() {
+    model("C7", s::c7_break_vs_reclaim);
 }

@@ -1,4 +1,4 @@
-//! S1–S14 and C1–C5 under shuttle: random and PCT schedulers, `PAGECORE_SHUTTLE_ITERS` schedules each
+//! S1–S15 and C1–C7 under shuttle: random and PCT schedulers, `PAGECORE_SHUTTLE_ITERS` schedules each
 //! (default 10,000). A failure prints the failing schedule; replay it with
 //! `shuttle::replay(scenario, "<schedule>")` (see verify/README.md). Run with
 //! `cargo test -p pagecore-verify --features shuttle --release --test shuttle_scenarios`.
@@ -120,4 +120,19 @@ fn s13_swap_out_vs_fault() {
 #[test]
 fn s14_last_drop_vs_fault() {
     explore("S14", s::s14_last_drop_vs_fault);
+}
+
+#[test]
+fn s15_cow_fault_vs_reader() {
+    explore("S15", s::s15_cow_fault_vs_reader);
+}
+
+#[test]
+fn c6_copy_vs_write() {
+    explore("C6", s::c6_copy_vs_write);
+}
+
+#[test]
+fn c7_break_vs_reclaim() {
+    explore("C7", s::c7_break_vs_reclaim);
 }

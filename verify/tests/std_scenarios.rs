@@ -1,4 +1,4 @@
-//! S1–S14 and C1–C5 on real threads (std backend), repeated: a cheap smoke run of the same bodies the model
+//! S1–S15 and C1–C7 on real threads (std backend), repeated: a cheap smoke run of the same bodies the model
 //! checkers explore, on real hardware memory ordering.
 #![cfg(not(any(pagecore_loom, feature = "shuttle")))]
 
@@ -35,4 +35,7 @@ fn scenarios_on_real_threads() {
     repeat(s::s12_out_of_line_transition);
     repeat(s::s13_swap_out_vs_fault);
     repeat(s::s14_last_drop_vs_fault);
+    repeat(s::s15_cow_fault_vs_reader);
+    repeat(s::c6_copy_vs_write);
+    repeat(s::c7_break_vs_reclaim);
 }
