@@ -1212,6 +1212,19 @@ impl Arbiter {
 
     // ----- inspection ------------------------------------------------------------------------
 
+    /// The holders of `page` (client, access) while its entry names `frame` (empty otherwise).
+    pub(crate) fn holders(&self, slot: &AtomicU64, page: u64, frame: u32) -> Vec<(u32, Access)> {
+        let side = lock(&self.shards[self.shard(page)]);
+        // Acquire: the entry and the side word agree under the shard lock.
+        let e = EntryWord(slot.load(Ordering::Acquire));
+        if e.frame() != Some(frame) {
+            return Vec::new();
+        }
+        let aw = side.get(&page).copied().unwrap_or(AccessWord::EMPTY);
+        let recs = lock(&self.records);
+        Self::decode(e, aw, &recs).map_or_else(|_| Vec::new(), |st| st.holders)
+    }
+
     /// Checks I9-I12 for every page of `map` and returns the census. Exact when no client
     /// operation runs concurrently (each page is checked under its shard lock, but fast paths do
     /// not take it).

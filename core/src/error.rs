@@ -122,6 +122,37 @@ pub enum Error {
         /// The page.
         page: u64,
     },
+    /// A fault at an address no region of the address space covers.
+    #[error("no region covers address {addr:#x}")]
+    NoRegion {
+        /// The fault address.
+        addr: u64,
+    },
+    /// A fault against the region's protection (a write to a read-only region).
+    #[error("a {access:?} fault at {addr:#x} violates its region's protection")]
+    Protection {
+        /// The fault address.
+        addr: u64,
+        /// The access asked for.
+        access: crate::Access,
+    },
+    /// A new region overlaps one already mapped.
+    #[error("the range {start:#x}+{len:#x} overlaps a mapped region")]
+    Overlap {
+        /// Start of the range asked for.
+        start: u64,
+        /// Its length.
+        len: u64,
+    },
+    /// An address, length or offset that must be a multiple of the page size is not (or a
+    /// length is zero, or a range wraps around).
+    #[error("{what} {value:#x} is not a non-zero multiple of the page size, or the range wraps")]
+    Unaligned {
+        /// What was misaligned: "start", "length" or "offset".
+        what: &'static str,
+        /// The value.
+        value: u64,
+    },
 }
 
 impl Error {

@@ -43,6 +43,8 @@ pub mod memory;
 pub mod pack;
 pub mod pages;
 pub mod queue;
+pub mod regions;
+pub mod rmap;
 pub mod swap;
 pub mod sync;
 
@@ -275,6 +277,27 @@ impl Pages {
     /// violated invariant, which is a pagecore bug.
     pub fn census(&self) -> Result<Census, Error> {
         self.shared.check_invariants().map_err(Error::Invariant)
+    }
+
+    /// The reverse map of frame `frame`: its state, the page it holds, the pages mapping it
+    /// copy-on-write, the clients holding it and the regions mapping it ([`rmap::FrameMap`]).
+    /// `None` for a frame index beyond the pool.
+    ///
+    /// ```
+    /// use pagecore::{Access, MemoryAccessor, Pages};
+    /// let pages = Pages::builder().page_size(64).frames(4).build()?;
+    /// let obj = pages.open(MemoryAccessor::new(), 64 * 8)?;
+    /// let copy = obj.copy()?;
+    /// let client = copy.register()?;
+    /// let g = client.request(5, Access::Read)?;           // faulted in by the frozen layer
+    /// let map = pages.rmap(g.frame()).unwrap();
+    /// assert_eq!(map.proxies.len(), 1);                    // the copy's page 5 maps it
+    /// assert_eq!(map.holders.len(), 1);                    // and the client holds it
+    /// assert_eq!(map.holders[0].at.object, copy.id());
+    /// # Ok::<(), pagecore::Error>(())
+    /// ```
+    pub fn rmap(&self, frame: u32) -> Option<rmap::FrameMap> {
+        rmap::frame_map(&self.shared, frame)
     }
 
     /// Like [`Pages::census`], with the violation as a plain message (for harnesses).

@@ -88,6 +88,8 @@ pub(crate) struct MapperShared {
     pub(crate) arb: crate::arbitration::Arbiter,
     /// Its place in a chain of copies.
     pub(crate) layer: crate::copies::Layer,
+    /// Where address spaces map it (for the reverse map).
+    pub(crate) regions: Mutex<Vec<crate::regions::Registration>>,
 }
 
 /// Access wanted by a fault.
@@ -120,6 +122,7 @@ impl MapperShared {
             handles: AtomicUsize::new(1),
             arb: crate::arbitration::Arbiter::new(),
             layer,
+            regions: Mutex::new(Vec::new()),
         }
     }
 

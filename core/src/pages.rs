@@ -1286,6 +1286,24 @@ impl PagesShared {
         Freeze::Done
     }
 
+    /// The frame's lifecycle tag, owner and proxies, read under the lists lock (for the reverse
+    /// map's report; the references are dropped by the caller, outside the lock).
+    pub(crate) fn frame_map(&self, f: u32) -> Option<(Tag, Option<Owner>, Vec<Owner>)> {
+        if f >= self.frame_count() {
+            return None;
+        }
+        let mut l = lock(&self.lists);
+        // Relaxed: ordered by the lists lock (see set_tag).
+        let tag = FrameWord(self.tags[f as usize].load(Ordering::Relaxed)).tag();
+        if tag != Tag::Resident {
+            return Some((tag, None, Vec::new()));
+        }
+        // SAFETY: lists lock held and `f` Resident.
+        let owner = unsafe { self.with_owner(f, |o| o.cloned()) };
+        let proxies = self.with_proxies(&mut l, f, |p| p.iter().cloned().collect());
+        Some((tag, owner, proxies))
+    }
+
     // ----- inspection ------------------------------------------------------------------------
 
     /// Checks I1 (conservation) and I2 (uniqueness) under the lists lock and returns the census.
