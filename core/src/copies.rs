@@ -166,6 +166,13 @@ pub(crate) struct Layer {
     layered: AtomicBool,
     /// Copies made of this object (statistics).
     copies: AtomicUsize,
+    /// A frozen layer: how many objects have it as their backing (one: it can be collapsed).
+    children: AtomicUsize,
+    /// Bumped, under every fill-shard lock of the object, when a collapse moves pages into or
+    /// out of it: a resolution that found a page nowhere re-walks if a layer's count changed.
+    moves: AtomicU64,
+    /// Layers collapsed into this object (statistics).
+    collapsed: AtomicUsize,
     state: Mutex<LayerState>,
 }
 
@@ -179,6 +186,9 @@ impl Layer {
             epoch: AtomicU64::new(0),
             layered: AtomicBool::new(false),
             copies: AtomicUsize::new(0),
+            children: AtomicUsize::new(0),
+            moves: AtomicU64::new(0),
+            collapsed: AtomicUsize::new(0),
             state: Mutex::new(LayerState {
                 backing: None,
                 privatized: HashSet::new(),
@@ -213,6 +223,7 @@ impl Layer {
         lock(&self.copy_lock)
     }
 
+    /// Sets the backing (the caller keeps the children counts: see `attach`, `detach`).
     fn set_backing(&self, st: &mut LayerState, below: Option<PageMapper>) {
         // Release: pairs with is_layered's Acquire.
         self.layered.store(below.is_some(), Ordering::Release);
@@ -224,6 +235,9 @@ impl Layer {
         let mut st = lock(&self.state);
         let below = st.backing.take();
         self.set_backing(&mut st, None);
+        if let Some(b) = &below {
+            detach(b);
+        }
         below
     }
 
@@ -273,6 +287,26 @@ impl Layer {
     }
 }
 
+impl Drop for Layer {
+    fn drop(&mut self) {
+        if let Some(b) = &lock(&self.state).backing {
+            detach(b);
+        }
+    }
+}
+
+/// One more object has `layer` as its backing.
+fn attach(layer: &PageMapper) {
+    // Relaxed: a count read as a hint (a collapse re-checks it under locks).
+    layer.shared.layer.children.fetch_add(1, Ordering::Relaxed);
+}
+
+/// One object less has `layer` as its backing.
+fn detach(layer: &PageMapper) {
+    // Relaxed: as in attach.
+    layer.shared.layer.children.fetch_sub(1, Ordering::Relaxed);
+}
+
 /// A page found in a frozen layer and read-pinned there, for a proxy.
 pub(crate) struct Resolved {
     /// Keeps the layer open until the proxy is published (the proxy then pins its page).
@@ -291,25 +325,141 @@ impl Resolved {
 }
 
 /// Finds `page` in the chain below `this`: the first layer that holds it, resident or faulted in
-/// there, read-pinned. `None` if no layer holds it.
-pub(crate) fn resolve(this: &MapperShared, page: u64) -> Result<Option<Resolved>> {
-    let mut next = this.layer.backing();
-    while let Some(layer) = next {
-        let l: &Arc<MapperShared> = &layer.shared;
-        if let Some((frame, _)) = MapperShared::pin_inner(l, page, Want::Read, true)? {
-            let owner = Owner {
-                mapper: l.clone(),
-                page,
-            };
-            return Ok(Some(Resolved {
-                _layer: layer,
-                owner,
-                frame,
-            }));
+/// there, read-pinned. `None` if no layer holds it, checked against concurrent collapses (a page
+/// moving up between two of our looks would otherwise be missed in both): the walk is redone if
+/// any layer's moves count changed meanwhile. On the way, a layer read by one object only is
+/// collapsed into it (§2.7 of SPEC.md).
+pub(crate) fn resolve(this: &Arc<MapperShared>, page: u64) -> Result<Option<Resolved>> {
+    'walk: loop {
+        try_collapse(this);
+        let mut seen: Vec<(PageMapper, u64)> = Vec::new();
+        let mut next = this.layer.backing();
+        while let Some(layer) = next {
+            let l: &Arc<MapperShared> = &layer.shared;
+            try_collapse(l);
+            // Acquire: pairs with the Release bump of a collapse (made under l's shard locks).
+            let moves = l.layer.moves.load(Ordering::Acquire);
+            if let Some((frame, _)) = MapperShared::pin_inner(l, page, Want::Read, true)? {
+                let owner = Owner {
+                    mapper: l.clone(),
+                    page,
+                };
+                return Ok(Some(Resolved {
+                    _layer: layer,
+                    owner,
+                    frame,
+                }));
+            }
+            next = l.layer.backing();
+            seen.push((layer, moves));
         }
-        next = l.layer.backing();
+        for (l, moves) in &seen {
+            if l.shared.layer.moves.load(Ordering::Acquire) != *moves {
+                continue 'walk;
+            }
+        }
+        return Ok(None);
     }
-    Ok(None)
+}
+
+/// Collapses, into `c`, its backing if `c` is the only object reading through it, as far as it
+/// can without waiting (skipped if a copy or close of `c` runs, or the backing holds pages of a
+/// persistent object's file, which an anonymous object cannot adopt). Returns whether the
+/// backing went away.
+fn try_collapse(c: &Arc<MapperShared>) -> bool {
+    let Some(fh) = c.layer.backing() else {
+        return false;
+    };
+    let f: &Arc<MapperShared> = &fh.shared;
+    // Relaxed: a hint; re-checked under c's copy lock below.
+    if f.layer.children.load(Ordering::Relaxed) != 1 {
+        return false;
+    }
+    let Some(fs) = f.layer.frozen.clone() else {
+        return false;
+    };
+    let Some(c_anon) = c.accessor.as_anonymous() else {
+        return false; // a persistent top: its backing reads its file
+    };
+    if lock(&fs.file).is_some() || !ShareArc::ptr_eq(fs.anon.swap_area(), c_anon.swap_area()) {
+        return false;
+    }
+    let Some(_copy) = crate::sync::try_lock(&c.layer.copy_lock) else {
+        return false;
+    };
+    if c.is_closed() || f.layer.children.load(Ordering::Relaxed) != 1 {
+        return false;
+    }
+    let pages = &*c.pages;
+    let c_shards = c.lock_fill_shards();
+    let f_shards = f.lock_fill_shards();
+    let out = pages.collapse(
+        f,
+        c,
+        |p| c_anon.slot_of(p).is_some() || c.map.slot(p).is_some_and(|s| pages.owns_frame(c, p, s)),
+        |out| {
+            // The swap slots: with their page if it moved, freed if `c` has its own copy,
+            // kept by the layer if the page stays there, else moved (`c` reads it from swap).
+            let left: HashSet<u64> = out.left.iter().copied().collect();
+            let moved: HashSet<u64> = out.moved.iter().copied().collect();
+            let mut keep = std::collections::HashMap::new();
+            let mut take = std::collections::HashMap::new();
+            for (p, slot) in fs.anon.take_slots() {
+                if left.contains(&p) {
+                    keep.insert(p, slot);
+                } else if !moved.contains(&p)
+                    && (c_anon.slot_of(p).is_some()
+                        || c.map.slot(p).is_some_and(|s| pages.owns_frame(c, p, s)))
+                {
+                    // `c` has its own copy: the layer's is garbage.
+                    let _ = fs.anon.swap().free(slot);
+                } else {
+                    take.insert(p, slot);
+                }
+            }
+            fs.anon.adopt_slots(keep);
+            c_anon.adopt_slots(take);
+        },
+    );
+    let emptied = out.left.is_empty();
+    // Release: pairs with resolve's Acquire (see there); under both objects' shard locks.
+    f.layer.moves.fetch_add(1, Ordering::Release);
+    c.layer.moves.fetch_add(1, Ordering::Release);
+    c.layer.epoch.fetch_add(1, Ordering::Relaxed);
+    let mut dropped = Vec::new();
+    if emptied {
+        // Unlink the empty layer: `c` reads through what it read through.
+        let mut st = lock(&c.layer.state);
+        let below = f.layer.take_backing();
+        if let Some(b) = &below {
+            attach(b);
+        }
+        let old = st.backing.take();
+        c.layer.set_backing(&mut st, below);
+        if let Some(o) = &old {
+            detach(o);
+        }
+        dropped.extend(old);
+        c.layer.collapsed.fetch_add(1, Ordering::Relaxed);
+    }
+    drop(f_shards);
+    drop(c_shards);
+    // Dropped with no lock held: the layer's last handle closes it.
+    drop(dropped);
+    emptied
+}
+
+/// Collapses every layer of `this`'s chain that only one object reads through, waiting for
+/// nothing (see [`crate::PageMapper::compact`]). Returns the depth after.
+pub(crate) fn compact(this: &Arc<MapperShared>) -> usize {
+    // The top first (it may absorb several layers in turn), then each layer below.
+    while try_collapse(this) {}
+    let mut next = this.layer.backing();
+    while let Some(l) = next {
+        while try_collapse(&l.shared) {}
+        next = l.shared.layer.backing();
+    }
+    this.layer.depth()
 }
 
 /// Gives `this` a private copy of `page` if its entry (`slot`) is a copy-on-write proxy, once
@@ -484,6 +634,7 @@ pub(crate) fn copy(handle: &PageMapper) -> Result<PageMapper> {
     ));
     {
         let mut st = lock(&copy.layer.state);
+        attach(&below);
         copy.layer.set_backing(&mut st, Some(below));
     }
     Ok(PageMapper::from_shared(copy))
@@ -522,12 +673,14 @@ fn freeze(
                 }
             }
             let mut st = lock(&this.layer.state);
+            // The layer below moves from `this` to `to` (its children count is unchanged).
             let below = st.backing.take();
             {
                 let mut to_st = lock(&to.layer.state);
                 to.layer.set_backing(&mut to_st, below);
             }
             let h = PageMapper::from_shared(to.clone());
+            attach(&h);
             this.layer.set_backing(&mut st, Some(h.clone()));
             handle = Some(h);
         });
@@ -615,11 +768,14 @@ pub struct CopyStats {
     pub depth: usize,
     /// Copies made of the object.
     pub copies: usize,
+    /// Frozen layers collapsed into the object (each read by it alone).
+    pub collapsed: usize,
 }
 
 pub(crate) fn stats(this: &MapperShared) -> CopyStats {
     CopyStats {
         depth: this.layer.depth(),
         copies: this.layer.copies.load(Ordering::Relaxed),
+        collapsed: this.layer.collapsed.load(Ordering::Relaxed),
     }
 }

@@ -387,6 +387,27 @@ impl PageMapper {
         copies::stats(&self.shared)
     }
 
+    /// Collapses the frozen layers of the object's chain that only one object still reads
+    /// through (their pages move up, no byte copied), as far as possible without waiting, and
+    /// returns the chain's depth after. Misses do this on their own as they walk the chain; this
+    /// does it now, for the whole chain.
+    ///
+    /// ```
+    /// use pagecore::Pages;
+    /// let pages = Pages::builder().page_size(64).frames(8).build()?;
+    /// let a = pages.anonymous(64 * 4)?;
+    /// a.write(0)?[0] = 1;
+    /// let b = a.copy()?;                  // a and b read one frozen layer
+    /// assert_eq!(a.copy_stats().depth, 1);
+    /// drop(b);                            // now only a reads it
+    /// assert_eq!(a.compact(), 0);         // its pages move up into a
+    /// assert_eq!(a.read(0)?[0], 1);
+    /// # Ok::<(), pagecore::Error>(())
+    /// ```
+    pub fn compact(&self) -> usize {
+        copies::compact(&self.shared)
+    }
+
     /// The object's id within its pool (as the reverse map reports it).
     pub fn id(&self) -> u64 {
         self.shared.id

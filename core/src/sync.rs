@@ -120,6 +120,16 @@ pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     }
 }
 
+/// Locks `m` if no one holds it (recovering a poisoned guard, as [`lock`] does).
+#[inline]
+pub fn try_lock<T>(m: &Mutex<T>) -> Option<MutexGuard<'_, T>> {
+    match m.try_lock() {
+        Ok(g) => Some(g),
+        Err(std::sync::TryLockError::Poisoned(p)) => Some(p.into_inner()),
+        Err(std::sync::TryLockError::WouldBlock) => None,
+    }
+}
+
 /// A mutex-and-condvar pair used for blocking slow paths: waiting for a fill, for a reclaim to
 /// finish, for a guard conflict to clear, or for a frame to become reclaimable.
 ///

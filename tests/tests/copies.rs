@@ -293,3 +293,86 @@ fn closing_the_source_keeps_the_copy_and_frees_in_order() {
     assert_eq!(pages.census().unwrap().free, 4);
     assert_eq!(swap.in_use(), 0);
 }
+
+#[test]
+fn a_layer_read_by_one_object_collapses_into_it() {
+    let (pages, swap) = pool(6);
+    let x = pages.anonymous(16 * PAGE as u64).unwrap();
+    for p in 0..16 {
+        put(&x, p, 1);
+    }
+    let y = x.copy().unwrap();
+    put(&x, 3, 2);
+    // A guard held on a proxy across the collapse keeps reading the same frame.
+    let _ = get(&x, 5);
+    let held = x.read(5).unwrap();
+    let frame = held.frame();
+    drop(y); // only x reads the layer now
+    assert_eq!(x.copy_stats().depth, 1);
+    assert_eq!(x.compact(), 0);
+    assert_eq!(x.copy_stats().collapsed, 1);
+    assert_eq!(held.frame(), frame);
+    assert_eq!(&held[..], &pattern(5, 1)[..]);
+    drop(held);
+    for p in 0..16 {
+        let v = if p == 3 { 2 } else { 1 };
+        assert_eq!(get(&x, p), pattern(p, v), "page {p}");
+    }
+    // The moved pages are x's own: writing them breaks nothing.
+    let breaks = pages.stats().unwrap().cow_breaks;
+    put(&x, 5, 3);
+    assert_eq!(pages.stats().unwrap().cow_breaks, breaks);
+    let c = pages.census().unwrap();
+    assert_eq!((c.shared, c.proxies), (0, 0), "{c:?}");
+    drop(x);
+    assert_eq!(pages.census().unwrap().free, 6);
+    assert_eq!(swap.in_use(), 0);
+}
+
+#[test]
+fn a_miss_collapses_the_chain_on_its_way_and_shared_layers_stay() {
+    let (pages, swap) = pool(5);
+    let a = pages.anonymous(20 * PAGE as u64).unwrap();
+    for p in 0..20 {
+        put(&a, p, 1);
+    }
+    // a -> L1; b = copy(a) over L1; c = copy(b): b -> L2 -> L1, c over L2.
+    let b = a.copy().unwrap();
+    put(&b, 1, 2);
+    let c = b.copy().unwrap();
+    put(&c, 2, 3);
+    assert_eq!(c.copy_stats().depth, 2);
+    // L1 is read by a and L2: it stays. Dropping b leaves L2 read by c alone.
+    drop(b);
+    for p in 0..20 {
+        // Misses (the pool holds 5 of 60 page versions) walk c's chain and collapse L2 into c.
+        let v = match p {
+            1 => 2,
+            2 => 3,
+            _ => 1,
+        };
+        assert_eq!(get(&c, p), pattern(p, v), "c page {p}");
+        assert_eq!(get(&a, p), pattern(p, 1), "a page {p}");
+    }
+    assert_eq!(c.copy_stats().depth, 1, "L2 should have collapsed into c");
+    assert_eq!(c.copy_stats().collapsed, 1);
+    assert_eq!(a.copy_stats().depth, 1, "L1 is still shared by a and c");
+    // Dropping a leaves L1 read by c alone: compacting now empties the chain.
+    drop(a);
+    assert_eq!(c.compact(), 0);
+    for p in 0..20 {
+        let v = match p {
+            1 => 2,
+            2 => 3,
+            _ => 1,
+        };
+        assert_eq!(
+            get(&c, p),
+            pattern(p, v),
+            "c page {p} after the last collapse"
+        );
+    }
+    drop(c);
+    assert_eq!(pages.census().unwrap().free, 5);
+    assert_eq!(swap.in_use(), 0);
+}

@@ -1,4 +1,4 @@
-//! Race scenarios of SPEC.md (S1–S15, C1–C7), written once against pagecore's sync facade and run by
+//! Race scenarios of SPEC.md (S1–S15, C1–C8), written once against pagecore's sync facade and run by
 //! three drivers:
 //!
 //! * `tests/loom_scenarios.rs` — exhaustive under loom (`RUSTFLAGS="--cfg pagecore_loom"`);
@@ -955,4 +955,36 @@ pub fn c7_break_vs_reclaim() {
     );
     let c = assert_conserved(&pages);
     assert_eq!(c.pinned, 0, "C7: {c:?}");
+}
+
+/// C8 a collapse racing faults through the chain: a (pages 0 and 1 written) is copied to b, b
+/// to c, so c reads through L2 (shared with b) and L1 (under L2); then a goes, leaving L1 read by
+/// L2 alone. Two threads fault page 0 of c and page 1 of b: each walk may collapse L1 into L2
+/// (pages move up, no byte copied) while the other is between two layers of the same walk. Both
+/// read the original values (a walk that found nothing in two layers while a page moved between
+/// them re-walks: each layer's moves count), the chain is shorter after, census adds up, and
+/// every frame and swap slot is freed once all are gone.
+pub fn c8_collapse_vs_fault() {
+    let pages = pool(3);
+    let (a, swap) = anonymous(&pages, 2, 8);
+    write(&a, 0, 10).unwrap();
+    write(&a, 1, 11).unwrap();
+    let b = a.copy().unwrap();
+    let c = b.copy().unwrap();
+    drop(a);
+    let t = {
+        let c = c.clone();
+        thread::spawn(move || read(&c, 0).unwrap().0)
+    };
+    let vb = read(&b, 1).unwrap().0;
+    let vc = t.join().unwrap();
+    assert_eq!((vb, vc), (11, 10), "C8: a fault missed a page moving up");
+    assert_eq!(read(&b, 0).unwrap().0, 10);
+    assert_eq!(read(&c, 1).unwrap().0, 11);
+    assert_eq!(c.copy_stats().depth, 1, "C8: L1 was not collapsed into L2");
+    assert_conserved(&pages);
+    drop((b, c));
+    let c = assert_conserved(&pages);
+    assert_eq!(c.free, 3, "C8: frames outlived the objects: {c:?}");
+    assert_eq!(swap.in_use(), 0, "C8: swap slots outlived the objects");
 }

@@ -1,4 +1,4 @@
-//! S1–S15 and C1–C7 under loom: every interleaving up to the preemption bound (default 3; set
+//! S1–S15 and C1–C8 under loom: every interleaving up to the preemption bound (default 3; set
 //! `LOOM_MAX_PREEMPTIONS` to raise it). Run with
 //! `RUSTFLAGS="--cfg pagecore_loom" cargo test -p pagecore-verify --release --test loom_scenarios -- --nocapture`.
 #![cfg(pagecore_loom)]
@@ -150,4 +150,9 @@ fn c6_copy_vs_write() {
 #[test]
 fn c7_break_vs_reclaim() {
     model("C7", s::c7_break_vs_reclaim);
+}
+
+#[test]
+fn c8_collapse_vs_fault() {
+    model("C8", s::c8_collapse_vs_fault);
 }
