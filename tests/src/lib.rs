@@ -318,3 +318,181 @@ impl ArbModel {
         (held, waiting)
     }
 }
+
+/// The model of objects with logical copies and regions (SPEC.md §2.6, I13): an object is a row
+/// of pages (absent: zeros); a copy clones the row; a shared region reads and writes its object,
+/// a private region a copy of it made when mapped. Frames, layers and swap are invisible here:
+/// they change nothing a client can see.
+#[derive(Debug, Clone, Default)]
+pub struct CopyModel {
+    /// Objects by id (ids are never reused).
+    pub objects: BTreeMap<usize, BTreeMap<u64, Vec<u8>>>,
+    next: usize,
+    /// Address spaces: start page -> region.
+    pub spaces: Vec<BTreeMap<u64, ModelRegion>>,
+}
+
+/// A region of the model: `len` pages from page `offset` of object `object`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ModelRegion {
+    /// Pages.
+    pub len: u64,
+    /// The object (a private region's own copy).
+    pub object: usize,
+    /// First page of the object.
+    pub offset: u64,
+    /// Writable.
+    pub write: bool,
+}
+
+/// What a region operation should do, according to the model.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RegionExpect {
+    /// Succeeds (a read: with these bytes).
+    Ok(Vec<u8>),
+    /// No region covers the address.
+    NoRegion,
+    /// A write fault on a read-only region.
+    Protection,
+    /// The new region overlaps a mapped one.
+    Overlap,
+    /// The region runs past the object.
+    OutOfRange,
+}
+
+impl CopyModel {
+    /// A model with `spaces` empty address spaces.
+    pub fn new(spaces: usize) -> Self {
+        Self {
+            spaces: vec![BTreeMap::new(); spaces],
+            ..Default::default()
+        }
+    }
+
+    /// A new empty object; returns its id.
+    pub fn create(&mut self) -> usize {
+        self.next += 1;
+        self.objects.insert(self.next, BTreeMap::new());
+        self.next
+    }
+
+    /// A copy of object `o`; returns its id.
+    pub fn copy(&mut self, o: usize) -> usize {
+        let c = self.objects[&o].clone();
+        self.next += 1;
+        self.objects.insert(self.next, c);
+        self.next
+    }
+
+    /// Page `p` of object `o`.
+    pub fn read(&self, o: usize, p: u64, page_size: usize) -> Vec<u8> {
+        self.objects[&o]
+            .get(&p)
+            .cloned()
+            .unwrap_or_else(|| vec![0; page_size])
+    }
+
+    /// Writes page `p` of object `o`.
+    pub fn write(&mut self, o: usize, p: u64, data: Vec<u8>) {
+        self.objects
+            .get_mut(&o)
+            .expect("live object")
+            .insert(p, data);
+    }
+
+    fn region_at(&self, s: usize, page: u64) -> Option<(u64, ModelRegion)> {
+        let (&start, r) = self.spaces[s].range(..=page).next_back()?;
+        (page < start + r.len).then_some((start, *r))
+    }
+
+    /// Maps `len` pages at page `start` of space `s` to object `o` (of `pages` pages) from page
+    /// `offset`; a private region gets a copy.
+    #[allow(clippy::too_many_arguments)]
+    pub fn map(
+        &mut self,
+        s: usize,
+        start: u64,
+        len: u64,
+        o: usize,
+        pages: u64,
+        offset: u64,
+        write: bool,
+        private: bool,
+    ) -> RegionExpect {
+        if offset + len > pages {
+            return RegionExpect::OutOfRange;
+        }
+        if self.spaces[s]
+            .range(..start + len)
+            .any(|(&rs, r)| rs + r.len > start)
+        {
+            return RegionExpect::Overlap;
+        }
+        let object = if private { self.copy(o) } else { o };
+        self.spaces[s].insert(
+            start,
+            ModelRegion {
+                len,
+                object,
+                offset,
+                write,
+            },
+        );
+        RegionExpect::Ok(Vec::new())
+    }
+
+    /// Unmaps `len` pages at page `start` of space `s`, splitting regions.
+    pub fn unmap(&mut self, s: usize, start: u64, len: u64) {
+        let end = start + len;
+        let hit: Vec<u64> = self.spaces[s]
+            .range(..end)
+            .filter(|(&rs, r)| rs + r.len > start)
+            .map(|(&rs, _)| rs)
+            .collect();
+        for rs in hit {
+            let r = self.spaces[s].remove(&rs).expect("hit");
+            if rs < start {
+                self.spaces[s].insert(
+                    rs,
+                    ModelRegion {
+                        len: start - rs,
+                        ..r
+                    },
+                );
+            }
+            if rs + r.len > end {
+                let cut = end - rs;
+                self.spaces[s].insert(
+                    end,
+                    ModelRegion {
+                        len: r.len - cut,
+                        offset: r.offset + cut,
+                        ..r
+                    },
+                );
+            }
+        }
+    }
+
+    /// A fault at page `page` of space `s`: a read, or (with `data`) a write of it.
+    pub fn fault(
+        &mut self,
+        s: usize,
+        page: u64,
+        data: Option<Vec<u8>>,
+        page_size: usize,
+    ) -> RegionExpect {
+        let Some((start, r)) = self.region_at(s, page) else {
+            return RegionExpect::NoRegion;
+        };
+        let p = page - start + r.offset;
+        match data {
+            Some(_) if !r.write => RegionExpect::Protection,
+            Some(d) => {
+                self.write(r.object, p, d);
+                RegionExpect::Ok(Vec::new())
+            }
+            None => RegionExpect::Ok(self.read(r.object, p, page_size)),
+        }
+    }
+}
