@@ -20,8 +20,9 @@
 use crate::accessor::Accessor;
 use crate::error::{Error, Result};
 use crate::swap::{Slot, SwapArea};
+use crate::sync::atomic::{AtomicUsize, Ordering};
 use crate::sync::{lock, Mutex, ShareArc};
-use std::collections::HashMap;
+use rustc_hash::FxHashMap;
 use std::io;
 
 /// The accessor of an anonymous object: zero-fill on first touch, page-out to and page-in from
@@ -49,7 +50,9 @@ use std::io;
 #[derive(Debug)]
 pub struct Anonymous {
     swap: ShareArc<SwapArea>,
-    slots: Mutex<HashMap<u64, Slot>>,
+    slots: Mutex<FxHashMap<u64, Slot>>,
+    /// How many pages have slots: zero (an object that never paged out) spares a fill the lookup.
+    count: AtomicUsize,
 }
 
 impl Anonymous {
@@ -57,7 +60,8 @@ impl Anonymous {
     pub fn new(swap: ShareArc<SwapArea>) -> Self {
         Self {
             swap,
-            slots: Mutex::new(HashMap::new()),
+            slots: Mutex::new(FxHashMap::default()),
+            count: AtomicUsize::new(0),
         }
     }
 
@@ -68,7 +72,19 @@ impl Anonymous {
 
     /// The swap slot of `page`, if it has one.
     pub fn slot_of(&self, page: u64) -> Option<Slot> {
+        // Acquire: pairs with the Release updates below (made under the slots lock). A slot
+        // that appears concurrently is for another page (pagecore never fills a page while it
+        // is being paged out) or comes with a copy's or collapse's epoch bump, which fails the
+        // publication of a fill that missed it.
+        if self.count.load(Ordering::Acquire) == 0 {
+            return None;
+        }
         lock(&self.slots).get(&page).copied()
+    }
+
+    fn recount(&self, slots: &FxHashMap<u64, Slot>) {
+        // Release: see slot_of; the caller holds the slots lock.
+        self.count.store(slots.len(), Ordering::Release);
     }
 
     /// The swap area.
@@ -83,13 +99,18 @@ impl Anonymous {
 
     /// Takes every page -> slot pair out of this object (a copy moves them to the frozen layer,
     /// which then owns and frees them).
-    pub(crate) fn take_slots(&self) -> HashMap<u64, Slot> {
-        std::mem::take(&mut *lock(&self.slots))
+    pub(crate) fn take_slots(&self) -> FxHashMap<u64, Slot> {
+        let mut t = lock(&self.slots);
+        let taken = std::mem::take(&mut *t);
+        self.recount(&t);
+        taken
     }
 
     /// Adopts page -> slot pairs taken from another object over the same swap area.
-    pub(crate) fn adopt_slots(&self, slots: HashMap<u64, Slot>) {
-        lock(&self.slots).extend(slots);
+    pub(crate) fn adopt_slots(&self, slots: impl IntoIterator<Item = (u64, Slot)>) {
+        let mut t = lock(&self.slots);
+        t.extend(slots);
+        self.recount(&t);
     }
 }
 
@@ -117,7 +138,9 @@ impl Accessor for Anonymous {
         };
         match self.swap.write(s, buf) {
             Ok(()) => {
-                lock(&self.slots).insert(page, s);
+                let mut t = lock(&self.slots);
+                t.insert(page, s);
+                self.recount(&t);
                 Ok(())
             }
             Err(e) => {
@@ -146,7 +169,7 @@ impl Anonymous {
     /// Frees every slot and forgets it, each exactly once (the table is emptied first, so a
     /// second call frees nothing); reports the first slot the area did not have in use.
     fn free_slots(&self) -> Result<()> {
-        let slots = std::mem::take(&mut *lock(&self.slots));
+        let slots = self.take_slots();
         let mut first = Ok(());
         for s in slots.into_values() {
             // Every slot is freed, even after an error.

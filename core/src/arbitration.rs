@@ -64,6 +64,7 @@ use crate::pack::{AccessWord, EntryWord};
 use crate::pages::PagesShared;
 use crate::sync::atomic::{AtomicU64, Ordering};
 use crate::sync::{lock, Exclusive, Instant, Mutex, Parked, Parker, ShareArc, Shared};
+use rustc_hash::FxHashMap;
 use std::collections::{HashMap, VecDeque};
 use std::mem::ManuallyDrop;
 use std::ops::Deref;
@@ -358,7 +359,7 @@ impl PageState {
 /// Interned out-of-line records: pages in the same state share one; freed with its last page.
 #[derive(Debug, Default)]
 pub(crate) struct Records {
-    by_state: HashMap<PageState, u32>,
+    by_state: FxHashMap<PageState, u32>,
     slots: Vec<Option<(PageState, u64)>>,
     free: Vec<u32>,
     /// Records ever created and freed (for tests: each freed exactly once).
@@ -460,7 +461,7 @@ struct Effects {
 
 /// The per-object arbiter.
 pub(crate) struct Arbiter {
-    shards: Box<[Mutex<HashMap<u64, AccessWord>>]>,
+    shards: Box<[Mutex<FxHashMap<u64, AccessWord>>]>,
     parks: Box<[Parker]>,
     records: Mutex<Records>,
     clients: Mutex<Vec<Option<ShareArc<dyn Revoke>>>>,
@@ -484,7 +485,9 @@ enum Begin {
 impl Arbiter {
     pub(crate) fn new() -> Self {
         Self {
-            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+            shards: (0..SHARDS)
+                .map(|_| Mutex::new(FxHashMap::default()))
+                .collect(),
             parks: (0..SHARDS).map(|_| Parker::new()).collect(),
             records: Mutex::new(Records::default()),
             clients: Mutex::new(Vec::new()),

@@ -402,11 +402,11 @@ fn try_collapse(c: &Arc<MapperShared>) -> bool {
             // kept by the layer if the page stays there, else moved (`c` reads it from swap).
             let left: HashSet<u64> = out.left.iter().copied().collect();
             let moved: HashSet<u64> = out.moved.iter().copied().collect();
-            let mut keep = std::collections::HashMap::new();
-            let mut take = std::collections::HashMap::new();
+            let mut keep = Vec::new();
+            let mut take = Vec::new();
             for (p, slot) in fs.anon.take_slots() {
                 if left.contains(&p) {
-                    keep.insert(p, slot);
+                    keep.push((p, slot));
                 } else if !moved.contains(&p)
                     && (c_anon.slot_of(p).is_some()
                         || c.map.slot(p).is_some_and(|s| pages.owns_frame(c, p, s)))
@@ -414,7 +414,7 @@ fn try_collapse(c: &Arc<MapperShared>) -> bool {
                     // `c` has its own copy: the layer's is garbage.
                     let _ = fs.anon.swap().free(slot);
                 } else {
-                    take.insert(p, slot);
+                    take.push((p, slot));
                 }
             }
             fs.anon.adopt_slots(keep);

@@ -35,7 +35,7 @@ use crate::pack::EntryWord;
 use crate::pages::{Owner, PagesShared, Take};
 use crate::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use crate::sync::{lock, Arc, Mutex, Parked, Parker, ShareArc};
-use std::collections::HashMap;
+use rustc_hash::FxHashMap;
 
 #[cfg(pagecore_loom)]
 const FILL_SHARDS: usize = 1;
@@ -53,9 +53,27 @@ enum Outcome {
     Retry,
 }
 
-/// One in-flight fill, shared by its filler and the faults that joined it.
+/// Where the faults that joined an in-flight fill wait for its outcome.
 pub(crate) struct Inflight {
     outcome: Mutex<Option<Outcome>>,
+}
+
+/// One in-flight fill, in its shard's table: made by the first fault of a page (the filler),
+/// which alone publishes it. The outcome cell is made only when a second fault comes (most fills
+/// are nobody else's business, and pay no allocation for it).
+pub(crate) struct Record {
+    waiters: Option<Arc<Inflight>>,
+    /// Faults that joined: the filler pre-pins one read pin for each.
+    joined: u64,
+}
+
+/// How the filler left the page for its own fault.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Held {
+    /// One read pin (the fault's).
+    Read,
+    /// The writer bit (a write fault that no other fault joined).
+    Write,
 }
 
 /// What the miss path did.
@@ -69,7 +87,7 @@ pub(crate) enum Miss<'a> {
 }
 
 /// Per-page fill records of one shard: the record and how many faults joined it.
-pub(crate) type FillTable = HashMap<u64, (Arc<Inflight>, u64)>;
+pub(crate) type FillTable = FxHashMap<u64, Record>;
 
 /// The shared state of one memory object.
 pub(crate) struct MapperShared {
@@ -115,7 +133,7 @@ impl MapperShared {
             limit,
             closed: AtomicBool::new(false),
             fills: (0..FILL_SHARDS)
-                .map(|_| Mutex::new(HashMap::new()))
+                .map(|_| Mutex::new(FxHashMap::default()))
                 .collect(),
             fill_park: Parker::new(),
             error: Mutex::new(None),
@@ -273,39 +291,50 @@ impl MapperShared {
         if this.map.find(page).frame().is_some() {
             return Ok(Miss::Retry);
         }
-        let frame = if let Some((inflight, joined)) = table.get_mut(&page) {
-            let inflight = inflight.clone();
-            if *joined + 1 >= EntryWord::PINS.max() {
+        let filled = if let Some(rec) = table.get_mut(&page) {
+            let inflight = rec
+                .waiters
+                .get_or_insert_with(|| {
+                    Arc::new(Inflight {
+                        outcome: Mutex::new(None),
+                    })
+                })
+                .clone();
+            if rec.joined + 1 >= EntryWord::PINS.max() {
                 // The fill cannot pre-pin one more fault (PINS would overflow): wait for its
                 // outcome without joining, then look the page up again.
                 drop(table);
                 let _ = this.wait_fill(&inflight);
                 return Ok(Miss::Retry);
             }
-            *joined += 1;
+            rec.joined += 1;
             drop(table);
-            this.wait_fill(&inflight)?
+            this.wait_fill(&inflight)?.map(|f| (f, Held::Read))
         } else {
             if this.layer.is_frozen() && !this.owns(page) {
                 return Ok(Miss::NotHere);
             }
-            let inflight = Arc::new(Inflight {
-                outcome: Mutex::new(None),
-            });
             // The copy epoch changes only under every shard lock, which we hold.
             let epoch = this.layer.epoch();
-            table.insert(page, (inflight.clone(), 0));
+            table.insert(
+                page,
+                Record {
+                    waiters: None,
+                    joined: 0,
+                },
+            );
             drop(table);
-            Self::fill(this, page, &inflight, epoch)?
+            Self::fill(this, page, epoch, want)?
         };
-        let Some(frame) = frame else {
+        let Some((frame, held)) = filled else {
             return Ok(Miss::Retry);
         };
-        // We hold a read pin (ours, or the one the filler took for us) on the page's entry.
+        // We hold a read pin (ours, or the one the filler took for us), or the writer bit, on
+        // the page's entry.
         let Some(slot) = this.map.slot(page) else {
             return Ok(Miss::Retry);
         };
-        if want == Want::Read || this.pages.try_upgrade(slot, frame) {
+        if want == Want::Read || held == Held::Write || this.pages.try_upgrade(slot, frame) {
             return Ok(Miss::Pinned(frame, slot));
         }
         // Others joined too, or the page is a copy-on-write proxy: give our pin back and take
@@ -329,11 +358,21 @@ impl MapperShared {
         }
     }
 
-    fn complete(&self, page: u64, inflight: &Inflight, o: Outcome) {
+    /// Ends the fill of `page` with outcome `o`: removes its record (under the shard lock, so no
+    /// fault joins after) and hands `o` to the faults that joined, if any. The caller holds
+    /// `table` (that shard, locked).
+    fn settle(&self, mut table: crate::sync::MutexGuard<'_, FillTable>, page: u64, o: Outcome) {
+        let waiters = table.remove(&page).and_then(|r| r.waiters);
+        drop(table);
+        if let Some(w) = waiters {
+            *lock(&w.outcome) = Some(o);
+            self.fill_park.unpark_all();
+        }
+    }
+
+    fn complete(&self, page: u64, o: Outcome) {
         let shard = &self.fills[page as usize % self.fills.len()];
-        lock(shard).remove(&page);
-        *lock(&inflight.outcome) = Some(o);
-        self.fill_park.unpark_all();
+        self.settle(lock(shard), page, o);
     }
 
     /// Every fill-shard lock, in order (a copy's freeze: no publication can run meanwhile).
@@ -347,19 +386,22 @@ impl MapperShared {
         self.layer.owns(page, &*self.accessor)
     }
 
-    /// obtain -> fill -> record -> queue, for the owner of `inflight` (begun at copy epoch
+    /// obtain -> fill -> record -> queue, for the first fault of `page` (begun at copy epoch
     /// `epoch`); or, for a page this object reads through its frozen layer, resolve -> proxy.
-    /// Returns the frame, with one read pin for the caller and one for each fault that joined,
-    /// or `None` (look again: a copy changed what this object owns meanwhile).
-    fn fill(this: &Arc<Self>, page: u64, inflight: &Inflight, epoch: u64) -> Result<Option<u32>> {
+    /// Returns the frame, with one read pin for the caller (or, for a write fault nobody joined,
+    /// the writer bit) and one for each fault that joined, or `None` (look again: a copy changed
+    /// what this object owns meanwhile).
+    fn fill(this: &Arc<Self>, page: u64, epoch: u64, want: Want) -> Result<Option<(u32, Held)>> {
         let pages = &*this.pages;
         if this.layer.is_layered() && !this.owns(page) {
             match crate::copies::resolve(this, page) {
-                Ok(Some(r)) => return Self::publish_proxy(this, page, inflight, epoch, r),
+                Ok(Some(r)) => {
+                    return Ok(Self::publish_proxy(this, page, epoch, r)?.map(|f| (f, Held::Read)))
+                }
                 // Held by no layer below: the page is this object's (zeros, if anonymous).
                 Ok(None) => {}
                 Err(e) => {
-                    this.complete(page, inflight, Outcome::Failed(e.clone()));
+                    this.complete(page, Outcome::Failed(e.clone()));
                     return Err(e);
                 }
             }
@@ -367,7 +409,7 @@ impl MapperShared {
         let f = match pages.obtain() {
             Ok(f) => f,
             Err(e) => {
-                this.complete(page, inflight, Outcome::Failed(e.clone()));
+                this.complete(page, Outcome::Failed(e.clone()));
                 return Err(e);
             }
         };
@@ -394,42 +436,45 @@ impl MapperShared {
                 page,
                 source: ShareArc::new(e),
             };
-            this.abandon(f, page, inflight, Outcome::Failed(err.clone()));
+            this.abandon(f, page, Outcome::Failed(err.clone()));
             return Err(err);
         }
         let shard = &this.fills[page as usize % this.fills.len()];
-        let mut table = lock(shard);
+        let table = lock(shard);
         if this.is_closed() {
             drop(table);
-            this.abandon(f, page, inflight, Outcome::Failed(Error::Closed));
+            this.abandon(f, page, Outcome::Failed(Error::Closed));
             return Err(Error::Closed);
         }
         if this.layer.epoch() != epoch {
             // A copy moved this object's pages after we read its store: what we filled may now
             // belong to the frozen layer. Nothing published; look again.
             drop(table);
-            this.abandon(f, page, inflight, Outcome::Retry);
+            this.abandon(f, page, Outcome::Retry);
             return Ok(None);
         }
-        let joined = table.get(&page).map_or(0, |(_, n)| *n);
+        let joined = table.get(&page).map_or(0, |r| r.joined);
+        // A write fault nobody joined takes the writer bit in the publication itself.
+        let held = if want == Want::Write && joined == 0 {
+            Held::Write
+        } else {
+            Held::Read
+        };
         let published = this
             .map
             .slot_or_alloc(page)
-            .is_some_and(|slot| pages.make_resident(f, 1 + joined, slot));
+            .is_some_and(|slot| pages.make_resident(f, 1 + joined, held == Held::Write, slot));
         if !published {
             // The entry was occupied: impossible while we own the fill record (only the record's
             // owner publishes this page). Report it rather than overwrite.
             drop(table);
             let err = Error::Invariant(format!("AccessMap entry of page {page} already taken"));
-            this.abandon(f, page, inflight, Outcome::Failed(err.clone()));
+            this.abandon(f, page, Outcome::Failed(err.clone()));
             return Err(err);
         }
-        table.remove(&page);
-        drop(table);
         pages.counters.fills.incr();
-        *lock(&inflight.outcome) = Some(Outcome::Frame(f));
-        this.fill_park.unpark_all();
-        Ok(Some(f))
+        this.settle(table, page, Outcome::Frame(f));
+        Ok(Some((f, held)))
     }
 
     /// Publishes `page` as a copy-on-write proxy of the frame resolution found (and read-pinned)
@@ -437,19 +482,18 @@ impl MapperShared {
     fn publish_proxy(
         this: &Arc<Self>,
         page: u64,
-        inflight: &Inflight,
         epoch: u64,
         r: crate::copies::Resolved,
     ) -> Result<Option<u32>> {
         let pages = &*this.pages;
         let shard = &this.fills[page as usize % this.fills.len()];
-        let mut table = lock(shard);
+        let table = lock(shard);
+        let joined = table.get(&page).map_or(0, |r| r.joined);
         let outcome = if this.is_closed() {
             Outcome::Failed(Error::Closed)
         } else if this.layer.epoch() != epoch {
             Outcome::Retry
         } else {
-            let joined = table.get(&page).map_or(0, |(_, n)| *n);
             let me = Owner {
                 mapper: this.clone(),
                 page,
@@ -464,14 +508,11 @@ impl MapperShared {
                 Outcome::Retry
             }
         };
-        table.remove(&page);
-        drop(table);
+        this.settle(table, page, outcome.clone());
         if !matches!(outcome, Outcome::Frame(_)) {
             // Not published: give the resolution pin back.
             r.unpin(pages);
         }
-        *lock(&inflight.outcome) = Some(outcome.clone());
-        this.fill_park.unpark_all();
         match outcome {
             Outcome::Frame(f) => Ok(Some(f)),
             Outcome::Failed(e) => Err(e),
@@ -480,11 +521,11 @@ impl MapperShared {
     }
 
     /// A fill that will not be published: free the frame and hand `o` to the waiters.
-    fn abandon(&self, f: u32, page: u64, inflight: &Inflight, o: Outcome) {
+    fn abandon(&self, f: u32, page: u64, o: Outcome) {
         // SAFETY: `f` is still Filling and ours.
         let owner = unsafe { self.pages.set_owner(f, None) };
         self.pages.free(f);
-        self.complete(page, inflight, o);
+        self.complete(page, o);
         drop(owner);
     }
 

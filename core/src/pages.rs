@@ -794,8 +794,8 @@ impl PagesShared {
     /// reclaimable one from the queue head (written back first if dirty). Waits up to the pool's
     /// bound for a frame to become unpinned; then fails with [`Error::Exhausted`].
     pub(crate) fn obtain(&self) -> Result<u32> {
-        let start = Instant::now();
-        let deadline = self.deadline();
+        // Read the clock only if we have to wait (a free or reclaimable frame needs no deadline).
+        let mut waiting: Option<(Instant, Option<Instant>)> = None;
         let mut failures = 0u32;
         let mut pending: Option<Pick> = None;
         loop {
@@ -827,6 +827,8 @@ impl PagesShared {
                     }
                 },
                 Pick::None => {
+                    let (start, deadline) =
+                        *waiting.get_or_insert_with(|| (Instant::now(), self.deadline()));
                     self.ask_holders();
                     let mut got = None;
                     let mut later = Deferred::default();
@@ -991,10 +993,17 @@ impl PagesShared {
     /// linked at the queue tail — all under the lists lock, so that under that lock Resident
     /// frames, queued frames and entries agree (I1, I2). Returns `false` (frame left `Filling`) if
     /// the entry was unexpectedly occupied.
-    pub(crate) fn make_resident(&self, f: u32, pins: u64, slot: &AtomicU64) -> bool {
+    pub(crate) fn make_resident(&self, f: u32, pins: u64, writer: bool, slot: &AtomicU64) -> bool {
         let mut l = lock(&self.lists);
-        // `pins < PINS.max()`: the miss path lets no more faults join a fill (see `miss`).
-        let entry = EntryWord::resident(f, pins.min(EntryWord::PINS.max()));
+        // `pins < PINS.max()`: the miss path lets no more faults join a fill (see `miss`). A write
+        // fault that nobody joined (`pins == 1`) gets the writer bit instead of its read pin.
+        let entry = if writer {
+            EntryWord::resident(f, 0)
+                .with(EntryWord::WRITER, true)
+                .with(EntryWord::DIRTY, true)
+        } else {
+            EntryWord::resident(f, pins.min(EntryWord::PINS.max()))
+        };
         // Release: pairs with the pinners' Acquire CAS: the filled bytes and the owner are visible
         // to whoever pins the page.
         if slot

@@ -139,9 +139,13 @@ pub fn try_lock<T>(m: &Mutex<T>) -> Option<MutexGuard<'_, T>> {
 /// first), then takes the lock and notifies. Because the waiter holds the lock from its re-check
 /// until the condvar releases it, the waker's notify cannot fall between the re-check and the
 /// park.
+///
+/// The lock also counts the parked waiters, so that a wake-up with nobody parked (the common
+/// case: a fill completing that no fault joined) costs an uncontended lock and no system call
+/// (a condvar's `notify_all` is a futex syscall whether or not anyone waits).
 #[derive(Debug, Default)]
 pub struct Parker {
-    lock: Mutex<()>,
+    lock: Mutex<usize>,
     cv: Condvar,
 }
 
@@ -158,7 +162,7 @@ impl Parker {
     /// A new parker.
     pub fn new() -> Self {
         Self {
-            lock: Mutex::new(()),
+            lock: Mutex::new(0),
             cv: Condvar::new(),
         }
     }
@@ -166,7 +170,7 @@ impl Parker {
     /// Runs `prepare` under the lock. If it returns `true` (the caller published that it waits and
     /// its condition still holds), parks until notified or `deadline`.
     pub fn park(&self, deadline: Option<Instant>, prepare: impl FnOnce() -> bool) -> Parked {
-        let g = lock(&self.lock);
+        let mut g = lock(&self.lock);
         if !prepare() {
             return Parked::Woken;
         }
@@ -176,36 +180,43 @@ impl Parker {
             thread::yield_now();
             return Parked::TimedOut;
         }
-        match deadline {
-            None => {
-                let _g = match self.cv.wait(g) {
-                    Ok(g) => g,
-                    Err(p) => p.into_inner(),
-                };
-                Parked::Woken
-            }
+        let now = match deadline {
             Some(d) => {
                 let now = Instant::now();
                 if now >= d {
                     return Parked::TimedOut;
                 }
-                let _g = match self.cv.wait_timeout(g, d - now) {
-                    Ok((g, _)) => g,
-                    Err(p) => p.into_inner().0,
-                };
-                if Instant::now() >= d {
-                    Parked::TimedOut
-                } else {
-                    Parked::Woken
-                }
+                Some((d, now))
             }
+            None => None,
+        };
+        *g += 1;
+        let mut g = match now {
+            None => match self.cv.wait(g) {
+                Ok(g) => g,
+                Err(p) => p.into_inner(),
+            },
+            Some((d, now)) => match self.cv.wait_timeout(g, d - now) {
+                Ok((g, _)) => g,
+                Err(p) => p.into_inner().0,
+            },
+        };
+        *g -= 1;
+        drop(g);
+        match now {
+            Some((d, _)) if Instant::now() >= d => Parked::TimedOut,
+            _ => Parked::Woken,
         }
     }
 
-    /// Wakes every parked waiter (after the caller changed the condition they wait for).
+    /// Wakes every parked waiter (after the caller changed the condition they wait for). A
+    /// waiter counts itself under the lock before it parks and is parked as soon as it releases
+    /// the lock, so a notifier that takes the lock and sees no one parked has no one to wake.
     pub fn unpark_all(&self) {
-        let _g = lock(&self.lock);
-        self.cv.notify_all();
+        let g = lock(&self.lock);
+        if *g > 0 {
+            self.cv.notify_all();
+        }
     }
 }
 

@@ -133,7 +133,10 @@ fn forked_processes_keep_their_pages_under_pressure() {
     let s = pages.stats().unwrap();
     // Live data: up to THREADS private objects and the shared one, 48 pages each, through 32
     // frames: over ten times the pool once the forks happened.
-    assert!(spawned.load(Ordering::SeqCst) >= 3, "too few forks to test anything");
+    assert!(
+        spawned.load(Ordering::SeqCst) >= 3,
+        "too few forks to test anything"
+    );
     assert!(s.cow_breaks > 100 && s.reclaims > 1000, "{s:?}");
     drop(shared);
     let c = pages.census().unwrap();
