@@ -171,7 +171,8 @@ impl FrameWord {
 /// | bits | field | invariant |
 /// |---|---|---|
 /// | 0..32 | `FRAME1` | frame index + 1; `0` means no frame, and then the whole word is `0` (`EMPTY`). |
-/// | 32..47 | `PINS` | live plain read pins (read guards, `sync` write-backs, pre-pins for faults that joined the fill, the resolution pins of copy-on-write proxies naming this page's frame). |
+/// | 32..46 | `PINS` | live plain read pins (read guards, `sync` write-backs, pre-pins for faults that joined the fill, the resolution pins of copy-on-write proxies naming this page's frame). |
+/// | 46 | `REFERENCED` | the page was hit (pinned or granted by a hit) since the eviction policy last looked at it (`queue::Policy`); set by the hit's own CAS, cleared by the policy under the lists lock. |
 /// | 47 | `COW` | the frame is shared copy-on-write: this entry is a *proxy* of a frame owned by a frozen layer (it holds one read pin on the owner's entry), or (only while a copy of the object runs) a private page being frozen. Read pins and read grants are taken as usual; write pins and write grants are refused (a writer breaks the copy first). Never with a writer of any kind. |
 /// | 48..56 | `HOLD` | inline ACCESSLIST: for client slot `i` in `0..4`, bit `48+2i` = holds read, bit `49+2i` = holds write. At most one write bit, and then no other `HOLD` bit and `PINS == 0`. Zero when `EXT_*` is set. |
 /// | 56 | `WRITER` | a plain write guard holds the page; then `PINS == 0` and no client holds it. |
@@ -193,9 +194,11 @@ impl EntryWord {
     /// Frame index plus one.
     pub const FRAME1: Field = Field::first(32);
     /// Plain read pins.
-    pub const PINS: Field = Self::FRAME1.next(15);
+    pub const PINS: Field = Self::FRAME1.next(14);
+    /// Hit since the eviction policy last looked (CLOCK's and SIEVE's visited bit).
+    pub const REFERENCED: Field = Self::PINS.next(1);
     /// Shared copy-on-write (a proxy of a frozen layer's frame): no writer of any kind.
-    pub const COW: Field = Self::PINS.next(1);
+    pub const COW: Field = Self::REFERENCED.next(1);
     /// Inline ACCESSLIST of client slots 0..4 (read bit, write bit per slot).
     pub const HOLD: Field = Self::COW.next(8);
     /// Plain write guard held.
@@ -327,6 +330,12 @@ impl EntryWord {
     #[inline(always)]
     pub const fn dirty(self) -> bool {
         Self::DIRTY.is_set(self.0)
+    }
+
+    /// Hit since the eviction policy last looked at it.
+    #[inline(always)]
+    pub const fn referenced(self) -> bool {
+        Self::REFERENCED.is_set(self.0)
     }
 
     /// Shared copy-on-write (a proxy, or a private page a running copy is freezing).
@@ -587,6 +596,7 @@ pub fn check_codecs(raw: u64) -> Result<(), String> {
             };
         };
         let rebuilt = EntryWord::resident(f, e.pins())
+            .with(EntryWord::REFERENCED, e.referenced())
             .with(EntryWord::COW, e.cow())
             .with_hold(e.hold())
             .with(EntryWord::WRITER, e.writer())
@@ -653,6 +663,7 @@ mod tests {
         let fields = [
             EntryWord::FRAME1,
             EntryWord::PINS,
+            EntryWord::REFERENCED,
             EntryWord::COW,
             EntryWord::HOLD,
             EntryWord::WRITER,
@@ -750,9 +761,9 @@ mod tests {
         fn entry_word_round_trips(frame in 0u32..=EntryWord::MAX_FRAME,
                                   pins in 0u64..=EntryWord::PINS.max(), hold in 0u64..256,
                                   writer: bool, dirty: bool, wp: bool, wq: bool, rec: bool,
-                                  slow: bool, xr: bool, xw: bool, cow: bool) {
+                                  slow: bool, xr: bool, xw: bool, cow: bool, rf: bool) {
             let e = EntryWord::resident(frame, pins).with_hold(hold).with(EntryWord::WRITER, writer)
-                .with(EntryWord::COW, cow)
+                .with(EntryWord::COW, cow).with(EntryWord::REFERENCED, rf)
                 .with(EntryWord::DIRTY, dirty).with(EntryWord::WAIT_PAGE, wp)
                 .with(EntryWord::WAIT_POOL, wq).with(EntryWord::RECLAIMING, rec)
                 .with(EntryWord::ARB_SLOW, slow).with(EntryWord::EXT_READ, xr)
@@ -767,6 +778,7 @@ mod tests {
             prop_assert_eq!(e.ext_read(), xr);
             prop_assert_eq!(e.ext_write(), xw);
             prop_assert_eq!(e.cow(), cow);
+            prop_assert_eq!(e.referenced(), rf);
             prop_assert_eq!(EntryWord::WAIT_PAGE.is_set(e.raw()), wp);
             prop_assert_eq!(EntryWord::WAIT_POOL.is_set(e.raw()), wq);
             prop_assert_eq!(e.unpinned(), pins == 0 && !writer && hold == 0 && !xr && !xw);

@@ -60,7 +60,7 @@ use crate::error::{Error, Result};
 use crate::mapper::MapperShared;
 use crate::memory::Memory;
 use crate::pack::{EntryWord, FrameWord, Tag};
-use crate::queue::PageQueue;
+use crate::queue::{PageQueue, Policy};
 use crate::swap::SwapArea;
 use crate::sync::atomic::{AtomicU64, Ordering};
 use crate::sync::{
@@ -171,6 +171,7 @@ pub(crate) struct PagesShared {
     pool_park: Parker,
     page_park: Box<[Parker]>,
     wait_bound: Option<Duration>,
+    policy: Policy,
     pub(crate) counters: Counters,
     /// The swap area of copies of persistent objects and of frozen layers (given at build, or a
     /// temporary file made on first use).
@@ -308,6 +309,7 @@ impl PagesShared {
         wait_bound: Option<Duration>,
         swap: Option<ShareArc<SwapArea>>,
         swap_slots: u32,
+        policy: Policy,
     ) -> Result<Self> {
         let memory = Memory::new(frames, page_size)?;
         let n = memory.frames();
@@ -335,6 +337,7 @@ impl PagesShared {
             pool_park: Parker::new(),
             page_park: (0..buckets).map(|_| Parker::new()).collect(),
             wait_bound,
+            policy,
             counters: Counters::default(),
             swap: Mutex::new(swap),
             swap_slots,
@@ -434,9 +437,10 @@ impl PagesShared {
             }
             // Acquire on success: pairs with the Release that published the entry (fill) and with
             // the previous writer's Release unpin, so the bytes we hand out are theirs.
+            // The same CAS marks the page hit for the eviction policy (no extra store).
             match slot.compare_exchange_weak(
                 cur.0,
-                cur.0 + EntryWord::PINS.one(),
+                (cur.0 + EntryWord::PINS.one()) | EntryWord::REFERENCED.mask(),
                 Ordering::Acquire,
                 Ordering::Relaxed,
             ) {
@@ -460,7 +464,8 @@ impl PagesShared {
             }
             let new = cur
                 .with(EntryWord::WRITER, true)
-                .with(EntryWord::DIRTY, true);
+                .with(EntryWord::DIRTY, true)
+                .with(EntryWord::REFERENCED, true);
             // Acquire: as in try_pin_read; the writer must also see every earlier reader done.
             match slot.compare_exchange_weak(cur.0, new.0, Ordering::Acquire, Ordering::Relaxed) {
                 Ok(_) => return Ok(cur),
@@ -651,23 +656,73 @@ impl PagesShared {
         }
     }
 
-    /// Under the lists lock: a free frame, else the first unpinned page from the queue head
-    /// (pinned ones rotate to the tail), else nothing. A frame pinned only by copy-on-write
-    /// proxies has those proxies unmapped first (wake-ups and drops go to `later`).
+    /// Under the lists lock: a free frame, else a victim the pool's policy picks from the queue
+    /// (`queue::Policy`: FIFO, CLOCK or SIEVE; pinned pages are passed over), else nothing. A
+    /// frame pinned only by copy-on-write proxies has those proxies unmapped first (wake-ups and
+    /// drops go to `later`).
     fn pick(&self, l: &mut Lists, mark: bool, later: &mut Deferred) -> Pick {
         if let Some(f) = l.free.pop() {
             self.set_tag(f, Tag::Filling);
             return Pick::Free(f);
         }
-        for _ in 0..l.queue.len() {
-            let Some(f) = l.queue.pop_front() else { break };
-            if let Some(w) = self.take_victim(l, f, mark, later) {
-                self.set_tag(f, Tag::Reclaiming);
-                return Pick::Victim(f, w);
+        let n = l.queue.len();
+        match self.policy {
+            Policy::Fifo | Policy::Clock => {
+                let second_chance = self.policy == Policy::Clock;
+                // CLOCK looks at each frame at most twice: the first look clears its bit.
+                let looks = if second_chance { 2 * n } else { n };
+                for _ in 0..looks {
+                    let Some(f) = l.queue.pop_front() else { break };
+                    if second_chance && self.clear_referenced(l, f) {
+                        l.queue.push_back(f);
+                        continue;
+                    }
+                    if let Some(w) = self.take_victim(l, f, mark, later) {
+                        self.set_tag(f, Tag::Reclaiming);
+                        return Pick::Victim(f, w);
+                    }
+                    l.queue.push_back(f);
+                }
             }
-            l.queue.push_back(f);
+            Policy::Sieve => {
+                for _ in 0..2 * n {
+                    let Some(f) = l.queue.hand() else { break };
+                    if self.clear_referenced(l, f) {
+                        l.queue.advance_hand(f);
+                        continue;
+                    }
+                    if let Some(w) = self.take_victim(l, f, mark, later) {
+                        // Unlinked where it stands; the hand moves on past it.
+                        l.queue.remove(f);
+                        self.set_tag(f, Tag::Reclaiming);
+                        return Pick::Victim(f, w);
+                    }
+                    l.queue.advance_hand(f);
+                }
+            }
         }
         Pick::None
+    }
+
+    /// Under the lists lock, for a queued (`Resident`) frame: whether its page was hit since the
+    /// policy last looked (the `REFERENCED` bit of its owner's entry or of a proxy), clearing it.
+    fn clear_referenced(&self, l: &mut Lists, f: u32) -> bool {
+        let clear = |slot: &AtomicU64| {
+            // Relaxed: the bit is a hint for the policy and orders nothing. Every entry naming a
+            // queued frame keeps naming it until the lists lock, which we hold, is released.
+            let e = EntryWord(slot.load(Ordering::Relaxed));
+            e.referenced()
+                && EntryWord(slot.fetch_and(!EntryWord::REFERENCED.mask(), Ordering::Relaxed))
+                    .referenced()
+        };
+        // SAFETY: lists lock held and `f` queued, hence Resident (I1).
+        let mut hit = unsafe { self.with_owner(f, |o| o.and_then(Owner::slot).is_some_and(clear)) };
+        self.with_proxies(l, f, |p| {
+            for o in p.iter() {
+                hit |= o.slot().is_some_and(clear);
+            }
+        });
+        hit
     }
 
     /// Under the lists lock, for a queued (hence `Resident`, I1) frame: takes its owner's entry
@@ -1478,6 +1533,7 @@ impl PagesShared {
     /// Checks I1 (conservation) and I2 (uniqueness) under the lists lock and returns the census.
     pub(crate) fn check_invariants(&self) -> std::result::Result<Census, String> {
         let mut l = lock(&self.lists);
+        l.queue.check()?;
         let n = self.frame_count();
         let mut c = Census::default();
         let mut on_free = vec![false; n as usize];

@@ -1,13 +1,43 @@
-//! PageQueue: the lending queue of issued pages, in FIFO order of issue, and the free list.
+//! PageQueue: the lending queue of issued pages, in order of issue, the eviction policy that picks
+//! victims from it, and the free list.
 //!
 //! Both live under one mutex (the *lists lock*) in [`crate::pages`]. The queue is an intrusive
-//! doubly linked list over frame indices, so a frame can be unlinked in O(1) by `close`, and the
-//! memory it needs is fixed (8 bytes per frame) whatever the traffic.
+//! doubly linked list over frame indices, oldest at the head, so a frame can be unlinked in O(1)
+//! (by `close`, or by SIEVE taking a victim from the middle), and the memory it needs is fixed
+//! (12 bytes per frame) whatever the traffic.
+//!
+//! # Policies ([`Policy`])
+//!
+//! Every page enters at the tail when it is issued (filled). Hits never touch the queue: they set
+//! the `REFERENCED` bit of the page's entry in the CAS that pins it (no lock, no extra store).
+//!
+//! * **FIFO** (the departure design): the victim is the oldest unpinned page; pinned pages rotate
+//!   to the tail.
+//! * **CLOCK** (second chance): as FIFO, but a page referenced since it was last looked at has its
+//!   bit cleared and rotates to the tail instead of being evicted.
+//! * **SIEVE** (Zhang et al., NSDI '24): a *hand* moves from the oldest page toward newer ones,
+//!   wrapping around; a referenced page has its bit cleared and stays where it is, the first
+//!   unreferenced unpinned page is evicted (unlinked in place), and the hand moves past it. New
+//!   pages that are not hit again leave quickly; pages that are stay, without ever being moved.
+//!
+//! A search visits each queued frame at most twice (one pass clears every bit), so it is bounded.
 //!
 //! Invariant (I1, checked by `Pages::check_invariants`): under the lists lock, the frames linked
 //! in the queue are exactly the `Resident` frames, and the free list holds exactly the `Free` ones.
 
 const NIL: u32 = u32::MAX;
+
+/// How the pool picks the page to reclaim when it has no free frame (see the module doc).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Policy {
+    /// First in, first out, in order of issue (the departure design).
+    #[default]
+    Fifo,
+    /// FIFO with a second chance for pages hit since they were last looked at.
+    Clock,
+    /// SIEVE: a hand sweeps from the oldest page; hit pages keep their place.
+    Sieve,
+}
 
 #[derive(Clone, Copy, Debug)]
 struct Link {
@@ -23,6 +53,8 @@ pub struct PageQueue {
     head: u32,
     tail: u32,
     len: usize,
+    /// SIEVE's hand: the next frame to look at (`NIL`: start again from the head).
+    hand: u32,
 }
 
 impl PageQueue {
@@ -41,7 +73,22 @@ impl PageQueue {
             head: NIL,
             tail: NIL,
             len: 0,
+            hand: NIL,
         }
+    }
+
+    /// SIEVE's hand: the frame it points at, or the head if it ran off the newer end.
+    pub fn hand(&self) -> Option<u32> {
+        match (self.hand, self.head) {
+            (NIL, NIL) => None,
+            (NIL, h) => Some(h),
+            (f, _) => Some(f),
+        }
+    }
+
+    /// Moves the hand past `frame` (to the next newer frame; off the end means: back to the head).
+    pub fn advance_hand(&mut self, frame: u32) {
+        self.hand = self.links[frame as usize].next;
     }
 
     /// Number of linked frames.
@@ -97,6 +144,9 @@ impl PageQueue {
         if !linked {
             return false;
         }
+        if self.hand == frame {
+            self.hand = next;
+        }
         if prev == NIL {
             self.head = next;
         } else {
@@ -114,6 +164,39 @@ impl PageQueue {
         };
         self.len -= 1;
         true
+    }
+
+    /// Checks the list's own invariants: the links agree both ways, `len` counts the linked
+    /// frames, and the hand points at a linked frame (or nowhere). Part of the census (I1).
+    pub fn check(&self) -> Result<(), String> {
+        let mut n = 0;
+        let mut prev = NIL;
+        let mut cur = self.head;
+        while cur != NIL {
+            let l = self
+                .links
+                .get(cur as usize)
+                .ok_or("queue link out of range")?;
+            if !l.linked || l.prev != prev || n > self.links.len() {
+                return Err(format!("queue broken at frame {cur}"));
+            }
+            n += 1;
+            prev = cur;
+            cur = l.next;
+        }
+        if prev != self.tail || n != self.len {
+            return Err(format!(
+                "queue of {} frames walks {n}, tail {}",
+                self.len, self.tail
+            ));
+        }
+        if self.hand != NIL && !self.links.get(self.hand as usize).is_some_and(|l| l.linked) {
+            return Err(format!(
+                "the policy's hand points at unlinked frame {}",
+                self.hand
+            ));
+        }
+        Ok(())
     }
 
     /// Frames from head to tail.
@@ -139,7 +222,7 @@ mod tests {
     proptest! {
         /// The intrusive queue behaves like a VecDeque with unique elements.
         #[test]
-        fn matches_vecdeque(ops in prop::collection::vec((0u8..3, 0u32..8), 0..200)) {
+        fn matches_vecdeque(ops in prop::collection::vec((0u8..4, 0u32..8), 0..200)) {
             let mut q = PageQueue::new(8);
             let mut m: VecDeque<u32> = VecDeque::new();
             for (op, f) in ops {
@@ -150,6 +233,11 @@ mod tests {
                         if fresh { m.push_back(f); }
                     }
                     1 => prop_assert_eq!(q.pop_front(), m.pop_front()),
+                    2 if f % 2 == 0 => {
+                        if let Some(h) = q.hand() {
+                            q.advance_hand(h);
+                        }
+                    }
                     _ => {
                         let pos = m.iter().position(|&x| x == f);
                         prop_assert_eq!(q.remove(f), pos.is_some());
@@ -158,6 +246,11 @@ mod tests {
                 }
                 prop_assert_eq!(q.len(), m.len());
                 prop_assert_eq!(q.iter().collect::<Vec<_>>(), m.iter().copied().collect::<Vec<_>>());
+                // The hand always points at a linked frame (or, off the end, the head).
+                prop_assert_eq!(q.hand().is_some(), !m.is_empty());
+                if let Some(h) = q.hand() {
+                    prop_assert!(m.contains(&h));
+                }
             }
         }
     }

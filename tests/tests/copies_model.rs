@@ -86,13 +86,14 @@ fn region_err(e: &Error) -> RegionExpect {
     }
 }
 
-fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
+fn run(ops: Vec<Op>, policy: pagecore::Policy) -> Result<(), TestCaseError> {
     let swap = ShareArc::new(SwapArea::temporary(PAGE, 4096).unwrap());
     let pages = Pages::builder()
         .page_size(PAGE)
         .frames(FRAMES)
         .swap(swap.clone())
         .wait_bound(Some(Duration::from_secs(5)))
+        .policy(policy)
         .build()
         .unwrap();
     let limit = PAGES * PAGE as u64;
@@ -241,11 +242,21 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
     Ok(())
 }
 
+/// Every eviction policy (which pages stay resident changes; what a client sees must not).
+fn policy() -> impl Strategy<Value = pagecore::Policy> {
+    prop_oneof![
+        Just(pagecore::Policy::Fifo),
+        Just(pagecore::Policy::Clock),
+        Just(pagecore::Policy::Sieve)
+    ]
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
 
     #[test]
-    fn copies_regions_and_swap_match_the_model(ops in proptest::collection::vec(op(), 1..150)) {
-        run(ops)?;
+    fn copies_regions_and_swap_match_the_model(ops in proptest::collection::vec(op(), 1..150),
+                                              policy in policy()) {
+        run(ops, policy)?;
     }
 }

@@ -4,7 +4,8 @@
 //! threads also write disjoint pages of one shared object (MAP_SHARED style). The pool holds over
 //! ten times fewer frames than the live data, so frozen pages, proxies and private pages are
 //! reclaimed and swapped constantly. At the end every page of every object is checked, and once
-//! everything is dropped every frame is free and the swap area empty.
+//! everything is dropped every frame is free and the swap area empty. The pool uses SIEVE (the
+//! other stress tests use FIFO), so the policy's hand meets copies, proxies and swap here.
 
 use pagecore::swap::SwapArea;
 use pagecore::sync::ShareArc;
@@ -105,6 +106,7 @@ fn forked_processes_keep_their_pages_under_pressure() {
         .frames(FRAMES)
         .swap(swap.clone())
         .wait_bound(Some(Duration::from_secs(20)))
+        .policy(pagecore::Policy::Sieve)
         .build()
         .unwrap();
     let limit = PAGES * PAGE as u64;

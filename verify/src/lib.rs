@@ -1,4 +1,4 @@
-//! Race scenarios of SPEC.md (S1–S15, C1–C8), written once against pagecore's sync facade and run by
+//! Race scenarios of SPEC.md (S1–S15, C1–C9), written once against pagecore's sync facade and run by
 //! three drivers:
 //!
 //! * `tests/loom_scenarios.rs` — exhaustive under loom (`RUSTFLAGS="--cfg pagecore_loom"`);
@@ -987,4 +987,37 @@ pub fn c8_collapse_vs_fault() {
     let c = assert_conserved(&pages);
     assert_eq!(c.free, 3, "C8: frames outlived the objects: {c:?}");
     assert_eq!(swap.in_use(), 0, "C8: swap slots outlived the objects");
+}
+
+/// C9 the SIEVE hand vs hits and unlinks: a pool of two frames under SIEVE holds A0 (older) and
+/// B0. A thread hits A0 twice (each pin's CAS sets its REFERENCED bit) while the main thread faults
+/// A1, so the hand clears A0's bit and passes it, or evicts it, or evicts B0; then closes B,
+/// unlinking B0 wherever the hand points. Every read sees its page's value; the census holds
+/// (the queue links exactly the resident frames), and later faults under the hand still find
+/// victims (no frame is lost to a stale hand).
+pub fn c9_sieve_hand_vs_hits() {
+    let pages = Pages::builder()
+        .page_size(PAGE)
+        .frames(2)
+        .wait_bound(None)
+        .policy(pagecore::Policy::Sieve)
+        .build()
+        .expect("valid pool");
+    let (sa, sb) = (Store::new(3, A), Store::new(1, B));
+    let (a, b) = (open(&pages, &sa, 3), open(&pages, &sb, 1));
+    assert_eq!(read(&a, 0).unwrap().0, initial(A, 0));
+    assert_eq!(read(&b, 0).unwrap().0, initial(B, 0));
+    let t = {
+        let a = a.clone();
+        thread::spawn(move || (read(&a, 0).unwrap().0, read(&a, 0).unwrap().0))
+    };
+    assert_eq!(read(&a, 1).unwrap().0, initial(A, 1));
+    b.close().unwrap();
+    assert_eq!(t.join().unwrap(), (initial(A, 0), initial(A, 0)));
+    assert_conserved(&pages);
+    // The hand keeps finding victims among what is left.
+    assert_eq!(read(&a, 2).unwrap().0, initial(A, 2));
+    assert_eq!(read(&a, 0).unwrap().0, initial(A, 0));
+    let c = assert_conserved(&pages);
+    assert_eq!(c.pinned, 0, "C9: {c:?}");
 }

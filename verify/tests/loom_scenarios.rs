@@ -1,4 +1,4 @@
-//! S1–S15 and C1–C8 under loom: every interleaving up to the preemption bound (default 3; set
+//! S1–S15 and C1–C9 under loom: every interleaving up to the preemption bound (default 3; set
 //! `LOOM_MAX_PREEMPTIONS` to raise it). Run with
 //! `RUSTFLAGS="--cfg pagecore_loom" cargo test -p pagecore-verify --release --test loom_scenarios -- --nocapture`.
 #![cfg(pagecore_loom)]
@@ -155,4 +155,9 @@ fn c7_break_vs_reclaim() {
 #[test]
 fn c8_collapse_vs_fault() {
     model("C8", s::c8_collapse_vs_fault);
+}
+
+#[test]
+fn c9_sieve_hand_vs_hits() {
+    model("C9", s::c9_sieve_hand_vs_hits);
 }

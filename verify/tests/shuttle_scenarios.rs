@@ -1,4 +1,4 @@
-//! S1–S15 and C1–C8 under shuttle: random and PCT schedulers, `PAGECORE_SHUTTLE_ITERS` schedules each
+//! S1–S15 and C1–C9 under shuttle: random and PCT schedulers, `PAGECORE_SHUTTLE_ITERS` schedules each
 //! (default 10,000). A failure prints the failing schedule; replay it with
 //! `shuttle::replay(scenario, "<schedule>")` (see verify/README.md). Run with
 //! `cargo test -p pagecore-verify --features shuttle --release --test shuttle_scenarios`.
@@ -140,4 +140,9 @@ fn c7_break_vs_reclaim() {
 #[test]
 fn c8_collapse_vs_fault() {
     explore("C8", s::c8_collapse_vs_fault);
+}
+
+#[test]
+fn c9_sieve_hand_vs_hits() {
+    explore("C9", s::c9_sieve_hand_vs_hits);
 }

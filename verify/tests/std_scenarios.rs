@@ -1,4 +1,4 @@
-//! S1–S15 and C1–C8 on real threads (std backend), repeated: a cheap smoke run of the same bodies the model
+//! S1–S15 and C1–C9 on real threads (std backend), repeated: a cheap smoke run of the same bodies the model
 //! checkers explore, on real hardware memory ordering.
 #![cfg(not(any(pagecore_loom, feature = "shuttle")))]
 
@@ -39,4 +39,5 @@ fn scenarios_on_real_threads() {
     repeat(s::c6_copy_vs_write);
     repeat(s::c7_break_vs_reclaim);
     repeat(s::c8_collapse_vs_fault);
+    repeat(s::c9_sieve_hand_vs_hits);
 }
