@@ -430,6 +430,12 @@ impl PageMapper {
         self.shared.limit()
     }
 
+    /// Whether page `page` is in a frame now (a racy snapshot: one load of its entry; for
+    /// statistics, such as telling hits from misses in a simulator).
+    pub fn is_resident(&self, page: u64) -> bool {
+        self.shared.map.find(page).frame().is_some()
+    }
+
     /// Number of pages the object can have.
     pub fn page_count(&self) -> u64 {
         self.shared.map.pages()

@@ -1,0 +1,17 @@
+//! pagesim: drives the real pagecore library with client threads over objects backed by real
+//! files, through a pool of frames, and reports what a user of a pager cares about: operations
+//! per second, hit ratio, fills, reclaims, write-backs, grant waits and revocations, and the
+//! latency of hits and misses. Its `study` runs every eviction policy on several workloads and
+//! cache sizes and writes a miss-ratio table and plot.
+//!
+//! The binary (`cargo run --release -p pagesim`) is the project's main job; the library is what
+//! the benchmarks drive (`benches/end_to_end.rs`: pagesim's workload on pagecore beside the same
+//! workload on `quick_cache` plus positional reads, [`peer`]).
+
+pub mod peer;
+pub mod sim;
+pub mod study;
+pub mod workload;
+
+pub use sim::{run, Config, PolicyArg, Summary};
+pub use workload::{Kind, Workload};

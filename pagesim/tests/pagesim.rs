@@ -1,0 +1,187 @@
+//! pagesim's own checks: workloads stay in range and are deterministic, bad configurations are
+//! clear errors, a run's counts add up and agree with the library's statistics, and the study
+//! measures what it says (a loop longer than the cache always misses, and one that fits misses
+//! only cold; half the working set misses far less than 1% of it).
+
+use pagesim::{study, Config, Kind, PolicyArg, Workload};
+
+#[test]
+fn generators_stay_in_range_and_repeat_with_their_seed() {
+    for kind in [
+        Kind::Zipf,
+        Kind::Uniform,
+        Kind::Scan,
+        Kind::ScanZipf,
+        Kind::Loop,
+    ] {
+        let w = Workload {
+            loop_pages: 10,
+            ..Workload::new(kind, 100)
+        };
+        let a: Vec<u64> = {
+            let mut g = w.generator(3);
+            (0..2000).map(|_| g.next_page()).collect()
+        };
+        let b: Vec<u64> = {
+            let mut g = w.generator(3);
+            (0..2000).map(|_| g.next_page()).collect()
+        };
+        assert_eq!(a, b, "{kind:?} is not deterministic");
+        assert!(
+            a.iter().all(|&p| p < w.object_pages()),
+            "{kind:?} out of range"
+        );
+        match kind {
+            Kind::Loop => assert!(a.iter().all(|&p| p < 10)),
+            Kind::Scan => assert!(a.windows(2).all(|x| x[1] == (x[0] + 1) % 100)),
+            Kind::ScanZipf => {
+                let cold = a.iter().filter(|&&p| p >= 100).count();
+                assert!((300..500).contains(&cold), "scan share {cold}/2000");
+            }
+            _ => {}
+        }
+    }
+}
+
+fn small(kind: Kind) -> Config {
+    Config {
+        objects: 2,
+        clients_per_object: 2,
+        workload: Workload::new(kind, 256),
+        page_size: 256,
+        frames: 64,
+        write_ratio: 0.2,
+        policy: PolicyArg::Sieve,
+        seconds: 1.0,
+        ops: Some(3000),
+        dir: None,
+        seed: 5,
+        progress: false,
+    }
+}
+
+#[test]
+fn a_run_adds_up() {
+    for kind in [Kind::Zipf, Kind::Uniform, Kind::ScanZipf, Kind::Loop] {
+        let s = pagesim::run(&small(kind)).unwrap();
+        assert_eq!(s.threads, 4);
+        assert_eq!(s.ops, 4 * 3000);
+        assert_eq!(s.hits + s.misses, s.ops);
+        assert_eq!((s.content_errors, s.request_errors), (0, 0));
+        // Every miss filled a page, give or take faults that joined another's fill or met a
+        // page that arrived between the residency check and the request.
+        assert!(s.fills <= s.misses + 4, "{s:?}");
+        assert!(s.fills + 64 >= s.misses / 2, "{s:?}");
+        assert!(s.writebacks > 0, "writes never reached the files: {s:?}");
+        let json = serde_json::to_value(&s).unwrap();
+        assert_eq!(json["ops"], 12000);
+        assert!(json["latency_ns"]["miss_p99"].as_u64().unwrap() > 0);
+    }
+}
+
+#[test]
+fn bad_configurations_are_clear_errors() {
+    let base = small(Kind::Zipf);
+    let cases: Vec<(Config, &str)> = vec![
+        (
+            Config {
+                objects: 0,
+                ..base.clone()
+            },
+            "at least 1",
+        ),
+        (
+            Config {
+                page_size: 1000,
+                ..base.clone()
+            },
+            "power of two",
+        ),
+        (
+            Config {
+                frames: 0,
+                ..base.clone()
+            },
+            "at least one frame",
+        ),
+        (
+            Config {
+                frames: 2,
+                ..base.clone()
+            },
+            "cannot serve",
+        ),
+        (
+            Config {
+                write_ratio: 1.5,
+                ..base.clone()
+            },
+            "--write-ratio",
+        ),
+        (
+            Config {
+                ops: None,
+                seconds: -1.0,
+                ..base.clone()
+            },
+            "--seconds",
+        ),
+        (
+            Config {
+                workload: Workload {
+                    alpha: -1.0,
+                    ..base.workload
+                },
+                ..base.clone()
+            },
+            "--alpha",
+        ),
+    ];
+    for (c, want) in cases {
+        let e = pagesim::run(&c).unwrap_err().to_string();
+        assert!(e.contains(want), "{e:?} lacks {want:?}");
+    }
+}
+
+#[test]
+fn the_study_measures_what_it_says() {
+    let dir = tempfile::tempdir().unwrap();
+    let rows = study::run(400, 256, 8000, dir.path(), false).unwrap();
+    let names = study::workloads(400).len();
+    assert_eq!(
+        rows.len(),
+        names * study::CACHE_PCTS.len() * study::POLICIES.len()
+    );
+    for r in &rows {
+        assert!(r.misses <= r.ops && r.miss_ratio <= 1.0);
+        // A loop over 100 pages: a cache below 100 frames misses always, else only cold.
+        if r.workload == "loop" {
+            if r.frames < 100 {
+                assert_eq!(r.misses, r.ops, "{r:?}");
+            } else {
+                assert_eq!(r.misses, 100, "{r:?}");
+            }
+        }
+    }
+    for p in [PolicyArg::Fifo, PolicyArg::Sieve] {
+        for w in ["zipf-0.9", "zipf-1.2"] {
+            let by_size: Vec<u64> = study::CACHE_PCTS
+                .iter()
+                .map(|&c| {
+                    rows.iter()
+                        .find(|r| r.workload == w && r.cache_pct == c && r.policy == p)
+                        .unwrap()
+                        .misses
+                })
+                .collect();
+            // Not monotone in general (FIFO has Belady's anomaly, SIEVE is no stack algorithm),
+            // but half the working set must miss far less than 1% of it.
+            assert!(2 * by_size[6] < by_size[0], "{p:?} {w}: {by_size:?}");
+        }
+    }
+    let md = study::markdown(&rows, 400, 8000);
+    assert!(md.contains("### zipf-0.9") && md.contains("| 10% |"));
+    let svg = study::svg(&rows);
+    assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
+    assert_eq!(svg.matches("<polyline").count(), names * 3);
+}
