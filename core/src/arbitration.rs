@@ -787,11 +787,10 @@ impl Arbiter {
             if want == Access::Write {
                 // Relaxed: a hint; break_cow re-reads and validates.
                 let e = EntryWord(slot.load(Ordering::Relaxed));
-                let free = EntryWord::PINNED_BITS
-                    | EntryWord::RECLAIMING.mask()
-                    | EntryWord::ARB_SLOW.mask();
+                let free = EntryWord::PINNED_BITS | EntryWord::RECLAIMING.mask();
                 if e.cow() && e.0 & free == 0 {
-                    // No one holds or waits: give the object its private page, then request it.
+                    // No one holds it: give the object its private page, then request it (behind
+                    // any waiters, as usual; the early break takes nothing from them).
                     let d = *deadline.get_or_insert_with(|| pages.deadline());
                     crate::copies::break_cow(mapper, page, slot, 0, d)?;
                 }
@@ -885,6 +884,12 @@ impl Arbiter {
         let pages = &*mapper.pages;
         if Self::convert_pin(slot, f, c, want) {
             return Ok(Some(Begin::Granted));
+        }
+        if want == Access::Write && EntryWord(slot.load(Ordering::Acquire)).cow() {
+            // The fault made a copy-on-write proxy: a write needs a private page first, and the
+            // break needs the entry free of our pin. Start over (`begin` breaks it).
+            pages.unpin_read(slot);
+            return Ok(None);
         }
         match self.enqueue_slow(pages, slot, c, page, want, try_only, true)? {
             Begin::Retry(_) => Err(Error::Invariant(format!(

@@ -245,6 +245,7 @@ mod tests {
                     }
                 }
                 prop_assert_eq!(q.len(), m.len());
+                prop_assert_eq!(q.is_empty(), m.is_empty());
                 prop_assert_eq!(q.iter().collect::<Vec<_>>(), m.iter().copied().collect::<Vec<_>>());
                 // The hand always points at a linked frame (or, off the end, the head).
                 prop_assert_eq!(q.hand().is_some(), !m.is_empty());

@@ -6,6 +6,8 @@
 //! behaviour, which the model predicts from the set of pages clients hold: with every frame
 //! pinned, a fault on another page is refused ([`Expect::Exhausted`]).
 
+pub mod fuzz;
+
 use std::collections::{BTreeMap, BTreeSet};
 
 /// What an operation should do, according to the model.

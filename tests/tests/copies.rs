@@ -376,3 +376,28 @@ fn a_miss_collapses_the_chain_on_its_way_and_shared_layers_stay() {
     assert_eq!(pages.census().unwrap().free, 5);
     assert_eq!(swap.in_use(), 0);
 }
+
+/// Found by the `ops` fuzz target: a non-blocking write request on a page of a copy that was not
+/// resident faulted it in as a copy-on-write proxy, then failed with `WouldBlock` although no one
+/// held or waited for it (the request queued behind the copy, which only a blocking waiter
+/// breaks). It must be granted, with a private page.
+#[test]
+fn try_request_for_writing_breaks_a_copy_that_nobody_holds() {
+    let (pages, _swap) = pool(4);
+    let x = pages.anonymous(8 * PAGE as u64).unwrap();
+    put(&x, 4, 1);
+    let y = x.copy().unwrap();
+    let c = y.register().unwrap();
+    let mut g = c.try_request(4, Access::Write).unwrap();
+    assert_eq!(&g[..], &pattern(4, 1)[..]);
+    g.bytes_mut().unwrap().copy_from_slice(&pattern(4, 2));
+    drop(g);
+    assert_eq!(get(&x, 4), pattern(4, 1));
+    assert_eq!(get(&y, 4), pattern(4, 2));
+    // Resident now as a proxy (read first), then written by a non-blocking request: same.
+    let _ = get(&y, 5);
+    let mut g = c.try_request(5, Access::Write).unwrap();
+    g.bytes_mut().unwrap()[0] = 9;
+    drop(g);
+    assert_eq!(get(&x, 5), vec![0; PAGE]);
+}

@@ -13,6 +13,9 @@
 //! Pages are 8 bytes and hold one little-endian `u64`, so the backing store is a row of atomics
 //! ([`Store`]) and the model checkers spend their budget on pagecore's protocol.
 
+#[cfg(feature = "shuttle")]
+pub mod fuzz;
+
 use pagecore::anonymous::Anonymous;
 use pagecore::swap::SwapArea;
 use pagecore::sync::atomic::{AtomicI32, AtomicU64, AtomicUsize, Ordering::SeqCst};
