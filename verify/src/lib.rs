@@ -15,6 +15,7 @@
 
 #[cfg(feature = "shuttle")]
 pub mod fuzz;
+pub mod linearizability;
 
 use pagecore::anonymous::Anonymous;
 use pagecore::swap::SwapArea;
