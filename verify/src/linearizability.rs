@@ -236,7 +236,10 @@ pub fn record_run(threads: usize, ops: usize, pages: u64, frames: u64, seed: u64
     let obj = open(&p, &store, pages);
     let rec = Arc::new(Recorder::new());
     // A start gate, so that the threads' operations overlap.
-    let gate = Arc::new((pagecore::sync::Mutex::new(0usize), pagecore::sync::Condvar::new()));
+    let gate = Arc::new((
+        pagecore::sync::Mutex::new(0usize),
+        pagecore::sync::Condvar::new(),
+    ));
     let handles: Vec<_> = (0..threads)
         .map(|t| {
             let (obj, rec, gate) = (obj.clone(), rec.clone(), gate.clone());
@@ -273,7 +276,9 @@ pub fn record_run(threads: usize, ops: usize, pages: u64, frames: u64, seed: u64
                         }
                         1 => {
                             let at = rec.invoke();
-                            obj.write(page).expect("write").copy_from_slice(&v.to_le_bytes());
+                            obj.write(page)
+                                .expect("write")
+                                .copy_from_slice(&v.to_le_bytes());
                             rec.respond(t, at, Call::Write(page, v), 0);
                         }
                         2 => {
@@ -292,7 +297,9 @@ pub fn record_run(threads: usize, ops: usize, pages: u64, frames: u64, seed: u64
                             rec.respond(t, at, Call::GrantRead(id, page), got);
                             if write {
                                 let at = rec.invoke();
-                                g.bytes_mut().expect("write grant").copy_from_slice(&v.to_le_bytes());
+                                g.bytes_mut()
+                                    .expect("write grant")
+                                    .copy_from_slice(&v.to_le_bytes());
                                 rec.respond(t, at, Call::GrantWrite(id, page, v), 0);
                             }
                             // A client does some work under its grant (real threads only:

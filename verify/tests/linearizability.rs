@@ -97,10 +97,15 @@ fn real_thread_histories_are_linearizable() {
             })
             .count();
     }
-    eprintln!("checked 200 histories, {checked} operations, {overlapping} overlapping another thread's");
+    eprintln!(
+        "checked 200 histories, {checked} operations, {overlapping} overlapping another thread's"
+    );
     // The histories are concurrent, or checking them would prove little (about a quarter of the
     // operations overlap another thread's on 2 busy cores).
-    assert!(overlapping * 10 > checked, "{overlapping} of {checked} operations overlap");
+    assert!(
+        overlapping * 10 > checked,
+        "{overlapping} of {checked} operations overlap"
+    );
 }
 
 #[cfg(feature = "shuttle")]
