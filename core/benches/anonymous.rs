@@ -13,6 +13,8 @@
 //! and prints medians and ratios (as `hit_path` does).
 
 use criterion::{criterion_group, Criterion, Throughput};
+
+mod support;
 use pagecore::anonymous::Anonymous;
 use pagecore::swap::SwapArea;
 use pagecore::sync::{Arc, ShareArc};
@@ -187,10 +189,7 @@ fn interleaved(rounds: usize) {
         si.0.push(ns(s.pagecore(m), m));
         si.1.push(ns(s.pread(m), m));
     }
-    let med = |v: &mut Vec<f64>| {
-        v.sort_by(|a, b| a.total_cmp(b));
-        v[v.len() / 2]
-    };
+    let med = |v: &mut Vec<f64>| support::median(v);
     let (a, b) = (med(&mut zf.0), med(&mut zf.1));
     println!(
         "zero_fill: pagecore {a:.0} ns/page, memset_pin {b:.0} ns/page: {:.2}x",
@@ -206,14 +205,5 @@ fn interleaved(rounds: usize) {
 criterion_group!(benches, bench);
 
 fn main() {
-    match std::env::var("PAGECORE_BENCH_INTERLEAVE")
-        .ok()
-        .and_then(|v| v.parse::<usize>().ok())
-    {
-        Some(rounds) => interleaved(rounds.max(1)),
-        None => {
-            benches();
-            Criterion::default().configure_from_args().final_summary();
-        }
-    }
+    support::main(benches, interleaved);
 }

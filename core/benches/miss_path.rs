@@ -14,6 +14,8 @@
 //! `PAGECORE_BENCH_INTERLEAVE=ROUNDS` alternates the measurements and prints medians and ratios.
 
 use criterion::{criterion_group, Criterion, Throughput};
+
+mod support;
 use pagecore::{FileAccessor, PageMapper, Pages};
 use rand::{rngs::StdRng, Rng, SeedableRng};
 use std::fs::File;
@@ -197,10 +199,7 @@ fn interleaved(rounds: usize) {
             }
         }
     }
-    let med = |v: &mut Vec<f64>| {
-        v.sort_by(|a, b| a.total_cmp(b));
-        v[v.len() / 2]
-    };
+    let med = |v: &mut Vec<f64>| support::median(v);
     let (mp, pr) = (med(&mut miss), med(&mut raw));
     println!(
         "miss_path: pagecore {mp:.0} ns/miss, pread {pr:.0} ns/page: {:.2}x (goal <= 1.5x)",
@@ -219,14 +218,5 @@ fn interleaved(rounds: usize) {
 criterion_group!(benches, bench);
 
 fn main() {
-    match std::env::var("PAGECORE_BENCH_INTERLEAVE")
-        .ok()
-        .and_then(|v| v.parse::<usize>().ok())
-    {
-        Some(rounds) => interleaved(rounds.max(1)),
-        None => {
-            benches();
-            Criterion::default().configure_from_args().final_summary();
-        }
-    }
+    support::main(benches, interleaved);
 }

@@ -198,6 +198,16 @@ impl AddressSpace {
         Ok(())
     }
 
+    /// The end of `[start, start + len)`, which must be page-aligned, non-empty and not wrap.
+    fn range(&self, start: u64, len: u64) -> Result<u64> {
+        self.check("start", start, false)?;
+        self.check("length", len, true)?;
+        start.checked_add(len).ok_or(Error::Unaligned {
+            what: "length",
+            value: len,
+        })
+    }
+
     /// Binds `[start, start + len)` to `object` from byte `offset` on, with protection `prot`,
     /// shared or private (a copy made now). All three must be multiples of the page size; the
     /// range must not overlap a mapped region, nor run past the object's last page.
@@ -210,13 +220,8 @@ impl AddressSpace {
         prot: Protection,
         sharing: Sharing,
     ) -> Result<()> {
-        self.check("start", start, false)?;
-        self.check("length", len, true)?;
+        let end = self.range(start, len)?;
         self.check("offset", offset, false)?;
-        let end = start.checked_add(len).ok_or(Error::Unaligned {
-            what: "length",
-            value: len,
-        })?;
         let object_end = object.page_count() * self.page_size;
         if offset.checked_add(len).is_none_or(|e| e > object_end) {
             return Err(Error::OutOfRange {
@@ -297,12 +302,7 @@ impl AddressSpace {
     /// Removes every mapping of `[start, start + len)`, splitting the regions it cuts through
     /// (their pieces keep their binding). Unmapping addresses no region covers is not an error.
     pub fn unmap(&mut self, start: u64, len: u64) -> Result<()> {
-        self.check("start", start, false)?;
-        self.check("length", len, true)?;
-        let end = start.checked_add(len).ok_or(Error::Unaligned {
-            what: "length",
-            value: len,
-        })?;
+        let end = self.range(start, len)?;
         let hit: Vec<u64> = self.overlapping(start, end).map(|(&s, _)| s).collect();
         for s in hit {
             let Some(r) = self.regions.remove(&s) else {

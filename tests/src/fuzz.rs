@@ -16,9 +16,7 @@ use arbitrary::{Arbitrary, Unstructured};
 use pagecore::regions::{AddressSpace, Protection, Sharing};
 use pagecore::swap::SwapArea;
 use pagecore::sync::ShareArc;
-use pagecore::{
-    Access, Accessor, Client, Error, Grant, MemoryAccessor, PageMapper, Pages, ReadGuard,
-};
+use pagecore::{Access, Client, Error, Grant, MemoryAccessor, PageMapper, Pages, ReadGuard};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -277,10 +275,7 @@ pub fn run(ops: &[Op]) {
                 }
                 let o = obj_of(obj);
                 let (m, id) = handle(&fixed, &ids, &extra, o);
-                let writing = o < FIXED
-                    && holders
-                        .iter()
-                        .any(|(&(ho, _), v)| ho == o && v.iter().any(|h| h.1 == Access::Write));
+                let writing = writes(&holders, o);
                 match m.copy() {
                     Ok(c) => {
                         assert!(!writing, "{op:?}: copied under a writer");
@@ -299,17 +294,10 @@ pub fn run(ops: &[Op]) {
             Op::Sync { obj } => {
                 let o = obj_of(obj);
                 let (m, id) = handle(&fixed, &ids, &extra, o);
-                let write_held = o < FIXED
-                    && holders
-                        .iter()
-                        .any(|(&(ho, _), v)| ho == o && v.iter().any(|h| h.1 == Access::Write));
+                let write_held = writes(&holders, o);
                 match m.sync() {
                     Ok(()) if o == 0 => {
-                        for p in 0..PAGES {
-                            let mut buf = vec![0; PAGE];
-                            store.fill(p, &mut buf).expect("store");
-                            assert_eq!(buf, model.read(id, p, PAGE), "store page {p} after sync");
-                        }
+                        crate::assert_store(&*store, &model, id, PAGES, PAGE, "after sync")
                     }
                     Ok(()) => {}
                     // A write-held dirty page cannot be written back without waiting.
@@ -335,10 +323,7 @@ pub fn run(ops: &[Op]) {
                 let (m, id) = handle(&fixed, &ids, &extra, o);
                 let (start, len, offset) =
                     (start as u64 % 24, 1 + len as u64 % 4, offset as u64 % PAGES);
-                let writing = o < FIXED
-                    && holders
-                        .iter()
-                        .any(|(&(ho, _), v)| ho == o && v.iter().any(|h| h.1 == Access::Write));
+                let writing = writes(&holders, o);
                 let prot = if write {
                     Protection::ReadWrite
                 } else {
@@ -430,20 +415,23 @@ pub fn run(ops: &[Op]) {
                 .unwrap_or_else(|e| panic!("after {op:?}: {e}"));
         }
     }
-    let file_content: Vec<Vec<u8>> = (0..PAGES).map(|p| model.read(ids[0], p, PAGE)).collect();
     drop(held);
     drop(spaces);
     drop(extra);
     drop(clients);
     drop(fixed);
-    for (p, want) in file_content.iter().enumerate() {
-        let mut buf = vec![0; PAGE];
-        store.fill(p as u64, &mut buf).expect("store");
-        assert_eq!(&buf, want, "store page {p} at the end");
-    }
+    crate::assert_store(&*store, &model, ids[0], PAGES, PAGE, "at the end");
     let c = pages.check_invariants().expect("census");
     assert_eq!(c.free, FRAMES as u32, "frames outlived every object: {c:?}");
     assert_eq!(swap.in_use(), 0, "swap slots outlived every object");
+}
+
+/// Whether a client holds a page of object `o` for writing (only fixed objects have clients).
+fn writes(holders: &Holders, o: usize) -> bool {
+    o < FIXED
+        && holders
+            .iter()
+            .any(|(&(ho, _), v)| ho == o && v.iter().any(|h| h.1 == Access::Write))
 }
 
 /// The handle and model id of object `o` (fixed first, then extras).

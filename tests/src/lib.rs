@@ -498,3 +498,28 @@ impl CopyModel {
         }
     }
 }
+
+/// Asserts that `store` holds, for pages `0..pages` of `page_size` bytes, what model object `id`
+/// holds (a persistent object's backing store after `sync` or `close`).
+pub fn assert_store(
+    store: &dyn pagecore::Accessor,
+    model: &CopyModel,
+    id: usize,
+    pages: u64,
+    page_size: usize,
+    when: &str,
+) {
+    for p in 0..pages {
+        let mut buf = vec![0; page_size];
+        store.fill(p, &mut buf).expect("store");
+        assert_eq!(buf, model.read(id, p, page_size), "store page {p} {when}");
+    }
+}
+
+/// Every eviction policy (the model-based tests run under each: which pages stay resident
+/// changes, what a client sees must not).
+pub const POLICIES: [pagecore::Policy; 3] = [
+    pagecore::Policy::Fifo,
+    pagecore::Policy::Clock,
+    pagecore::Policy::Sieve,
+];

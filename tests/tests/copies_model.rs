@@ -9,7 +9,7 @@
 use pagecore::regions::{AddressSpace, Protection, Sharing};
 use pagecore::swap::SwapArea;
 use pagecore::sync::ShareArc;
-use pagecore::{Access, Accessor, Error, MemoryAccessor, PageMapper, Pages};
+use pagecore::{Access, Error, MemoryAccessor, PageMapper, Pages};
 use pagecore_tests::{CopyModel, RegionExpect};
 use proptest::prelude::*;
 use std::sync::Arc;
@@ -141,16 +141,7 @@ fn run(ops: Vec<Op>, policy: pagecore::Policy) -> Result<(), TestCaseError> {
                 let (o, id, persistent) = &handles[pick(h)];
                 o.sync().unwrap();
                 if *persistent {
-                    for p in 0..PAGES {
-                        let mut buf = vec![0; PAGE];
-                        store.fill(p, &mut buf).unwrap();
-                        prop_assert_eq!(
-                            buf,
-                            model.read(*id, p, PAGE),
-                            "store page {} after sync",
-                            p
-                        );
-                    }
+                    pagecore_tests::assert_store(&*store, &model, *id, PAGES, PAGE, "after sync");
                 }
             }
             Op::Compact(h) => {
@@ -223,14 +214,9 @@ fn run(ops: Vec<Op>, policy: pagecore::Policy) -> Result<(), TestCaseError> {
         }
     }
     // The persistent object's store gets its content when its last handle goes.
-    let file_content: Vec<Vec<u8>> = (0..PAGES).map(|p| model.read(file_id, p, PAGE)).collect();
     drop(spaces);
     drop(handles);
-    for (p, want) in file_content.iter().enumerate() {
-        let mut buf = vec![0; PAGE];
-        store.fill(p as u64, &mut buf).unwrap();
-        prop_assert_eq!(&buf, want, "store page {} at the end", p);
-    }
+    pagecore_tests::assert_store(&*store, &model, file_id, PAGES, PAGE, "at the end");
     let c = pages.census().unwrap();
     prop_assert_eq!(
         c.free,
@@ -242,13 +228,9 @@ fn run(ops: Vec<Op>, policy: pagecore::Policy) -> Result<(), TestCaseError> {
     Ok(())
 }
 
-/// Every eviction policy (which pages stay resident changes; what a client sees must not).
+/// Every eviction policy (`pagecore_tests::POLICIES`).
 fn policy() -> impl Strategy<Value = pagecore::Policy> {
-    prop_oneof![
-        Just(pagecore::Policy::Fifo),
-        Just(pagecore::Policy::Clock),
-        Just(pagecore::Policy::Sieve)
-    ]
+    proptest::sample::select(pagecore_tests::POLICIES.to_vec())
 }
 
 proptest! {

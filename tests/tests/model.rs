@@ -253,14 +253,9 @@ fn run(ops: Vec<Op>, policy: pagecore::Policy) -> Result<(), TestCaseError> {
     Ok(())
 }
 
-/// Every eviction policy: the model predicts the same outcomes under each (what is resident
-/// changes, what a client sees does not).
+/// Every eviction policy (`pagecore_tests::POLICIES`).
 fn policy() -> impl Strategy<Value = pagecore::Policy> {
-    prop_oneof![
-        Just(pagecore::Policy::Fifo),
-        Just(pagecore::Policy::Clock),
-        Just(pagecore::Policy::Sieve)
-    ]
+    proptest::sample::select(pagecore_tests::POLICIES.to_vec())
 }
 
 proptest! {
