@@ -14,7 +14,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v cargo-mutants >/dev/null || cargo install cargo-mutants --locked
-args=(--package pagecore --timeout "${MUTANTS_TIMEOUT:-60}" -j "${MUTANTS_JOBS:-1}")
+args=(--package pagecore --timeout "${MUTANTS_TIMEOUT:-20}" -j "${MUTANTS_JOBS:-1}")
 # Files until `--`; what follows goes to cargo-mutants as is (e.g. `-- --iterate` to skip the
 # mutants an earlier run caught).
 while [ $# -gt 0 ]; do
