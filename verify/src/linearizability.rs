@@ -176,11 +176,14 @@ fn search(
     false
 }
 
-/// Spin iterations a thread works under each grant (none under the model checkers).
-#[cfg(feature = "shuttle")]
-const WORK: u32 = 0;
-#[cfg(not(feature = "shuttle"))]
-const WORK: u32 = 2000;
+/// A client's work under its grant: on real threads a short spin, which widens the overlap of
+/// the threads' operations; nothing under shuttle, which chooses the interleavings itself.
+fn work() {
+    #[cfg(not(feature = "shuttle"))]
+    for _ in 0..2000 {
+        std::hint::spin_loop();
+    }
+}
 
 /// Records a history: operations stamp their invocation and response from one counter.
 #[derive(Debug, Default)]
@@ -302,12 +305,7 @@ pub fn record_run(threads: usize, ops: usize, pages: u64, frames: u64, seed: u64
                                     .copy_from_slice(&v.to_le_bytes());
                                 rec.respond(t, at, Call::GrantWrite(id, page, v), 0);
                             }
-                            // A client does some work under its grant (real threads only:
-                            // this widens the operations' overlap; the model checkers choose
-                            // the interleavings themselves).
-                            for _ in 0..WORK {
-                                std::hint::spin_loop();
-                            }
+                            work();
                             let at = rec.invoke();
                             drop(g);
                             rec.respond(t, at, Call::Release(id, page), 0);
