@@ -151,3 +151,32 @@ impl Drop for AccessMap {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_names_the_page_count_and_no_entries() {
+        assert_eq!(
+            format!("{:?}", AccessMap::new(5)),
+            "AccessMap { pages: 5, .. }"
+        );
+    }
+
+    #[test]
+    fn entries_are_numbered_by_leaf_and_slot() {
+        let map = AccessMap::new(3 * LEAF as u64);
+        let word = EntryWord::resident(7, 0);
+        for page in [0, 1, LEAF as u64 - 1, LEAF as u64, 2 * LEAF as u64 + 3] {
+            map.slot_or_alloc(page)
+                .unwrap()
+                .store(word.raw(), Ordering::Relaxed);
+        }
+        let pages: Vec<u64> = map.entries().map(|(p, _)| p).collect();
+        assert_eq!(
+            pages,
+            [0, 1, LEAF as u64 - 1, LEAF as u64, 2 * LEAF as u64 + 3]
+        );
+    }
+}
