@@ -401,3 +401,43 @@ fn try_request_for_writing_breaks_a_copy_that_nobody_holds() {
     drop(g);
     assert_eq!(get(&x, 5), vec![0; PAGE]);
 }
+
+/// A copy of a file outlives the file's object: the frozen layer under it reads the file, which
+/// an anonymous copy cannot adopt, so compacting (or a miss walking the chain) must leave the
+/// layer in place and every page must still read the snapshot, resident or not. (Mutation
+/// testing: a collapse that ignored the layer's file survived every other test.)
+#[test]
+fn a_copy_of_a_closed_file_keeps_reading_the_file_through_compaction() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("data");
+    let (pages, swap) = pool(4);
+    let n = 12u64;
+    let file = pages
+        .open(FileAccessor::open(&path, PAGE).unwrap(), n * PAGE as u64)
+        .unwrap();
+    for p in 0..n {
+        put(&file, p, 1);
+    }
+    let snap = file.copy().unwrap();
+    put(&snap, 2, 5); // one private page of the copy's own
+    file.close().unwrap();
+    // Only the copy reads the layer now; it holds the file's pages, so it stays.
+    assert_eq!(
+        snap.compact(),
+        1,
+        "a layer holding a file's pages was collapsed"
+    );
+    assert_eq!(snap.copy_stats().depth, 1);
+    for round in 0..2 {
+        for p in 0..n {
+            let v = if p == 2 { 5 } else { 1 };
+            assert_eq!(get(&snap, p), pattern(p, v), "round {round}, page {p}");
+        }
+        // Reading 12 pages through 4 frames reclaimed most of them: read them again from the
+        // file through the layer.
+        assert_eq!(snap.compact(), 1);
+    }
+    drop(snap);
+    assert_eq!(pages.census().unwrap().free, 4);
+    assert_eq!(swap.in_use(), 0);
+}
