@@ -52,6 +52,8 @@ fn a_copy_is_a_snapshot_both_ways_and_shares_frames_until_written() {
     let y = x.copy().unwrap();
     assert_eq!(x.copy_stats().depth, 1);
     assert_eq!(y.copy_stats().depth, 1);
+    // The pages move into the layer as they are: a copy writes nothing to swap.
+    assert_eq!(swap.in_use(), 0, "a copy wrote to swap");
     // Reads share the frozen frames: one frame, two proxies, per page.
     for p in 0..4 {
         assert_eq!(get(&x, p), pattern(p, 1));
@@ -440,4 +442,25 @@ fn a_copy_of_a_closed_file_keeps_reading_the_file_through_compaction() {
     drop(snap);
     assert_eq!(pages.census().unwrap().free, 4);
     assert_eq!(swap.in_use(), 0);
+}
+
+/// A break leaves the layer's page as it was: a page the layer holds clean (zero-filled, never
+/// written) is dropped by reclaim, not written to swap; only the writer's private page is.
+/// (Mutation testing: a break marking an anonymous layer's page dirty survived.)
+#[test]
+fn a_break_writes_only_the_private_page_to_swap() {
+    let (pages, swap) = pool(4);
+    let x = pages.anonymous(16 * PAGE as u64).unwrap();
+    assert_eq!(get(&x, 0), zeros());
+    let y = x.copy().unwrap();
+    put(&x, 0, 1);
+    // Pressure: every frame goes to another object's clean pages.
+    let z = pages.anonymous(16 * PAGE as u64).unwrap();
+    for p in 0..12 {
+        assert_eq!(get(&z, p), zeros());
+    }
+    assert!(!x.is_resident(0));
+    assert_eq!(swap.in_use(), 1, "only x's private page 0 belongs in swap");
+    assert_eq!(get(&x, 0), pattern(0, 1));
+    assert_eq!(get(&y, 0), zeros());
 }
