@@ -8,13 +8,41 @@
 #   bash bench/mutants.sh core/src/pages.rs    # some files
 #   MUTANTS_JOBS=8 bash bench/mutants.sh       # parallel builds on a bigger machine
 #   bash bench/mutants.sh -- --iterate         # skip what the last run caught or found unviable
+#   MUTANTS_ONLY=mutants.out/missed.txt bash bench/mutants.sh   # only the mutants named there
 #
 # Too slow for every CI run (about 20 s a mutant on 2 cores: ~10 hours for the whole crate);
 # CI runs the suites that kill them. See verify/README.md, "Mutation testing".
+#
+# Survivors against the race scenarios under shuttle (which the pass above cannot build: the
+# shuttle feature swaps the sync facade for every test in the build). Each mutant named in
+# MUTANTS_ONLY (default mutants.out/missed.txt) is rebuilt with pagecore-verify's `shuttle`
+# feature and killed if a scenario fails within PAGECORE_SHUTTLE_ITERS (default here 1,000)
+# random + PCT schedules each; results go to target/mutants-shuttle/mutants.out:
+#
+#   MUTANTS_SUITE=shuttle bash bench/mutants.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v cargo-mutants >/dev/null || cargo install cargo-mutants --locked
-args=(--package pagecore --timeout "${MUTANTS_TIMEOUT:-20}" -j "${MUTANTS_JOBS:-1}")
+only=()
+if [ "${MUTANTS_SUITE:-}" = shuttle ]; then
+    MUTANTS_ONLY=${MUTANTS_ONLY:-mutants.out/missed.txt}
+fi
+if [ -n "${MUTANTS_ONLY:-}" ]; then
+    while IFS= read -r name; do
+        [ -n "$name" ] || continue
+        # One anchored pattern per mutant, with the regex metacharacters escaped.
+        only+=(-F "^$(printf '%s' "$name" | sed 's/[]\\.+*?(){}|[^$]/\\&/g')\$")
+    done <"$MUTANTS_ONLY"
+    [ ${#only[@]} -gt 0 ] || { echo "no mutants named in $MUTANTS_ONLY"; exit 0; }
+fi
+if [ "${MUTANTS_SUITE:-}" = shuttle ]; then
+    export PAGECORE_SHUTTLE_ITERS=${PAGECORE_SHUTTLE_ITERS:-1000}
+    exec cargo mutants --no-config --package pagecore --profile mutants \
+        --test-package pagecore-verify --features shuttle \
+        --cargo-test-arg=--test=shuttle_scenarios --timeout "${MUTANTS_TIMEOUT:-120}" \
+        -j "${MUTANTS_JOBS:-1}" -o target/mutants-shuttle "${only[@]}"
+fi
+args=(--package pagecore --timeout "${MUTANTS_TIMEOUT:-20}" -j "${MUTANTS_JOBS:-1}" "${only[@]}")
 # Files until `--`; what follows goes to cargo-mutants as is (e.g. `-- --iterate` to skip the
 # mutants an earlier run caught).
 while [ $# -gt 0 ]; do
