@@ -255,4 +255,37 @@ mod tests {
             }
         }
     }
+
+    /// `check` (part of the census) finds every kind of broken list: a census that passes
+    /// everything would hide the bugs it exists to report. (Mutation testing: a `check` that
+    /// accepted anything survived every other test.)
+    #[test]
+    fn check_finds_every_broken_link() {
+        let good = || {
+            let mut q = PageQueue::new(8);
+            for f in [3, 1, 6, 4] {
+                q.push_back(f);
+            }
+            q
+        };
+        assert_eq!(good().check(), Ok(()));
+        type Break = fn(&mut PageQueue);
+        let breaks: [(&str, Break); 8] = [
+            ("a frame in the chain not marked linked", |q| {
+                q.links[1].linked = false
+            }),
+            ("a wrong back link", |q| q.links[6].prev = 3),
+            ("a back link on the head", |q| q.links[3].prev = 4),
+            ("a link out of range", |q| q.links[1].next = 99),
+            ("a length that disagrees", |q| q.len = 3),
+            ("a tail that is not the last frame", |q| q.tail = 6),
+            ("a list cut short", |q| q.links[6].next = NIL),
+            ("a hand at an unlinked frame", |q| q.hand = 2),
+        ];
+        for (what, broke) in breaks {
+            let mut q = good();
+            broke(&mut q);
+            assert!(q.check().is_err(), "check accepted {what}");
+        }
+    }
 }
