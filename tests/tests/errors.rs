@@ -1,7 +1,7 @@
 //! Bad input returns errors (never panics), fill errors reach every waiter and leave nothing in
 //! the map, a panicking accessor is contained, exhaustion is reported.
 
-use pagecore::{Accessor, ComputedAccessor, Error, MemoryAccessor, Pages};
+use pagecore::{Access, Accessor, ComputedAccessor, Error, MemoryAccessor, Pages};
 use std::io;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -168,4 +168,11 @@ fn read_only_objects_refuse_writes() {
         .unwrap();
     assert!(matches!(obj.write(0), Err(Error::ReadOnly)));
     assert_eq!(obj.read(0).unwrap()[63], 9);
+    // Clients too, on the hit path as on the miss path (mutation testing: a hit path that let a
+    // write through on a read-only object survived the plain-guard check above).
+    let c = obj.register().unwrap();
+    assert!(obj.is_resident(0));
+    assert!(matches!(c.request(0, Access::Write), Err(Error::ReadOnly)));
+    assert!(matches!(c.try_request(0, Access::Write), Err(Error::ReadOnly)));
+    assert_eq!(c.request(0, Access::Read).unwrap()[0], 9);
 }
