@@ -37,7 +37,9 @@ if [ -n "${MUTANTS_ONLY:-}" ]; then
 fi
 if [ "${MUTANTS_SUITE:-}" = shuttle ]; then
     export PAGECORE_SHUTTLE_ITERS=${PAGECORE_SHUTTLE_ITERS:-1000}
-    exec cargo mutants --no-config --package pagecore --profile mutants \
+    # The baseline would run the mutated package's tests (cargo-mutants' rule), which have no
+    # shuttle scenarios: skip it (the main pass and CI run the unmutated suites).
+    exec cargo mutants --no-config --package pagecore --profile mutants --baseline skip \
         --test-package pagecore-verify --features shuttle \
         --cargo-test-arg=--test=shuttle_scenarios --timeout "${MUTANTS_TIMEOUT:-120}" \
         -j "${MUTANTS_JOBS:-1}" -o target/mutants-shuttle "${only[@]}"
