@@ -10,7 +10,7 @@
 #   bash bench/mutants.sh -- --iterate         # skip what the last run caught or found unviable
 #   MUTANTS_ONLY=mutants.out/missed.txt bash bench/mutants.sh   # only the mutants named there
 #
-# Too slow for every CI run (about 20 s a mutant on 2 cores: ~10 hours for the whole crate);
+# Too slow for every CI run (about 13 s a mutant on 2 cores: some 7 hours for the whole crate);
 # CI runs the suites that kill them. See verify/README.md, "Mutation testing".
 #
 # Survivors against the race scenarios under shuttle (which the pass above cannot build: the

@@ -173,6 +173,9 @@ fn read_only_objects_refuse_writes() {
     let c = obj.register().unwrap();
     assert!(obj.is_resident(0));
     assert!(matches!(c.request(0, Access::Write), Err(Error::ReadOnly)));
-    assert!(matches!(c.try_request(0, Access::Write), Err(Error::ReadOnly)));
+    assert!(matches!(
+        c.try_request(0, Access::Write),
+        Err(Error::ReadOnly)
+    ));
     assert_eq!(c.request(0, Access::Read).unwrap()[0], 9);
 }
