@@ -42,6 +42,17 @@ fn zeros() -> Vec<u8> {
     vec![0; PAGE]
 }
 
+/// A file-backed object of `n` pages over `path`, every page written in version 1.
+fn file_object(pages: &Pages, path: &std::path::Path, n: u64) -> PageMapper {
+    let file = pages
+        .open(FileAccessor::open(path, PAGE).unwrap(), n * PAGE as u64)
+        .unwrap();
+    for p in 0..n {
+        put(&file, p, 1);
+    }
+    file
+}
+
 #[test]
 fn a_copy_is_a_snapshot_both_ways_and_shares_frames_until_written() {
     let (pages, swap) = pool(16);
@@ -124,12 +135,7 @@ fn a_file_keeps_its_writes_and_its_copies_keep_their_snapshot() {
     let path = dir.path().join("data");
     let (pages, swap) = pool(4);
     let n = 16u64;
-    let file = pages
-        .open(FileAccessor::open(&path, PAGE).unwrap(), n * PAGE as u64)
-        .unwrap();
-    for p in 0..n {
-        put(&file, p, 1);
-    }
+    let file = file_object(&pages, &path, n);
     // The copy writes the file's dirty pages back first: the snapshot is in the file.
     let snap = file.copy().unwrap();
     let on_disk = std::fs::read(&path).unwrap();
@@ -414,12 +420,7 @@ fn a_copy_of_a_closed_file_keeps_reading_the_file_through_compaction() {
     let path = dir.path().join("data");
     let (pages, swap) = pool(4);
     let n = 12u64;
-    let file = pages
-        .open(FileAccessor::open(&path, PAGE).unwrap(), n * PAGE as u64)
-        .unwrap();
-    for p in 0..n {
-        put(&file, p, 1);
-    }
+    let file = file_object(&pages, &path, n);
     let snap = file.copy().unwrap();
     put(&snap, 2, 5); // one private page of the copy's own
     file.close().unwrap();
