@@ -60,6 +60,23 @@ fn small(kind: Kind) -> Config {
     }
 }
 
+/// With one client thread nothing races the residency check: every miss is exactly one fill.
+#[test]
+fn one_thread_fills_exactly_its_misses() {
+    for kind in [Kind::Zipf, Kind::Uniform, Kind::ScanZipf, Kind::Loop] {
+        let s = pagesim::run(&Config {
+            objects: 1,
+            clients_per_object: 1,
+            ..small(kind)
+        })
+        .unwrap();
+        assert_eq!(s.threads, 1);
+        assert_eq!(s.hits + s.misses, 3000);
+        assert_eq!(s.fills, s.misses, "{kind:?}: {s:?}");
+        assert!(s.misses > 0, "{kind:?}: {s:?}");
+    }
+}
+
 #[test]
 fn a_run_adds_up() {
     for kind in [Kind::Zipf, Kind::Uniform, Kind::ScanZipf, Kind::Loop] {
@@ -69,8 +86,11 @@ fn a_run_adds_up() {
         assert_eq!(s.hits + s.misses, s.ops);
         assert_eq!((s.content_errors, s.request_errors), (0, 0));
         // Every miss filled a page, give or take faults that joined another's fill or met a
-        // page that arrived between the residency check and the request.
-        assert!(s.fills <= s.misses + 4, "{s:?}");
+        // page that arrived between the residency check and the request; a counted hit fills
+        // only if the page was reclaimed between its check and its request (which a preempted
+        // thread on an oversubscribed machine sees often: CI once saw 7 in 12,000), one fill
+        // per such reclaim at most.
+        assert!(s.fills <= s.misses + s.reclaims, "{s:?}");
         assert!(s.fills + 64 >= s.misses / 2, "{s:?}");
         assert!(s.writebacks > 0, "writes never reached the files: {s:?}");
         let json = serde_json::to_value(&s).unwrap();
