@@ -465,3 +465,28 @@ fn a_break_writes_only_the_private_page_to_swap() {
     assert_eq!(get(&x, 0), pattern(0, 1));
     assert_eq!(get(&y, 0), zeros());
 }
+
+#[test]
+fn an_upgrade_breaks_the_copy_when_the_holders_are_out_of_line() {
+    // A fifth client's grant is kept out of line (EXT_READ on the entry, not a HOLD bit): its
+    // upgrade must still count that as its own hold when it breaks the shared page.
+    let (pages, _swap) = pool(8);
+    let x = pages.anonymous(2 * PAGE as u64).unwrap();
+    put(&x, 0, 1);
+    let y = x.copy().unwrap();
+    let clients: Vec<_> = (0..5).map(|_| y.register().unwrap()).collect();
+    let fifth = &clients[4];
+    let mut g = fifth.request(0, Access::Read).unwrap();
+    assert_eq!(&g[..], &pattern(0, 1)[..]);
+    assert_eq!(y.arbitration().unwrap().records, 1, "the grant is not out of line");
+    let shared = g.frame();
+    g.upgrade_timeout(Duration::from_secs(2)).unwrap();
+    assert_ne!(g.frame(), shared, "the upgrade did not break the copy");
+    g.bytes_mut().unwrap().copy_from_slice(&pattern(0, 2));
+    drop(g);
+    assert_eq!(get(&y, 0), pattern(0, 2));
+    assert_eq!(get(&x, 0), pattern(0, 1), "the break reached the source");
+    assert_eq!(pages.stats().unwrap().cow_breaks, 1);
+    let census = y.arbitration().unwrap();
+    assert_eq!((census.held_pages, census.records), (0, 0), "{census:?}");
+}
