@@ -1725,3 +1725,53 @@ impl Drop for Grant<'_> {
         let _ = self.end();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state(holders: &[(u32, Access)], waiters: &[(u32, Access)], asked: &[u32]) -> PageState {
+        PageState {
+            holders: holders.to_vec(),
+            waiters: waiters.iter().copied().collect(),
+            asked: asked.to_vec(),
+            error: None,
+        }
+    }
+
+    /// `Records::bytes`, the records' part of `ArbitrationCensus::side_bytes`: each live record
+    /// is stored twice (its slot and its key in the interning map), each copy with its index
+    /// entry and the heap of its lists; pages in the same state share one record; a freed
+    /// record costs nothing.
+    #[test]
+    fn record_bytes_count_each_live_record_with_its_lists() {
+        use std::mem::size_of;
+        let mut recs = Records::default();
+        assert_eq!(recs.bytes(), 0);
+        let fixed = size_of::<PageState>() + 2 * size_of::<(u32, u64)>();
+        // One holder, three waiters, one asked: the stored clones have exactly these lengths.
+        let a = state(
+            &[(4, Access::Read)],
+            &[(5, Access::Write), (6, Access::Read), (7, Access::Read)],
+            &[4],
+        );
+        let ia = recs.intern(&a);
+        let bytes_a = 2 * (fixed + (1 + 3) * 8 + 4);
+        assert_eq!(recs.bytes(), bytes_a);
+        assert_eq!(recs.intern(&a), ia, "equal states share a record");
+        assert_eq!(recs.bytes(), bytes_a);
+        let b = state(&[(4, Access::Read), (5, Access::Read)], &[], &[]);
+        let ib = recs.intern(&b);
+        assert_eq!(recs.bytes(), bytes_a + 2 * (fixed + 2 * 8));
+        recs.release(ia).unwrap();
+        assert_eq!(
+            recs.bytes(),
+            bytes_a + 2 * (fixed + 2 * 8),
+            "a is still referenced"
+        );
+        recs.release(ia).unwrap();
+        recs.release(ib).unwrap();
+        assert_eq!(recs.bytes(), 0);
+        assert_eq!((recs.created, recs.freed), (2, 2));
+    }
+}

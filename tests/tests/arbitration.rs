@@ -361,3 +361,41 @@ fn the_census_runs_concurrently_with_clients() {
         (0, 0, 0, 0)
     );
 }
+
+#[test]
+fn side_bytes_count_only_pages_kept_out_of_line() {
+    // The census's memory estimate (what the bytes-per-page benchmark reports): nothing for
+    // pages whose holders fit in their entry; for pages held by a fifth client, one side-table
+    // word each (24 bytes with its key and the table's slack) and one shared record.
+    let n = 512;
+    let pages = Pages::builder().page_size(64).frames(n).build().unwrap();
+    let obj = pages.open(MemoryAccessor::new(), n * 64).unwrap();
+    let cs: Vec<_> = (0..5).map(|_| obj.register().unwrap()).collect();
+    let inline: Vec<_> = (0..n)
+        .flat_map(|p| {
+            cs[..4]
+                .iter()
+                .map(move |c| c.request(p, Access::Read).unwrap())
+        })
+        .collect();
+    let census = obj.arbitration().unwrap();
+    assert_eq!((census.records, census.side_entries), (0, 0), "{census:?}");
+    assert_eq!(
+        census.side_bytes, 0,
+        "inline pages cost side bytes: {census:?}"
+    );
+    let fifth: Vec<_> = (0..n)
+        .map(|p| cs[4].request(p, Access::Read).unwrap())
+        .collect();
+    let census = obj.arbitration().unwrap();
+    assert_eq!((census.records, census.record_refs), (1, n), "{census:?}");
+    let per_page = census.side_bytes as f64 / n as f64;
+    assert!(
+        (24.0..64.0).contains(&per_page),
+        "{per_page} side bytes per out-of-line page: {census:?}"
+    );
+    drop(fifth);
+    drop(inline);
+    let census = obj.arbitration().unwrap();
+    assert_eq!((census.records, census.side_entries), (0, 0), "{census:?}");
+}

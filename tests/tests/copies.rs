@@ -478,7 +478,11 @@ fn an_upgrade_breaks_the_copy_when_the_holders_are_out_of_line() {
     let fifth = &clients[4];
     let mut g = fifth.request(0, Access::Read).unwrap();
     assert_eq!(&g[..], &pattern(0, 1)[..]);
-    assert_eq!(y.arbitration().unwrap().records, 1, "the grant is not out of line");
+    assert_eq!(
+        y.arbitration().unwrap().records,
+        1,
+        "the grant is not out of line"
+    );
     let shared = g.frame();
     g.upgrade_timeout(Duration::from_secs(2)).unwrap();
     assert_ne!(g.frame(), shared, "the upgrade did not break the copy");
