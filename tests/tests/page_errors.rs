@@ -224,3 +224,51 @@ fn an_errored_page_still_arbitrates() {
         (1, 0, 0)
     );
 }
+
+/// A store whose content does not outlive the object (like anonymous memory): `close` discards
+/// its dirty pages instead of writing them back.
+struct Scratch(Arc<Store>);
+
+impl Accessor for Scratch {
+    fn fill(&self, page: u64, buf: &mut [u8]) -> io::Result<()> {
+        self.0.fill(page, buf)
+    }
+    fn flush(&self, page: u64, buf: &[u8]) -> io::Result<()> {
+        self.0.flush(page, buf)
+    }
+    fn persistent(&self) -> bool {
+        false
+    }
+}
+
+#[test]
+fn close_discards_an_errored_page_of_a_non_persistent_object() {
+    // A page-out (reclaim's write-back of a non-persistent page) that failed in an unusual way
+    // leaves an error record; close discards the page (its content does not outlive the object)
+    // and the record with it, rather than trying the write-back again.
+    let pages = Pages::builder()
+        .page_size(PAGE)
+        .frames(1)
+        .wait_bound(Some(Duration::from_millis(50)))
+        .build()
+        .unwrap();
+    let store = Arc::new(Store::default());
+    let obj = pages
+        .open(Scratch(store.clone()), 4 * PAGE as u64)
+        .unwrap();
+    obj.write(0).unwrap()[0] = 0x66;
+    store.errno.store(EBADF, SeqCst);
+    let e = obj.read(1).unwrap_err();
+    assert_eq!(os_error(&e), Some(EBADF), "the page-out did not fail: {e}");
+    assert!(obj.page_error(0).unwrap().is_some(), "no error recorded");
+    assert_eq!(obj.read(0).unwrap()[0], 0x66, "the errored page lost its content");
+    // Closed for good; the earlier page-out failure, recorded for the object, is reported once.
+    let other = obj.clone();
+    if let Err(e) = obj.close() {
+        assert_eq!(os_error(&e), Some(EBADF), "close failed otherwise: {e}");
+    }
+    assert!(other.is_closed(), "close kept the object open over a discarded page");
+    assert_eq!(store.stored(0), None, "close wrote a discarded page back");
+    let census = pages.census().unwrap();
+    assert_eq!((census.free, census.pinned), (1, 0), "{census:?}");
+}

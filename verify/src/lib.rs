@@ -1,4 +1,4 @@
-//! Race scenarios of SPEC.md (S1–S15, C1–C9), written once against pagecore's sync facade and run by
+//! Race scenarios of SPEC.md (S1–S15, C1–C10), written once against pagecore's sync facade and run by
 //! three drivers:
 //!
 //! * `tests/loom_scenarios.rs` — exhaustive under loom (`RUSTFLAGS="--cfg pagecore_loom"`);
@@ -959,6 +959,131 @@ pub fn c7_break_vs_reclaim() {
     );
     let c = assert_conserved(&pages);
     assert_eq!(c.pinned, 0, "C7: {c:?}");
+}
+
+/// C10 a break waiting for a reader of the same proxy: X0 (written) is copied to Y, so X0 and Y0
+/// are proxies of the frozen frame. A thread reads X0 (a read pin on X's proxy) while the main
+/// thread writes X0. The write's break must wait for that pin wherever it lands: before the
+/// fault's check (the fault waits on the entry), between that check and the break's (the break
+/// waits), or between the break's copy and its publishing CAS (the CAS is refused and the break
+/// waits, keeping its copy); then it publishes, with no wait bound to hide a lost wake-up. The
+/// reader sees the old value or the new, whole; X reads the new one, Y the old; one break; census;
+/// nothing pinned; every frame free once both objects go.
+pub fn c10_break_vs_reader_of_its_proxy() {
+    let pages = pool(3);
+    let s = Store::new(1, A);
+    let x = open(&pages, &s, 1);
+    write(&x, 0, 7).unwrap();
+    let y = x.copy().unwrap();
+    let t = {
+        let x = x.clone();
+        thread::spawn(move || read(&x, 0).unwrap().0)
+    };
+    write(&x, 0, 8).unwrap();
+    let vx = t.join().unwrap();
+    assert!(vx == 7 || vx == 8, "C10: the reader of X0 saw {vx}");
+    assert_eq!(read(&x, 0).unwrap().0, 8);
+    assert_eq!(read(&y, 0).unwrap().0, 7, "C10: the break reached the copy");
+    assert_eq!(pages.stats().unwrap().cow_breaks, 1, "C10: breaks");
+    let c = assert_conserved(&pages);
+    assert_eq!(c.pinned, 0, "C10: {c:?}");
+    drop((x, y));
+    let c = assert_conserved(&pages);
+    assert_eq!(c.free, 3, "C10: frames outlived the objects: {c:?}");
+}
+
+/// EROFS: an unusual write-back error (not EIO, ENOSPC or EDQUOT), which is recorded on the page.
+const EROFS: i32 = 30;
+
+/// C11 close vs a writer of a page with an unusual write-back error: A0's write-back failed with
+/// EROFS, so the page carries an error record (out of line, skipped by reclaim); the store then
+/// recovers. A thread writes A0 while the main thread closes A. Close must wait for the write
+/// guard like any pin (not retry the errored page in a loop while it is pinned: a spin, which
+/// loom reports), then write the page back itself, which clears the record. Whatever the
+/// interleaving: the write succeeds before close or fails `Closed`; close succeeds; the store
+/// holds the last value written; no error is left on the page; every frame is free.
+pub fn c11_close_vs_writer_of_errored_page() {
+    let pages = pool(2);
+    let s = Store::new(1, A);
+    let a = open(&pages, &s, 1);
+    write(&a, 0, 5).unwrap();
+    s.fail_flush.store(EROFS, SeqCst);
+    assert!(a.sync().is_err(), "C11: the failing write-back succeeded");
+    assert!(a.page_error(0).unwrap().is_some(), "C11: no error recorded");
+    s.fail_flush.store(0, SeqCst);
+    let t = {
+        let a = a.clone();
+        thread::spawn(move || match write(&a, 0, 6) {
+            Ok(()) => true,
+            Err(Error::Closed) => false,
+            Err(e) => panic!("C11: the write failed with {e}"),
+        })
+    };
+    a.close().unwrap();
+    let wrote = t.join().unwrap();
+    assert_eq!(s.get(0), if wrote { 6 } else { 5 }, "C11: the store lost a write");
+    let c = assert_conserved(&pages);
+    assert_eq!(c.free, 2, "C11: close left frames: {c:?}");
+}
+
+/// C12 two faults resolving a copy's page through its layer: X0 is written and copied to Y, so
+/// Y maps nothing yet and a fault on Y0 finds X0's old frame in the frozen layer and publishes a
+/// proxy for it. Two threads read Y0: one resolves, the other joins its resolution (or finds the
+/// proxy published); the proxy is published with one read pin per fault. Both read the old
+/// value; X0 the new one after a write; once the guards are gone nothing is pinned (a pin too
+/// few would underflow, a pin too many would keep the frame forever); frames free after.
+pub fn c12_faults_joining_a_proxy() {
+    let pages = pool(3);
+    let s = Store::new(1, A);
+    let x = open(&pages, &s, 1);
+    write(&x, 0, 7).unwrap();
+    let y = x.copy().unwrap();
+    let t = {
+        let y = y.clone();
+        thread::spawn(move || read(&y, 0).unwrap())
+    };
+    let (v, f) = read(&y, 0).unwrap();
+    let (vt, ft) = t.join().unwrap();
+    assert_eq!((v, vt), (7, 7), "C12: a fault through the layer read the wrong value");
+    assert_eq!(f, ft, "C12: two frames for one shared page");
+    let c = assert_conserved(&pages);
+    assert_eq!(c.pinned, 0, "C12: the proxy's pins did not add up: {c:?}");
+    write(&x, 0, 8).unwrap();
+    assert_eq!(read(&y, 0).unwrap().0, 7, "C12: the copy lost its snapshot");
+    assert_eq!(read(&x, 0).unwrap().0, 8);
+    let c = assert_conserved(&pages);
+    assert_eq!(c.pinned, 0, "C12: {c:?}");
+    drop((x, y));
+    let c = assert_conserved(&pages);
+    assert_eq!(c.free, 3, "C12: frames outlived the objects: {c:?}");
+}
+
+/// C13 a fault waiting for the pool while the only frame is shared through a pinned proxy: one
+/// frame; X0 is copied to Y (the frame now belongs to the frozen layer, X0 is a proxy of it). A
+/// thread reads X0 (pinning the shared frame through the proxy) while the main thread faults an
+/// other object's page, which needs that frame: it waits for the pool (marking the pinned proxy
+/// so that its last unpin wakes the pool; no wait bound), then unmaps the proxy and takes the
+/// frame (the layer's page is clean: the file holds it). Both reads are right; X0 and Y0 read
+/// the original again after; census; nothing pinned.
+pub fn c13_pool_wait_on_a_pinned_proxy() {
+    let pages = pool(1);
+    let s = Store::new(1, A);
+    let x = open(&pages, &s, 1);
+    assert_eq!(read(&x, 0).unwrap().0, initial(A, 0));
+    let y = x.copy().unwrap();
+    let sb = Store::new(1, B);
+    let b = open(&pages, &sb, 1);
+    let t = {
+        let x = x.clone();
+        thread::spawn(move || read(&x, 0).unwrap().0)
+    };
+    let vb = read(&b, 0).unwrap().0;
+    assert_eq!(t.join().unwrap(), initial(A, 0), "C13: the proxy's reader");
+    assert_eq!(vb, initial(B, 0), "C13: the other object's fault");
+    assert_eq!(read(&y, 0).unwrap().0, initial(A, 0));
+    assert_eq!(read(&x, 0).unwrap().0, initial(A, 0));
+    let c = assert_conserved(&pages);
+    assert_eq!(c.pinned, 0, "C13: {c:?}");
 }
 
 /// C8 a collapse racing faults through the chain: a (pages 0 and 1 written) is copied to b, b

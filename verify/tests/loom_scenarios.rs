@@ -1,4 +1,4 @@
-//! S1–S15 and C1–C9 under loom: every interleaving up to the preemption bound (default 3; set
+//! S1–S15 and C1–C10 under loom: every interleaving up to the preemption bound (default 3; set
 //! `LOOM_MAX_PREEMPTIONS` to raise it). Run with
 //! `RUSTFLAGS="--cfg pagecore_loom" cargo test -p pagecore-verify --release --test loom_scenarios -- --nocapture`.
 #![cfg(pagecore_loom)]
@@ -150,6 +150,26 @@ fn c6_copy_vs_write() {
 #[test]
 fn c7_break_vs_reclaim() {
     model("C7", s::c7_break_vs_reclaim);
+}
+
+#[test]
+fn c10_break_vs_reader_of_its_proxy() {
+    model("C10", s::c10_break_vs_reader_of_its_proxy);
+}
+
+#[test]
+fn c11_close_vs_writer_of_errored_page() {
+    model("C11", s::c11_close_vs_writer_of_errored_page);
+}
+
+#[test]
+fn c12_faults_joining_a_proxy() {
+    model("C12", s::c12_faults_joining_a_proxy);
+}
+
+#[test]
+fn c13_pool_wait_on_a_pinned_proxy() {
+    model("C13", s::c13_pool_wait_on_a_pinned_proxy);
 }
 
 #[test]

@@ -1,4 +1,4 @@
-//! S1–S15 and C1–C9 under shuttle: random and PCT schedulers, `PAGECORE_SHUTTLE_ITERS` schedules each
+//! S1–S15 and C1–C10 under shuttle: random and PCT schedulers, `PAGECORE_SHUTTLE_ITERS` schedules each
 //! (default 10,000). A failure prints the failing schedule; replay it with
 //! `shuttle::replay(scenario, "<schedule>")` (see verify/README.md). Run with
 //! `cargo test -p pagecore-verify --features shuttle --release --test shuttle_scenarios`.
@@ -135,6 +135,26 @@ fn c6_copy_vs_write() {
 #[test]
 fn c7_break_vs_reclaim() {
     explore("C7", s::c7_break_vs_reclaim);
+}
+
+#[test]
+fn c10_break_vs_reader_of_its_proxy() {
+    explore("C10", s::c10_break_vs_reader_of_its_proxy);
+}
+
+#[test]
+fn c11_close_vs_writer_of_errored_page() {
+    explore("C11", s::c11_close_vs_writer_of_errored_page);
+}
+
+#[test]
+fn c12_faults_joining_a_proxy() {
+    explore("C12", s::c12_faults_joining_a_proxy);
+}
+
+#[test]
+fn c13_pool_wait_on_a_pinned_proxy() {
+    explore("C13", s::c13_pool_wait_on_a_pinned_proxy);
 }
 
 #[test]

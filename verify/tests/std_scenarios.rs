@@ -1,4 +1,4 @@
-//! S1–S15 and C1–C9 on real threads (std backend), repeated: a cheap smoke run of the same bodies the model
+//! S1–S15 and C1–C10 on real threads (std backend), repeated: a cheap smoke run of the same bodies the model
 //! checkers explore, on real hardware memory ordering.
 #![cfg(not(any(pagecore_loom, feature = "shuttle")))]
 
@@ -39,5 +39,9 @@ fn scenarios_on_real_threads() {
     repeat(s::c6_copy_vs_write);
     repeat(s::c7_break_vs_reclaim);
     repeat(s::c8_collapse_vs_fault);
+    repeat(s::c10_break_vs_reader_of_its_proxy);
+    repeat(s::c11_close_vs_writer_of_errored_page);
+    repeat(s::c12_faults_joining_a_proxy);
+    repeat(s::c13_pool_wait_on_a_pinned_proxy);
     repeat(s::c9_sieve_hand_vs_hits);
 }
