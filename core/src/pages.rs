@@ -746,39 +746,55 @@ impl PagesShared {
         if taken.is_some() {
             return taken;
         }
-        let proxies: Vec<Owner> = self.with_proxies(l, f, |p| p.iter().cloned().collect());
         // SAFETY: as above.
         let owner = unsafe { self.with_owner(f, |o| o.cloned()) }?;
         let owner_slot = owner.slot()?;
-        let mut left = Vec::new();
-        for p in proxies {
-            let unmapped = p.slot().is_some_and(|ps| {
-                self.unmap_locked(l, f, ps, &p.mapper, p.page, owner_slot, later)
-            });
-            if !unmapped {
-                left.push(p);
-            }
-        }
-        let taken = self.take_or_mark(owner_slot, f, mark);
-        if taken.is_none() && mark {
-            for p in &left {
-                if let Some(ps) = p.slot() {
-                    self.mark_pool(ps, f);
+        let taken = loop {
+            let proxies: Vec<Owner> = self.with_proxies(l, f, |p| p.iter().cloned().collect());
+            let mut left = Vec::new();
+            for p in proxies {
+                let unmapped = p.slot().is_some_and(|ps| {
+                    self.unmap_locked(l, f, ps, &p.mapper, p.page, owner_slot, later)
+                });
+                if !unmapped {
+                    left.push(p);
                 }
             }
-        }
+            let taken = self.take_or_mark(owner_slot, f, mark);
+            // Every proxy left must be marked, or be unmappable now: a proxy unpinned since
+            // `unmap_locked` saw it pinned has nobody left to wake us.
+            let mut again = false;
+            if taken.is_none() && mark {
+                for p in &left {
+                    if let Some(ps) = p.slot() {
+                        again |= !self.mark_pool(ps, f);
+                    }
+                }
+            }
+            later.drop.extend(left);
+            if !again {
+                break taken;
+            }
+        };
         later.drop.push(owner);
-        later.drop.extend(left);
         taken
     }
 
     /// Sets `WAIT_POOL` on a pinned proxy entry naming `f`, so its last unpinner wakes the pool.
-    fn mark_pool(&self, slot: &AtomicU64, f: u32) {
+    /// Returns `false` if the proxy is unpinned now (its last pin went after the caller's
+    /// `unmap_locked` found it pinned, with no `WAIT_POOL` to wake anyone): the caller must try
+    /// the victim again instead of waiting (scenario C13). `true`: marked (now or before), or it
+    /// no longer names `f` (a break or a close dropped its pin on the owner's entry, which the
+    /// caller marked, so that unpin wakes the pool).
+    fn mark_pool(&self, slot: &AtomicU64, f: u32) -> bool {
         let mut cur = EntryWord(slot.load(Ordering::Relaxed));
-        while cur.frame() == Some(f)
-            && !cur.takeable_but_reclaiming()
-            && !EntryWord::WAIT_POOL.is_set(cur.0)
-        {
+        loop {
+            if cur.frame() != Some(f) || EntryWord::WAIT_POOL.is_set(cur.0) {
+                return true;
+            }
+            if cur.takeable_but_reclaiming() {
+                return false;
+            }
             // Relaxed: only publishes "an obtainer waits" (see the waiter protocol).
             match slot.compare_exchange_weak(
                 cur.0,
@@ -786,7 +802,7 @@ impl PagesShared {
                 Ordering::Relaxed,
                 Ordering::Relaxed,
             ) {
-                Ok(_) => return,
+                Ok(_) => return true,
                 Err(c) => cur = EntryWord(c),
             }
         }
@@ -1151,7 +1167,18 @@ impl PagesShared {
             drop(proxy);
             return false;
         }
-        let entry = EntryWord::resident(f, pins).with(EntryWord::COW, true);
+        // An obtainer that found the owner's entry pinned only by our resolution pin marked it
+        // (`WAIT_POOL`) and waits for that pin to go. It becomes the proxy's pin, which no
+        // unpin of the owner's entry drops until the proxy is unmapped, which the obtainer does
+        // once the proxy is unpinned: carry the mark to the proxy, so that its last unpinner
+        // wakes the pool (scenario C13: a lost wake-up without it).
+        // Relaxed: obtainers set the mark under the lists lock, which we hold.
+        let wait_pool = owner
+            .slot()
+            .is_some_and(|os| EntryWord::WAIT_POOL.is_set(os.load(Ordering::Relaxed)));
+        let entry = EntryWord::resident(f, pins)
+            .with(EntryWord::COW, true)
+            .with(EntryWord::WAIT_POOL, wait_pool);
         // Release: pairs with the Acquire of this entry's pinners: the bytes our resolution pin
         // acquired (from the owner's publication) are visible to them.
         if slot

@@ -253,21 +253,26 @@ fn close_discards_an_errored_page_of_a_non_persistent_object() {
         .build()
         .unwrap();
     let store = Arc::new(Store::default());
-    let obj = pages
-        .open(Scratch(store.clone()), 4 * PAGE as u64)
-        .unwrap();
+    let obj = pages.open(Scratch(store.clone()), 4 * PAGE as u64).unwrap();
     obj.write(0).unwrap()[0] = 0x66;
     store.errno.store(EBADF, SeqCst);
     let e = obj.read(1).unwrap_err();
     assert_eq!(os_error(&e), Some(EBADF), "the page-out did not fail: {e}");
     assert!(obj.page_error(0).unwrap().is_some(), "no error recorded");
-    assert_eq!(obj.read(0).unwrap()[0], 0x66, "the errored page lost its content");
+    assert_eq!(
+        obj.read(0).unwrap()[0],
+        0x66,
+        "the errored page lost its content"
+    );
     // Closed for good; the earlier page-out failure, recorded for the object, is reported once.
     let other = obj.clone();
     if let Err(e) = obj.close() {
         assert_eq!(os_error(&e), Some(EBADF), "close failed otherwise: {e}");
     }
-    assert!(other.is_closed(), "close kept the object open over a discarded page");
+    assert!(
+        other.is_closed(),
+        "close kept the object open over a discarded page"
+    );
     assert_eq!(store.stored(0), None, "close wrote a discarded page back");
     let census = pages.census().unwrap();
     assert_eq!((census.free, census.pinned), (1, 0), "{census:?}");

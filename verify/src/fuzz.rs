@@ -100,6 +100,10 @@ pub fn scenarios() -> Vec<(&'static str, fn())> {
         ("C7", s::c7_break_vs_reclaim),
         ("C8", s::c8_collapse_vs_fault),
         ("C9", s::c9_sieve_hand_vs_hits),
+        ("C10", s::c10_break_vs_reader_of_its_proxy),
+        ("C11", s::c11_close_vs_writer_of_errored_page),
+        ("C12", s::c12_faults_joining_a_proxy),
+        ("C13", s::c13_pool_wait_on_a_pinned_proxy),
     ]
 }
 

@@ -1,4 +1,4 @@
-//! Race scenarios of SPEC.md (S1–S15, C1–C10), written once against pagecore's sync facade and run by
+//! Race scenarios of SPEC.md (S1–S15, C1–C13), written once against pagecore's sync facade and run by
 //! three drivers:
 //!
 //! * `tests/loom_scenarios.rs` — exhaustive under loom (`RUSTFLAGS="--cfg pagecore_loom"`);
@@ -1021,7 +1021,11 @@ pub fn c11_close_vs_writer_of_errored_page() {
     };
     a.close().unwrap();
     let wrote = t.join().unwrap();
-    assert_eq!(s.get(0), if wrote { 6 } else { 5 }, "C11: the store lost a write");
+    assert_eq!(
+        s.get(0),
+        if wrote { 6 } else { 5 },
+        "C11: the store lost a write"
+    );
     let c = assert_conserved(&pages);
     assert_eq!(c.free, 2, "C11: close left frames: {c:?}");
 }
@@ -1044,7 +1048,11 @@ pub fn c12_faults_joining_a_proxy() {
     };
     let (v, f) = read(&y, 0).unwrap();
     let (vt, ft) = t.join().unwrap();
-    assert_eq!((v, vt), (7, 7), "C12: a fault through the layer read the wrong value");
+    assert_eq!(
+        (v, vt),
+        (7, 7),
+        "C12: a fault through the layer read the wrong value"
+    );
     assert_eq!(f, ft, "C12: two frames for one shared page");
     let c = assert_conserved(&pages);
     assert_eq!(c.pinned, 0, "C12: the proxy's pins did not add up: {c:?}");
@@ -1065,6 +1073,12 @@ pub fn c12_faults_joining_a_proxy() {
 /// so that its last unpin wakes the pool; no wait bound), then unmaps the proxy and takes the
 /// frame (the layer's page is clean: the file holds it). Both reads are right; X0 and Y0 read
 /// the original again after; census; nothing pinned.
+///
+/// It found two lost wake-ups (the fault parked forever; loom and shuttle both report it): a
+/// proxy whose last pin went between the obtainer's unmap attempt and its mark was left
+/// unmarked; and when the obtainer had unmapped the proxy and the reader's own fault resolved the
+/// page again, the reader's resolution pin on the marked owner's entry became a new, unmarked
+/// proxy's pin.
 pub fn c13_pool_wait_on_a_pinned_proxy() {
     let pages = pool(1);
     let s = Store::new(1, A);

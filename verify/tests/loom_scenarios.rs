@@ -1,4 +1,4 @@
-//! S1–S15 and C1–C10 under loom: every interleaving up to the preemption bound (default 3; set
+//! S1–S15 and C1–C13 under loom: every interleaving up to the preemption bound (default 3; set
 //! `LOOM_MAX_PREEMPTIONS` to raise it). Run with
 //! `RUSTFLAGS="--cfg pagecore_loom" cargo test -p pagecore-verify --release --test loom_scenarios -- --nocapture`.
 #![cfg(pagecore_loom)]
