@@ -104,6 +104,7 @@ pub fn scenarios() -> Vec<(&'static str, fn())> {
         ("C11", s::c11_close_vs_writer_of_errored_page),
         ("C12", s::c12_faults_joining_a_proxy),
         ("C13", s::c13_pool_wait_on_a_pinned_proxy),
+        ("C14", s::c14_copy_vs_page_out),
     ]
 }
 

@@ -1,4 +1,4 @@
-//! Race scenarios of SPEC.md (S1–S15, C1–C13), written once against pagecore's sync facade and run by
+//! Race scenarios of SPEC.md (S1–S15, C1–C14), written once against pagecore's sync facade and run by
 //! three drivers:
 //!
 //! * `tests/loom_scenarios.rs` — exhaustive under loom (`RUSTFLAGS="--cfg pagecore_loom"`);
@@ -1098,6 +1098,45 @@ pub fn c13_pool_wait_on_a_pinned_proxy() {
     assert_eq!(read(&x, 0).unwrap().0, initial(A, 0));
     let c = assert_conserved(&pages);
     assert_eq!(c.pinned, 0, "C13: {c:?}");
+}
+
+/// C14 a copy racing a page-out of the page it freezes: two frames hold X0 and X1 (anonymous,
+/// written, X0 older); a thread faults another object's page, which reclaims X0 (a page-out to a
+/// swap slot), while
+/// the main thread copies X. The copy's freeze finds X0 resident and marks it, or finds it being
+/// reclaimed and waits for the reclaim to finish (then starts again, with no wait bound to hide a
+/// lost wake-up), or finds it on swap; whatever the interleaving the snapshot holds X0's value,
+/// a later write to X does not reach it, the other object's page reads right, and every frame and
+/// swap slot is freed once both go.
+pub fn c14_copy_vs_page_out() {
+    let pages = pool(2);
+    let (x, swap) = anonymous(&pages, 2, 8);
+    write(&x, 0, 5).unwrap();
+    write(&x, 1, 7).unwrap();
+    let sb = Store::new(1, B);
+    let b = open(&pages, &sb, 1);
+    let t = thread::spawn(move || read(&b, 0).unwrap().0);
+    let y = x.copy().unwrap();
+    assert_eq!(
+        t.join().unwrap(),
+        initial(B, 0),
+        "C14: the other object's fault"
+    );
+    assert_eq!(read(&y, 0).unwrap().0, 5, "C14: the snapshot lost X0");
+    write(&x, 0, 6).unwrap();
+    assert_eq!(
+        read(&y, 0).unwrap().0,
+        5,
+        "C14: a later write reached the snapshot"
+    );
+    assert_eq!(read(&x, 0).unwrap().0, 6);
+    assert_eq!((read(&x, 1).unwrap().0, read(&y, 1).unwrap().0), (7, 7));
+    let c = assert_conserved(&pages);
+    assert_eq!(c.pinned, 0, "C14: {c:?}");
+    drop((x, y));
+    let c = assert_conserved(&pages);
+    assert_eq!(c.free, 2, "C14: frames outlived the objects: {c:?}");
+    assert_eq!(swap.in_use(), 0, "C14: swap slots outlived the objects");
 }
 
 /// C8 a collapse racing faults through the chain: a (pages 0 and 1 written) is copied to b, b

@@ -1,4 +1,4 @@
-//! S1–S15 and C1–C13 under loom: every interleaving up to the preemption bound (default 3; set
+//! S1–S15 and C1–C14 under loom: every interleaving up to the preemption bound (default 3; set
 //! `LOOM_MAX_PREEMPTIONS` to raise it). Run with
 //! `RUSTFLAGS="--cfg pagecore_loom" cargo test -p pagecore-verify --release --test loom_scenarios -- --nocapture`.
 #![cfg(pagecore_loom)]
@@ -170,6 +170,11 @@ fn c12_faults_joining_a_proxy() {
 #[test]
 fn c13_pool_wait_on_a_pinned_proxy() {
     model("C13", s::c13_pool_wait_on_a_pinned_proxy);
+}
+
+#[test]
+fn c14_copy_vs_page_out() {
+    model("C14", s::c14_copy_vs_page_out);
 }
 
 #[test]

@@ -1,4 +1,4 @@
-//! S1–S15 and C1–C13 on real threads (std backend), repeated: a cheap smoke run of the same bodies the model
+//! S1–S15 and C1–C14 on real threads (std backend), repeated: a cheap smoke run of the same bodies the model
 //! checkers explore, on real hardware memory ordering.
 #![cfg(not(any(pagecore_loom, feature = "shuttle")))]
 
@@ -43,5 +43,6 @@ fn scenarios_on_real_threads() {
     repeat(s::c11_close_vs_writer_of_errored_page);
     repeat(s::c12_faults_joining_a_proxy);
     repeat(s::c13_pool_wait_on_a_pinned_proxy);
+    repeat(s::c14_copy_vs_page_out);
     repeat(s::c9_sieve_hand_vs_hits);
 }
