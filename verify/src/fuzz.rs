@@ -105,6 +105,7 @@ pub fn scenarios() -> Vec<(&'static str, fn())> {
         ("C12", s::c12_faults_joining_a_proxy),
         ("C13", s::c13_pool_wait_on_a_pinned_proxy),
         ("C14", s::c14_copy_vs_page_out),
+        ("C15", s::c15_request_vs_reclaim),
     ]
 }
 

@@ -1,4 +1,4 @@
-//! Race scenarios of SPEC.md (S1–S15, C1–C14), written once against pagecore's sync facade and run by
+//! Race scenarios of SPEC.md (S1–S15, C1–C15), written once against pagecore's sync facade and run by
 //! three drivers:
 //!
 //! * `tests/loom_scenarios.rs` — exhaustive under loom (`RUSTFLAGS="--cfg pagecore_loom"`);
@@ -1137,6 +1137,34 @@ pub fn c14_copy_vs_page_out() {
     let c = assert_conserved(&pages);
     assert_eq!(c.free, 2, "C14: frames outlived the objects: {c:?}");
     assert_eq!(swap.in_use(), 0, "C14: swap slots outlived the objects");
+}
+
+/// C15 a client's request racing a reclaim of the same page: one frame holds A0 (written); a
+/// client of A requests A0 for reading while the main thread faults B0, which reclaims A0 (a
+/// write-back, then the entry emptied). The
+/// request is granted at once, or finds the page being reclaimed (ready as far as arbitration
+/// goes, blocked only by the core) and waits on the entry (not in a loop: loom reports a spin),
+/// then faults A0 back once B0's guard is gone. Both read their own page's value (A0 the written
+/// one, from the frame or the store); arbitration is idle after; nothing pinned.
+pub fn c15_request_vs_reclaim() {
+    let pages = pool(1);
+    let (sa, sb) = (Store::new(1, A), Store::new(1, B));
+    let (a, b) = (open(&pages, &sa, 1), open(&pages, &sb, 1));
+    write(&a, 0, 5).unwrap();
+    let t = {
+        let a = a.clone();
+        thread::spawn(move || {
+            let c = a.register().unwrap();
+            let g = c.request(0, Access::Read).unwrap();
+            value(&g)
+        })
+    };
+    let vb = read(&b, 0).unwrap().0;
+    assert_eq!(t.join().unwrap(), 5, "C15: the client read");
+    assert_eq!(vb, initial(B, 0), "C15: the reclaiming fault read");
+    assert_arbitration_idle(&a);
+    let c = assert_conserved(&pages);
+    assert_eq!(c.pinned, 0, "C15: {c:?}");
 }
 
 /// C8 a collapse racing faults through the chain: a (pages 0 and 1 written) is copied to b, b

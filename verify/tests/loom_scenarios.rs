@@ -1,4 +1,4 @@
-//! S1–S15 and C1–C14 under loom: every interleaving up to the preemption bound (default 3; set
+//! S1–S15 and C1–C15 under loom: every interleaving up to the preemption bound (default 3; set
 //! `LOOM_MAX_PREEMPTIONS` to raise it). Run with
 //! `RUSTFLAGS="--cfg pagecore_loom" cargo test -p pagecore-verify --release --test loom_scenarios -- --nocapture`.
 #![cfg(pagecore_loom)]
@@ -175,6 +175,11 @@ fn c13_pool_wait_on_a_pinned_proxy() {
 #[test]
 fn c14_copy_vs_page_out() {
     model("C14", s::c14_copy_vs_page_out);
+}
+
+#[test]
+fn c15_request_vs_reclaim() {
+    model("C15", s::c15_request_vs_reclaim);
 }
 
 #[test]
