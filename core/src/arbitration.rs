@@ -1774,4 +1774,75 @@ mod tests {
         assert_eq!(recs.bytes(), 0);
         assert_eq!((recs.created, recs.freed), (2, 2));
     }
+
+    /// `PageState::check` (what `PageMapper::arbitration` runs on every page) accepts a valid
+    /// state and rejects each kind of broken one, naming the invariant.
+    #[test]
+    fn check_rejects_each_broken_page_state() {
+        use Access::{Read, Write};
+        let e = EntryWord::resident(3, 0);
+        let ok = state(&[(0, Read), (1, Read)], &[(2, Write)], &[0, 1]);
+        assert_eq!(ok.check(7, e), Ok(()));
+        let broken = [
+            (state(&[(0, Write), (1, Write)], &[], &[]), e, "I9"),
+            (state(&[(0, Write), (1, Read)], &[], &[]), e, "I9"),
+            (
+                state(&[(0, Write)], &[], &[]),
+                EntryWord::resident(3, 1),
+                "I9",
+            ),
+            (
+                state(&[(0, Read)], &[], &[]),
+                e.with(EntryWord::WRITER, true),
+                "I9",
+            ),
+            (state(&[], &[(1, Read)], &[]), e, "I10"),
+            (
+                state(&[(0, Write)], &[(1, Read), (1, Read)], &[]),
+                e,
+                "waits twice",
+            ),
+            (
+                state(&[(0, Read)], &[(2, Write), (0, Write)], &[]),
+                e,
+                "other than to upgrade",
+            ),
+            // (Blocked by a reclaim, so that I10 holds.)
+            (
+                state(&[(0, Read)], &[(0, Read)], &[]),
+                e.with(EntryWord::RECLAIMING, true),
+                "other than to upgrade",
+            ),
+            (state(&[(0, Read)], &[(2, Write)], &[1]), e, "asked set"),
+        ];
+        for (st, e, why) in broken {
+            let r = st.check(7, e);
+            assert!(
+                r.as_ref().is_err_and(|m| m.contains(why)),
+                "{st:?} in {e:?}: {r:?}, expected an error naming {why}"
+            );
+        }
+    }
+
+    /// Which waiter would be granted but for the core (plain guards, a reclaim): the head writer
+    /// when nobody else holds the page, readers up to the first writer while no writer holds it.
+    #[test]
+    fn ready_but_for_core_follows_the_grant_rules() {
+        use Access::{Read, Write};
+        let st = state(&[], &[(1, Write), (2, Read)], &[]);
+        assert!(st.ready_but_for_core(1));
+        assert!(
+            !st.ready_but_for_core(2),
+            "a reader behind a waiting writer"
+        );
+        let st = state(&[(0, Read)], &[(1, Write)], &[]);
+        assert!(!st.ready_but_for_core(1), "a writer beside a reader");
+        let st = state(&[(0, Read)], &[(0, Write)], &[]);
+        assert!(st.ready_but_for_core(0), "a sole reader upgrading");
+        let st = state(&[(0, Read)], &[(1, Read), (2, Read)], &[]);
+        assert!(st.ready_but_for_core(1) && st.ready_but_for_core(2));
+        let st = state(&[(0, Write)], &[(1, Read)], &[]);
+        assert!(!st.ready_but_for_core(1), "a reader beside a writer");
+        assert!(!st.ready_but_for_core(3), "not waiting");
+    }
 }
