@@ -394,6 +394,17 @@ fn side_bytes_count_only_pages_kept_out_of_line() {
         (24.0..64.0).contains(&per_page),
         "{per_page} side bytes per out-of-line page: {census:?}"
     );
+    // A sixth client on page 0: a second record (page 0 was out of line already, so the side
+    // table is as it was): the estimate grows by that record.
+    let sixth = obj.register().unwrap();
+    let g = sixth.request(0, Access::Read).unwrap();
+    let more = obj.arbitration().unwrap();
+    assert_eq!((more.records, more.side_entries), (2, census.side_entries), "{more:?}");
+    assert!(
+        more.side_bytes > census.side_bytes,
+        "a second record did not add to {census:?}: {more:?}"
+    );
+    drop(g);
     drop(fifth);
     drop(inline);
     let census = obj.arbitration().unwrap();
