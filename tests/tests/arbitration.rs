@@ -410,3 +410,15 @@ fn side_bytes_count_only_pages_kept_out_of_line() {
     let census = obj.arbitration().unwrap();
     assert_eq!((census.records, census.side_entries), (0, 0), "{census:?}");
 }
+
+#[test]
+fn a_pending_request_shows_its_client_page_and_access() {
+    let (_p, obj) = object(4);
+    let (a, b) = (obj.register().unwrap(), obj.register().unwrap());
+    let _held = a.request(3, Access::Write).unwrap();
+    let pending = b.enqueue(3, Access::Read).unwrap();
+    assert_eq!(
+        format!("{pending:?}"),
+        format!("Pending {{ client: {}, page: 3, access: Read }}", b.id())
+    );
+}
