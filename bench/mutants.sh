@@ -20,11 +20,18 @@
 # random + PCT schedules each; results go to target/mutants-shuttle/mutants.out:
 #
 #   MUTANTS_SUITE=shuttle bash bench/mutants.sh
+#
+# The same under loom (a spin or a lost wake-up that only loom's exhaustive schedules reach),
+# at preemption bound LOOM_MAX_PREEMPTIONS (default here 3), for the scenarios whose test names
+# contain MUTANTS_TESTS (default: all of them, which at bound 3 is some 15 minutes a mutant);
+# results go to target/mutants-loom/mutants.out:
+#
+#   MUTANTS_ONLY=survivors.txt MUTANTS_SUITE=loom MUTANTS_TESTS=c11 bash bench/mutants.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v cargo-mutants >/dev/null || cargo install cargo-mutants --locked
 only=()
-if [ "${MUTANTS_SUITE:-}" = shuttle ]; then
+if [ "${MUTANTS_SUITE:-}" = shuttle ] || [ "${MUTANTS_SUITE:-}" = loom ]; then
     MUTANTS_ONLY=${MUTANTS_ONLY:-mutants.out/missed.txt}
 fi
 if [ -n "${MUTANTS_ONLY:-}" ]; then
@@ -43,6 +50,14 @@ if [ "${MUTANTS_SUITE:-}" = shuttle ]; then
         --test-package pagecore-verify --features shuttle \
         --cargo-test-arg=--test=shuttle_scenarios --timeout "${MUTANTS_TIMEOUT:-120}" \
         -j "${MUTANTS_JOBS:-1}" -o target/mutants-shuttle "${only[@]}"
+fi
+if [ "${MUTANTS_SUITE:-}" = loom ]; then
+    export LOOM_MAX_PREEMPTIONS=${LOOM_MAX_PREEMPTIONS:-3}
+    export RUSTFLAGS="${RUSTFLAGS:-} --cfg pagecore_loom"
+    exec cargo mutants --no-config --package pagecore --profile mutants --baseline skip \
+        --test-package pagecore-verify --cargo-test-arg=--test=loom_scenarios \
+        --cargo-test-arg=-- --cargo-test-arg="${MUTANTS_TESTS:-}" \
+        --timeout "${MUTANTS_TIMEOUT:-900}" -j "${MUTANTS_JOBS:-1}" -o target/mutants-loom "${only[@]}"
 fi
 args=(--package pagecore --timeout "${MUTANTS_TIMEOUT:-20}" -j "${MUTANTS_JOBS:-1}" "${only[@]}")
 # Files until `--`; what follows goes to cargo-mutants as is (e.g. `-- --iterate` to skip the
