@@ -129,4 +129,6 @@ fn a_frame_is_counted_filling_during_its_fill_and_reclaiming_during_its_write_ba
         "{flush:?}"
     );
     assert_eq!(seen[2].1.filling, 1, "{:?}", seen[2].1);
+    // I1 holds in the transient states too.
+    assert!(seen.iter().all(|(_, c)| c.total() == 1), "{seen:?}");
 }
