@@ -399,7 +399,11 @@ fn side_bytes_count_only_pages_kept_out_of_line() {
     let sixth = obj.register().unwrap();
     let g = sixth.request(0, Access::Read).unwrap();
     let more = obj.arbitration().unwrap();
-    assert_eq!((more.records, more.side_entries), (2, census.side_entries), "{more:?}");
+    assert_eq!(
+        (more.records, more.side_entries),
+        (2, census.side_entries),
+        "{more:?}"
+    );
     assert!(
         more.side_bytes > census.side_bytes,
         "a second record did not add to {census:?}: {more:?}"
@@ -421,4 +425,25 @@ fn a_pending_request_shows_its_client_page_and_access() {
         format!("{pending:?}"),
         format!("Pending {{ client: {}, page: 3, access: Read }}", b.id())
     );
+}
+
+#[test]
+fn reclaim_asks_a_holder_once_however_many_faults_want_its_frame() {
+    let pages = Pages::builder()
+        .page_size(64)
+        .frames(1)
+        .wait_bound(Some(Duration::from_millis(20)))
+        .build()
+        .unwrap();
+    let obj = pages.open(MemoryAccessor::new(), 64 * 64).unwrap();
+    let log = Log::default();
+    let a = logged(&obj, &log);
+    let g = a.request(0, Access::Read).unwrap();
+    for p in 1..4 {
+        let e = obj.read(p).map(|_| ()).unwrap_err();
+        assert!(matches!(e, Error::Exhausted { .. }), "page {p}: {e}");
+    }
+    assert_eq!(*log.lock().unwrap(), vec![(a.id(), 0, Revocation::Release)]);
+    drop(g);
+    assert_eq!(obj.read(1).unwrap()[0], 0);
 }
