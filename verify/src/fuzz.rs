@@ -106,6 +106,7 @@ pub fn scenarios() -> Vec<(&'static str, fn())> {
         ("C13", s::c13_pool_wait_on_a_pinned_proxy),
         ("C14", s::c14_copy_vs_page_out),
         ("C15", s::c15_request_vs_reclaim),
+        ("C16", s::c16_failed_fill_frees_for_a_waiting_fault),
     ]
 }
 

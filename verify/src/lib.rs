@@ -1,4 +1,4 @@
-//! Race scenarios of SPEC.md (S1–S15, C1–C15), written once against pagecore's sync facade and run by
+//! Race scenarios of SPEC.md (S1–S15, C1–C16), written once against pagecore's sync facade and run by
 //! three drivers:
 //!
 //! * `tests/loom_scenarios.rs` — exhaustive under loom (`RUSTFLAGS="--cfg pagecore_loom"`);
@@ -1165,6 +1165,32 @@ pub fn c15_request_vs_reclaim() {
     assert_arbitration_idle(&a);
     let c = assert_conserved(&pages);
     assert_eq!(c.pinned, 0, "C15: {c:?}");
+}
+
+/// C16 a failed fill frees the frame another fault waits for: one frame; A's store fails its
+/// fills (EIO). A thread faults A0 while the main thread faults B0: whichever takes the only
+/// frame first, the other waits for the pool (no wait bound) and must be woken when the frame is
+/// free again: by B0's unpin, or by the failed fill giving its frame back. A0's fault gets the
+/// fill error; B0 reads right; nothing is recorded; A0 reads once its store recovers; census.
+pub fn c16_failed_fill_frees_for_a_waiting_fault() {
+    let pages = pool(1);
+    let (sa, sb) = (Store::new(1, A), Store::new(1, B));
+    let (a, b) = (open(&pages, &sa, 1), open(&pages, &sb, 1));
+    sa.fail_fill.store(5, SeqCst);
+    let t = {
+        let a = a.clone();
+        thread::spawn(move || read(&a, 0))
+    };
+    let vb = read(&b, 0).unwrap().0;
+    match t.join().unwrap() {
+        Err(Error::Fill { page: 0, source }) => assert_eq!(source.raw_os_error(), Some(5)),
+        other => panic!("C16: a fault on a failing page returned {other:?}"),
+    }
+    assert_eq!(vb, initial(B, 0), "C16: B0");
+    let c = assert_conserved(&pages);
+    assert_eq!(c.pinned, 0, "C16: {c:?}");
+    sa.fail_fill.store(0, SeqCst);
+    assert_eq!(read(&a, 0).unwrap().0, initial(A, 0));
 }
 
 /// C8 a collapse racing faults through the chain: a (pages 0 and 1 written) is copied to b, b

@@ -1,4 +1,4 @@
-//! S1–S15 and C1–C15 under loom: every interleaving up to the preemption bound (default 3; set
+//! S1–S15 and C1–C16 under loom: every interleaving up to the preemption bound (default 3; set
 //! `LOOM_MAX_PREEMPTIONS` to raise it). Run with
 //! `RUSTFLAGS="--cfg pagecore_loom" cargo test -p pagecore-verify --release --test loom_scenarios -- --nocapture`.
 #![cfg(pagecore_loom)]
@@ -180,6 +180,11 @@ fn c14_copy_vs_page_out() {
 #[test]
 fn c15_request_vs_reclaim() {
     model("C15", s::c15_request_vs_reclaim);
+}
+
+#[test]
+fn c16_failed_fill_frees_for_a_waiting_fault() {
+    model("C16", s::c16_failed_fill_frees_for_a_waiting_fault);
 }
 
 #[test]

@@ -1,4 +1,4 @@
-//! S1–S15 and C1–C15 under shuttle: random and PCT schedulers, `PAGECORE_SHUTTLE_ITERS` schedules each
+//! S1–S15 and C1–C16 under shuttle: random and PCT schedulers, `PAGECORE_SHUTTLE_ITERS` schedules each
 //! (default 10,000). A failure prints the failing schedule; replay it with
 //! `shuttle::replay(scenario, "<schedule>")` (see verify/README.md). Run with
 //! `cargo test -p pagecore-verify --features shuttle --release --test shuttle_scenarios`.
@@ -165,6 +165,11 @@ fn c14_copy_vs_page_out() {
 #[test]
 fn c15_request_vs_reclaim() {
     explore("C15", s::c15_request_vs_reclaim);
+}
+
+#[test]
+fn c16_failed_fill_frees_for_a_waiting_fault() {
+    explore("C16", s::c16_failed_fill_frees_for_a_waiting_fault);
 }
 
 #[test]
