@@ -1845,4 +1845,32 @@ mod tests {
         assert!(!st.ready_but_for_core(1), "a reader beside a writer");
         assert!(!st.ready_but_for_core(3), "not waiting");
     }
+
+    /// `grant_ready` grants nothing while the core stands in the way (the page absent, being
+    /// reclaimed, written by a plain guard, or shared copy-on-write for a writer), and reports
+    /// that only the core blocks the head.
+    #[test]
+    fn grant_ready_respects_the_core() {
+        use Access::{Read, Write};
+        let e = EntryWord::resident(3, 0);
+        let blocked = [
+            (Read, EntryWord(0)),
+            (Read, e.with(EntryWord::RECLAIMING, true)),
+            (Read, e.with(EntryWord::WRITER, true)),
+            (Write, EntryWord::resident(3, 1)),
+            (Write, e.with(EntryWord::COW, true)),
+        ];
+        for (want, e) in blocked {
+            let mut st = state(&[], &[(1, want)], &[]);
+            assert!(
+                st.grant_ready(e),
+                "{want:?} in {e:?}: not blocked by the core"
+            );
+            assert_eq!(st.holders, [], "{want:?} granted in {e:?}");
+        }
+        let mut st = state(&[], &[(1, Read), (2, Read), (3, Write)], &[]);
+        assert!(!st.grant_ready(e));
+        assert_eq!(st.holders, [(1, Read), (2, Read)]);
+        assert_eq!(st.waiters, [(3, Write)]);
+    }
 }
