@@ -52,3 +52,31 @@ fn a_copy_freezes_pages_of_every_leaf() {
         assert_eq!(obj.read(p).unwrap()[..8], (p + 1).to_le_bytes(), "page {p}");
     }
 }
+
+/// A wait on a page in a high frame parks on that frame's bucket of the page parkers (64 of
+/// them, frame % 64). A pool of more than 64 x 64 frames puts a page where a wrong bucket
+/// computation (frame / 64) would index past the table.
+#[test]
+fn waits_on_pages_in_high_frames_of_a_large_pool() {
+    const FRAMES: u64 = 64 * 64 + 64;
+    let pages = Pages::builder()
+        .page_size(8)
+        .frames(FRAMES)
+        .wait_bound(Some(std::time::Duration::from_millis(10)))
+        .build()
+        .unwrap();
+    let obj = pages.open(MemoryAccessor::new(), FRAMES * 8).unwrap();
+    // Faulted in order, page p lands in frame p (the free list hands out frame 0 first).
+    for p in 0..FRAMES {
+        drop(obj.read(p).unwrap());
+    }
+    let high = FRAMES - 10;
+    let g = obj.read(high).unwrap();
+    assert_eq!(g.frame() as u64, high);
+    // A writer waits for the reader (the bound, then Busy).
+    let e = obj.write(high).map(|_| ()).unwrap_err();
+    assert!(matches!(e, pagecore::Error::Busy { .. }), "{e}");
+    drop(g);
+    obj.write(high).unwrap()[0] = 1;
+    assert_eq!(obj.read(high).unwrap()[0], 1);
+}
