@@ -79,4 +79,14 @@ fn waits_on_pages_in_high_frames_of_a_large_pool() {
     drop(g);
     obj.write(high).unwrap()[0] = 1;
     assert_eq!(obj.read(high).unwrap()[0], 1);
+    // The same for the arbitration side table and its parkers (64 shards, page % 64): a client
+    // waiting behind another on a page beyond 64 x 64.
+    let (a, b) = (obj.register().unwrap(), obj.register().unwrap());
+    let held = a.request(high, pagecore::Access::Write).unwrap();
+    let mut waiting = b.enqueue(high, pagecore::Access::Read).unwrap();
+    assert!(!waiting.is_granted().unwrap());
+    assert_eq!(obj.arbitration().unwrap().waiting, 1);
+    drop(held);
+    let g = waiting.wait().unwrap();
+    assert_eq!(g[0], 1);
 }
