@@ -454,3 +454,34 @@ fn reclaim_asks_a_holder_once_however_many_faults_want_its_frame() {
     drop(g);
     assert_eq!(obj.read(1).unwrap()[0], 0);
 }
+
+#[test]
+fn inline_clients_release_holds_kept_out_of_line() {
+    // With a fifth client on the page its holders are all kept in a record (no HOLD bits): the
+    // first four clients' releases must take them out of the record.
+    let (_p, obj) = object(4);
+    let cs: Vec<_> = (0..5).map(|_| obj.register().unwrap()).collect();
+    let mut gs: Vec<_> = cs
+        .iter()
+        .map(|c| c.request(0, Access::Read).unwrap())
+        .collect();
+    assert_eq!(obj.arbitration().unwrap().records, 1);
+    let fifth = gs.pop().unwrap();
+    for (i, g) in gs.into_iter().enumerate() {
+        g.release().unwrap();
+        let c = obj.arbitration().unwrap();
+        assert_eq!(c.held_pages, 1, "{c:?}");
+        // The holders left: the record's state changed with each release.
+        assert_eq!(c.records_created, 2 + i as u64, "{c:?}");
+    }
+    drop(fifth);
+    let c = obj.arbitration().unwrap();
+    assert_eq!(
+        (c.held_pages, c.records, c.side_entries),
+        (0, 0, 0),
+        "{c:?}"
+    );
+    // Every client can write the page now: nobody holds it.
+    let mut w = cs[0].request(0, Access::Write).unwrap();
+    w.bytes_mut().unwrap()[0] = 1;
+}
