@@ -432,6 +432,7 @@ fn a_pending_request_shows_its_client_page_and_access() {
         format!("{pending:?}"),
         format!("Pending {{ client: {}, page: 3, access: Read }}", b.id())
     );
+    assert_eq!(format!("{b:?}"), format!("Client {{ id: {} }}", b.id()));
 }
 
 #[test]
