@@ -693,9 +693,16 @@ fn freeze(
             Freeze::Restart(page, seen) => {
                 drop(shards);
                 drop(to);
-                if let Some(slot) = this.map.slot(page) {
-                    if pages.wait_entry(slot, seen, deadline) == Parked::TimedOut {
-                        return Err(Error::Busy { page });
+                // Wait only for what ends by itself and changes the entry as it ends (a reclaim,
+                // a write guard; `mark` would skip a marked page being reclaimed, and restarting
+                // at once would spin). Anything else is `mark`'s: a page a writer left dirty in a
+                // persistent object changes only once written back, which `mark` does, so
+                // waiting here for it to change was a lost wake-up (scenario C18).
+                if seen.reclaiming() || seen.writer() {
+                    if let Some(slot) = this.map.slot(page) {
+                        if pages.wait_entry(slot, seen, deadline) == Parked::TimedOut {
+                            return Err(Error::Busy { page });
+                        }
                     }
                 }
             }

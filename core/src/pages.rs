@@ -227,8 +227,10 @@ pub(crate) enum Publish {
 pub(crate) enum Freeze {
     /// Every private page moved to the frozen layer; the store moved.
     Done,
-    /// Page `.0` is being reclaimed or written (entry `.1`): wait for it outside the locks and
-    /// try again.
+    /// Page `.0` (entry `.1`) is being reclaimed or written, or is dirty in a persistent object,
+    /// since the marking: wait outside the locks for a reclaim or a writer to finish, then mark
+    /// again (which asks write holders to downgrade, writes dirty pages back and marks new ones)
+    /// and freeze again.
     Restart(u64, EntryWord),
 }
 

@@ -107,6 +107,8 @@ pub fn scenarios() -> Vec<(&'static str, fn())> {
         ("C14", s::c14_copy_vs_page_out),
         ("C15", s::c15_request_vs_reclaim),
         ("C16", s::c16_failed_fill_frees_for_a_waiting_fault),
+        ("C17", s::c17_failed_writeback_reverts_for_a_waiting_fault),
+        ("C18", s::c18_copy_vs_faults_between_mark_and_freeze),
     ]
 }
 
@@ -118,7 +120,5 @@ pub fn schedule(data: &[u8]) {
     };
     let all = scenarios();
     let (_, f) = all[pick as usize % all.len()];
-    let mut config = shuttle::Config::new();
-    config.silence_warnings = true;
-    shuttle::Runner::new(BytesScheduler::new(rest), config).run(f);
+    shuttle::Runner::new(BytesScheduler::new(rest), crate::shuttle_run::config()).run(f);
 }

@@ -1,4 +1,4 @@
-//! Race scenarios of SPEC.md (S1–S15, C1–C16), written once against pagecore's sync facade and run by
+//! Race scenarios of SPEC.md (S1–S15, C1–C18), written once against pagecore's sync facade and run by
 //! three drivers:
 //!
 //! * `tests/loom_scenarios.rs` — exhaustive under loom (`RUSTFLAGS="--cfg pagecore_loom"`);
@@ -16,6 +16,8 @@
 #[cfg(feature = "shuttle")]
 pub mod fuzz;
 pub mod linearizability;
+#[cfg(feature = "shuttle")]
+pub mod shuttle_run;
 
 use pagecore::anonymous::Anonymous;
 use pagecore::swap::SwapArea;
@@ -40,6 +42,8 @@ pub struct Store {
     pub fail_flush: AtomicI32,
     /// When non-zero, fills fail with this OS error code.
     pub fail_fill: AtomicI32,
+    /// When non-zero, the next write-back fails with this OS error code (and it is cleared).
+    pub fail_next_flush: AtomicI32,
 }
 
 impl Store {
@@ -51,6 +55,7 @@ impl Store {
             flushes: AtomicUsize::new(0),
             fail_flush: AtomicI32::new(0),
             fail_fill: AtomicI32::new(0),
+            fail_next_flush: AtomicI32::new(0),
         })
     }
 
@@ -72,7 +77,10 @@ impl Accessor for Store {
     }
 
     fn flush(&self, page: u64, buf: &[u8]) -> io::Result<()> {
-        let errno = self.fail_flush.load(SeqCst);
+        let mut errno = self.fail_flush.load(SeqCst);
+        if errno == 0 {
+            errno = self.fail_next_flush.swap(0, SeqCst);
+        }
         if errno != 0 {
             return Err(io::Error::from_raw_os_error(errno));
         }
@@ -129,6 +137,7 @@ fn initial(base: u64, p: u64) -> u64 {
 
 const A: u64 = 1000;
 const B: u64 = 2000;
+const C: u64 = 3000;
 
 /// S1 reclaim vs reserve: a client hits page A0 (find -> reserve) while another client's fault
 /// on B0 reclaims A0's frame from the queue head. One frame, so exactly one of them holds it at a
@@ -1191,6 +1200,95 @@ pub fn c16_failed_fill_frees_for_a_waiting_fault() {
     assert_eq!(c.pinned, 0, "C16: {c:?}");
     sa.fail_fill.store(0, SeqCst);
     assert_eq!(read(&a, 0).unwrap().0, initial(A, 0));
+}
+
+/// C17 a failed write-back puts back the frame another fault waits for: one frame holds A0
+/// (written); A's store fails its next write-back (EIO) once. A thread faults B0 while the main
+/// thread faults C0: whichever reclaims A0 first has its write-back fail, so the frame goes back
+/// to the queue (dirty) and that fault, with every frame tried, reports the error; the other
+/// fault, if it waited for the pool meanwhile (no wait bound), must be woken by that revert, and
+/// it reclaims A0 again, this time writing it back. Exactly one fault fails (EIO); the other
+/// reads its page; A0's write reaches the store and is read back; sync reports the failure once.
+pub fn c17_failed_writeback_reverts_for_a_waiting_fault() {
+    let pages = pool(1);
+    let (sa, sb, sc) = (Store::new(1, A), Store::new(1, B), Store::new(1, C));
+    let (a, b, c) = (
+        open(&pages, &sa, 1),
+        open(&pages, &sb, 1),
+        open(&pages, &sc, 1),
+    );
+    write(&a, 0, 7).unwrap();
+    sa.fail_next_flush.store(5, SeqCst);
+    let t = thread::spawn(move || read(&b, 0).map(|r| r.0));
+    let rc = read(&c, 0).map(|r| r.0);
+    let rb = t.join().unwrap();
+    let (ok, failed) = match (rb, rc) {
+        (Ok(vb), Err(e)) => ((vb, initial(B, 0)), e),
+        (Err(e), Ok(vc)) => ((vc, initial(C, 0)), e),
+        other => panic!("C17: exactly one fault must fail its write-back, got {other:?}"),
+    };
+    assert_eq!(ok.0, ok.1, "C17: the other fault read the wrong page");
+    match failed {
+        Error::WriteBack { page: 0, source } => assert_eq!(source.raw_os_error(), Some(5)),
+        other => panic!("C17: the failing fault returned {other:?}"),
+    }
+    assert_eq!(sa.get(0), 7, "C17: A0's write did not reach the store");
+    assert_eq!(sa.flushes.load(SeqCst), 1, "C17: A0 written back once");
+    assert!(
+        a.sync().is_err(),
+        "C17: sync must report the failed write-back"
+    );
+    a.sync().expect("C17: reported once");
+    assert_eq!(read(&a, 0).unwrap().0, 7);
+    let cs = assert_conserved(&pages);
+    assert_eq!(cs.pinned, 0, "C17: {cs:?}");
+}
+
+/// C18 a copy racing faults that bring pages in between its marking and its freeze: X (a file,
+/// two pages, neither resident) is copied by the main thread while a thread reads X0 and then
+/// writes 9 into X1, each fault filling its page. A page filled after the copy marked X's
+/// resident pages reaches the freeze unmarked: the freeze marks it itself if nobody writes it,
+/// and starts the copy again if it is being written or dirty (a file's dirty page is written
+/// back first), so no writer is left on a frozen frame and no copy loops. The snapshot holds
+/// X0's value and X1's old value or 9, whole; X holds both; a later write to X does not reach the
+/// snapshot; every frame is free once both are gone.
+pub fn c18_copy_vs_faults_between_mark_and_freeze() {
+    let pages = pool(3);
+    let s = Store::new(2, A);
+    let x = open(&pages, &s, 2);
+    let t = {
+        let x = x.clone();
+        thread::spawn(move || {
+            let v0 = read(&x, 0).unwrap().0;
+            write(&x, 1, 9).unwrap();
+            v0
+        })
+    };
+    let y = x.copy().unwrap();
+    assert_eq!(t.join().unwrap(), initial(A, 0), "C18: the reader");
+    let y1 = read(&y, 1).unwrap().0;
+    assert!(
+        y1 == initial(A, 1) || y1 == 9,
+        "C18: the snapshot holds {y1}"
+    );
+    assert_eq!(
+        read(&y, 0).unwrap().0,
+        initial(A, 0),
+        "C18: the snapshot's X0"
+    );
+    assert_eq!(read(&x, 1).unwrap().0, 9, "C18: X lost its write");
+    write(&x, 0, 5).unwrap();
+    assert_eq!(
+        (read(&y, 0).unwrap().0, read(&y, 1).unwrap().0),
+        (initial(A, 0), y1),
+        "C18: a later write reached the snapshot"
+    );
+    let c = assert_conserved(&pages);
+    assert_eq!(c.pinned, 0, "C18: {c:?}");
+    drop((x, y));
+    let c = assert_conserved(&pages);
+    assert_eq!(c.free, 3, "C18: frames outlived the objects: {c:?}");
+    assert_eq!(s.get(1), 9, "C18: X1's write did not reach the file");
 }
 
 /// C8 a collapse racing faults through the chain: a (pages 0 and 1 written) is copied to b, b

@@ -116,7 +116,7 @@ fn shuttle_histories_are_linearizable() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(2000usize);
-    shuttle::check_random(
+    pagecore_verify::shuttle_run::check_random(
         || {
             let h = record_run(3, 6, 3, 2, 7);
             if let Err(e) = check(&h) {
@@ -125,7 +125,7 @@ fn shuttle_histories_are_linearizable() {
         },
         iters,
     );
-    shuttle::check_pct(
+    pagecore_verify::shuttle_run::check_pct(
         || {
             let h = record_run(3, 6, 3, 2, 11);
             if let Err(e) = check(&h) {

@@ -1,10 +1,11 @@
-//! S1–S15 and C1–C16 under shuttle: random and PCT schedulers, `PAGECORE_SHUTTLE_ITERS` schedules each
+//! S1–S15 and C1–C18 under shuttle: random and PCT schedulers, `PAGECORE_SHUTTLE_ITERS` schedules each
 //! (default 10,000). A failure prints the failing schedule; replay it with
-//! `shuttle::replay(scenario, "<schedule>")` (see verify/README.md). Run with
+//! `pagecore_verify::shuttle_run::replay(scenario, "<schedule>")` (see verify/README.md). Run with
 //! `cargo test -p pagecore-verify --features shuttle --release --test shuttle_scenarios`.
 #![cfg(feature = "shuttle")]
 
 use pagecore_verify as s;
+use pagecore_verify::shuttle_run;
 
 fn iterations() -> usize {
     std::env::var("PAGECORE_SHUTTLE_ITERS")
@@ -18,8 +19,8 @@ fn explore(name: &str, f: impl Fn() + Send + Sync + 'static) {
     let n = iterations();
     let f = std::sync::Arc::new(f);
     let g = f.clone();
-    shuttle::check_random(move || g(), n);
-    shuttle::check_pct(move || f(), n, 3);
+    shuttle_run::check_random(move || g(), n);
+    shuttle_run::check_pct(move || f(), n, 3);
     println!("shuttle {name}: {n} random + {n} PCT(depth 3) schedules");
 }
 
@@ -170,6 +171,16 @@ fn c15_request_vs_reclaim() {
 #[test]
 fn c16_failed_fill_frees_for_a_waiting_fault() {
     explore("C16", s::c16_failed_fill_frees_for_a_waiting_fault);
+}
+
+#[test]
+fn c17_failed_writeback_reverts_for_a_waiting_fault() {
+    explore("C17", s::c17_failed_writeback_reverts_for_a_waiting_fault);
+}
+
+#[test]
+fn c18_copy_vs_faults_between_mark_and_freeze() {
+    explore("C18", s::c18_copy_vs_faults_between_mark_and_freeze);
 }
 
 #[test]
