@@ -295,6 +295,9 @@ pub struct Census {
     /// Copy-on-write proxies mapping resident frames (each object page that maps a frame it
     /// does not own).
     pub proxies: u32,
+    /// Threads waiting for a frame: faults (or breaks) that found every frame pinned and sleep
+    /// until one is unpinned, freed or put back (not part of [`Census::total`]).
+    pub waiting_for_frames: u32,
 }
 
 impl Census {
@@ -1660,6 +1663,93 @@ impl PagesShared {
         if c.total() != n {
             return Err(format!("census {c:?} does not add up to {n} frames"));
         }
+        c.waiting_for_frames = u32::try_from(l.waiting_obtainers)
+            .map_err(|_| format!("{} threads waiting for a frame", l.waiting_obtainers))?;
         Ok(c)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{MemoryAccessor, PageMapper, Pages};
+
+    const PAGE: usize = 64;
+
+    fn slot(o: &PageMapper, page: u64) -> &AtomicU64 {
+        o.shared.map.slot(page).expect("the page has an entry")
+    }
+
+    /// Clears `clear` and sets `set` in the entry, checks the census refuses it, and puts the
+    /// entry back.
+    fn refused_with(pages: &Pages, slot: &AtomicU64, set: u64, clear: u64, what: &str) {
+        let saved = slot.load(Ordering::SeqCst);
+        slot.store((saved & !clear) | set, Ordering::SeqCst);
+        let r = pages.check_invariants();
+        slot.store(saved, Ordering::SeqCst);
+        assert!(r.is_err(), "the census accepted {what}: {r:?}");
+        pages.check_invariants().expect("restored");
+    }
+
+    /// `check_invariants` is the oracle of every other test and scenario: each kind of broken
+    /// owner or proxy entry it is meant to catch (I2 and its copy-on-write form) makes it fail.
+    /// (Mutation testing: its checks of those entries could be weakened without a test noticing,
+    /// since no correct run breaks them.)
+    #[test]
+    fn check_invariants_rejects_broken_owner_and_proxy_entries() {
+        let pages = Pages::builder().page_size(PAGE).frames(4).build().unwrap();
+        let x = pages.open(MemoryAccessor::new(), 2 * PAGE as u64).unwrap();
+        x.write(0).unwrap()[0] = 5;
+        let y = x.copy().unwrap();
+        assert_eq!(y.read(0).unwrap()[0], 5);
+        let c = pages.check_invariants().unwrap();
+        assert_eq!((c.resident, c.proxies), (1, 2), "{c:?}");
+        // x0 and y0 are proxies of the frozen layer's page, which owns the frame.
+        let frame = EntryWord(slot(&y, 0).load(Ordering::SeqCst))
+            .frame()
+            .unwrap();
+        let ps = &pages.shared;
+        let layer_page = {
+            let _l = lock(&ps.lists);
+            // SAFETY: lists lock held; the frame is Resident (the census just said so).
+            unsafe { ps.with_owner(frame, |o| o.cloned()) }.expect("the frame has an owner")
+        };
+        assert!(!layer_page.is(&x.shared, 0) && !layer_page.is(&y.shared, 0));
+        let owner = layer_page.slot().unwrap();
+        let other = EntryWord::FRAME1.set(0, (frame as u64 + 1) % 4 + 1);
+        let frame_bits = EntryWord::FRAME1.mask();
+        refused_with(
+            &pages,
+            owner,
+            EntryWord::RECLAIMING.mask(),
+            0,
+            "a resident owner RECLAIMING",
+        );
+        refused_with(
+            &pages,
+            owner,
+            other,
+            frame_bits,
+            "an owner naming another frame",
+        );
+        refused_with(
+            &pages,
+            owner,
+            0,
+            EntryWord::PINS.mask(),
+            "two proxies, no pins",
+        );
+        for p in [&x, &y] {
+            let s = slot(p, 0);
+            refused_with(&pages, s, 0, EntryWord::COW.mask(), "a proxy without COW");
+            refused_with(
+                &pages,
+                s,
+                EntryWord::RECLAIMING.mask(),
+                0,
+                "a proxy RECLAIMING",
+            );
+            refused_with(&pages, s, other, frame_bits, "a proxy naming another frame");
+        }
     }
 }

@@ -132,3 +132,41 @@ fn a_frame_is_counted_filling_during_its_fill_and_reclaiming_during_its_write_ba
     // I1 holds in the transient states too.
     assert!(seen.iter().all(|(_, c)| c.total() == 1), "{seen:?}");
 }
+
+/// `waiting_for_frames` counts the threads asleep in the pool's wait for a frame, and drops back
+/// to zero once they have their frames (a count that only grew, or went below zero, would
+/// survive every test that only checks the frames).
+#[test]
+fn threads_waiting_for_a_frame_are_counted_while_they_wait() {
+    let pages = Pages::builder()
+        .page_size(PAGE)
+        .frames(1)
+        .wait_bound(None)
+        .build()
+        .unwrap();
+    let o = pages.open(MemoryAccessor::new(), 3 * PAGE as u64).unwrap();
+    assert_eq!(census(&pages).waiting_for_frames, 0);
+    let g = o.read(0).unwrap();
+    let waiters: Vec<_> = (1..3)
+        .map(|p| {
+            let o = o.clone();
+            std::thread::spawn(move || o.read(p).map(|g| g[0]))
+        })
+        .collect();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while census(&pages).waiting_for_frames < 2 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "two faults never waited for the only frame: {:?}",
+            census(&pages)
+        );
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    assert_eq!(census(&pages).waiting_for_frames, 2, "no third waiter");
+    drop(g);
+    for w in waiters {
+        assert_eq!(w.join().unwrap().unwrap(), 0);
+    }
+    let c = census(&pages);
+    assert_eq!((c.waiting_for_frames, c.pinned), (0, 0), "{c:?}");
+}
