@@ -1,4 +1,4 @@
-//! Race scenarios of SPEC.md (S1–S15, C1–C18), written once against pagecore's sync facade and run by
+//! Race scenarios of SPEC.md (S1–S15, C1–C19), written once against pagecore's sync facade and run by
 //! three drivers:
 //!
 //! * `tests/loom_scenarios.rs` — exhaustive under loom (`RUSTFLAGS="--cfg pagecore_loom"`);
@@ -1289,6 +1289,42 @@ pub fn c18_copy_vs_faults_between_mark_and_freeze() {
     let c = assert_conserved(&pages);
     assert_eq!(c.free, 3, "C18: frames outlived the objects: {c:?}");
     assert_eq!(s.get(1), 9, "C18: X1's write did not reach the file");
+}
+
+/// C19 a client's write request racing a plain writer of an absent page: X0 is not resident; a
+/// thread writes 5 into it through a plain write guard while a client of X requests X0 for
+/// writing and writes 7 through its grant. The request finds no frame and faults the page in
+/// itself, or meets the writer's guard and waits on the entry (blocked only by the core: not in
+/// a loop, which loom reports), or finds the page the writer left dirty and turns its fault's pin
+/// into the grant. The two writes are ordered: the grant sees X0's old value or 5, and X0 ends
+/// 5 or 7 to match; arbitration is idle after; the write reaches the store on sync.
+pub fn c19_write_request_vs_plain_writer() {
+    let pages = pool(1);
+    let s = Store::new(1, A);
+    let x = open(&pages, &s, 1);
+    let t = {
+        let x = x.clone();
+        thread::spawn(move || write(&x, 0, 5).unwrap())
+    };
+    let c = x.register().unwrap();
+    let seen = {
+        let mut g = c.request(0, Access::Write).unwrap();
+        let seen = value(&g);
+        put(&mut g, 7);
+        seen
+    };
+    t.join().unwrap();
+    let last = match seen {
+        v if v == initial(A, 0) => 5,
+        5 => 7,
+        v => panic!("C19: the grant saw {v}"),
+    };
+    assert_eq!(read(&x, 0).unwrap().0, last, "C19: a write was lost");
+    assert_arbitration_idle(&x);
+    x.sync().unwrap();
+    assert_eq!(s.get(0), last, "C19: the store");
+    let cs = assert_conserved(&pages);
+    assert_eq!(cs.pinned, 0, "C19: {cs:?}");
 }
 
 /// C8 a collapse racing faults through the chain: a (pages 0 and 1 written) is copied to b, b

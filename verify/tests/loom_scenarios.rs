@@ -1,4 +1,4 @@
-//! S1–S15 and C1–C18 under loom: every interleaving up to the preemption bound (default 3; set
+//! S1–S15 and C1–C19 under loom: every interleaving up to the preemption bound (default 3; set
 //! `LOOM_MAX_PREEMPTIONS` to raise it). Run with
 //! `RUSTFLAGS="--cfg pagecore_loom" cargo test -p pagecore-verify --release --test loom_scenarios -- --nocapture`.
 #![cfg(pagecore_loom)]
@@ -195,6 +195,11 @@ fn c17_failed_writeback_reverts_for_a_waiting_fault() {
 #[test]
 fn c18_copy_vs_faults_between_mark_and_freeze() {
     model("C18", s::c18_copy_vs_faults_between_mark_and_freeze);
+}
+
+#[test]
+fn c19_write_request_vs_plain_writer() {
+    model("C19", s::c19_write_request_vs_plain_writer);
 }
 
 #[test]
