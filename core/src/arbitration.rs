@@ -1739,6 +1739,38 @@ mod tests {
         }
     }
 
+    /// `decode` refuses an entry that says its holders are out of line (`EXT_READ` or
+    /// `EXT_WRITE`) while its access word names no record, and a record that is not live: either
+    /// would lose holders. The inline form decodes to exactly its hold bits and waitlist.
+    #[test]
+    fn decode_refuses_out_of_line_bits_without_a_record() {
+        let recs = Records::default();
+        let inline = AccessWord::inline(&[(2, true)], 0b1000).unwrap();
+        let e = EntryWord(EntryWord::resident(0, 0).0 | EntryWord::hold_bit(1, false));
+        let st = Arbiter::decode(e, inline, &recs).unwrap();
+        assert_eq!(st.holders, vec![(1, Access::Read)]);
+        assert_eq!(
+            st.waiters.iter().copied().collect::<Vec<_>>(),
+            vec![(2, Access::Write)]
+        );
+        assert_eq!(st.asked, vec![3]);
+        for ext in [EntryWord::EXT_READ, EntryWord::EXT_WRITE] {
+            let e = EntryWord::resident(0, 0)
+                .with(EntryWord::ARB_SLOW, true)
+                .with(ext, true);
+            assert!(
+                Arbiter::decode(e, inline, &recs).is_err(),
+                "{e:?} decoded without a record"
+            );
+        }
+        let dead = AccessWord(AccessWord::OUT_OF_LINE.mask() | AccessWord::RECORD.set(0, 7));
+        let e = EntryWord::resident(0, 0).with(EntryWord::ARB_SLOW, true);
+        assert!(
+            Arbiter::decode(e, dead, &recs).is_err(),
+            "a dead record decoded"
+        );
+    }
+
     /// `Records::bytes`, the records' part of `ArbitrationCensus::side_bytes`: each live record
     /// is stored twice (its slot and its key in the interning map), each copy with its index
     /// entry and the heap of its lists; pages in the same state share one record; a freed
