@@ -117,7 +117,9 @@ impl SwapArea {
         Self::with_file(file, path, false, page_size, slots)
     }
 
-    /// A swap area in a fresh file under the system's temporary directory, removed on drop.
+    /// A swap area in a fresh file under the system's temporary directory. On Unix the file is
+    /// unlinked as soon as it is open (the open handle keeps its blocks), so nothing is left
+    /// behind even if the process is killed; elsewhere it is removed on drop.
     pub fn temporary(page_size: usize, slots: u32) -> Result<Self> {
         use std::hash::{BuildHasher, Hasher};
         // A random name (create_new refuses a clash, which is then an error, not a shared file).
@@ -132,7 +134,13 @@ impl SwapArea {
             .create_new(true)
             .open(&path)
             .map_err(|e| Error::Swap(ShareArc::new(e)))?;
-        Self::with_file(file, path, true, page_size, slots)
+        // A swap area with no name cannot leak: a test or a server killed mid-run (a time-out,
+        // an abort) used to leave its swap files in the temporary directory.
+        #[cfg(unix)]
+        let remove_on_drop = std::fs::remove_file(&path).is_err();
+        #[cfg(not(unix))]
+        let remove_on_drop = true;
+        Self::with_file(file, path, remove_on_drop, page_size, slots)
     }
 
     fn with_file(
@@ -154,7 +162,8 @@ impl SwapArea {
         })
     }
 
-    /// The file's path.
+    /// The file's path (for a [`SwapArea::temporary`] on Unix, the name it had before it was
+    /// unlinked).
     pub fn path(&self) -> &Path {
         &self.path
     }

@@ -176,10 +176,29 @@ fn slots_are_reused_and_the_swap_file_can_be_named() {
     }
     assert!(path.exists());
     assert!(std::fs::metadata(&path).unwrap().len() >= 6 * PAGE as u64);
-    let temp = SwapArea::temporary(PAGE, 1).unwrap();
+    // A temporary area works (a page out and back in through it) and leaves no file behind: on
+    // Unix it has no name from the start, so even a killed process leaks nothing.
+    let temp = ShareArc::new(SwapArea::temporary(PAGE, 8).unwrap());
     let temp_path = temp.path().to_path_buf();
-    assert!(temp_path.exists());
-    drop(temp);
+    #[cfg(unix)]
+    assert!(
+        !temp_path.exists(),
+        "a temporary swap file is unlinked at once"
+    );
+    let obj = pages
+        .open(Anonymous::new(temp.clone()), 4 * PAGE as u64)
+        .unwrap();
+    for p in 0..4 {
+        obj.write(p).unwrap().copy_from_slice(&pattern(p, 9));
+    }
+    assert!(
+        temp.in_use() >= 2,
+        "two frames for four pages: some went to swap"
+    );
+    for p in 0..4 {
+        assert_eq!(&obj.read(p).unwrap()[..], &pattern(p, 9)[..]);
+    }
+    drop((obj, temp));
     assert!(
         !temp_path.exists(),
         "a temporary swap file is removed on drop"
