@@ -1,4 +1,4 @@
-//! Race scenarios of SPEC.md (S1–S15, C1–C19), written once against pagecore's sync facade and run by
+//! Race scenarios of SPEC.md (S1–S15, C1–C20), written once against pagecore's sync facade and run by
 //! three drivers:
 //!
 //! * `tests/loom_scenarios.rs` — exhaustive under loom (`RUSTFLAGS="--cfg pagecore_loom"`);
@@ -1325,6 +1325,49 @@ pub fn c19_write_request_vs_plain_writer() {
     assert_eq!(s.get(0), last, "C19: the store");
     let cs = assert_conserved(&pages);
     assert_eq!(cs.pinned, 0, "C19: {cs:?}");
+}
+
+/// C20 a break publishes a frame a fault waits for: two frames; X0 (anonymous, 5) is copied to
+/// Y, and the main thread holds a read guard on Y0 (a proxy of the frozen layer's frame). A
+/// thread writes 6 into X0 (a break: it obtains the second frame, copies, publishes it as X0's
+/// private page) while another faults B0 of a third object: whichever gets the second frame
+/// first, the other waits for the pool (no wait bound), and nothing it marked unpins while the
+/// main thread holds its guard; it must be woken by the frame coming back: the break publishing
+/// it (unpinned until the writer pins it), or B0's unpin. Y0's guard reads 5 throughout; X0 reads
+/// 6 and Y0 5 after; B0 right; census; every frame and swap slot freed once all go.
+pub fn c20_break_publishes_for_a_waiting_fault() {
+    let pages = pool(2);
+    let (x, swap) = anonymous(&pages, 1, 8);
+    write(&x, 0, 5).unwrap();
+    let y = x.copy().unwrap();
+    let g = y.read(0).unwrap();
+    let sb = Store::new(1, B);
+    let b = open(&pages, &sb, 1);
+    let w = {
+        let x = x.clone();
+        thread::spawn(move || write(&x, 0, 6).unwrap())
+    };
+    let f = thread::spawn(move || read(&b, 0).unwrap().0);
+    w.join().unwrap();
+    assert_eq!(
+        f.join().unwrap(),
+        initial(B, 0),
+        "C20: the other object's fault"
+    );
+    assert_eq!(
+        u64::from_le_bytes(g[..8].try_into().unwrap()),
+        5,
+        "C20: Y0's guard"
+    );
+    drop(g);
+    assert_eq!(read(&x, 0).unwrap().0, 6, "C20: X0 lost its write");
+    assert_eq!(read(&y, 0).unwrap().0, 5, "C20: the snapshot");
+    let c = assert_conserved(&pages);
+    assert_eq!(c.pinned, 0, "C20: {c:?}");
+    drop((x, y));
+    let c = assert_conserved(&pages);
+    assert_eq!(c.resident + c.free, 2, "C20: {c:?}");
+    assert_eq!(swap.in_use(), 0, "C20: swap slots outlived the objects");
 }
 
 /// C8 a collapse racing faults through the chain: a (pages 0 and 1 written) is copied to b, b

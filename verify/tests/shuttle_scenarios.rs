@@ -1,4 +1,4 @@
-//! S1–S15 and C1–C19 under shuttle: random and PCT schedulers, `PAGECORE_SHUTTLE_ITERS` schedules each
+//! S1–S15 and C1–C20 under shuttle: random and PCT schedulers, `PAGECORE_SHUTTLE_ITERS` schedules each
 //! (default 10,000). A failure prints the failing schedule; replay it with
 //! `pagecore_verify::shuttle_run::replay(scenario, "<schedule>")` (see verify/README.md). Run with
 //! `cargo test -p pagecore-verify --features shuttle --release --test shuttle_scenarios`.
@@ -186,6 +186,11 @@ fn c18_copy_vs_faults_between_mark_and_freeze() {
 #[test]
 fn c19_write_request_vs_plain_writer() {
     explore("C19", s::c19_write_request_vs_plain_writer);
+}
+
+#[test]
+fn c20_break_publishes_for_a_waiting_fault() {
+    explore("C20", s::c20_break_publishes_for_a_waiting_fault);
 }
 
 #[test]

@@ -1,4 +1,4 @@
-//! S1–S15 and C1–C19 on real threads (std backend), repeated: a cheap smoke run of the same bodies the model
+//! S1–S15 and C1–C20 on real threads (std backend), repeated: a cheap smoke run of the same bodies the model
 //! checkers explore, on real hardware memory ordering.
 #![cfg(not(any(pagecore_loom, feature = "shuttle")))]
 
@@ -49,5 +49,6 @@ fn scenarios_on_real_threads() {
     repeat(s::c17_failed_writeback_reverts_for_a_waiting_fault);
     repeat(s::c18_copy_vs_faults_between_mark_and_freeze);
     repeat(s::c19_write_request_vs_plain_writer);
+    repeat(s::c20_break_publishes_for_a_waiting_fault);
     repeat(s::c9_sieve_hand_vs_hits);
 }
