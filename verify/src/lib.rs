@@ -130,6 +130,18 @@ pub fn assert_conserved(pages: &Pages) -> pagecore::Census {
     c
 }
 
+/// Asserts what every scenario ends with once its threads are joined: I1 and I2 (the census adds
+/// up), nothing pinned and nobody waiting for a frame. `name` labels the failure.
+pub fn assert_settled(pages: &Pages, name: &str) -> pagecore::Census {
+    let c = assert_conserved(pages);
+    assert_eq!(
+        (c.pinned, c.waiting_for_frames),
+        (0, 0),
+        "{name}: a pin or a waiter was left behind: {c:?}"
+    );
+    c
+}
+
 /// Value page `p` of an object whose store base is `base` holds before any write.
 fn initial(base: u64, p: u64) -> u64 {
     base + p
@@ -453,8 +465,7 @@ pub fn c5_wake_after_move() {
     w.join().unwrap();
     assert_eq!(c.join().unwrap(), initial(A, 0));
     assert_eq!(read(&a, 0).unwrap().0, 7);
-    let c = assert_conserved(&pages);
-    assert_eq!(c.pinned, 0, "C5: a pin was left behind: {c:?}");
+    assert_settled(&pages, "C5");
 }
 
 // ----- arbitration scenarios (S8-S12) --------------------------------------------------------
@@ -862,8 +873,7 @@ pub fn s14_last_drop_vs_fault() {
     assert_eq!(t.join().unwrap(), 5, "S14: the live handle lost X0");
     assert_eq!(u.join().unwrap(), initial(B, 0));
     assert_eq!(swap.in_use(), 0, "S14: a swap slot outlived its object");
-    let c = assert_conserved(&pages);
-    assert_eq!(c.pinned, 0, "S14: {c:?}");
+    assert_settled(&pages, "S14");
 }
 
 // ----- copy-on-write scenarios (S15, C6, C7) ------------------------------------------------
@@ -898,8 +908,7 @@ pub fn s15_cow_fault_vs_reader() {
         "S15: the source's write did not reach its store"
     );
     assert_eq!(read(&y, 0).unwrap().0, 7, "S15: the copy lost its snapshot");
-    let c = assert_conserved(&pages);
-    assert_eq!(c.pinned, 0, "S15: {c:?}");
+    assert_settled(&pages, "S15");
     drop((x, y));
     let c = assert_conserved(&pages);
     assert_eq!(c.free, 3, "S15: frames outlived the objects: {c:?}");
@@ -966,8 +975,7 @@ pub fn c7_break_vs_reclaim() {
         initial(A, 0),
         "C7: the copy lost its snapshot"
     );
-    let c = assert_conserved(&pages);
-    assert_eq!(c.pinned, 0, "C7: {c:?}");
+    assert_settled(&pages, "C7");
 }
 
 /// C10 a break waiting for a reader of the same proxy: X0 (written) is copied to Y, so X0 and Y0
@@ -994,8 +1002,7 @@ pub fn c10_break_vs_reader_of_its_proxy() {
     assert_eq!(read(&x, 0).unwrap().0, 8);
     assert_eq!(read(&y, 0).unwrap().0, 7, "C10: the break reached the copy");
     assert_eq!(pages.stats().unwrap().cow_breaks, 1, "C10: breaks");
-    let c = assert_conserved(&pages);
-    assert_eq!(c.pinned, 0, "C10: {c:?}");
+    assert_settled(&pages, "C10");
     drop((x, y));
     let c = assert_conserved(&pages);
     assert_eq!(c.free, 3, "C10: frames outlived the objects: {c:?}");
@@ -1063,13 +1070,11 @@ pub fn c12_faults_joining_a_proxy() {
         "C12: a fault through the layer read the wrong value"
     );
     assert_eq!(f, ft, "C12: two frames for one shared page");
-    let c = assert_conserved(&pages);
-    assert_eq!(c.pinned, 0, "C12: the proxy's pins did not add up: {c:?}");
+    assert_settled(&pages, "C12");
     write(&x, 0, 8).unwrap();
     assert_eq!(read(&y, 0).unwrap().0, 7, "C12: the copy lost its snapshot");
     assert_eq!(read(&x, 0).unwrap().0, 8);
-    let c = assert_conserved(&pages);
-    assert_eq!(c.pinned, 0, "C12: {c:?}");
+    assert_settled(&pages, "C12");
     drop((x, y));
     let c = assert_conserved(&pages);
     assert_eq!(c.free, 3, "C12: frames outlived the objects: {c:?}");
@@ -1105,8 +1110,7 @@ pub fn c13_pool_wait_on_a_pinned_proxy() {
     assert_eq!(vb, initial(B, 0), "C13: the other object's fault");
     assert_eq!(read(&y, 0).unwrap().0, initial(A, 0));
     assert_eq!(read(&x, 0).unwrap().0, initial(A, 0));
-    let c = assert_conserved(&pages);
-    assert_eq!(c.pinned, 0, "C13: {c:?}");
+    assert_settled(&pages, "C13");
 }
 
 /// C14 a copy racing a page-out of the page it freezes: two frames hold X0 and X1 (anonymous,
@@ -1140,8 +1144,7 @@ pub fn c14_copy_vs_page_out() {
     );
     assert_eq!(read(&x, 0).unwrap().0, 6);
     assert_eq!((read(&x, 1).unwrap().0, read(&y, 1).unwrap().0), (7, 7));
-    let c = assert_conserved(&pages);
-    assert_eq!(c.pinned, 0, "C14: {c:?}");
+    assert_settled(&pages, "C14");
     drop((x, y));
     let c = assert_conserved(&pages);
     assert_eq!(c.free, 2, "C14: frames outlived the objects: {c:?}");
@@ -1172,8 +1175,7 @@ pub fn c15_request_vs_reclaim() {
     assert_eq!(t.join().unwrap(), 5, "C15: the client read");
     assert_eq!(vb, initial(B, 0), "C15: the reclaiming fault read");
     assert_arbitration_idle(&a);
-    let c = assert_conserved(&pages);
-    assert_eq!(c.pinned, 0, "C15: {c:?}");
+    assert_settled(&pages, "C15");
 }
 
 /// C16 a failed fill frees the frame another fault waits for: one frame; A's store fails its
@@ -1196,8 +1198,7 @@ pub fn c16_failed_fill_frees_for_a_waiting_fault() {
         other => panic!("C16: a fault on a failing page returned {other:?}"),
     }
     assert_eq!(vb, initial(B, 0), "C16: B0");
-    let c = assert_conserved(&pages);
-    assert_eq!(c.pinned, 0, "C16: {c:?}");
+    assert_settled(&pages, "C16");
     sa.fail_fill.store(0, SeqCst);
     assert_eq!(read(&a, 0).unwrap().0, initial(A, 0));
 }
@@ -1240,8 +1241,7 @@ pub fn c17_failed_writeback_reverts_for_a_waiting_fault() {
     );
     a.sync().expect("C17: reported once");
     assert_eq!(read(&a, 0).unwrap().0, 7);
-    let cs = assert_conserved(&pages);
-    assert_eq!(cs.pinned, 0, "C17: {cs:?}");
+    assert_settled(&pages, "C17");
 }
 
 /// C18 a copy racing faults that bring pages in between its marking and its freeze: X (a file,
@@ -1283,8 +1283,7 @@ pub fn c18_copy_vs_faults_between_mark_and_freeze() {
         (initial(A, 0), y1),
         "C18: a later write reached the snapshot"
     );
-    let c = assert_conserved(&pages);
-    assert_eq!(c.pinned, 0, "C18: {c:?}");
+    assert_settled(&pages, "C18");
     drop((x, y));
     let c = assert_conserved(&pages);
     assert_eq!(c.free, 3, "C18: frames outlived the objects: {c:?}");
@@ -1323,8 +1322,7 @@ pub fn c19_write_request_vs_plain_writer() {
     assert_arbitration_idle(&x);
     x.sync().unwrap();
     assert_eq!(s.get(0), last, "C19: the store");
-    let cs = assert_conserved(&pages);
-    assert_eq!(cs.pinned, 0, "C19: {cs:?}");
+    assert_settled(&pages, "C19");
 }
 
 /// C20 a break publishes a frame a fault waits for: two frames; X0 (anonymous, 5) is copied to
@@ -1362,8 +1360,7 @@ pub fn c20_break_publishes_for_a_waiting_fault() {
     drop(g);
     assert_eq!(read(&x, 0).unwrap().0, 6, "C20: X0 lost its write");
     assert_eq!(read(&y, 0).unwrap().0, 5, "C20: the snapshot");
-    let c = assert_conserved(&pages);
-    assert_eq!(c.pinned, 0, "C20: {c:?}");
+    assert_settled(&pages, "C20");
     drop((x, y));
     let c = assert_conserved(&pages);
     assert_eq!(c.resident + c.free, 2, "C20: {c:?}");
@@ -1431,6 +1428,5 @@ pub fn c9_sieve_hand_vs_hits() {
     // The hand keeps finding victims among what is left.
     assert_eq!(read(&a, 2).unwrap().0, initial(A, 2));
     assert_eq!(read(&a, 0).unwrap().0, initial(A, 0));
-    let c = assert_conserved(&pages);
-    assert_eq!(c.pinned, 0, "C9: {c:?}");
+    assert_settled(&pages, "C9");
 }
