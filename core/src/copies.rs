@@ -370,6 +370,13 @@ fn try_collapse(c: &Arc<MapperShared>) -> bool {
     let Some(fh) = c.layer.backing() else {
         return false;
     };
+    collapse_backing(c, &fh)
+}
+
+/// `try_collapse` once it has read `c`'s backing `fh`, with no lock held: a copy of `c` may
+/// have replaced it since (and a close or a collapse of `c` taken it away), so it is re-read
+/// under `c`'s copy lock, which those hold.
+fn collapse_backing(c: &Arc<MapperShared>, fh: &PageMapper) -> bool {
     let f: &Arc<MapperShared> = &fh.shared;
     // Relaxed: a hint; re-checked under c's copy lock below.
     if f.layer.children.load(Ordering::Relaxed) != 1 {
@@ -388,6 +395,16 @@ fn try_collapse(c: &Arc<MapperShared>) -> bool {
         return false;
     };
     if c.is_closed() || f.layer.children.load(Ordering::Relaxed) != 1 {
+        return false;
+    }
+    // Still `c`'s backing? A copy of `c` that ran since `fh` was read moved `c`'s pages into a
+    // new layer reading through `f` (whose reader count it left at one): collapsing `f` into
+    // `c` now would give `c` `f`'s older pages and drop the new layer from its chain.
+    if !lock(&c.layer.state)
+        .backing
+        .as_ref()
+        .is_some_and(|b| Arc::ptr_eq(&b.shared, f))
+    {
         return false;
     }
     let pages = &*c.pages;
@@ -831,6 +848,53 @@ mod tests {
     /// and restart, not make the page a read-only proxy under a live write guard, whose later
     /// bytes would reach the snapshot. Played by hand: a held write guard, then the freeze.
     /// (Mutation testing: no scenario puts a writer's bit on the entry at that moment.)
+    /// A collapse that read `c`'s backing before a copy of `c` replaced it: the copy moved
+    /// `c`'s pages into a new layer reading through the old backing (whose reader count stays
+    /// one), so only the backing itself shows the change. Collapsing the old backing into `c`
+    /// then would give `c` the layer's older pages and drop the new layer from its chain.
+    /// Played by hand: the backing is read, the copy runs, then the rest of the collapse.
+    /// (Found by mutation testing: the reader count's re-check is what the code relied on.)
+    #[test]
+    fn a_collapse_that_a_copy_overtook_leaves_the_chain_alone() {
+        let pages = Pages::builder()
+            .page_size(PAGE)
+            .frames(2)
+            .wait_bound(Some(std::time::Duration::from_secs(3)))
+            .build()
+            .unwrap();
+        let swap = ShareArc::new(SwapArea::temporary(PAGE, 32).unwrap());
+        let x = pages
+            .open(ShareArc::new(Anonymous::new(swap.clone())), PAGE as u64)
+            .unwrap();
+        x.write(0).unwrap()[0] = 1;
+        let y = x.copy().unwrap();
+        y.write(0).unwrap()[0] = 2;
+        drop(x);
+        // The collapse reads Y's backing (the layer holding 1, read by Y alone) ...
+        let seen = y.shared.layer.backing().expect("a backing");
+        assert_eq!(seen.shared.layer.children.load(Ordering::SeqCst), 1);
+        // ... a copy of Y moves Y's page (2) into a new layer above it ...
+        let z = y.copy().unwrap();
+        // ... and everything is paged out.
+        let other = pages
+            .open(ShareArc::new(Anonymous::new(swap.clone())), 4 * PAGE as u64)
+            .unwrap();
+        for p in 0..4 {
+            other.write(p).unwrap()[0] = 9;
+        }
+        assert!(
+            !collapse_backing(&y.shared, &seen),
+            "collapsed a stale backing"
+        );
+        assert_eq!(y.read(0).unwrap()[0], 2, "Y lost its page");
+        assert_eq!(z.read(0).unwrap()[0], 2, "the copy lost its snapshot");
+        // The old layer now collapses into the new one (read by Y and the copy: it stays).
+        assert_eq!(y.compact(), 1);
+        assert_eq!(y.read(0).unwrap()[0], 2);
+        assert_eq!(z.read(0).unwrap()[0], 2);
+        pages.check_invariants().unwrap();
+    }
+
     #[test]
     fn a_freeze_restarts_for_a_plain_writer_at_work() {
         let (_pages, x) = anonymous();
