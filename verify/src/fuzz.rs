@@ -111,6 +111,7 @@ pub fn scenarios() -> Vec<(&'static str, fn())> {
         ("C18", s::c18_copy_vs_faults_between_mark_and_freeze),
         ("C19", s::c19_write_request_vs_plain_writer),
         ("C20", s::c20_break_publishes_for_a_waiting_fault),
+        ("C21", s::c21_compaction_vs_copy),
     ]
 }
 

@@ -1367,6 +1367,49 @@ pub fn c20_break_publishes_for_a_waiting_fault() {
     assert_eq!(swap.in_use(), 0, "C20: swap slots outlived the objects");
 }
 
+/// C21 a compaction racing a copy of the same object: X0 (anonymous, 1) is copied to Y, Y0
+/// written (2, a break), X dropped, and both frames paged out (two faults of a third object), so
+/// Y is the only reader of the frozen layer L, which holds 1 in a swap slot, and Y's own 2 is in
+/// Y's slot. A thread compacts Y (collapsing L into Y) while the main thread copies Y to Z (Y's
+/// slot moves to a new layer T over L). Whatever the interleaving: Y and Z read 2, never L's 1
+/// (a collapse that read Y's backing before the copy and collapsed L into Y after it gave Y L's
+/// slot, and dropped T from Y's chain); Y's chain is one layer deep after a compaction (T, read
+/// by Y and Z: L collapses into T, or into Y before the copy); census; every frame and swap slot
+/// freed once all go.
+pub fn c21_compaction_vs_copy() {
+    let pages = pool(2);
+    let (x, swap) = anonymous(&pages, 1, 8);
+    write(&x, 0, 1).unwrap();
+    let y = x.copy().unwrap();
+    write(&y, 0, 2).unwrap();
+    drop(x);
+    let (b, _) = anonymous(&pages, 2, 8);
+    write(&b, 0, 3).unwrap();
+    write(&b, 1, 4).unwrap();
+    drop(b);
+    let t = {
+        let y = y.clone();
+        thread::spawn(move || {
+            y.compact();
+        })
+    };
+    let z = y.copy().unwrap();
+    t.join().unwrap();
+    assert_eq!(
+        read(&y, 0).unwrap().0,
+        2,
+        "C21: Y read its old layer's page"
+    );
+    assert_eq!(read(&z, 0).unwrap().0, 2, "C21: the copy's snapshot");
+    assert_eq!(y.compact(), 1, "C21: Y's chain after a compaction");
+    assert_eq!(read(&y, 0).unwrap().0, 2, "C21: Y after the compaction");
+    assert_settled(&pages, "C21");
+    drop((y, z));
+    let c = assert_conserved(&pages);
+    assert_eq!(c.free, 2, "C21: frames outlived the objects: {c:?}");
+    assert_eq!(swap.in_use(), 0, "C21: swap slots outlived the objects");
+}
+
 /// C8 a collapse racing faults through the chain: a (pages 0 and 1 written) is copied to b, b
 /// to c, so c reads through L2 (shared with b) and L1 (under L2); then a goes, leaving L1 read by
 /// L2 alone. Two threads fault page 0 of c and page 1 of b: each walk may collapse L1 into L2

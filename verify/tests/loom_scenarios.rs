@@ -210,6 +210,11 @@ fn c20_break_publishes_for_a_waiting_fault() {
 }
 
 #[test]
+fn c21_compaction_vs_copy() {
+    model("C21", s::c21_compaction_vs_copy);
+}
+
+#[test]
 fn c8_collapse_vs_fault() {
     model("C8", s::c8_collapse_vs_fault);
 }
