@@ -408,36 +408,36 @@ fn collapse_backing(c: &Arc<MapperShared>, fh: &PageMapper) -> bool {
         return false;
     }
     let pages = &*c.pages;
+    // Whether `c` holds page `p` itself: a frame it owns, or else a swap slot. The entry first: a
+    // page-out of `p` (which our locks do not stop) records the slot, then empties the entry
+    // (Release; owns_frame's load is Acquire), so an entry seen empty has its slot visible. The
+    // other order missed both when the page-out ran between the two reads, and the collapse gave
+    // `c` the layer's older slot for a page it had written (scenario C22).
+    let c_has = |p: u64| {
+        c.map.slot(p).is_some_and(|s| pages.owns_frame(c, p, s)) || c_anon.slot_of(p).is_some()
+    };
     let c_shards = c.lock_fill_shards();
     let f_shards = f.lock_fill_shards();
-    let out = pages.collapse(
-        f,
-        c,
-        |p| c_anon.slot_of(p).is_some() || c.map.slot(p).is_some_and(|s| pages.owns_frame(c, p, s)),
-        |out| {
-            // The swap slots: with their page if it moved, freed if `c` has its own copy,
-            // kept by the layer if the page stays there, else moved (`c` reads it from swap).
-            let left: HashSet<u64> = out.left.iter().copied().collect();
-            let moved: HashSet<u64> = out.moved.iter().copied().collect();
-            let mut keep = Vec::new();
-            let mut take = Vec::new();
-            for (p, slot) in fs.anon.take_slots() {
-                if left.contains(&p) {
-                    keep.push((p, slot));
-                } else if !moved.contains(&p)
-                    && (c_anon.slot_of(p).is_some()
-                        || c.map.slot(p).is_some_and(|s| pages.owns_frame(c, p, s)))
-                {
-                    // `c` has its own copy: the layer's is garbage.
-                    let _ = fs.anon.swap().free(slot);
-                } else {
-                    take.push((p, slot));
-                }
+    let out = pages.collapse(f, c, c_has, |out| {
+        // The swap slots: with their page if it moved, freed if `c` has its own copy,
+        // kept by the layer if the page stays there, else moved (`c` reads it from swap).
+        let left: HashSet<u64> = out.left.iter().copied().collect();
+        let moved: HashSet<u64> = out.moved.iter().copied().collect();
+        let mut keep = Vec::new();
+        let mut take = Vec::new();
+        for (p, slot) in fs.anon.take_slots() {
+            if left.contains(&p) {
+                keep.push((p, slot));
+            } else if !moved.contains(&p) && c_has(p) {
+                // `c` has its own copy: the layer's is garbage.
+                let _ = fs.anon.swap().free(slot);
+            } else {
+                take.push((p, slot));
             }
-            fs.anon.adopt_slots(keep);
-            c_anon.adopt_slots(take);
-        },
-    );
+        }
+        fs.anon.adopt_slots(keep);
+        c_anon.adopt_slots(take);
+    });
     let emptied = out.left.is_empty();
     // Release: pairs with resolve's Acquire (see there); under both objects' shard locks.
     f.layer.moves.fetch_add(1, Ordering::Release);

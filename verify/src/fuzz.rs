@@ -112,6 +112,7 @@ pub fn scenarios() -> Vec<(&'static str, fn())> {
         ("C19", s::c19_write_request_vs_plain_writer),
         ("C20", s::c20_break_publishes_for_a_waiting_fault),
         ("C21", s::c21_compaction_vs_copy),
+        ("C22", s::c22_compaction_vs_page_out),
     ]
 }
 

@@ -1410,6 +1410,43 @@ pub fn c21_compaction_vs_copy() {
     assert_eq!(swap.in_use(), 0, "C21: swap slots outlived the objects");
 }
 
+/// C22 a compaction racing a page-out of the object's own page: X0 (anonymous, 1) is copied to
+/// Y, Y0 written (2, a break), X dropped, and a fault of a third object's B0 pages the frozen
+/// layer L's page out, so Y alone reads L (1, in a swap slot) and holds its own 2 in a frame. A
+/// thread faults B1, which pages Y0 out (dirty: to a slot of Y's), while the main thread compacts
+/// Y: the collapse must see Y0 as Y's own wherever the page-out is (resident, being reclaimed,
+/// or in Y's slot) and free L's slot, never give it to Y (reading the owner of a frame being
+/// reclaimed races the reclaimer's clearing of it: loom reports that). Y reads 2; L collapsed
+/// (depth 0); B1 reads zeros; census; every frame and swap slot freed once all go.
+pub fn c22_compaction_vs_page_out() {
+    let pages = pool(2);
+    let (x, swap) = anonymous(&pages, 1, 8);
+    write(&x, 0, 1).unwrap();
+    let y = x.copy().unwrap();
+    write(&y, 0, 2).unwrap();
+    drop(x);
+    let (b, b_swap) = anonymous(&pages, 2, 8);
+    assert_eq!(read(&b, 0).unwrap().0, 0);
+    let t = {
+        let b = b.clone();
+        thread::spawn(move || read(&b, 1).unwrap().0)
+    };
+    let depth = y.compact();
+    assert_eq!(t.join().unwrap(), 0, "C22: B1");
+    assert_eq!(depth, 0, "C22: the layer did not collapse");
+    assert_eq!(
+        read(&y, 0).unwrap().0,
+        2,
+        "C22: Y read its old layer's page"
+    );
+    assert_settled(&pages, "C22");
+    drop((y, b));
+    let c = assert_conserved(&pages);
+    assert_eq!(c.free, 2, "C22: frames outlived the objects: {c:?}");
+    assert_eq!(swap.in_use(), 0, "C22: swap slots outlived the objects");
+    assert_eq!(b_swap.in_use(), 0, "C22: B's swap slots outlived it");
+}
+
 /// C8 a collapse racing faults through the chain: a (pages 0 and 1 written) is copied to b, b
 /// to c, so c reads through L2 (shared with b) and L1 (under L2); then a goes, leaving L1 read by
 /// L2 alone. Two threads fault page 0 of c and page 1 of b: each walk may collapse L1 into L2

@@ -199,6 +199,11 @@ fn c21_compaction_vs_copy() {
 }
 
 #[test]
+fn c22_compaction_vs_page_out() {
+    explore("C22", s::c22_compaction_vs_page_out);
+}
+
+#[test]
 fn c8_collapse_vs_fault() {
     explore("C8", s::c8_collapse_vs_fault);
 }
