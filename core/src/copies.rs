@@ -820,11 +820,17 @@ mod tests {
             .wait_bound(Some(std::time::Duration::from_secs(3)))
             .build()
             .unwrap();
+        let x = anonymous_in(&pages).1;
+        (pages, x)
+    }
+
+    /// Another anonymous object of one page (its own swap area) in `pages`.
+    fn anonymous_in(pages: &Pages) -> (ShareArc<SwapArea>, PageMapper) {
         let swap = ShareArc::new(SwapArea::temporary(PAGE, 8).unwrap());
         let x = pages
-            .open(ShareArc::new(Anonymous::new(swap)), PAGE as u64)
+            .open(ShareArc::new(Anonymous::new(swap.clone())), PAGE as u64)
             .unwrap();
-        (pages, x)
+        (swap, x)
     }
 
     /// A copy's freeze of `x` as `copy` runs it once its marking is done (under `x`'s fill-shard
@@ -893,6 +899,52 @@ mod tests {
         assert_eq!(y.read(0).unwrap()[0], 2);
         assert_eq!(z.read(0).unwrap()[0], 2);
         pages.check_invariants().unwrap();
+    }
+
+    /// A break that found its proxy's frame and owner, and then found the owner's entry naming
+    /// another frame (the frame was reclaimed from the owner, the owner's page refaulted
+    /// elsewhere, and the proxy made again for the frame's next owner), must look again, not copy
+    /// a frame it holds no pin on and publish it with pins counted against the wrong entry.
+    /// Played by hand: `copy_out` is given X0's proxy frame with, as its owner, another object's
+    /// page in another frame. (Mutation testing: no scenario reaches this five-party window.)
+    #[test]
+    fn a_break_whose_owner_names_another_frame_looks_again() {
+        let (pages, x) = anonymous();
+        x.write(0).unwrap()[0] = 5;
+        let y = x.copy().unwrap();
+        let sx = x.shared.map.slot(0).unwrap();
+        let seen = EntryWord(sx.load(Ordering::SeqCst));
+        let f = seen.frame().unwrap();
+        assert!(seen.cow());
+        let (_, z) = anonymous_in(&pages);
+        z.write(0).unwrap()[0] = 7;
+        let sz = z.shared.map.slot(0).unwrap();
+        let z_seen = sz.load(Ordering::SeqCst);
+        assert_ne!(EntryWord(z_seen).frame(), Some(f));
+        let stale = Owner {
+            mapper: (*z.shared).clone(),
+            page: 0,
+        };
+        let this: &Arc<MapperShared> = &x.shared;
+        let r = copy_out(this, 0, sx, 0, None, f, stale);
+        assert!(
+            matches!(r, Ok(false)),
+            "a break copied through a stale owner: {r:?}"
+        );
+        assert_eq!(sx.load(Ordering::SeqCst), seen.raw(), "X0's proxy changed");
+        // (Its look at the other page counts as a use: the referenced bit may be set.)
+        let referenced = EntryWord::REFERENCED.mask();
+        assert_eq!(
+            sz.load(Ordering::SeqCst) & !referenced,
+            z_seen & !referenced,
+            "the other page's pins changed"
+        );
+        // The break proper still works.
+        x.write(0).unwrap()[0] = 6;
+        assert_eq!(y.read(0).unwrap()[0], 5);
+        assert_eq!(z.read(0).unwrap()[0], 7);
+        let c = pages.check_invariants().unwrap();
+        assert_eq!(c.pinned, 0, "{c:?}");
     }
 
     #[test]
