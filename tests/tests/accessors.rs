@@ -1,0 +1,75 @@
+//! The bundled accessors and the pool's own reporting, through the public API: what a file, an
+//! in-memory store and a computed object hold after write-backs, and what `Pages` shows of
+//! itself. (Mutation testing of the files outside the protocol found these unchecked.)
+
+use pagecore::{Accessor, ComputedAccessor, FileAccessor, MemoryAccessor, Pages};
+use std::sync::{Arc, Mutex};
+
+const PAGE: usize = 64;
+
+fn pages() -> Pages {
+    Pages::builder().page_size(PAGE).frames(4).build().unwrap()
+}
+
+#[test]
+fn pages_show_their_frames_and_page_size() {
+    let shown = format!("{:?}", pages());
+    assert!(shown.contains("frames: 4"), "{shown}");
+    assert!(shown.contains("page_size: 64"), "{shown}");
+}
+
+#[test]
+fn a_file_is_empty_until_a_page_is_written_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = Arc::new(FileAccessor::open(dir.path().join("f"), PAGE).unwrap());
+    assert!(file.is_empty().unwrap());
+    let pages = pages();
+    let o = pages.open(file.clone(), 2 * PAGE as u64).unwrap();
+    o.write(1).unwrap()[0] = 9;
+    assert!(file.is_empty().unwrap(), "written back before a sync");
+    o.sync().unwrap();
+    assert!(!file.is_empty().unwrap());
+    assert_eq!(file.len().unwrap(), 2 * PAGE as u64);
+}
+
+#[test]
+fn a_memory_store_counts_the_pages_written_back() {
+    let store = Arc::new(MemoryAccessor::new());
+    let pages = pages();
+    let o = pages.open(store.clone(), 4 * PAGE as u64).unwrap();
+    assert_eq!(store.stored_pages(), 0);
+    o.write(0).unwrap()[0] = 1;
+    o.write(2).unwrap()[0] = 3;
+    drop(o.read(3).unwrap());
+    o.sync().unwrap();
+    assert_eq!(store.stored_pages(), 2, "only the written pages are stored");
+    assert_eq!(store.stored(2).unwrap()[0], 3);
+    assert_eq!(store.stored(3), None);
+}
+
+#[test]
+fn a_computed_object_hands_its_dirty_pages_to_its_flush() {
+    let flushed = Arc::new(Mutex::new(Vec::new()));
+    let seen = flushed.clone();
+    let acc = ComputedAccessor::new(|p, b| {
+        b.fill(p as u8);
+        Ok(())
+    })
+    .with_flush(move |p, b| {
+        seen.lock().unwrap().push((p, b[0]));
+        Ok(())
+    });
+    assert!(acc.writable());
+    let pages = pages();
+    let o = pages.open(Arc::new(acc), 2 * PAGE as u64).unwrap();
+    assert_eq!(o.read(1).unwrap()[0], 1);
+    o.write(1).unwrap()[0] = 7;
+    o.sync().unwrap();
+    assert_eq!(*flushed.lock().unwrap(), [(1, 7)]);
+    let read_only = ComputedAccessor::new(|_, b| {
+        b.fill(0);
+        Ok(())
+    });
+    assert!(!read_only.writable());
+    assert!(read_only.flush(0, &[0; PAGE]).is_err());
+}
