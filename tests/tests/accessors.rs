@@ -73,3 +73,32 @@ fn a_computed_object_hands_its_dirty_pages_to_its_flush() {
     assert!(!read_only.writable());
     assert!(read_only.flush(0, &[0; PAGE]).is_err());
 }
+
+/// A read error is an error: a file accessor over a directory (every read fails, `EISDIR`) fails
+/// the fill at once rather than retrying as if interrupted.
+#[cfg(unix)]
+#[test]
+fn a_file_that_cannot_be_read_fails_the_fill() {
+    let dir = tempfile::tempdir().unwrap();
+    let acc = FileAccessor::new(std::fs::File::open(dir.path()).unwrap(), PAGE);
+    let mut buf = [0u8; PAGE];
+    assert!(acc.fill(0, &mut buf).is_err());
+}
+
+/// A pool that was given no swap area makes one of the default size on first use, big enough
+/// for a copy of a file whose written pages do not fit in the frames.
+#[test]
+fn the_default_swap_area_takes_a_copys_pages() {
+    let pages = pages();
+    let x = pages
+        .open(Arc::new(MemoryAccessor::new()), 8 * PAGE as u64)
+        .unwrap();
+    let y = x.copy().unwrap();
+    for p in 0..8 {
+        y.write(p).unwrap()[0] = p as u8 + 1;
+    }
+    for p in 0..8 {
+        assert_eq!(y.read(p).unwrap()[0], p as u8 + 1);
+        assert_eq!(x.read(p).unwrap()[0], 0);
+    }
+}

@@ -315,3 +315,65 @@ fn the_reverse_map_of_a_shared_frame_names_every_copy() {
     assert_eq!(map.holders.len(), 1);
     assert_eq!(map.holders[0].at.object, c1.id());
 }
+
+/// The reverse map keeps naming the pieces of a split region: after a hole is unmapped from the
+/// middle of a region, a page of the right-hand piece is named with that piece's start.
+#[test]
+fn the_reverse_map_names_the_piece_right_of_a_hole() {
+    let (pool, obj) = setup(8, 32);
+    let mut space = AddressSpace::new(&pool);
+    space
+        .map(
+            100 * PS,
+            10 * PS,
+            &obj,
+            5 * PS,
+            Protection::ReadWrite,
+            Sharing::Shared,
+        )
+        .unwrap();
+    space.unmap(103 * PS, 2 * PS).unwrap();
+    let g = space.fault(106 * PS, Access::Read).unwrap();
+    let map = pool.rmap(g.frame()).unwrap();
+    let starts: Vec<u64> = map.regions.iter().map(|r| r.start).collect();
+    assert_eq!(starts, vec![105 * PS], "{map:?}");
+    let g = space.fault(101 * PS, Access::Read).unwrap();
+    let map = pool.rmap(g.frame()).unwrap();
+    let starts: Vec<u64> = map.regions.iter().map(|r| r.start).collect();
+    assert_eq!(starts, vec![100 * PS], "{map:?}");
+}
+
+/// An address space that goes takes only its own regions out of the object's reverse map: a
+/// second space mapping the same page is still named.
+#[test]
+fn a_space_that_goes_leaves_the_other_spaces_in_the_reverse_map() {
+    let (pool, obj) = setup(8, 16);
+    let mut a = AddressSpace::new(&pool);
+    a.map(
+        0x100 * PS,
+        8 * PS,
+        &obj,
+        0,
+        Protection::Read,
+        Sharing::Shared,
+    )
+    .unwrap();
+    let mut b = AddressSpace::new(&pool);
+    b.map(
+        0x300 * PS,
+        8 * PS,
+        &obj,
+        0,
+        Protection::Read,
+        Sharing::Shared,
+    )
+    .unwrap();
+    let frame = a.fault(0x102 * PS, Access::Read).unwrap().frame();
+    let map = pool.rmap(frame).unwrap();
+    assert_eq!(map.regions.len(), 2, "{map:?}");
+    let a_id = a.id();
+    drop(b);
+    let map = pool.rmap(frame).unwrap();
+    let named: Vec<_> = map.regions.iter().map(|r| (r.space, r.start)).collect();
+    assert_eq!(named, vec![(a_id, 0x100 * PS)], "{map:?}");
+}
