@@ -658,6 +658,48 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
+    /// `takeable` (what reclaim and close ask) refuses each thing that keeps a page: a pin, a
+    /// holder, a writer, an out-of-line holder, a reclaim under way, arbitration state; and
+    /// `takeable_but_reclaiming` refuses the same less the reclaim.
+    #[test]
+    fn takeable_refuses_every_pin_holder_and_reclaim() {
+        let free = EntryWord::resident(3, 0);
+        assert!(free.takeable() && free.takeable_but_reclaiming());
+        let keeps = [
+            EntryWord::resident(3, 1),
+            free.with(EntryWord::WRITER, true),
+            EntryWord(free.0 | EntryWord::hold_bits(2)),
+            free.with(EntryWord::EXT_READ, true),
+            free.with(EntryWord::EXT_WRITE, true),
+            free.with(EntryWord::ARB_SLOW, true),
+        ];
+        for e in keeps {
+            assert!(!e.takeable(), "{e:?}");
+            assert!(!e.takeable_but_reclaiming(), "{e:?}");
+        }
+        let reclaiming = free.with(EntryWord::RECLAIMING, true);
+        assert!(!reclaiming.takeable());
+        assert!(reclaiming.takeable_but_reclaiming());
+        assert!(
+            free.with(EntryWord::DIRTY, true).takeable(),
+            "a dirty page is taken"
+        );
+    }
+
+    /// The inline access word refuses a client listed twice, whichever slot it has.
+    #[test]
+    fn an_inline_access_word_refuses_a_client_twice() {
+        for c in 0..EntryWord::INLINE_CLIENTS {
+            assert_eq!(
+                AccessWord::inline(&[(c, false), (c, true)], 0),
+                None,
+                "client {c}"
+            );
+            let other = (c + 1) % EntryWord::INLINE_CLIENTS;
+            assert!(AccessWord::inline(&[(c, false), (other, true)], 0).is_some());
+        }
+    }
+
     #[test]
     fn fields_tile_the_word_without_overlap() {
         let fields = [
