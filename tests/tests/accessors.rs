@@ -102,3 +102,30 @@ fn the_default_swap_area_takes_a_copys_pages() {
         assert_eq!(x.read(p).unwrap()[0], 0);
     }
 }
+
+/// A swap area reports its geometry, hands out each slot once, and takes back only slots it
+/// handed out (a second free of the same slot is refused).
+#[test]
+fn a_swap_area_reports_its_geometry_and_frees_each_slot_once() {
+    let area = pagecore::swap::SwapArea::temporary(PAGE, 130).unwrap();
+    assert_eq!(
+        (area.page_size(), area.slots(), area.in_use()),
+        (PAGE, 130, 0)
+    );
+    let slots: Vec<_> = (0..130).map(|_| area.alloc().unwrap()).collect();
+    assert_eq!(area.in_use(), 130);
+    assert!(area.alloc().is_err(), "a full area handed out a slot");
+    let mut sorted = slots.clone();
+    sorted.sort_unstable();
+    sorted.dedup();
+    assert_eq!(sorted.len(), 130, "a slot was handed out twice");
+    for &s in &slots[65..70] {
+        area.free(s).unwrap();
+        assert!(area.free(s).is_err(), "slot {s} freed twice");
+    }
+    assert_eq!(area.in_use(), 125);
+    area.write(slots[0], &[7; PAGE]).unwrap();
+    let mut back = [0; PAGE];
+    area.read(slots[0], &mut back).unwrap();
+    assert_eq!(back, [7; PAGE]);
+}

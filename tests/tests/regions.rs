@@ -377,3 +377,16 @@ fn a_space_that_goes_leaves_the_other_spaces_in_the_reverse_map() {
     let named: Vec<_> = map.regions.iter().map(|r| (r.space, r.start)).collect();
     assert_eq!(named, vec![(a_id, 0x100 * PS)], "{map:?}");
 }
+
+#[test]
+fn an_address_space_shows_its_id_and_region_count() {
+    let (pool, obj) = setup(4, 4);
+    let mut space = AddressSpace::new(&pool);
+    space
+        .map(0, 2 * PS, &obj, 0, Protection::Read, Sharing::Shared)
+        .unwrap();
+    let shown = format!("{space:?}");
+    assert!(shown.starts_with("AddressSpace"), "{shown}");
+    assert!(shown.contains(&format!("id: {}", space.id())), "{shown}");
+    assert!(shown.contains("regions: 1"), "{shown}");
+}
