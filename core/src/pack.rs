@@ -686,6 +686,22 @@ mod tests {
         );
     }
 
+    /// An entry shows its fields (the scenarios' failure messages print entries).
+    #[test]
+    fn an_entry_shows_its_fields() {
+        let e = EntryWord::resident(5, 2).with(EntryWord::DIRTY, true);
+        let shown = format!("{e:?}");
+        for part in [
+            "EntryWord",
+            "frame: Some(5)",
+            "pins: 2",
+            "dirty: true",
+            "writer: false",
+        ] {
+            assert!(shown.contains(part), "{part} not in {shown}");
+        }
+    }
+
     /// The inline access word refuses a client listed twice, whichever slot it has.
     #[test]
     fn an_inline_access_word_refuses_a_client_twice() {
