@@ -341,6 +341,12 @@ fn the_reverse_map_names_the_piece_right_of_a_hole() {
     let map = pool.rmap(g.frame()).unwrap();
     let starts: Vec<u64> = map.regions.iter().map(|r| r.start).collect();
     assert_eq!(starts, vec![100 * PS], "{map:?}");
+    // Object pages the pieces do not map (the hole's, and past the region) are named by none.
+    for p in [8, 9, 15, 20] {
+        let g = obj.read(p).unwrap();
+        let map = pool.rmap(g.frame()).unwrap();
+        assert!(map.regions.is_empty(), "object page {p}: {map:?}");
+    }
 }
 
 /// An address space that goes takes only its own regions out of the object's reverse map: a
