@@ -128,4 +128,9 @@ fn a_swap_area_reports_its_geometry_and_frees_each_slot_once() {
     let mut back = [0; PAGE];
     area.read(slots[0], &mut back).unwrap();
     assert_eq!(back, [7; PAGE]);
+    // Bad input is an error: a buffer of another size, a slot past the area.
+    assert!(area.write(slots[0], &[7; PAGE - 1]).is_err());
+    assert!(area.read(slots[0], &mut [0; PAGE + 1]).is_err());
+    assert!(area.write(130, &[7; PAGE]).is_err());
+    assert!(area.read(130, &mut back).is_err());
 }
