@@ -668,7 +668,7 @@ mod tests {
         let keeps = [
             EntryWord::resident(3, 1),
             free.with(EntryWord::WRITER, true),
-            EntryWord(free.0 | EntryWord::hold_bits(2)),
+            EntryWord(free.0 | EntryWord::hold_bit(2, false)),
             free.with(EntryWord::EXT_READ, true),
             free.with(EntryWord::EXT_WRITE, true),
             free.with(EntryWord::ARB_SLOW, true),
@@ -683,6 +683,48 @@ mod tests {
         assert!(
             free.with(EntryWord::DIRTY, true).takeable(),
             "a dirty page is taken"
+        );
+    }
+
+    /// One writer (plain, inline or out-of-line) excludes every other pin and holder: the decoder
+    /// refuses each such pair and accepts each writer alone and readers together.
+    #[test]
+    fn the_decoder_refuses_a_writer_beside_any_other_access() {
+        let base = EntryWord::resident(7, 0).raw();
+        let writer = EntryWord::WRITER.mask();
+        let ext_write = EntryWord::EXT_WRITE.mask() | EntryWord::ARB_SLOW.mask();
+        let hold_w = EntryWord::hold_bit(1, true);
+        let others = [
+            EntryWord::PINS.one(),
+            EntryWord::hold_bit(0, false),
+            EntryWord::hold_bit(2, true),
+            EntryWord::EXT_READ.mask() | EntryWord::ARB_SLOW.mask(),
+        ];
+        for w in [writer, hold_w, ext_write] {
+            assert!(EntryWord::from_raw(base | w).is_ok(), "{w:#x} alone");
+            for o in others {
+                if o & w == 0 && !(w == ext_write && o & EntryWord::EXT_READ.mask() != 0) {
+                    assert!(
+                        EntryWord::from_raw(base | w | o).is_err(),
+                        "accepted writer {w:#x} beside {o:#x}"
+                    );
+                }
+            }
+        }
+        let readers = base | 2 * EntryWord::PINS.one() | EntryWord::hold_bit(0, false);
+        assert!(EntryWord::from_raw(readers | EntryWord::hold_bit(3, false)).is_ok());
+        // Out-of-line holders live in the side table (`ARB_SLOW`), and then every holder does.
+        let ext_read = EntryWord::EXT_READ.mask();
+        let arb = EntryWord::ARB_SLOW.mask();
+        assert!(EntryWord::from_raw(base | ext_read | arb).is_ok());
+        assert!(
+            EntryWord::from_raw(base | ext_read).is_err(),
+            "out of line, no side table"
+        );
+        let mixed = base | ext_read | arb | EntryWord::hold_bit(0, false);
+        assert!(
+            EntryWord::from_raw(mixed).is_err(),
+            "out of line beside inline"
         );
     }
 

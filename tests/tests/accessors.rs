@@ -30,6 +30,16 @@ fn a_file_is_empty_until_a_page_is_written_back() {
     o.sync().unwrap();
     assert!(!file.is_empty().unwrap());
     assert_eq!(file.len().unwrap(), 2 * PAGE as u64);
+    // Read back through the accessor: the written page, and zeros for the hole before it and
+    // past the end of the file.
+    let mut buf = [1u8; PAGE];
+    file.fill(1, &mut buf).unwrap();
+    assert_eq!((buf[0], buf[1]), (9, 0));
+    file.fill(0, &mut buf).unwrap();
+    assert_eq!(buf, [0; PAGE]);
+    buf.fill(1);
+    file.fill(5, &mut buf).unwrap();
+    assert_eq!(buf, [0; PAGE]);
 }
 
 #[test]
@@ -133,4 +143,19 @@ fn a_swap_area_reports_its_geometry_and_frees_each_slot_once() {
     assert!(area.read(slots[0], &mut [0; PAGE + 1]).is_err());
     assert!(area.write(130, &[7; PAGE]).is_err());
     assert!(area.read(130, &mut back).is_err());
+}
+
+/// A page that the file's end cuts in two reads the file's bytes, then zeros (a short read, then
+/// the end of the file).
+#[test]
+fn a_page_cut_by_the_end_of_the_file_reads_zeros_past_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("f");
+    let bytes: Vec<u8> = (0..PAGE + PAGE / 2).map(|i| i as u8 | 1).collect();
+    std::fs::write(&path, &bytes).unwrap();
+    let file = FileAccessor::open(&path, PAGE).unwrap();
+    let mut buf = [0xEEu8; PAGE];
+    file.fill(1, &mut buf).unwrap();
+    assert_eq!(buf[..PAGE / 2], bytes[PAGE..]);
+    assert_eq!(buf[PAGE / 2..], [0; PAGE / 2]);
 }
