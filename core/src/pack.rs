@@ -711,7 +711,7 @@ mod tests {
                 }
             }
         }
-        let readers = base | 2 * EntryWord::PINS.one() | EntryWord::hold_bit(0, false);
+        let readers = base | (2 * EntryWord::PINS.one()) | EntryWord::hold_bit(0, false);
         assert!(EntryWord::from_raw(readers | EntryWord::hold_bit(3, false)).is_ok());
         // Out-of-line holders live in the side table (`ARB_SLOW`), and then every holder does.
         let ext_read = EntryWord::EXT_READ.mask();
