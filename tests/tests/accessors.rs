@@ -159,3 +159,15 @@ fn a_page_cut_by_the_end_of_the_file_reads_zeros_past_it() {
     assert_eq!(buf[..PAGE / 2], bytes[PAGE..]);
     assert_eq!(buf[PAGE / 2..], [0; PAGE / 2]);
 }
+
+/// A swap area refuses a slot size that is not a power of two, or outside 8 bytes to 1 GiB.
+#[test]
+fn a_swap_area_refuses_a_bad_slot_size() {
+    use pagecore::swap::SwapArea;
+    for bad in [0, 4, 24, 100, 2 << 30] {
+        assert!(SwapArea::temporary(bad, 4).is_err(), "slot size {bad}");
+    }
+    for good in [8, 64, 4096] {
+        assert_eq!(SwapArea::temporary(good, 4).unwrap().page_size(), good);
+    }
+}

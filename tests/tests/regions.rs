@@ -374,6 +374,7 @@ fn a_space_that_goes_leaves_the_other_spaces_in_the_reverse_map() {
         Sharing::Shared,
     )
     .unwrap();
+    assert_ne!(a.id(), b.id(), "two spaces with one id");
     let frame = a.fault(0x102 * PS, Access::Read).unwrap().frame();
     let map = pool.rmap(frame).unwrap();
     assert_eq!(map.regions.len(), 2, "{map:?}");
