@@ -726,6 +726,13 @@ mod tests {
             EntryWord::from_raw(mixed).is_err(),
             "out of line beside inline"
         );
+        // An inline slot holds for reading or for writing, not both.
+        for c in 0..EntryWord::INLINE_CLIENTS {
+            assert!(
+                EntryWord::from_raw(base | EntryWord::hold_bits(c)).is_err(),
+                "slot {c}"
+            );
+        }
     }
 
     /// An entry shows its fields (the scenarios' failure messages print entries).
@@ -744,9 +751,12 @@ mod tests {
         }
     }
 
-    /// The inline access word refuses a client listed twice, whichever slot it has.
+    /// The inline access word refuses a client listed twice, whichever slot it has, and an
+    /// `asked` mask wider than the four inline slots.
     #[test]
     fn an_inline_access_word_refuses_a_client_twice() {
+        assert_eq!(AccessWord::inline(&[], 0x10), None);
+        assert!(AccessWord::inline(&[], 0xF).is_some());
         for c in 0..EntryWord::INLINE_CLIENTS {
             assert_eq!(
                 AccessWord::inline(&[(c, false), (c, true)], 0),

@@ -171,3 +171,37 @@ fn a_swap_area_refuses_a_bad_slot_size() {
         assert_eq!(SwapArea::temporary(good, 4).unwrap().page_size(), good);
     }
 }
+
+/// A page the file's end leaves one byte of: that byte, then zeros (the next read is at the end
+/// of the file, not at the same offset again).
+#[test]
+fn a_page_with_one_byte_in_the_file_reads_that_byte_then_zeros() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("f");
+    let mut bytes = vec![0x11u8; PAGE];
+    bytes.push(0x5A);
+    std::fs::write(&path, &bytes).unwrap();
+    let file = FileAccessor::open(&path, PAGE).unwrap();
+    let mut buf = [0xEEu8; PAGE];
+    file.fill(1, &mut buf).unwrap();
+    assert_eq!(buf[0], 0x5A);
+    assert_eq!(buf[1..], [0; PAGE - 1]);
+}
+
+/// Errors from the backing store carry their I/O kind; other errors have none.
+#[test]
+fn a_fill_error_carries_its_io_kind() {
+    let acc = ComputedAccessor::new(|_, _| Err(std::io::ErrorKind::PermissionDenied.into()));
+    let pages = pages();
+    let o = pages.open(Arc::new(acc), PAGE as u64).unwrap();
+    let e = o.read(0).unwrap_err();
+    assert_eq!(
+        e.io_kind(),
+        Some(std::io::ErrorKind::PermissionDenied),
+        "{e}"
+    );
+    o.clone().close().unwrap();
+    let closed = o.read(0).unwrap_err();
+    assert!(matches!(closed, pagecore::Error::Closed), "{closed}");
+    assert_eq!(closed.io_kind(), None);
+}
