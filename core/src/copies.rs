@@ -947,6 +947,74 @@ mod tests {
         assert_eq!(c.pinned, 0, "{c:?}");
     }
 
+    /// A file that refuses every write-back while `broken` is set.
+    #[derive(Default)]
+    struct Fragile {
+        pages: Mutex<std::collections::HashMap<u64, Vec<u8>>>,
+        broken: AtomicBool,
+    }
+
+    impl Accessor for Fragile {
+        fn fill(&self, page: u64, buf: &mut [u8]) -> io::Result<()> {
+            match lock(&self.pages).get(&page) {
+                Some(b) => buf.copy_from_slice(b),
+                None => buf.fill(0),
+            }
+            Ok(())
+        }
+        fn flush(&self, page: u64, buf: &[u8]) -> io::Result<()> {
+            if self.broken.load(Ordering::SeqCst) {
+                return Err(io::Error::from_raw_os_error(5));
+            }
+            lock(&self.pages).insert(page, buf.to_vec());
+            Ok(())
+        }
+    }
+
+    /// The source of a copy is dropped while its file refuses writes: its last handle's close
+    /// fails, so the source stays (its written page resident and dirty: nothing is lost), still
+    /// counted as a reader of the layer it shares with the copy. Once the file recovers and a
+    /// reclaim writes the page back, the source goes, and with it its count on the layer (which
+    /// a collapse needs at one). (Mutation testing: the layer's drop not detaching its backing
+    /// after a failed close kept the count one too high; only an anonymous chain collapses,
+    /// where such a close takes a reclaim slower than the wait bound, so the count is checked.)
+    #[test]
+    fn a_reader_gone_after_a_failed_close_leaves_the_layers_count() {
+        let pages = Pages::builder()
+            .page_size(PAGE)
+            .frames(3)
+            .wait_bound(Some(std::time::Duration::from_secs(3)))
+            .build()
+            .unwrap();
+        let file = ShareArc::new(Fragile::default());
+        let x = pages.open(file.clone(), PAGE as u64).unwrap();
+        x.write(0).unwrap()[0] = 1;
+        let y = x.copy().unwrap();
+        x.write(0).unwrap()[0] = 2;
+        let layer = y.shared.layer.backing().expect("the copy reads a layer");
+        let readers = || layer.shared.layer.children.load(Ordering::SeqCst);
+        assert_eq!(readers(), 2);
+        file.broken.store(true, Ordering::SeqCst);
+        drop(x);
+        assert_eq!(readers(), 2, "the source still reads the layer");
+        file.broken.store(false, Ordering::SeqCst);
+        let (_, z) = anonymous_in(&pages);
+        let other = pages
+            .open(ShareArc::new(crate::MemoryAccessor::new()), 4 * PAGE as u64)
+            .unwrap();
+        for p in 0..4 {
+            drop(other.read(p).unwrap());
+        }
+        drop(z);
+        assert_eq!(
+            lock(&file.pages).get(&0).map(|b| b[0]),
+            Some(2),
+            "the write was lost"
+        );
+        assert_eq!(readers(), 1, "the source's count outlived it");
+        assert_eq!(y.read(0).unwrap()[0], 1);
+    }
+
     #[test]
     fn a_freeze_restarts_for_a_plain_writer_at_work() {
         let (_pages, x) = anonymous();
