@@ -812,14 +812,19 @@ mod tests {
 
     const PAGE: usize = 64;
 
-    /// An anonymous object of one page in a pool of three frames (waits bounded).
-    fn anonymous() -> (Pages, PageMapper) {
-        let pages = Pages::builder()
+    /// A pool of `frames` frames whose waits give up after 3 seconds.
+    fn pool(frames: u64) -> Pages {
+        Pages::builder()
             .page_size(PAGE)
-            .frames(3)
+            .frames(frames)
             .wait_bound(Some(std::time::Duration::from_secs(3)))
             .build()
-            .unwrap();
+            .unwrap()
+    }
+
+    /// An anonymous object of one page in a pool of three frames (waits bounded).
+    fn anonymous() -> (Pages, PageMapper) {
+        let pages = pool(3);
         let x = anonymous_in(&pages).1;
         (pages, x)
     }
@@ -862,12 +867,7 @@ mod tests {
     /// (Found by mutation testing: the reader count's re-check is what the code relied on.)
     #[test]
     fn a_collapse_that_a_copy_overtook_leaves_the_chain_alone() {
-        let pages = Pages::builder()
-            .page_size(PAGE)
-            .frames(2)
-            .wait_bound(Some(std::time::Duration::from_secs(3)))
-            .build()
-            .unwrap();
+        let pages = pool(2);
         let swap = ShareArc::new(SwapArea::temporary(PAGE, 32).unwrap());
         let x = pages
             .open(ShareArc::new(Anonymous::new(swap.clone())), PAGE as u64)
@@ -980,12 +980,7 @@ mod tests {
     /// where such a close takes a reclaim slower than the wait bound, so the count is checked.)
     #[test]
     fn a_reader_gone_after_a_failed_close_leaves_the_layers_count() {
-        let pages = Pages::builder()
-            .page_size(PAGE)
-            .frames(3)
-            .wait_bound(Some(std::time::Duration::from_secs(3)))
-            .build()
-            .unwrap();
+        let pages = pool(3);
         let file = ShareArc::new(Fragile::default());
         let x = pages.open(file.clone(), PAGE as u64).unwrap();
         x.write(0).unwrap()[0] = 1;

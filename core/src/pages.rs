@@ -1784,6 +1784,46 @@ mod tests {
         (x, y, e.frame().unwrap())
     }
 
+    /// Page 0 of `x`, as a break's owner.
+    fn x0(x: &PageMapper) -> Owner {
+        Owner {
+            mapper: (*x.shared).clone(),
+            page: 0,
+        }
+    }
+
+    /// A break of X0 that copied frame `f` into `f2` publishes now, after X0's entry changed:
+    /// it must be refused and leave the entry as it is; `f2` goes back to the pool.
+    fn assert_refused(pages: &Pages, x: &PageMapper, f: u32, f2: u32) {
+        let ps = &pages.shared;
+        let sx = slot(x, 0);
+        let now = sx.load(Ordering::SeqCst);
+        let r = ps.publish_break(f, f2, sx, 0, true, x0(x), || {
+            panic!("a refused break privatized its page")
+        });
+        assert!(
+            matches!(r, Publish::Changed),
+            "a stale break was not refused"
+        );
+        assert_eq!(sx.load(Ordering::SeqCst), now, "the entry changed");
+        ps.free(f2);
+    }
+
+    /// The writer of X0 (6) parked on X0's proxy finished, the copy Y kept 5, nothing pinned.
+    fn writer_done(
+        pages: &Pages,
+        w: crate::sync::thread::JoinHandle<crate::Result<()>>,
+        x: &PageMapper,
+        y: &PageMapper,
+        what: &str,
+    ) {
+        w.join().unwrap().expect(what);
+        assert_eq!(x.read(0).unwrap()[0], 6);
+        assert_eq!(y.read(0).unwrap()[0], 5, "the write reached the copy");
+        let c = pages.check_invariants().unwrap();
+        assert_eq!(c.pinned, 0, "{c:?}");
+    }
+
     /// The unpinner's window (SPEC §5): a reader of a proxy drops its pin (`fetch_sub`), and
     /// before its wake-up runs a reclaim unmaps the proxy, so the wake-up finds the entry empty
     /// and wakes nobody. A writer parked on the proxy meanwhile must be woken by the unmap
@@ -1822,13 +1862,13 @@ mod tests {
         for t in taken {
             ps.free(t);
         }
-        w.join()
-            .unwrap()
-            .expect("the writer parked on the unmapped proxy was not woken");
-        assert_eq!(x.read(0).unwrap()[0], 6);
-        assert_eq!(y.read(0).unwrap()[0], 5, "the write reached the copy");
-        let c = pages.check_invariants().unwrap();
-        assert_eq!(c.pinned, 0, "{c:?}");
+        writer_done(
+            &pages,
+            w,
+            &x,
+            &y,
+            "the writer parked on the unmapped proxy was not woken",
+        );
     }
 
     /// A break's publication (its one CAS) must be refused when the proxy it copied was unmapped
@@ -1859,19 +1899,7 @@ mod tests {
             now.cow() && now.frame().is_some_and(|g| g != f && g != f2),
             "{now:?}"
         );
-        let me = Owner {
-            mapper: (*x.shared).clone(),
-            page: 0,
-        };
-        let r = ps.publish_break(f, f2, sx, 0, true, me, || {
-            panic!("a refused break privatized its page")
-        });
-        assert!(
-            matches!(r, Publish::Changed),
-            "a stale break was not refused"
-        );
-        assert_eq!(sx.load(Ordering::SeqCst), now.raw(), "the entry changed");
-        ps.free(f2);
+        assert_refused(&pages, &x, f, f2);
         drop(b1);
         assert_eq!(x.read(0).unwrap()[0], 5);
         assert_eq!(y.read(0).unwrap()[0], 5);
@@ -1915,22 +1943,18 @@ mod tests {
             // `f2` is Filling and ours (I1); distinct frames do not overlap.
             unsafe { std::ptr::copy_nonoverlapping(ps.bytes(f), ps.bytes(f2), PAGE) };
         }
-        let me = Owner {
-            mapper: (*x.shared).clone(),
-            page: 0,
-        };
-        let r = ps.publish_break(f, f2, sx, EntryWord::PINS.one(), false, me, || {});
+        let r = ps.publish_break(f, f2, sx, EntryWord::PINS.one(), false, x0(&x), || {});
         assert!(matches!(r, Publish::Done), "the break was refused");
         // The proxy's pin on the owner's entry goes; then the reader's pin.
         ps.unpin_read(owner_slot(&pages, f).slot().unwrap());
         ps.unpin_read(sx);
-        w.join()
-            .unwrap()
-            .expect("the writer parked on the proxy was not woken by the break");
-        assert_eq!(x.read(0).unwrap()[0], 6);
-        assert_eq!(y.read(0).unwrap()[0], 5, "the write reached the copy");
-        let c = pages.check_invariants().unwrap();
-        assert_eq!(c.pinned, 0, "{c:?}");
+        writer_done(
+            &pages,
+            w,
+            &x,
+            &y,
+            "the writer parked on the proxy was not woken by the break",
+        );
     }
 
     /// A break's publication must be refused when its proxy became the frame's owner entry (a
@@ -1956,19 +1980,7 @@ mod tests {
         assert_eq!(x.compact(), 0, "the layer did not collapse");
         let now = EntryWord(sx.load(Ordering::SeqCst));
         assert!(!now.cow() && now.frame() == Some(f), "{now:?}");
-        let me = Owner {
-            mapper: (*x.shared).clone(),
-            page: 0,
-        };
-        let r = ps.publish_break(f, f2, sx, 0, true, me, || {
-            panic!("a refused break privatized its page")
-        });
-        assert!(
-            matches!(r, Publish::Changed),
-            "a stale break was not refused"
-        );
-        assert_eq!(sx.load(Ordering::SeqCst), now.raw(), "the entry changed");
-        ps.free(f2);
+        assert_refused(&pages, &x, f, f2);
         assert_eq!(x.read(0).unwrap()[0], 5);
         let c = pages.check_invariants().unwrap();
         assert_eq!(c.pinned, 0, "{c:?}");

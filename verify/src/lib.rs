@@ -1367,6 +1367,19 @@ pub fn c20_break_publishes_for_a_waiting_fault() {
     assert_eq!(swap.in_use(), 0, "C20: swap slots outlived the objects");
 }
 
+/// The start of C21 and C22: in a pool of two frames, X0 (anonymous, 1) is copied to Y, Y0
+/// written (2, a break), and X dropped, so Y is the only reader of the frozen layer holding 1.
+/// Returns the pool, Y and their swap area.
+fn sole_reader_of_a_layer() -> (Pages, PageMapper, ShareArc<SwapArea>) {
+    let pages = pool(2);
+    let (x, swap) = anonymous(&pages, 1, 8);
+    write(&x, 0, 1).unwrap();
+    let y = x.copy().unwrap();
+    write(&y, 0, 2).unwrap();
+    drop(x);
+    (pages, y, swap)
+}
+
 /// C21 a compaction racing a copy of the same object: X0 (anonymous, 1) is copied to Y, Y0
 /// written (2, a break), X dropped, and both frames paged out (two faults of a third object), so
 /// Y is the only reader of the frozen layer L, which holds 1 in a swap slot, and Y's own 2 is in
@@ -1377,12 +1390,7 @@ pub fn c20_break_publishes_for_a_waiting_fault() {
 /// by Y and Z: L collapses into T, or into Y before the copy); census; every frame and swap slot
 /// freed once all go.
 pub fn c21_compaction_vs_copy() {
-    let pages = pool(2);
-    let (x, swap) = anonymous(&pages, 1, 8);
-    write(&x, 0, 1).unwrap();
-    let y = x.copy().unwrap();
-    write(&y, 0, 2).unwrap();
-    drop(x);
+    let (pages, y, swap) = sole_reader_of_a_layer();
     let (b, _) = anonymous(&pages, 2, 8);
     write(&b, 0, 3).unwrap();
     write(&b, 1, 4).unwrap();
@@ -1419,12 +1427,7 @@ pub fn c21_compaction_vs_copy() {
 /// reclaimed races the reclaimer's clearing of it: loom reports that). Y reads 2; L collapsed
 /// (depth 0); B1 reads zeros; census; every frame and swap slot freed once all go.
 pub fn c22_compaction_vs_page_out() {
-    let pages = pool(2);
-    let (x, swap) = anonymous(&pages, 1, 8);
-    write(&x, 0, 1).unwrap();
-    let y = x.copy().unwrap();
-    write(&y, 0, 2).unwrap();
-    drop(x);
+    let (pages, y, swap) = sole_reader_of_a_layer();
     let (b, b_swap) = anonymous(&pages, 2, 8);
     assert_eq!(read(&b, 0).unwrap().0, 0);
     let t = {
