@@ -1184,22 +1184,47 @@ impl Arbiter {
 
     // ----- unusual errors --------------------------------------------------------------------
 
-    /// Records (`Some`) or clears (`None`) an unusual write-back error on `page` (slow path: the
-    /// page escapes to, or comes back from, an out-of-line record).
-    pub(crate) fn set_error(
+    /// Records an unusual write-back error on `page`, whose write-back from frame `frame` failed
+    /// (slow path: the page escapes to an out-of-line record) — only while the page is still
+    /// resident in `frame` and not being reclaimed. Otherwise the record would outlive what it
+    /// describes: on an emptied entry it broke the page for good (a later fill found the entry
+    /// taken, I11 found a record no page names); on an entry another reclaim took meanwhile, that
+    /// reclaim's success dropped it with the entry (scenario C23). Either way the page's content
+    /// went on (written back by that reclaim, or resident again), and the object keeps the error
+    /// for `sync` to report.
+    pub(crate) fn record_error(
         &self,
         pages: &PagesShared,
         slot: &AtomicU64,
         page: u64,
-        error: Option<PageError>,
+        frame: u32,
+        error: PageError,
+    ) -> Result<()> {
+        let (_, fx) = self.update(slot, page, |st, e| {
+            if e.frame() == Some(frame) && !e.reclaiming() {
+                st.error = Some(error.clone());
+            }
+            Ok(())
+        })?;
+        self.after(pages, slot, page, fx);
+        Ok(())
+    }
+
+    /// Clears the unusual write-back error recorded on `page`, if any (the page comes back from
+    /// its out-of-line record unless something else keeps it there).
+    pub(crate) fn clear_error(
+        &self,
+        pages: &PagesShared,
+        slot: &AtomicU64,
+        page: u64,
     ) -> Result<()> {
         // Relaxed: a hint that spares clearing a page with no side state the shard lock;
         // `update` re-reads the entry under it.
-        if error.is_none() && !EntryWord(slot.load(Ordering::Relaxed)).arb_slow() {
+        if !EntryWord(slot.load(Ordering::Relaxed)).arb_slow() {
             return Ok(());
         }
         let (_, fx) = self.update(slot, page, |st, _| {
-            st.error = error.clone();
+            st.error = None;
             Ok(())
         })?;
         self.after(pages, slot, page, fx);
@@ -1208,7 +1233,7 @@ impl Arbiter {
 
     /// The unusual write-back error recorded on `page`, if any.
     pub(crate) fn page_error(&self, slot: &AtomicU64, page: u64) -> Result<Option<std::io::Error>> {
-        // Relaxed: a hint, as in set_error; re-read under the shard lock below.
+        // Relaxed: a hint, as in clear_error; re-read under the shard lock below.
         if !EntryWord(slot.load(Ordering::Relaxed)).arb_slow() {
             return Ok(None);
         }

@@ -538,7 +538,7 @@ impl MapperShared {
         let pages = &*self.pages;
         // Dirty is re-read after pinning: a writer may have set it before our pin.
         if !EntryWord(slot.load(Ordering::Acquire)).dirty() {
-            return self.arb.set_error(pages, slot, page, None);
+            return self.arb.clear_error(pages, slot, page);
         }
         let r = {
             let _t = pages.track(f).shared();
@@ -550,12 +550,12 @@ impl MapperShared {
             Ok(()) => {
                 pages.counters.writebacks.incr();
                 pages.clear_dirty(slot);
-                self.arb.set_error(pages, slot, page, None)
+                self.arb.clear_error(pages, slot, page)
             }
             Err(e) => {
                 pages.counters.writeback_errors.incr();
                 if let Some(pe) = crate::arbitration::PageError::of(&e) {
-                    self.arb.set_error(pages, slot, page, Some(pe))?;
+                    self.arb.record_error(pages, slot, page, f, pe)?;
                 }
                 Err(Error::WriteBack {
                     page,
@@ -578,7 +578,7 @@ impl MapperShared {
         }
         if !self.accessor.persistent() {
             // Anonymous: close discards the content, so the failed page-out no longer matters.
-            self.arb.set_error(pages, slot, page, None)?;
+            self.arb.clear_error(pages, slot, page)?;
             return Ok(true);
         }
         let Ok(pinned) = pages.try_pin_read(slot, seen) else {

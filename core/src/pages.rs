@@ -1022,12 +1022,13 @@ impl PagesShared {
             // SAFETY: still exclusive (Reclaiming).
             drop(unsafe { self.set_owner(f, None) });
         }
-        // The frame is Resident again (reverted): the page is recorded through its entry, with
-        // no exclusive hold. A write-back that succeeded meanwhile leaves a clean page with an
-        // error, which the next sync or close clears.
+        // The frame is Resident again (reverted): the error is recorded through the page's entry
+        // if it is still in `f` and no other reclaim took it meanwhile (see `record_error`). A
+        // write-back that succeeded meanwhile leaves a clean page with an error, which the next
+        // sync or close clears.
         if let Some((mapper, page, pe)) = unusual {
             if let Some(slot) = mapper.map.slot(page) {
-                mapper.arb.set_error(self, slot, page, Some(pe))?;
+                mapper.arb.record_error(self, slot, page, f, pe)?;
             }
         }
         r

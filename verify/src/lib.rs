@@ -18,6 +18,8 @@ pub mod fuzz;
 pub mod linearizability;
 #[cfg(feature = "shuttle")]
 pub mod shuttle_run;
+mod user_races;
+pub use user_races::*;
 
 use pagecore::anonymous::Anonymous;
 use pagecore::swap::SwapArea;

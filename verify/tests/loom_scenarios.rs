@@ -228,3 +228,8 @@ fn c8_collapse_vs_fault() {
 fn c9_sieve_hand_vs_hits() {
     model("C9", s::c9_sieve_hand_vs_hits);
 }
+
+#[test]
+fn c23_unusual_writeback_failure_vs_reclaim() {
+    model("C23", s::c23_unusual_writeback_failure_vs_reclaim);
+}

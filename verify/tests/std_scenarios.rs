@@ -52,5 +52,6 @@ fn scenarios_on_real_threads() {
     repeat(s::c20_break_publishes_for_a_waiting_fault);
     repeat(s::c21_compaction_vs_copy);
     repeat(s::c22_compaction_vs_page_out);
+    repeat(s::c23_unusual_writeback_failure_vs_reclaim);
     repeat(s::c9_sieve_hand_vs_hits);
 }
