@@ -1699,7 +1699,9 @@ impl Grant<'_> {
 
     /// Turns a read grant into a write grant, waiting as long as it takes for the other holders
     /// (asked to release). A sole reader is upgraded at once. Fails with
-    /// [`Error::UpgradeConflict`] if another holder is already upgrading (release instead).
+    /// [`Error::UpgradeConflict`] if another holder is already upgrading (release instead), and
+    /// with [`Error::ReadOnly`] on an object whose accessor is not writable (the grant stays a
+    /// read grant).
     pub fn upgrade(&mut self) -> Result<()> {
         self.upgrade_until(None)
     }
@@ -1714,6 +1716,8 @@ impl Grant<'_> {
         if self.access == Access::Write {
             return Ok(());
         }
+        // As a write request would: a grant on a read-only object stays a read grant.
+        self.client.check(self.page, Access::Write)?;
         let m = self.client.shared();
         m.arb
             .upgrade(m, self.slot, self.client.id, self.page, deadline)?;
