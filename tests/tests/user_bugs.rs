@@ -164,3 +164,41 @@ fn unusual_writeback_errors_never_break_a_page() {
         assert_eq!(pages.census().unwrap().pinned, 0);
     }
 }
+
+/// Bug 4: `open` with a huge limit aborted the process (the access map's top level was sized
+/// from the limit: 64 TiB of pointers for `u64::MAX`). Any limit now opens a sparse object that
+/// costs what its used pages cost.
+#[test]
+fn a_huge_object_is_sparse() {
+    use pagecore::MemoryAccessor;
+    let pages = Pages::builder().page_size(4096).frames(4).build().unwrap();
+    for limit in [u64::MAX, 1 << 62, (1 << 40) + 1] {
+        let obj = pages.open(MemoryAccessor::new(), limit).unwrap();
+        let last = obj.page_count() - 1;
+        assert_eq!(obj.page_count(), limit.div_ceil(4096));
+        for (i, p) in [0, 1 << 20, last / 2, last].into_iter().enumerate() {
+            obj.write(p).unwrap()[0] = i as u8 + 1;
+        }
+        for (i, p) in [0, 1 << 20, last / 2, last].into_iter().enumerate() {
+            assert_eq!(obj.read(p).unwrap()[0], i as u8 + 1, "page {p}");
+        }
+        assert!(matches!(obj.read(last + 1), Err(Error::OutOfRange { .. })));
+        let tail = limit - 3;
+        obj.write_at(tail, &[7, 8, 9]).unwrap();
+        let mut buf = [0; 3];
+        obj.read_at(tail, &mut buf).unwrap();
+        assert_eq!(buf, [7, 8, 9]);
+        assert!(
+            obj.write_at(limit - 2, &[1, 2, 3]).is_err(),
+            "past the limit"
+        );
+        obj.close().unwrap();
+    }
+    let anon = pages.anonymous(1 << 62).unwrap();
+    anon.write((1 << 50) - 1).unwrap()[0] = 5;
+    assert_eq!(anon.read((1 << 50) - 1).unwrap()[0], 5);
+    assert_eq!(anon.read(1 << 49).unwrap()[0], 0);
+    let copy = anon.copy().unwrap();
+    assert_eq!(copy.read((1 << 50) - 1).unwrap()[0], 5);
+    assert_eq!(pages.census().unwrap().total(), 4);
+}
