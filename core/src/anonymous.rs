@@ -106,6 +106,22 @@ impl Anonymous {
         taken
     }
 
+    /// Takes the page -> slot pairs whose page `take` picks, leaving the others in place (never
+    /// out of the table, not even for a moment: a fill in flight may be reading them).
+    pub(crate) fn take_slots_where(&self, mut take: impl FnMut(u64) -> bool) -> Vec<(u64, Slot)> {
+        let mut t = lock(&self.slots);
+        let mut taken = Vec::new();
+        t.retain(|&p, &mut s| {
+            let go = take(p);
+            if go {
+                taken.push((p, s));
+            }
+            !go
+        });
+        self.recount(&t);
+        taken
+    }
+
     /// Adopts page -> slot pairs taken from another object over the same swap area.
     pub(crate) fn adopt_slots(&self, slots: impl IntoIterator<Item = (u64, Slot)>) {
         let mut t = lock(&self.slots);

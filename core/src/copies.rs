@@ -418,27 +418,35 @@ fn collapse_backing(c: &Arc<MapperShared>, fh: &PageMapper) -> bool {
     };
     let c_shards = c.lock_fill_shards();
     let f_shards = f.lock_fill_shards();
+    // Pages the layer is filling now: each fill checked that the layer holds its page (under the
+    // shard lock we now hold) and reads it from the layer's store after; they stay in the layer,
+    // slot and all, or the fill would find the page gone (scenario C24). A later collapse moves
+    // them, once published.
+    let filling: HashSet<u64> = f_shards.iter().flat_map(|t| t.keys().copied()).collect();
+    let mut kept_filling = false;
     let out = pages.collapse(f, c, c_has, |out| {
         // The swap slots: with their page if it moved, freed if `c` has its own copy,
-        // kept by the layer if the page stays there, else moved (`c` reads it from swap).
+        // kept by the layer if the page stays there (or is being filled), else moved (`c`
+        // reads it from swap).
         let left: HashSet<u64> = out.left.iter().copied().collect();
         let moved: HashSet<u64> = out.moved.iter().copied().collect();
-        let mut keep = Vec::new();
+        let taken = fs.anon.take_slots_where(|p| {
+            let stays = filling.contains(&p) && !moved.contains(&p);
+            kept_filling |= stays;
+            !stays && !left.contains(&p)
+        });
         let mut take = Vec::new();
-        for (p, slot) in fs.anon.take_slots() {
-            if left.contains(&p) {
-                keep.push((p, slot));
-            } else if !moved.contains(&p) && c_has(p) {
+        for (p, slot) in taken {
+            if !moved.contains(&p) && c_has(p) {
                 // `c` has its own copy: the layer's is garbage.
                 let _ = fs.anon.swap().free(slot);
             } else {
                 take.push((p, slot));
             }
         }
-        fs.anon.adopt_slots(keep);
         c_anon.adopt_slots(take);
     });
-    let emptied = out.left.is_empty();
+    let emptied = out.left.is_empty() && !kept_filling;
     // Release: pairs with resolve's Acquire (see there); under both objects' shard locks.
     f.layer.moves.fetch_add(1, Ordering::Release);
     c.layer.moves.fetch_add(1, Ordering::Release);

@@ -202,3 +202,61 @@ fn a_huge_object_is_sparse() {
     assert_eq!(copy.read((1 << 50) - 1).unwrap()[0], 5);
     assert_eq!(pages.census().unwrap().total(), 4);
 }
+
+/// Bug 2 on real threads (the race itself is scenario C24): an anonymous object of 64 pages
+/// through 16 frames, every page written; two threads read random pages while the main thread
+/// copies the object, writes the copy and drops it, over and over (each drop leaves the object
+/// the only reader of a frozen layer, which the readers' misses collapse). A read of a present
+/// page must never fail: it failed `Fill("frozen layer asked for page N, which it does not
+/// hold")` when a collapse moved a page's swap slot out of the layer while the layer was filling
+/// that page from it.
+#[test]
+fn reads_never_fail_while_copies_come_and_go() {
+    use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
+    use std::sync::Arc;
+    let pages = Pages::builder().page_size(64).frames(16).build().unwrap();
+    let obj = pages.anonymous(64 * 64).unwrap();
+    for p in 0..64u64 {
+        obj.write(p).unwrap()[..8].copy_from_slice(&(p + 100).to_le_bytes());
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    let readers: Vec<_> = (0..2u64)
+        .map(|t| {
+            let (obj, stop) = (obj.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let mut x = t + 7;
+                let mut reads = 0u64;
+                while !stop.load(SeqCst) || reads < 1000 {
+                    x = x
+                        .wrapping_mul(6364136223846793005)
+                        .wrapping_add(1442695040888963407);
+                    let p = (x >> 33) % 64;
+                    let g = obj
+                        .read(p)
+                        .unwrap_or_else(|e| panic!("read of page {p}: {e}"));
+                    assert_eq!(u64::from_le_bytes(g[..8].try_into().unwrap()), p + 100);
+                    reads += 1;
+                }
+            })
+        })
+        .collect();
+    for i in 0..3000u64 {
+        let s = obj.copy().unwrap();
+        s.write(i * 3 % 64).unwrap()[0] = 0xFF;
+        assert_eq!(
+            s.read((i * 3 + 1) % 64).unwrap()[0],
+            ((i * 3 + 1) % 64 + 100) as u8
+        );
+        drop(s);
+    }
+    stop.store(true, SeqCst);
+    for r in readers {
+        r.join().unwrap();
+    }
+    assert!(obj.compact() <= 1);
+    for p in 0..64u64 {
+        let v = u64::from_le_bytes(obj.read(p).unwrap()[..8].try_into().unwrap());
+        assert_eq!(v, p + 100, "page {p}");
+    }
+    obj.arbitration().unwrap();
+}

@@ -61,3 +61,44 @@ pub fn c23_unusual_writeback_failure_vs_reclaim() {
     a.arbitration().expect("C23: arbitration after sync");
     assert_settled(&pages, "C23");
 }
+
+/// C24 a compaction racing a fault that a frozen layer fills from swap: X (anonymous; X0 = 1,
+/// X1 = 11) is copied to Y, Y0 written (2), X dropped, and every frame paged out (two faults of a
+/// third object), so Y alone reads the frozen layer L, which holds 1 and 11 in swap slots. A
+/// thread faults Y1, which resolves to L: L checks it holds page 1 (under its fill-shard lock),
+/// then fills a frame from its slot; meanwhile the main thread compacts Y, collapsing L into Y.
+/// A collapse must leave a page whose fill is in flight in the layer (slot and all): one that
+/// moved the slot to Y made L's fill fail ("frozen layer asked for page 1, which it does not
+/// hold"), and Y's read with it. Y1 reads 11 and Y0 2 whatever the interleaving; a compaction
+/// after empties the chain (depth 0); census; every frame and swap slot freed once all go.
+pub fn c24_compaction_vs_layer_fill() {
+    let pages = pool(2);
+    let (x, swap) = crate::anonymous(&pages, 2, 8);
+    write(&x, 0, 1).unwrap();
+    write(&x, 1, 11).unwrap();
+    let y = x.copy().unwrap();
+    write(&y, 0, 2).unwrap();
+    drop(x);
+    let (b, b_swap) = crate::anonymous(&pages, 2, 8);
+    write(&b, 0, 3).unwrap();
+    write(&b, 1, 4).unwrap();
+    drop(b);
+    let t = {
+        let y = y.clone();
+        thread::spawn(move || read(&y, 1).map(|(v, _)| v))
+    };
+    y.compact();
+    match t.join().unwrap() {
+        Ok(v) => assert_eq!(v, 11, "C24: Y1 read a wrong value"),
+        Err(e) => panic!("C24: reading Y1 failed: {e}"),
+    }
+    assert_eq!(y.compact(), 0, "C24: the layer did not collapse");
+    assert_eq!(read(&y, 0).unwrap().0, 2, "C24: Y0");
+    assert_eq!(read(&y, 1).unwrap().0, 11, "C24: Y1 after the collapse");
+    assert_settled(&pages, "C24");
+    drop(y);
+    let c = crate::assert_conserved(&pages);
+    assert_eq!(c.free, 2, "C24: frames outlived the objects: {c:?}");
+    assert_eq!(swap.in_use(), 0, "C24: swap slots outlived the objects");
+    assert_eq!(b_swap.in_use(), 0, "C24: B's swap slots outlived it");
+}

@@ -233,3 +233,8 @@ fn c9_sieve_hand_vs_hits() {
 fn c23_unusual_writeback_failure_vs_reclaim() {
     model("C23", s::c23_unusual_writeback_failure_vs_reclaim);
 }
+
+#[test]
+fn c24_compaction_vs_layer_fill() {
+    model("C24", s::c24_compaction_vs_layer_fill);
+}

@@ -53,5 +53,6 @@ fn scenarios_on_real_threads() {
     repeat(s::c21_compaction_vs_copy);
     repeat(s::c22_compaction_vs_page_out);
     repeat(s::c23_unusual_writeback_failure_vs_reclaim);
+    repeat(s::c24_compaction_vs_layer_fill);
     repeat(s::c9_sieve_hand_vs_hits);
 }
