@@ -73,9 +73,10 @@ impl Anonymous {
     /// The swap slot of `page`, if it has one.
     pub fn slot_of(&self, page: u64) -> Option<Slot> {
         // Acquire: pairs with the Release updates below (made under the slots lock). A slot
-        // that appears concurrently is for another page (pagecore never fills a page while it
-        // is being paged out) or comes with a copy's or collapse's epoch bump, which fails the
-        // publication of a fill that missed it.
+        // that appears concurrently is for another page: pagecore never fills a page while it
+        // is being paged out; a copy that moves slots bumps the epoch, which fails the
+        // publication of a fill that missed it; a collapse moves no slot of a page with a fill
+        // in flight.
         if self.count.load(Ordering::Acquire) == 0 {
             return None;
         }

@@ -289,9 +289,13 @@ impl Layer {
 
 impl Drop for Layer {
     fn drop(&mut self) {
-        if let Some(b) = &lock(&self.state).backing {
+        // An object whose close succeeded has no backing left; one that never closed (its last
+        // close failed) lets go of its chain here, in a loop.
+        let below = lock(&self.state).backing.take();
+        if let Some(b) = &below {
             detach(b);
         }
+        crate::let_go_chain(below);
     }
 }
 
@@ -373,6 +377,23 @@ fn try_collapse(c: &Arc<MapperShared>) -> bool {
     collapse_backing(c, &fh)
 }
 
+/// What a collapse of a frozen layer `f` into its only reader `c` does with `f`'s pages that `c`
+/// does not hold itself.
+enum Into<'a> {
+    /// `c` adopts them, frames and swap slots: `c` is an anonymous object, or a frozen layer of
+    /// an anonymous chain, over `f`'s swap area (and `f` holds no file pages).
+    Anonymous(&'a Anonymous),
+    /// `c` adopts them, frames, swap slots and the pages the file holds for `f`: both are
+    /// frozen layers of the same persistent object's chain (`c`'s store).
+    Frozen(&'a FrozenStore),
+    /// `c` is the persistent object itself, and `f` the only layer below it: every page `c` has
+    /// not written since the copy that made `f` is, in `f`'s chain, what `c`'s file holds (the
+    /// copy wrote `c`'s dirty pages back first, and every later write of `c` privatized its
+    /// page). So `c` adopts `f`'s resident frames (clean copies of its file's pages) and, once
+    /// nothing is left in `f`, reads its file alone again.
+    Top,
+}
+
 /// `try_collapse` once it has read `c`'s backing `fh`, with no lock held: a copy of `c` may
 /// have replaced it since (and a close or a collapse of `c` taken it away), so it is re-read
 /// under `c`'s copy lock, which those hold.
@@ -385,10 +406,36 @@ fn collapse_backing(c: &Arc<MapperShared>, fh: &PageMapper) -> bool {
     let Some(fs) = f.layer.frozen.clone() else {
         return false;
     };
-    let Some(c_anon) = c.accessor.as_anonymous() else {
-        return false; // a persistent top: its backing reads its file
+    let f_file = lock(&fs.file).as_ref().map(|(a, _)| a.clone());
+    let into = match (&c.layer.frozen, f_file) {
+        (Some(cs), Some(file)) => {
+            let same = lock(&cs.file)
+                .as_ref()
+                .is_some_and(|(a, _)| ShareArc::ptr_eq(a, &file));
+            if !same {
+                return false; // an anonymous layer over a file's: it cannot adopt file pages
+            }
+            Into::Frozen(cs)
+        }
+        (None, Some(file)) => {
+            if !ShareArc::ptr_eq(&c.accessor, &file) || f.layer.is_layered() {
+                // Not `f`'s file; or `f` still reads through layers whose frames `c`'s
+                // proxies may pin (collapsed into `f` first, by `compact` or later misses).
+                return false;
+            }
+            Into::Top
+        }
+        (_, None) => match c.accessor.as_anonymous() {
+            Some(a) => Into::Anonymous(a),
+            None => return false, // a persistent object over an anonymous copy: never so
+        },
     };
-    if lock(&fs.file).is_some() || !ShareArc::ptr_eq(fs.anon.swap_area(), c_anon.swap_area()) {
+    let c_anon = match &into {
+        Into::Anonymous(a) => Some(*a),
+        Into::Frozen(cs) => Some(&cs.anon),
+        Into::Top => None,
+    };
+    if c_anon.is_some_and(|a| !ShareArc::ptr_eq(fs.anon.swap_area(), a.swap_area())) {
         return false;
     }
     let Some(_copy) = crate::sync::try_lock(&c.layer.copy_lock) else {
@@ -408,49 +455,99 @@ fn collapse_backing(c: &Arc<MapperShared>, fh: &PageMapper) -> bool {
         return false;
     }
     let pages = &*c.pages;
-    // Whether `c` holds page `p` itself: a frame it owns, or else a swap slot. The entry first: a
+    let c_shards = c.lock_fill_shards();
+    let f_shards = f.lock_fill_shards();
+    // The pages `c` wrote since its last copy (a persistent top), as of now: a break that
+    // privatizes another page before the collapse takes the lists lock publishes `c`'s own
+    // frame for it, which `c_has` sees.
+    let privatized = match into {
+        Into::Top => lock(&c.layer.state).privatized.clone(),
+        _ => HashSet::new(),
+    };
+    // Whether `c` holds page `p` itself: a frame it owns, or else its store (a swap slot, the
+    // file pages of a frozen layer, a persistent top's privatized pages). The entry first: a
     // page-out of `p` (which our locks do not stop) records the slot, then empties the entry
     // (Release; owns_frame's load is Acquire), so an entry seen empty has its slot visible. The
     // other order missed both when the page-out ran between the two reads, and the collapse gave
     // `c` the layer's older slot for a page it had written (scenario C22).
     let c_has = |p: u64| {
-        c.map.slot(p).is_some_and(|s| pages.owns_frame(c, p, s)) || c_anon.slot_of(p).is_some()
-    };
-    let c_shards = c.lock_fill_shards();
-    let f_shards = f.lock_fill_shards();
-    // Pages the layer is filling now: each fill checked that the layer holds its page (under the
-    // shard lock we now hold) and reads it from the layer's store after; they stay in the layer,
-    // slot and all, or the fill would find the page gone (scenario C24). A later collapse moves
-    // them, once published.
-    let filling: HashSet<u64> = f_shards.iter().flat_map(|t| t.keys().copied()).collect();
-    let mut kept_filling = false;
-    let out = pages.collapse(f, c, c_has, |out| {
-        // The swap slots: with their page if it moved, freed if `c` has its own copy,
-        // kept by the layer if the page stays there (or is being filled), else moved (`c`
-        // reads it from swap).
-        let left: HashSet<u64> = out.left.iter().copied().collect();
-        let moved: HashSet<u64> = out.moved.iter().copied().collect();
-        let taken = fs.anon.take_slots_where(|p| {
-            let stays = filling.contains(&p) && !moved.contains(&p);
-            kept_filling |= stays;
-            !stays && !left.contains(&p)
-        });
-        let mut take = Vec::new();
-        for (p, slot) in taken {
-            if !moved.contains(&p) && c_has(p) {
-                // `c` has its own copy: the layer's is garbage.
-                let _ = fs.anon.swap().free(slot);
-            } else {
-                take.push((p, slot));
+        c.map.slot(p).is_some_and(|s| pages.owns_frame(c, p, s))
+            || match &into {
+                Into::Anonymous(a) => a.slot_of(p).is_some(),
+                Into::Frozen(cs) => cs.owns(p),
+                Into::Top => privatized.contains(&p),
             }
-        }
-        c_anon.adopt_slots(take);
-    });
+    };
+    // Pages with a fill in flight in either object stay where they are, frame, slot and all. A
+    // fill of the layer checked that the layer holds its page (under the shard lock we now
+    // hold) and reads it from the layer's store after: had the page moved, the fill would find
+    // it gone (scenario C24). A fill of `c` decided, under its shard lock, whether `c` or its
+    // chain holds the page, and publishes into `c`'s entry: a page moved into `c` meanwhile
+    // would make it publish over it. Leaving both alone keeps every such decision true, so a
+    // collapse needs no epoch bump that would send them back to start again (a miss collapsing
+    // its own object's backing threw away the frame it had filled). A later collapse moves
+    // them, once published.
+    let filling: HashSet<u64> = c_shards
+        .iter()
+        .chain(f_shards.iter())
+        .flat_map(|t| t.keys().copied())
+        .collect();
+    let mut kept_filling = false;
+    let out = pages.collapse(
+        f,
+        c,
+        |p| filling.contains(&p),
+        &c_has,
+        |out| {
+            let moved: HashSet<u64> = out.moved.iter().copied().collect();
+            let Some(c_anon) = c_anon else {
+                return; // the top: `f`'s slots go with `f`
+            };
+            // The swap slots: with their page if it moved, freed if `c` has its own copy,
+            // kept by the layer if the page stays there (or is being filled), else moved (`c`
+            // reads it from swap).
+            let left: HashSet<u64> = out.left.iter().copied().collect();
+            let taken = fs.anon.take_slots_where(|p| {
+                let stays = filling.contains(&p) && !moved.contains(&p);
+                kept_filling |= stays;
+                !stays && !left.contains(&p)
+            });
+            let mut take = Vec::new();
+            for (p, slot) in taken {
+                if !moved.contains(&p) && c_has(p) {
+                    // `c` has its own copy: the layer's is garbage.
+                    let _ = fs.anon.swap().free(slot);
+                } else {
+                    take.push((p, slot));
+                }
+            }
+            c_anon.adopt_slots(take);
+            if let Into::Frozen(cs) = &into {
+                // The file pages: `c` reads the file for every page `f` read it for, except
+                // those `c` holds otherwise (its frames and slots come first). `f` keeps its
+                // own list (a fill of `f` in flight may be reading one).
+                let from = lock(&fs.file);
+                let mut to = lock(&cs.file);
+                if let (Some((_, from)), Some((_, to))) = (&*from, &mut *to) {
+                    match (from, &mut *to) {
+                        (_, InFile::All) => {}
+                        (InFile::All, _) => *to = InFile::All,
+                        (InFile::Pages(a), InFile::Pages(b)) => b.extend(a.iter().copied()),
+                    }
+                }
+            }
+        },
+    );
     let emptied = out.left.is_empty() && !kept_filling;
+    if let Into::Top = into {
+        // Frames that moved up are `c`'s own now (clean copies of its file's pages).
+        lock(&c.layer.state)
+            .privatized
+            .extend(out.moved.iter().copied());
+    }
     // Release: pairs with resolve's Acquire (see there); under both objects' shard locks.
     f.layer.moves.fetch_add(1, Ordering::Release);
     c.layer.moves.fetch_add(1, Ordering::Release);
-    c.layer.epoch.fetch_add(1, Ordering::Relaxed);
     let mut dropped = Vec::new();
     if emptied {
         // Unlink the empty layer: `c` reads through what it read through.
@@ -460,6 +557,10 @@ fn collapse_backing(c: &Arc<MapperShared>, fh: &PageMapper) -> bool {
             attach(b);
         }
         let old = st.backing.take();
+        if below.is_none() {
+            // Nothing below: a persistent top owns every page again.
+            st.privatized.clear();
+        }
         c.layer.set_backing(&mut st, below);
         if let Some(o) = &old {
             detach(o);
@@ -477,14 +578,24 @@ fn collapse_backing(c: &Arc<MapperShared>, fh: &PageMapper) -> bool {
 /// Collapses every layer of `this`'s chain that only one object reads through, waiting for
 /// nothing (see [`crate::PageMapper::compact`]). Returns the depth after.
 pub(crate) fn compact(this: &Arc<MapperShared>) -> usize {
-    // The top first (it may absorb several layers in turn), then each layer below.
-    while try_collapse(this) {}
-    let mut next = this.layer.backing();
-    while let Some(l) = next {
-        while try_collapse(&l.shared) {}
-        next = l.shared.layer.backing();
+    // The top first (it may absorb several layers in turn), then each layer below; then the top
+    // again (a persistent top absorbs its layer only once the layers below collapsed into it).
+    loop {
+        let mut any = false;
+        while try_collapse(this) {
+            any = true;
+        }
+        let mut next = this.layer.backing();
+        while let Some(l) = next {
+            while try_collapse(&l.shared) {
+                any = true;
+            }
+            next = l.shared.layer.backing();
+        }
+        if !any {
+            return this.layer.depth();
+        }
     }
-    this.layer.depth()
 }
 
 /// Gives `this` a private copy of `page` if its entry (`slot`) is a copy-on-write proxy, once
@@ -634,6 +745,14 @@ pub(crate) fn copy(handle: &PageMapper) -> Result<PageMapper> {
             "a frozen layer was asked for a copy".into(),
         ));
     }
+    // First collapse what only this object still reads (the layer below, and what only that
+    // layer reads), so that copies made and dropped in turn (a snapshot per checkpoint) keep the
+    // chain short without a `compact`: two levels, so that the cost does not grow with the
+    // number of copies still alive.
+    if let Some(below) = this.layer.backing() {
+        while try_collapse(&below.shared) {}
+    }
+    while try_collapse(this) {}
     let pages = this.pages.clone();
     let _copy = this.layer.copy_guard();
     if this.is_closed() {

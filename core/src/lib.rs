@@ -346,18 +346,39 @@ impl Clone for PageMapper {
 
 impl Drop for PageMapper {
     fn drop(&mut self) {
-        // AcqRel: the last handle's drop sees every other handle's operations (as Arc's drop).
-        if self.shared.handles.fetch_sub(1, Ordering::AcqRel) == 1 {
-            // Best effort: on a failed write-back the pages stay resident and dirty, owned by the
-            // object (frames keep it alive), and a later reclaim retries writing them back.
-            let _ = self.shared.close();
-        }
-        // SAFETY: dropped once, here.
-        unsafe { ManuallyDrop::drop(&mut self.shared) };
+        let below = self.let_go();
+        let_go_chain(below);
+    }
+}
+
+/// Lets go of the handles on a chain of frozen layers, one after the other: each may be the
+/// last handle on its layer, whose close hands over the handle on the layer below. A loop, not
+/// a recursion through `drop`, however deep the chain.
+pub(crate) fn let_go_chain(mut next: Option<PageMapper>) {
+    while let Some(h) = next {
+        let mut h = ManuallyDrop::new(h);
+        next = h.let_go();
     }
 }
 
 impl PageMapper {
+    /// Gives this handle up (its `Drop`, less dropping what its object's close hands over):
+    /// returns the handle on the frozen layer below that the close took, if this was the last
+    /// handle. The handle must not be used or dropped after.
+    fn let_go(&mut self) -> Option<PageMapper> {
+        let mut below = None;
+        // AcqRel: the last handle's drop sees every other handle's operations (as Arc's drop).
+        if self.shared.handles.fetch_sub(1, Ordering::AcqRel) == 1 {
+            // Best effort: on a failed write-back the pages stay resident and dirty, owned by the
+            // object (frames keep it alive), and a later reclaim retries writing them back.
+            below = self.shared.close_keeping_backing().1;
+        }
+        // SAFETY: called once per handle, by its drop or by `let_go_chain`, which then forgets
+        // the handle.
+        unsafe { ManuallyDrop::drop(&mut self.shared) };
+        below
+    }
+
     /// The first handle on a new object (whose handle count starts at one).
     pub(crate) fn from_shared(shared: Arc<MapperShared>) -> Self {
         Self {

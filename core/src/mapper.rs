@@ -654,10 +654,20 @@ impl MapperShared {
     /// write-back the object is reopened (its pages stay resident and dirty) and the error
     /// returned, so nothing written is lost and the caller can retry.
     pub(crate) fn close(&self) -> Result<()> {
+        let (r, below) = self.close_keeping_backing();
+        crate::let_go_chain(below);
+        r
+    }
+
+    /// As [`MapperShared::close`], but hands the handle on the frozen layer below (which a
+    /// successful close takes away) to the caller instead of dropping it here: dropping it may
+    /// close that layer, and so on down the chain, so the caller lets go of a chain in a loop
+    /// (`let_go_chain`), never by recursion (a chain of copies may be 20,000 layers deep).
+    pub(crate) fn close_keeping_backing(&self) -> (Result<()>, Option<crate::PageMapper>) {
         // A copy of this object and its close do not overlap (the copy moves its pages).
         let copy_lock = self.layer.copy_guard();
         if self.closed.swap(true, Ordering::SeqCst) {
-            return Ok(());
+            return (Ok(()), None);
         }
         // Barrier: a filler that publishes after this sees `closed` (it checks under the shard
         // lock); one that published before has its entry in the map for the scan below.
@@ -716,19 +726,20 @@ impl MapperShared {
         match first {
             Some(e) => {
                 self.closed.store(false, Ordering::SeqCst);
-                Err(e)
+                (Err(e), None)
             }
             None => {
                 // Closed for good: the frozen layer below is no longer read through. Dropped
-                // with no lock held (it may close the layer, which takes the lists lock).
+                // by the caller with no lock held (it may close the layer, which takes the
+                // lists lock).
                 let below = self.layer.take_backing();
                 drop(copy_lock);
-                drop(below);
-                match recorded {
+                let r = match recorded {
                     // Data is written back now, but an earlier write-back failed: report it once.
                     Some(e) => Err(e),
                     None => Ok(()),
-                }
+                };
+                (r, below)
             }
         }
     }

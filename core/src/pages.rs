@@ -1401,11 +1401,13 @@ impl PagesShared {
     /// frame's owner entry (keeping the pins of the proxies of objects above `to`, which now pin
     /// it); if `to` has no entry for the page, the layer's entry moves to `to`; if `to` has its own
     /// copy (`has(page)`), the layer's frame is freed. A page pinned by anything but proxies, or
-    /// being reclaimed, stays. `then` (still under the lock) moves the stores.
+    /// being reclaimed, stays; so does every page `stays` names. `then` (still under the lock)
+    /// moves the stores.
     pub(crate) fn collapse(
         &self,
         from: &Arc<MapperShared>,
         to: &Arc<MapperShared>,
+        stays: impl Fn(u64) -> bool,
         has: impl Fn(u64) -> bool,
         then: impl FnOnce(&Collapse),
     ) -> Collapse {
@@ -1413,6 +1415,10 @@ impl PagesShared {
         let mut later = Deferred::default();
         let mut out = Collapse::default();
         for (page, _) in from.map.entries() {
+            if stays(page) {
+                out.left.push(page);
+                continue;
+            }
             let (Some(f_slot), Some(t_slot)) = (from.map.slot(page), to.map.slot_or_alloc(page))
             else {
                 continue;

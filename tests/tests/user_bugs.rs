@@ -260,3 +260,90 @@ fn reads_never_fail_while_copies_come_and_go() {
     }
     obj.arbitration().unwrap();
 }
+
+/// Bug 3: copies of a persistent object never went away: made and dropped in turn, each left a
+/// frozen layer in the object's chain (`compact` collapsed only anonymous chains), every miss
+/// walked the chain, and dropping the object closed the layers by recursion (20,000 overflowed
+/// the stack and aborted the process). With no copy alive the chain is at most one layer deep,
+/// compacted to none, and the content is the object's throughout.
+#[test]
+fn copies_of_a_persistent_object_go_away() {
+    use pagecore::MemoryAccessor;
+    use std::sync::Arc;
+    let pages = Pages::builder().page_size(64).frames(16).build().unwrap();
+    let store = Arc::new(MemoryAccessor::new());
+    let obj = pages.open(store.clone(), 64 * 64).unwrap();
+    let mut expect = [0u8; 64];
+    for i in 0..300u64 {
+        let c = obj.copy().unwrap();
+        let p = (i % 64) as usize;
+        obj.write(p as u64).unwrap()[1] = i as u8;
+        // The copy keeps the snapshot: the page as it was before this write.
+        assert_eq!(
+            c.read(p as u64).unwrap()[1],
+            expect[p],
+            "copy {i}, page {p}"
+        );
+        expect[p] = i as u8;
+        drop(c);
+        assert!(
+            obj.copy_stats().depth <= 1,
+            "copy {i}: {:?}",
+            obj.copy_stats()
+        );
+    }
+    assert_eq!(obj.compact(), 0);
+    for p in 0..64u64 {
+        assert_eq!(obj.read(p).unwrap()[1], expect[p as usize], "page {p}");
+    }
+    obj.sync().unwrap();
+    for p in 0..64u64 {
+        let stored = store.stored(p).map_or(0, |b| b[1]);
+        assert_eq!(stored, expect[p as usize], "stored page {p}");
+    }
+    // Copies alive: the chain is as deep as they need; each still reads its snapshot, and
+    // once they go, the object's chain collapses to nothing.
+    let copies: Vec<_> = (0..20u64)
+        .map(|i| {
+            let c = obj.copy().unwrap();
+            obj.write(i).unwrap()[2] = 1;
+            c
+        })
+        .collect();
+    for (i, c) in copies.iter().enumerate() {
+        for p in 0..20u64 {
+            assert_eq!(
+                c.read(p).unwrap()[2],
+                (p < i as u64) as u8,
+                "copy {i} page {p}"
+            );
+        }
+    }
+    drop(copies);
+    assert_eq!(obj.compact(), 0);
+    assert_eq!(pages.census().unwrap().pinned, 0);
+}
+
+/// Bug 3's abort: a chain of 20,000 frozen layers (a copy each, alive while the next is made)
+/// is closed by a loop, not a recursion, when the copies and then the object go.
+#[test]
+fn dropping_a_deep_chain_does_not_recurse() {
+    // Run on a thread with a small stack: a recursion of 20,000 closes would overflow it.
+    std::thread::Builder::new()
+        .stack_size(256 << 10)
+        .spawn(|| {
+            use pagecore::MemoryAccessor;
+            let pages = Pages::builder().page_size(64).frames(8).build().unwrap();
+            let obj = pages.open(MemoryAccessor::new(), 64 * 4).unwrap();
+            obj.write(0).unwrap()[0] = 9;
+            let copies: Vec<_> = (0..20_000).map(|_| obj.copy().unwrap()).collect();
+            assert_eq!(obj.copy_stats().depth, 20_000);
+            assert_eq!(copies[0].read(0).unwrap()[0], 9);
+            drop(copies);
+            drop(obj); // closes 20,000 layers, each the last reader of the one below
+            assert_eq!(pages.census().unwrap().free, 8);
+        })
+        .unwrap()
+        .join()
+        .unwrap();
+}
