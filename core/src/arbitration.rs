@@ -439,7 +439,8 @@ pub struct ArbitrationCensus {
     pub records: u64,
     /// Pages referring to an out-of-line record.
     pub record_refs: u64,
-    /// Approximate heap bytes of the side table and the records.
+    /// Approximate heap bytes of the side table and the records (each shard of the table gives
+    /// its memory back as its pages leave it).
     pub side_bytes: u64,
     /// Records created and freed so far.
     pub records_created: u64,
@@ -630,6 +631,12 @@ impl Arbiter {
                 Ok(_) => {
                     if naw == AccessWord::EMPTY {
                         side.remove(&page);
+                        // Give the memory back once the shard is mostly empty (all of it once
+                        // empty), so the side table costs what its pages with waiters cost.
+                        let len = side.len();
+                        if len * 4 < side.capacity() {
+                            side.shrink_to(len * 2);
+                        }
                     } else {
                         side.insert(page, naw);
                     }

@@ -497,7 +497,7 @@ fn collapse_backing(c: &Arc<MapperShared>, fh: &PageMapper) -> bool {
         f,
         c,
         |p| filling.contains(&p),
-        &c_has,
+        c_has,
         |out| {
             let moved: HashSet<u64> = out.moved.iter().copied().collect();
             let Some(c_anon) = c_anon else {

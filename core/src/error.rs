@@ -24,6 +24,15 @@ pub enum Error {
         /// The page size.
         page_size: usize,
     },
+    /// A swap area given to a pool ([`crate::PagesBuilder::swap`]) has slots of another size
+    /// than the pool's pages.
+    #[error("the swap area's slots are {slot_size} bytes, the pool's pages {page_size}")]
+    SwapPageSize {
+        /// The area's slot size in bytes.
+        slot_size: usize,
+        /// The pool's page size in bytes.
+        page_size: usize,
+    },
     /// The budget asks for more frames than a pool can index or the machine can allocate.
     #[error("a pool of {0} frames is too large")]
     TooManyFrames(u64),
@@ -62,9 +71,14 @@ pub enum Error {
         #[source]
         source: Arc<io::Error>,
     },
-    /// Writing a dirty page back failed; the page stays resident and dirty.
-    #[error("write-back of page {page} failed: {source}")]
+    /// Writing a dirty page back failed; the page stays resident and dirty. Returned by `sync`
+    /// and `close` for the object's own pages, and by a fault whose reclaim of a victim page
+    /// failed to write it back: the victim may belong to another object of the pool, which
+    /// `object` names.
+    #[error("write-back of page {page} of object {object} failed: {source}")]
     WriteBack {
+        /// The id of the object whose page it is ([`crate::PageMapper::id`]).
+        object: u64,
         /// The page index.
         page: u64,
         /// The accessor's error.

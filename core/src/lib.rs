@@ -128,6 +128,8 @@ impl PagesBuilder {
     /// The swap area of the pool's anonymous objects ([`Pages::anonymous`]), of copies of
     /// persistent objects, and of the frozen layers of copies ([`PageMapper::copy`]). Default: a
     /// temporary file of [`DEFAULT_SWAP_SLOTS`] slots, made on first use and removed with the pool.
+    /// Its slots must be the pool's page size ([`PagesBuilder::build`] fails with
+    /// [`Error::SwapPageSize`] otherwise).
     pub fn swap(mut self, area: sync::ShareArc<swap::SwapArea>) -> Self {
         self.swap = Some(area);
         self
@@ -150,6 +152,15 @@ impl PagesBuilder {
     /// Allocates the pool.
     pub fn build(self) -> Result<Pages> {
         memory::Memory::check_page_size(self.page_size)?;
+        if let Some(area) = &self.swap {
+            if area.page_size() != self.page_size {
+                // Every page-out would fail later; say so now.
+                return Err(Error::SwapPageSize {
+                    slot_size: area.page_size(),
+                    page_size: self.page_size,
+                });
+            }
+        }
         let frames = match (self.frames, self.budget) {
             (Some(f), _) => f,
             (None, Some(b)) => memory::Memory::frames_for_budget(b, self.page_size)?,
@@ -544,8 +555,20 @@ impl PageMapper {
 
     /// Closes the object for every handle: writes back and frees its frames. Later operations
     /// fail with [`Error::Closed`]. If a write-back fails the object stays open, its pages
-    /// resident and dirty, and the error is returned.
-    pub fn close(self) -> Result<()> {
+    /// resident and dirty, and the error is returned: this handle (or any other) may call
+    /// `close` again once the cause is mended. Closing a closed object succeeds at once.
+    ///
+    /// ```
+    /// use pagecore::{MemoryAccessor, Pages};
+    /// let pages = Pages::builder().page_size(64).frames(4).build()?;
+    /// let obj = pages.open(MemoryAccessor::new(), 64 * 8)?;
+    /// obj.write(0)?[0] = 1;
+    /// obj.close()?;
+    /// assert!(obj.read(0).is_err());
+    /// obj.close()?; // already closed
+    /// # Ok::<(), pagecore::Error>(())
+    /// ```
+    pub fn close(&self) -> Result<()> {
         self.shared.close()
     }
 

@@ -558,6 +558,7 @@ impl MapperShared {
                     self.arb.record_error(pages, slot, page, f, pe)?;
                 }
                 Err(Error::WriteBack {
+                    object: self.id,
                     page,
                     source: ShareArc::new(e),
                 })
@@ -597,6 +598,7 @@ impl MapperShared {
             return Ok(None);
         };
         Ok(self.arb.page_error(slot, page)?.map(|e| Error::WriteBack {
+            object: self.id,
             page,
             source: ShareArc::new(e),
         }))

@@ -998,6 +998,7 @@ impl PagesShared {
                     if let Err(e) = r {
                         self.counters.writeback_errors.incr();
                         let err = Error::WriteBack {
+                            object: o.mapper.id,
                             page: o.page,
                             source: ShareArc::new(e),
                         };

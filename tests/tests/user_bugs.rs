@@ -347,3 +347,93 @@ fn dropping_a_deep_chain_does_not_recurse() {
         .join()
         .unwrap();
 }
+
+/// Smaller ones: a pool refuses a swap area of another page size at `build` (every page-out
+/// would have failed later); the arbitration side table gives its memory back once the pages
+/// with side state are gone; a write-back error names the object of the page; a failed `close`
+/// can be retried through the same handle.
+#[test]
+fn the_smaller_ones() {
+    use pagecore::swap::SwapArea;
+    use pagecore::MemoryAccessor;
+    use std::sync::Arc;
+    let area = Arc::new(SwapArea::temporary(512, 16).unwrap());
+    let r = Pages::builder().page_size(4096).swap(area).build();
+    assert!(
+        matches!(
+            r,
+            Err(Error::SwapPageSize {
+                slot_size: 512,
+                page_size: 4096
+            })
+        ),
+        "{r:?}"
+    );
+
+    let pages = Pages::builder().page_size(64).frames(512).build().unwrap();
+    let obj = pages.open(MemoryAccessor::new(), 64 * 400).unwrap();
+    let empty = obj.arbitration().unwrap().side_bytes;
+    {
+        let clients: Vec<_> = (0..6).map(|_| obj.register().unwrap()).collect();
+        let grants: Vec<_> = (0..400u64)
+            .flat_map(|p| clients.iter().map(move |c| (c, p)))
+            .map(|(c, p)| c.request(p, Access::Read).unwrap())
+            .collect();
+        let busy = obj.arbitration().unwrap();
+        assert_eq!(busy.side_entries, 400, "six readers each: out of line");
+        assert!(busy.side_bytes > empty + 400 * 8, "{busy:?}");
+        drop(grants);
+    }
+    let after = obj.arbitration().unwrap();
+    assert_eq!(after.side_entries, 0);
+    assert!(
+        after.side_bytes <= empty + 1024,
+        "{after:?} (empty: {empty})"
+    );
+
+    struct FailOnce(std::sync::atomic::AtomicBool);
+    impl pagecore::Accessor for FailOnce {
+        fn fill(&self, _: u64, buf: &mut [u8]) -> std::io::Result<()> {
+            buf.fill(0);
+            Ok(())
+        }
+        fn flush(&self, _: u64, _: &[u8]) -> std::io::Result<()> {
+            if self.0.swap(false, std::sync::atomic::Ordering::SeqCst) {
+                return Err(std::io::Error::from_raw_os_error(5));
+            }
+            Ok(())
+        }
+    }
+    let pages = Pages::builder().page_size(64).frames(1).build().unwrap();
+    let a = pages
+        .open(FailOnce(std::sync::atomic::AtomicBool::new(false)), 64 * 2)
+        .unwrap();
+    let b = pages.open(MemoryAccessor::new(), 64 * 2).unwrap();
+    b.write(1).unwrap()[0] = 1;
+    let fail = FailOnce(std::sync::atomic::AtomicBool::new(true));
+    let c = pages.open(fail, 64 * 2).unwrap();
+    c.write(1).unwrap()[0] = 2; // reclaims b's page 1 (written back fine)
+    match a.read(0) {
+        // reclaiming c's page 1 fails: the error names c, not a
+        Err(Error::WriteBack {
+            object, page: 1, ..
+        }) => assert_eq!(object, c.id()),
+        other => panic!("{other:?}"),
+    }
+    assert_ne!(a.id(), c.id());
+    drop(a);
+    // c's page 1 is written back by the close (the failure was once), which then reports the
+    // failure the reclaim recorded, once, as fsync does.
+    assert!(matches!(c.close(), Err(Error::WriteBack { .. })));
+    assert!(c.is_closed());
+    c.close().unwrap();
+    // A failed close leaves the handle usable: close again.
+    let e = pages
+        .open(FailOnce(std::sync::atomic::AtomicBool::new(true)), 64)
+        .unwrap();
+    e.write(0).unwrap()[0] = 3;
+    assert!(matches!(e.close(), Err(Error::WriteBack { .. })));
+    assert!(!e.is_closed());
+    e.close().unwrap();
+    assert!(e.is_closed());
+}

@@ -1232,7 +1232,9 @@ pub fn c17_failed_writeback_reverts_for_a_waiting_fault() {
     };
     assert_eq!(ok.0, ok.1, "C17: the other fault read the wrong page");
     match failed {
-        Error::WriteBack { page: 0, source } => assert_eq!(source.raw_os_error(), Some(5)),
+        Error::WriteBack {
+            page: 0, source, ..
+        } => assert_eq!(source.raw_os_error(), Some(5)),
         other => panic!("C17: the failing fault returned {other:?}"),
     }
     assert_eq!(sa.get(0), 7, "C17: A0's write did not reach the store");
