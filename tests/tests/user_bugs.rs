@@ -437,3 +437,31 @@ fn the_smaller_ones() {
     e.close().unwrap();
     assert!(e.is_closed());
 }
+
+/// Item 5: a miss whose own resolution collapses its object's backing keeps its fill. The
+/// collapse moved the missing page up too (and bumped the object's copy epoch), so the miss,
+/// which had found nothing below any more, obtained a frame (here: reclaimed a page, writing it
+/// to swap), filled it, threw it away at publication and started again. Now the collapse leaves
+/// a page with a fill in flight where it is, and the miss resolves it there: no frame is
+/// obtained, nothing is reclaimed.
+#[test]
+fn a_miss_keeps_its_fill_through_its_own_collapse() {
+    let pages = Pages::builder().page_size(64).frames(8).build().unwrap();
+    let x = pages.anonymous(64 * 8).unwrap();
+    for p in 0..8u64 {
+        x.write(p).unwrap()[0] = p as u8 + 1;
+    }
+    let y = x.copy().unwrap();
+    x.close().unwrap(); // y is the layer's only reader now; every frame is the layer's
+    let before = pages.stats().unwrap();
+    assert_eq!(before.census.free, 0, "{before:?}");
+    assert_eq!(y.read(5).unwrap()[0], 6); // resolves page 5 in the layer, collapsing the rest
+    let after = pages.stats().unwrap();
+    assert_eq!(after.reclaims, before.reclaims, "a frame was obtained for nothing");
+    assert_eq!(after.fills, before.fills);
+    assert_eq!(y.compact(), 0);
+    for p in 0..8u64 {
+        assert_eq!(y.read(p).unwrap()[0], p as u8 + 1);
+    }
+    assert_eq!(pages.stats().unwrap().reclaims, before.reclaims);
+}
