@@ -92,7 +92,9 @@ fn run(ops: Vec<Op>, policy: pagecore::Policy) -> Result<(), TestCaseError> {
         .page_size(PAGE)
         .frames(FRAMES)
         .swap(swap.clone())
-        .wait_bound(Some(Duration::from_secs(5)))
+        // One thread: nothing should ever wait, so a wait is a failure, reported at once
+        // rather than after a long bound at every shrinking step.
+        .wait_bound(Some(Duration::from_millis(100)))
         .policy(policy)
         .build()
         .unwrap();
@@ -234,7 +236,13 @@ fn policy() -> impl Strategy<Value = pagecore::Policy> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+    // A failure reports in seconds: a bounded shrink (each step replays a whole run).
+    #![proptest_config(ProptestConfig {
+        cases: 256,
+        max_shrink_iters: 1024,
+        max_shrink_time: 20_000,
+        ..ProptestConfig::default()
+    })]
 
     #[test]
     fn copies_regions_and_swap_match_the_model(ops in proptest::collection::vec(op(), 1..150),

@@ -259,7 +259,13 @@ fn policy() -> impl Strategy<Value = pagecore::Policy> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+    // A failure reports in seconds: a bounded shrink (each step replays a whole run).
+    #![proptest_config(ProptestConfig {
+        cases: 256,
+        max_shrink_iters: 1024,
+        max_shrink_time: 20_000,
+        ..ProptestConfig::default()
+    })]
     #[test]
     fn operations_match_the_reference_model(ops in prop::collection::vec(op(), 1..150),
                                              policy in policy()) {
