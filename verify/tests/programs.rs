@@ -9,6 +9,25 @@
 
 use pagecore_verify::programs::Program;
 
+/// `PAGECORE_PROGRAM_FOCUS=<objects mask>,<classes mask>` (hex or decimal) replaces every
+/// program's swarm choice (see `Program::from_seed_focused`).
+fn focus() -> Option<(u8, u16)> {
+    let v = std::env::var("PAGECORE_PROGRAM_FOCUS").ok()?;
+    let (o, c) = v.split_once(',')?;
+    let num = |s: &str| {
+        let s = s.trim();
+        match s.strip_prefix("0x") {
+            Some(h) => u64::from_str_radix(h, 16).ok(),
+            None => s.parse().ok(),
+        }
+    };
+    Some((num(o)? as u8, num(c)? as u16))
+}
+
+fn program(seed: u64) -> Program {
+    Program::from_seed_focused(seed, focus())
+}
+
 fn env(name: &str, default: u64) -> u64 {
     std::env::var(name)
         .ok()
@@ -33,7 +52,7 @@ fn random_programs_under_shuttle() {
     let schedules = env("PAGECORE_PROGRAM_SCHEDULES", 150) as usize;
     let start = std::time::Instant::now();
     for seed in first..first + n {
-        let p = Program::from_seed(seed);
+        let p = program(seed);
         let q = p.clone();
         with_seed(seed, "random", || {
             shuttle_run::check_random(move || q.run(), schedules)
@@ -54,7 +73,7 @@ fn random_programs_on_threads() {
     let first = env("PAGECORE_PROGRAM_SEED", 0);
     let n = env("PAGECORE_PROGRAMS", 200);
     for seed in first..first + n {
-        let p = Program::from_seed(seed);
+        let p = program(seed);
         with_seed(seed, "threads", || {
             pagecore_verify::programs::run_threads(&p)
         });
@@ -88,7 +107,7 @@ fn hunt() {
         for (sched, pct) in [("random", false), ("pct", true)] {
             for i in 0..schedules {
                 total += 1;
-                let p = Program::from_seed(seed);
+                let p = program(seed);
                 let r = std::panic::catch_unwind(move || {
                     if pct {
                         shuttle_run::check_pct(move || p.run(), 1, 3)
@@ -137,4 +156,20 @@ fn hunt() {
              overall, {secs:.1}s; {count} failing executions in all"
         );
     }
+}
+
+/// Replays one failing schedule: `PAGECORE_PROGRAM_SEED=<seed>` (and the
+/// `PAGECORE_PROGRAM_FOCUS` it ran with, if any) and `PAGECORE_PROGRAM_REPLAY=<file>`, a file
+/// holding the schedule shuttle printed (`failing schedule: "<encoded>"`, the encoded part).
+#[cfg(feature = "shuttle")]
+#[test]
+fn replay() {
+    let Some(path) = std::env::var_os("PAGECORE_PROGRAM_REPLAY") else {
+        return;
+    };
+    let text = std::fs::read_to_string(path).expect("a schedule file");
+    let schedule: String = text.chars().filter(|c| c.is_ascii_hexdigit()).collect();
+    let p = program(env("PAGECORE_PROGRAM_SEED", 0));
+    eprintln!("{p:#?}");
+    pagecore_verify::shuttle_run::replay(move || p.run(), &schedule);
 }
