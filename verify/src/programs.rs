@@ -2,8 +2,9 @@
 //! sequential expectations and the invariants.
 //!
 //! A [`Program`] is generated from a seed ([`Program::from_seed`]) or from fuzz bytes
-//! ([`Program::from_bytes`]): 2 to 4 threads, each a list of [`Op`]s, over one pool of 8 frames of
-//! 64 bytes and three objects of [`PAGES`] pages each (36 pages through 8 frames):
+//! ([`Program::from_bytes`]): 2 to 4 threads, each a list of 16 to 40 [`Op`]s, over one pool of
+//! `threads + 2` to [`FRAMES`] frames of 64 bytes (FIFO) and three objects of 12 to [`PAGES`]
+//! pages each (36 to 96 pages through at most 8 frames):
 //!
 //! * object 0, a persistent [`MemoryAccessor`] object (closed and reopened by the program);
 //! * object 1, an anonymous object over the pool's swap area (sometimes a 6-slot area, which
@@ -11,7 +12,14 @@
 //! * object 2, a persistent object over an [`Injector`]: an in-memory store whose fills and
 //!   write-backs fail at rates the program picks, expected errors (EIO, ENOSPC, EDQUOT) and
 //!   unusual ones (EPERM, `io::Error::other`), each decision a hash of the program's seed and a
-//!   per-accessor call counter, so a shuttle schedule replays exactly.
+//!   per-accessor call counter, so a shuttle schedule replays exactly. Its fills and write-backs
+//!   yield to the scheduler first (I/O takes time; under shuttle a scheduling point there lets
+//!   other threads run in the middle of a write-back, which PCT in particular needs).
+//!
+//! **Swarm testing.** A quarter of the programs use every kind of operation on every object; the
+//! others a random subset of the objects (a single one half the time) and of the operation
+//! classes ([`CLASS_BOUNDS`]), so that some programs hammer a few operations on one object.
+//! [`Program::from_seed_focused`] fixes the subsets (the test drivers' `PAGECORE_PROGRAM_FOCUS`).
 //!
 //! **Single writer per page.** Page `p` of every object is written only by thread
 //! `(p / 2) % threads` (so `write_at` over pages `2k, 2k+1` has one writer), and every write
@@ -47,9 +55,14 @@
 //! and a real-time bound would make schedules unreplayable), so a lost wake-up is a deadlock that
 //! shuttle reports. The programs are built so that no legitimate deadlock exists: each thread
 //! holds at most one pin or grant while it waits, grants end within their operation, and the
-//! injector gives at most `frames - threads - 1` unusual write-back errors (reclaim skips a page
-//! with one recorded). On real threads ([`run_threads`]) the pool waits at most 2 s, and
-//! `Busy`/`Exhausted` are allowed.
+//! injector keeps unusual write-back errors outstanding on at most `frames - threads - 1` pages
+//! (reclaim skips a page with one recorded). On real threads ([`run_threads`]) the pool waits at
+//! most 2 s, and `Busy`/`Exhausted` are allowed.
+//!
+//! A failure does not unwind through the program's threads: the first one is recorded, the
+//! threads stop, and the run panics with it once they are joined, leaking the pool (see
+//! `Ctx::fail`), so that a process can go on running programs after one failed (the `hunt`
+//! driver in `tests/programs.rs` counts failures that way).
 
 use pagecore::sync::atomic::{AtomicU64 as FAtomicU64, Ordering as FOrdering};
 use pagecore::sync::{lock, thread, Arc, Mutex};
@@ -311,12 +324,18 @@ impl Program {
         let fill_fail = [0, 20, 50][r.below(3) as usize];
         let flush_fail = [0, 100, 100, 250, 500][r.below(5) as usize];
         let unusual = [100, 100, 300, 1000][r.below(4) as usize];
-        // Swarm testing: half the programs use every operation on every object, the others a
-        // random subset of each (a program that does fewer kinds of things does each more often).
-        let (objects, classes) = if r.below(2) == 0 {
+        // Swarm testing: a quarter of the programs use every operation on every object, the
+        // others a random subset of each (a program that does fewer kinds of things does each
+        // more often).
+        let (objects, classes) = if r.below(4) == 0 {
             (ALL_OBJECTS, ALL_CLASSES)
         } else {
-            let o = (r.below(7) + 1) as u8;
+            // One object half the time, else any non-empty set of them.
+            let o = if r.below(2) == 0 {
+                1 << r.below(OBJECTS as u64)
+            } else {
+                (r.below(7) + 1) as u8
+            };
             let c = (r.below(1 << CLASSES) as u16 & ALL_CLASSES).max(1);
             (o, c)
         };
@@ -328,7 +347,7 @@ impl Program {
         };
         let threads = (0..nthreads)
             .map(|t| {
-                let n = 12 + r.below(14) as usize;
+                let n = 16 + r.below(25) as usize;
                 (0..n)
                     .map(|_| gen_op(&mut r, t, nthreads, npages, objects, classes))
                     .collect()
@@ -509,6 +528,9 @@ impl Injector {
 
 impl Accessor for Injector {
     fn fill(&self, page: u64, buf: &mut [u8]) -> io::Result<()> {
+        // I/O takes time: let the scheduler run another thread here (under shuttle, a
+        // scheduling point; on real threads, a yield).
+        thread::yield_now();
         if self.on.load(SeqCst) && self.draw() % 1000 < self.fill_fail {
             self.fills_injected.fetch_add(1, SeqCst);
             return Err(io::Error::from_raw_os_error(5));
@@ -518,6 +540,7 @@ impl Accessor for Injector {
     }
 
     fn flush(&self, page: u64, buf: &[u8]) -> io::Result<()> {
+        thread::yield_now();
         if self.on.load(SeqCst) {
             let d = self.draw();
             if d % 1000 < self.flush_fail {
@@ -583,6 +606,8 @@ struct World {
     threads: usize,
     npages: u64,
     real: bool,
+    /// The first failure a thread found.
+    failure: std::sync::Mutex<Option<String>>,
     revocations: Arc<FAtomicU64>,
 }
 
@@ -684,8 +709,16 @@ struct Ctx<'w> {
 }
 
 impl Ctx<'_> {
-    fn fail(&self, what: String) -> ! {
-        panic!("thread {} step {}: {what}", self.t, self.step)
+    /// Records the thread's first failure (the run panics with it once every thread is joined)
+    /// and returns a dummy tag. Failing without unwinding matters under shuttle: a task that
+    /// switches out while unwinding (dropping guards and handles calls into the scheduler)
+    /// leaves the executor thread panicking, and every later execution in the process fails.
+    fn fail(&self, what: String) -> u64 {
+        let mut f = self.w.failure.lock().unwrap();
+        if f.is_none() {
+            *f = Some(format!("thread {} step {}: {what}", self.t, self.step));
+        }
+        0
     }
 
     fn site(&self, obj: usize, copy: bool) -> Site {
@@ -863,7 +896,12 @@ impl Ctx<'_> {
                         .pages
                         .open(self.w.inj.clone(), self.w.npages * PAGE as u64)
                 };
-                *slot = m.unwrap_or_else(|e| self.fail(format!("reopen: {e}")));
+                match m {
+                    Ok(m) => *slot = m,
+                    Err(e) => {
+                        self.fail(format!("reopen: {e}"));
+                    }
+                }
                 self.w.gens[obj].fetch_add(1, SeqCst);
             }
             Err(false) => {}
@@ -1121,6 +1159,7 @@ fn run_with(p: &Program, real: bool) {
         threads,
         npages,
         real,
+        failure: std::sync::Mutex::new(None),
         revocations: Arc::new(FAtomicU64::new(0)),
     });
     let handles: Vec<_> = p
@@ -1142,6 +1181,9 @@ fn run_with(p: &Program, real: bool) {
                 };
                 let trace = std::env::var_os("PAGECORE_PROGRAM_TRACE").is_some();
                 for (i, op) in ops.into_iter().enumerate() {
+                    if cx.w.failure.lock().unwrap().is_some() {
+                        break;
+                    }
                     cx.step = i;
                     if trace {
                         eprintln!("TRACE thread {t} step {i}: {op:?}");
@@ -1168,7 +1210,21 @@ fn run_with(p: &Program, real: bool) {
             inj.unusual_injected.load(SeqCst)
         );
     }
-    final_checks(&world, p, outcomes);
+    let failed = world.failure.lock().unwrap().take();
+    let result = match failed {
+        Some(f) => {
+            std::mem::forget(outcomes);
+            Err(f)
+        }
+        None => final_checks(&world, p, outcomes),
+    };
+    if let Err(f) = result {
+        // Leaked, not dropped: a broken state may hang a close, and the panic below must not
+        // unwind through pagecore's handles (see `Ctx::fail`).
+        std::mem::forget(world);
+        std::mem::forget(pages);
+        panic!("{f}");
+    }
     drop(world);
     let c = pages
         .census()
@@ -1178,13 +1234,22 @@ fn run_with(p: &Program, real: bool) {
     }
 }
 
-fn settled(pages: &Pages, when: &str) {
+/// Returns the formatted message as an `Err` (the final checks fail without unwinding: see
+/// `Ctx::fail`).
+macro_rules! bail {
+    ($($t:tt)*) => {
+        return Err(format!($($t)*))
+    };
+}
+
+fn settled(pages: &Pages, when: &str) -> Result<(), String> {
     let c = pages
         .census()
-        .unwrap_or_else(|e| panic!("{when}: census (I1/I2): {e}"));
+        .map_err(|e| format!("{when}: census (I1/I2): {e}"))?;
     if c.total() != pages.frames() || c.pinned != 0 || c.waiting_for_frames != 0 {
-        panic!("{when}: a pin or a waiter was left behind, or frames lost: {c:?}");
+        bail!("{when}: a pin or a waiter was left behind, or frames lost: {c:?}");
     }
+    Ok(())
 }
 
 /// A fault that found every frame holding an anonymous dirty page the full swap area cannot take.
@@ -1197,8 +1262,8 @@ fn swap_full(e: &Error, p: &Program) -> bool {
         }
 }
 
-fn final_checks(w: &World, p: &Program, outcomes: Vec<Outcome>) {
-    settled(&w.pages, "after the run");
+fn final_checks(w: &World, p: &Program, outcomes: Vec<Outcome>) -> Result<(), String> {
+    settled(&w.pages, "after the run")?;
     w.inj.on.store(false, SeqCst);
     let (threads, npages) = (p.threads.len(), p.pages);
     // Each page's expected tag: its writer's last write (or the one that may have landed).
@@ -1213,11 +1278,11 @@ fn final_checks(w: &World, p: &Program, outcomes: Vec<Outcome>) {
             }
         }
         if let Err(e) = last {
-            panic!("object {o}: sync still fails with injection off: {e:?}");
+            bail!("object {o}: sync still fails with injection off: {e:?}");
         }
         let a = m
             .arbitration()
-            .unwrap_or_else(|e| panic!("object {o}: arbitration invariant violated: {e}"));
+            .map_err(|e| format!("object {o}: arbitration invariant violated: {e}"))?;
         if (
             a.held_pages,
             a.waiting,
@@ -1227,17 +1292,17 @@ fn final_checks(w: &World, p: &Program, outcomes: Vec<Outcome>) {
         ) != (0, 0, 0, 0, 0)
             || a.records_created != a.records_freed
         {
-            panic!("object {o}: arbitration state left behind after the run and a sync: {a:?}");
+            bail!("object {o}: arbitration state left behind after the run and a sync: {a:?}");
         }
         for pg in 0..npages {
             let (c, maybe) = expect(o, pg).clone();
             let v = match m.read(pg) {
-                Ok(g) => tag_of(&g).unwrap_or_else(|e| panic!("object {o} page {pg}: {e}")),
+                Ok(g) => tag_of(&g).map_err(|e| format!("object {o} page {pg}: {e}"))?,
                 Err(e) if swap_full(&e, p) => continue,
-                Err(e) => panic!("object {o} page {pg}: final read failed: {e:?} ({e})"),
+                Err(e) => bail!("object {o} page {pg}: final read failed: {e:?} ({e})"),
             };
             if v != c && !maybe.contains(&v) {
-                panic!("object {o} page {pg}: holds {v:#x}, its writer last wrote {c:#x} (maybe {maybe:x?})");
+                bail!("object {o} page {pg}: holds {v:#x}, its writer last wrote {c:#x} (maybe {maybe:x?})");
             }
             let stored = match o {
                 0 => w.mem.stored(pg).map_or(Ok(0), |b| tag_of(&b)),
@@ -1245,7 +1310,7 @@ fn final_checks(w: &World, p: &Program, outcomes: Vec<Outcome>) {
                 _ => Ok(v),
             };
             if stored != Ok(v) {
-                panic!(
+                bail!(
                     "object {o} page {pg}: the store holds {stored:x?} after sync, the page {v:#x}"
                 );
             }
@@ -1256,19 +1321,19 @@ fn final_checks(w: &World, p: &Program, outcomes: Vec<Outcome>) {
             let (map, base, exp) = (c.map, c.base, c.exp);
             let reopened = w.gens[base].load(SeqCst) != c.gen;
             if let Err(e) = map.arbitration() {
-                panic!("thread {t} copy {i}: arbitration invariant violated: {e}");
+                bail!("thread {t} copy {i}: arbitration invariant violated: {e}");
             }
             for pg in 0..npages {
                 let v = match map.read(pg) {
-                    Ok(g) => tag_of(&g).unwrap_or_else(|e| panic!("copy page {pg}: {e}")),
+                    Ok(g) => tag_of(&g).map_err(|e| format!("copy page {pg}: {e}"))?,
                     Err(e) if swap_full(&e, p) => continue,
-                    Err(e) => panic!(
+                    Err(e) => bail!(
                         "thread {t} copy {i} (of {base}) page {pg}: final read failed: {e:?} ({e})"
                     ),
                 };
                 let writer = writer_of(pg, threads) as u64 + 1;
                 if !exp[pg as usize].admits(v, writer, reopened) {
-                    panic!(
+                    bail!(
                         "thread {t} copy {i} (of {base}) page {pg}: holds {v:#x}, expected {:x?} \
                          (reopened since: {reopened})",
                         exp[pg as usize]
@@ -1278,7 +1343,7 @@ fn final_checks(w: &World, p: &Program, outcomes: Vec<Outcome>) {
             drop(map);
         }
     }
-    settled(&w.pages, "after the final checks");
+    settled(&w.pages, "after the final checks")?;
     for o in 0..OBJECTS {
         let h = w.obj(o);
         let probe = h.clone();
@@ -1286,11 +1351,12 @@ fn final_checks(w: &World, p: &Program, outcomes: Vec<Outcome>) {
             // A write-back failure a reclaim recorded earlier is reported once, by the close
             // that closes the object for good (a full swap area, for the anonymous one).
             if !probe.is_closed() || !swap_full(&e, p) {
-                panic!("object {o}: close with injection off failed: {e:?}");
+                bail!("object {o}: close with injection off failed: {e:?}");
             }
         }
         drop(probe);
     }
+    Ok(())
 }
 
 /// The body of the `programs` fuzz target: the first byte says how many of the following bytes

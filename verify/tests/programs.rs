@@ -1,11 +1,20 @@
-//! Random concurrent programs over pagecore's whole public API (`pagecore_verify::programs`):
-//! under shuttle (`--features shuttle`), each of `PAGECORE_PROGRAMS` seeds (default 40, from
-//! `PAGECORE_PROGRAM_SEED`, default 0) runs under `PAGECORE_PROGRAM_SCHEDULES` random and as many
-//! PCT schedules (default 150 each); on real threads (the default build), each of
-//! `PAGECORE_PROGRAMS` seeds (default 200) runs once.
+//! Random concurrent programs over pagecore's whole public API (`pagecore_verify::programs`).
 //!
-//! A failure prints the seed; under shuttle, shuttle prints the failing schedule too. Replay it:
-//! `shuttle_run::replay(move || Program::from_seed(SEED).run(), "<schedule>")`.
+//! * `random_programs_under_shuttle` (`--features shuttle`): each of `PAGECORE_PROGRAMS` seeds
+//!   (default 40, from `PAGECORE_PROGRAM_SEED`, default 0) under `PAGECORE_PROGRAM_SCHEDULES`
+//!   random and as many PCT (depth 3) schedules (default 150 each); stops at the first failure.
+//! * `random_programs_on_threads` (default build): each of `PAGECORE_PROGRAMS` seeds (default
+//!   200) once on real threads.
+//! * `hunt` (`--features shuttle`, `--ignored`): like the shuttle test, one schedule at a time,
+//!   going on after failures and printing where each kind of failure first showed.
+//! * `replay` (`--features shuttle`): replays one schedule (`PAGECORE_PROGRAM_REPLAY=<file>`).
+//!
+//! `PAGECORE_PROGRAM_FOCUS=<objects>,<classes>` fixes every program's swarm choice.
+//!
+//! A failure prints the seed; under shuttle, shuttle prints the failing schedule too: save the
+//! encoded schedule to a file and run
+//! `PAGECORE_PROGRAM_SEED=<seed> PAGECORE_PROGRAM_REPLAY=<file> cargo test -p pagecore-verify
+//! --features shuttle --release --test programs -- replay`.
 
 use pagecore_verify::programs::Program;
 
