@@ -9,7 +9,9 @@
 //!   going on after failures and printing where each kind of failure first showed.
 //! * `replay` (`--features shuttle`): replays one schedule (`PAGECORE_PROGRAM_REPLAY=<file>`).
 //!
-//! `PAGECORE_PROGRAM_FOCUS=<objects>,<classes>` fixes every program's swarm choice.
+//! `PAGECORE_PROGRAM_FOCUS=<objects>,<classes>` fixes every program's swarm choice;
+//! `PAGECORE_PROGRAM_TRACE=1` prints each operation as its thread starts it;
+//! `PAGECORE_PROGRAM_STATS=1` prints the pool's statistics and the injector's counts after each run.
 //!
 //! A failure prints the seed; under shuttle, shuttle prints the failing schedule too: save the
 //! encoded schedule to a file and run
