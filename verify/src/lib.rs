@@ -16,6 +16,7 @@
 #[cfg(feature = "shuttle")]
 pub mod fuzz;
 pub mod linearizability;
+pub mod programs;
 #[cfg(feature = "shuttle")]
 pub mod shuttle_run;
 mod user_races;
