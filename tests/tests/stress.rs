@@ -70,7 +70,8 @@ fn writers_and_readers_through_a_small_pool() {
                         fill_owned(&mut obj.write(p).unwrap(), stamp(o, p, r));
                     }
                     for p in 0..SHARED {
-                        let slice = vec![(t as u8 + 1).wrapping_mul((r as u8).wrapping_add(1)); SLICE];
+                        let slice =
+                            vec![(t as u8 + 1).wrapping_mul((r as u8).wrapping_add(1)); SLICE];
                         obj.write_at(p * PAGE as u64 + t * SLICE as u64, &slice)
                             .unwrap();
                     }

@@ -32,6 +32,26 @@ pub fn check_pct(f: impl Fn() + Send + Sync + 'static, iterations: usize, depth:
     Runner::new(PctScheduler::new(depth, iterations), config()).run(f);
 }
 
+/// As [`check_random`], with the scheduler's own randomness seeded: the same `seed` explores the
+/// same schedules on every run (what CI runs, so that it is reproducible).
+pub fn check_random_seeded(f: impl Fn() + Send + Sync + 'static, iterations: usize, seed: u64) {
+    Runner::new(RandomScheduler::new_from_seed(seed, iterations), config()).run(f);
+}
+
+/// As [`check_pct`], seeded (see [`check_random_seeded`]).
+pub fn check_pct_seeded(
+    f: impl Fn() + Send + Sync + 'static,
+    iterations: usize,
+    depth: usize,
+    seed: u64,
+) {
+    Runner::new(
+        PctScheduler::new_from_seed(seed, depth, iterations),
+        config(),
+    )
+    .run(f);
+}
+
 /// Replays the schedule a failing run printed (`failing schedule: "<encoded>"`), with the same
 /// configuration it failed under.
 ///
