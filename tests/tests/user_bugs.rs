@@ -457,7 +457,10 @@ fn a_miss_keeps_its_fill_through_its_own_collapse() {
     assert_eq!(before.census.free, 0, "{before:?}");
     assert_eq!(y.read(5).unwrap()[0], 6); // resolves page 5 in the layer, collapsing the rest
     let after = pages.stats().unwrap();
-    assert_eq!(after.reclaims, before.reclaims, "a frame was obtained for nothing");
+    assert_eq!(
+        after.reclaims, before.reclaims,
+        "a frame was obtained for nothing"
+    );
     assert_eq!(after.fills, before.fills);
     assert_eq!(y.compact(), 0);
     for p in 0..8u64 {
