@@ -5,7 +5,7 @@
 
 use crate::{
     anonymous, assert_arbitration_idle, assert_conserved, initial, open, pool, put, read, value,
-    write, Store, A, B,
+    write, Store, A, B, C,
 };
 use pagecore::sync::atomic::Ordering::SeqCst;
 use pagecore::sync::thread;
@@ -216,5 +216,35 @@ pub fn c32_read_grant_after_a_downgrade() {
     drop(g0);
     assert_eq!(t.join().unwrap(), 5, "C32: the reader missed the write");
     assert_arbitration_idle(&a);
+    assert_conserved(&pages);
+}
+
+/// C33 a page written back by a reclaim and faulted in again at once through another frame:
+/// A0 is dirty (7) at the queue head of a two-frame pool, C0 (clean) in the other frame. The
+/// main thread's fault on B0 reclaims A0 (writing 7 back) while a thread reads A0: it pins it
+/// first, waits for the reclaim, or finds the entry emptied and faults A0 in again, reclaiming
+/// C0's frame (with one frame, S6, the refill would wait for the reclaimer's own frame and the
+/// lists lock would order it). Only the emptying swap's Release orders the write-back before that
+/// refill reads the store (the test store is a tracked cell under loom). The thread reads 7.
+pub fn c33_write_back_then_refill_through_another_frame() {
+    let pages = pool(2);
+    let (sa, sb, sc) = (Store::new(1, A), Store::new(1, B), Store::new(1, C));
+    let (a, b, c) = (
+        open(&pages, &sa, 1),
+        open(&pages, &sb, 1),
+        open(&pages, &sc, 1),
+    );
+    write(&a, 0, 7).unwrap(); // queue head, dirty
+    assert_eq!(read(&c, 0).unwrap().0, initial(C, 0));
+    let t = {
+        let a = a.clone();
+        thread::spawn(move || read(&a, 0).unwrap().0)
+    };
+    assert_eq!(read(&b, 0).unwrap().0, initial(B, 0));
+    assert_eq!(
+        t.join().unwrap(),
+        7,
+        "C33: the refill lost the written-back value"
+    );
     assert_conserved(&pages);
 }

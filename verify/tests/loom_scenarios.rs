@@ -281,3 +281,8 @@ fn c31_copy_read_while_its_source_is_written() {
 fn c32_read_grant_after_a_downgrade() {
     model("C32", s::c32_read_grant_after_a_downgrade);
 }
+
+#[test]
+fn c33_write_back_then_refill_through_another_frame() {
+    model("C33", s::c33_write_back_then_refill_through_another_frame);
+}

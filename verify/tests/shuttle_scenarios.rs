@@ -265,3 +265,8 @@ fn c31_copy_read_while_its_source_is_written() {
 fn c32_read_grant_after_a_downgrade() {
     explore("C32", s::c32_read_grant_after_a_downgrade);
 }
+
+#[test]
+fn c33_write_back_then_refill_through_another_frame() {
+    explore("C33", s::c33_write_back_then_refill_through_another_frame);
+}
