@@ -116,9 +116,10 @@ pub fn c28_failed_writeback_vs_a_writer() {
 /// the copy) is in the only frame, owned by the frozen layer below X and its copy Y, and Y0 is a
 /// proxy of it. A thread reads Y0 (a hit on the proxy) while the main thread faults B0, which
 /// reclaims the frame: the owner's entry is pinned only by proxies, so the reclaim unmaps Y0's
-/// (once unpinned) and refills the frame with B0. Only the unmapping CAS's Acquire orders the
-/// reader's access before the refill. Y0 reads 7 (through the proxy, or faulted in again), B0
-/// its own value; census conserved.
+/// (once unpinned) and refills the frame with B0. Y0 was hit before, so the reader's hit and
+/// unpin leave its word as it was: if they fall between the unmapping's first (Acquire) load and
+/// its CAS, only the CAS's own Acquire orders the reader's access before the refill. Y0 reads 7
+/// (through the proxy, or faulted in again), B0 its own value; census conserved.
 pub fn c29_reclaim_unmaps_a_proxy_its_reader_just_left() {
     let pages = pool(1);
     let (sx, sb) = (Store::new(1, A), Store::new(1, B));
@@ -126,6 +127,7 @@ pub fn c29_reclaim_unmaps_a_proxy_its_reader_just_left() {
     write(&x, 0, 7).unwrap();
     let y = x.copy().unwrap();
     assert_eq!(read(&y, 0).unwrap().0, 7); // Y0: a proxy of the layer's frame
+    assert_eq!(read(&y, 0).unwrap().0, 7); // a hit: REFERENCED set (see C25)
     let t = {
         let y = y.clone();
         thread::spawn(move || read(&y, 0).unwrap().0)
@@ -247,4 +249,32 @@ pub fn c33_write_back_then_refill_through_another_frame() {
         "C33: the refill lost the written-back value"
     );
     assert_conserved(&pages);
+}
+
+/// C34 close of a copy vs a fault that makes a copy-on-write proxy: X0 (anonymous, 5) is copied
+/// to Y; a thread reads Y0 (resolving it in the frozen layer and publishing a proxy with the
+/// layer page's pin) while the main thread closes Y. The fault reads 5 or fails with `Closed`; a
+/// proxy must not be published once close has begun (its pin on the layer's page would outlive
+/// Y): once X and Y are gone every frame is free and no swap slot is left.
+pub fn c34_close_vs_a_proxy_fault() {
+    let pages = pool(2);
+    let (x, swap) = anonymous(&pages, 1, 8);
+    write(&x, 0, 5).unwrap();
+    let y = x.copy().unwrap();
+    let t = {
+        let y = y.clone();
+        thread::spawn(move || read(&y, 0).map(|(v, _)| v))
+    };
+    let closed = y.close();
+    match t.join().unwrap() {
+        Ok(v) => assert_eq!(v, 5, "C34: the copy read {v}"),
+        Err(Error::Closed) => {}
+        Err(e) => panic!("C34: a fault racing close failed with {e:?}"),
+    }
+    assert!(closed.is_ok(), "C34: close failed: {closed:?}");
+    assert_eq!(read(&x, 0).unwrap().0, 5);
+    drop((x, y));
+    let c = assert_conserved(&pages);
+    assert_eq!(c.free, 2, "C34: a frame outlived the objects: {c:?}");
+    assert_eq!(swap.in_use(), 0, "C34: swap slots outlived the objects");
 }

@@ -270,3 +270,8 @@ fn c32_read_grant_after_a_downgrade() {
 fn c33_write_back_then_refill_through_another_frame() {
     explore("C33", s::c33_write_back_then_refill_through_another_frame);
 }
+
+#[test]
+fn c34_close_vs_a_proxy_fault() {
+    explore("C34", s::c34_close_vs_a_proxy_fault);
+}

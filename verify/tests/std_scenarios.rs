@@ -64,4 +64,5 @@ fn scenarios_on_real_threads() {
     repeat(s::c31_copy_read_while_its_source_is_written);
     repeat(s::c32_read_grant_after_a_downgrade);
     repeat(s::c33_write_back_then_refill_through_another_frame);
+    repeat(s::c34_close_vs_a_proxy_fault);
 }
