@@ -25,6 +25,10 @@
 # SEMANTIC_TARGET (default target/semantic-mutants/target) and use an incremental release
 # profile without debug info (one rebuild of pagecore and the test crate per mutant, ~20 s).
 #
+# Keep SEMANTIC_TARGET apart from the target dirs of other checkouts of this workspace: cargo
+# judges freshness by the sources' mtimes at the paths it last built from, and may hand a test
+# in one checkout the binary built (with a mutant) in another.
+#
 # Prints a table: patch, killed-by (or SURVIVED / equivalent / unviable), seconds.
 set -uo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
