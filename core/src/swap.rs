@@ -11,7 +11,7 @@
 //! allocation happens once per page-out of a page that never had a slot, far off every hit path.
 
 use crate::error::{Error, Result};
-use crate::sync::{lock, Mutex, ShareArc};
+use crate::sync::{lock, AccessTrack, Mutex, ShareArc};
 use std::fs::File;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -100,6 +100,19 @@ pub struct SwapArea {
     remove_on_drop: bool,
     page_size: usize,
     map: Mutex<SlotMap>,
+    /// Access tracking of each slot's bytes (zero-sized but under loom, see
+    /// [`crate::sync::AccessTrack`]): a swap-in (`read`) must be ordered after every page-out
+    /// (`write`) of its slot. The file does not order them for loom; the core must.
+    tracks: SlotTracks,
+}
+
+/// The slots' trackers ([`SwapArea`]'s `tracks`); their Debug shows only how many.
+struct SlotTracks(Vec<AccessTrack>);
+
+impl std::fmt::Debug for SlotTracks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} slots", self.0.len())
+    }
 }
 
 impl SwapArea {
@@ -159,6 +172,7 @@ impl SwapArea {
             remove_on_drop,
             page_size,
             map: Mutex::new(SlotMap::new(slots)),
+            tracks: SlotTracks((0..slots).map(|_| AccessTrack::new()).collect()),
         })
     }
 
@@ -213,12 +227,16 @@ impl SwapArea {
     /// Writes one page to `slot`.
     pub fn write(&self, slot: Slot, buf: &[u8]) -> io::Result<()> {
         let off = self.offset(slot, buf.len())?;
+        // Shared: page-outs of a slot do not conflict with each other, only with a swap-in.
+        let _t = self.tracks.0.get(slot as usize).map(AccessTrack::shared);
         crate::accessor::write_all_at(&self.file, buf, off)
     }
 
     /// Reads one page from `slot` (bytes never written read as zero).
     pub fn read(&self, slot: Slot, buf: &mut [u8]) -> io::Result<()> {
         let off = self.offset(slot, buf.len())?;
+        // Exclusive: see `tracks`.
+        let _t = self.tracks.0.get(slot as usize).map(AccessTrack::exclusive);
         crate::accessor::read_exact_or_zero_at(&self.file, buf, off)
     }
 }

@@ -247,6 +247,43 @@ pub struct Exclusive {
     _p: loom::cell::MutPtr<()>,
 }
 
+/// Under loom: the end of an access is a scheduling point. A token's cell access ends when the
+/// token drops, which by itself is no loom operation: a thread that released the pin protecting
+/// an access and only then ended the access (the bug of ending it after the unpin) ran on to
+/// the end without loom ever switching threads between the two, so the window in which another
+/// thread takes the frame while the access is still open was never explored. A Relaxed load of
+/// an atomic nobody writes is a branch point that orders nothing (no happens-before edge).
+#[cfg(pagecore_loom)]
+fn access_end_point() {
+    loom::lazy_static! {
+        static ref POINT: loom::sync::atomic::AtomicUsize = loom::sync::atomic::AtomicUsize::new(0);
+    }
+    POINT.load(loom::sync::atomic::Ordering::Relaxed);
+}
+
+impl Drop for Shared {
+    #[inline(always)]
+    fn drop(&mut self) {
+        // The scheduling point comes before the field (the tracked access) drops.
+        #[cfg(pagecore_loom)]
+        access_end_point();
+    }
+}
+
+impl Drop for Exclusive {
+    #[inline(always)]
+    fn drop(&mut self) {
+        #[cfg(pagecore_loom)]
+        access_end_point();
+    }
+}
+
+// SAFETY: the tracker's cell holds `()` and is never dereferenced: it only records accesses for
+// loom (which checks them itself), so it may be shared and sent like the frame it describes.
+unsafe impl Sync for AccessTrack {}
+// SAFETY: as above.
+unsafe impl Send for AccessTrack {}
+
 // SAFETY: the tokens carry no data; under loom the pointers are only used for access tracking
 // and are never dereferenced. Guards that hold them move between threads like ordinary values.
 unsafe impl Send for Shared {}

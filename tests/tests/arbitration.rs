@@ -486,3 +486,36 @@ fn inline_clients_release_holds_kept_out_of_line() {
     let mut w = cs[0].request(0, Access::Write).unwrap();
     w.bytes_mut().unwrap()[0] = 1;
 }
+
+/// A plain writer parked on a page held by an out-of-line client (the fifth) is woken by that
+/// client's release: the slow-path release settles the page and wakes the entry's plain waiters
+/// (semantic mutant 043: without that wake-up the writer waits out its bound and fails `Busy`).
+#[test]
+fn a_plain_writer_waiting_on_an_out_of_line_holder_is_woken_by_its_release() {
+    let pages = Pages::builder()
+        .page_size(64)
+        .frames(2)
+        .wait_bound(Some(Duration::from_secs(5)))
+        .build()
+        .unwrap();
+    let obj = pages.open(MemoryAccessor::new(), 64 * 64).unwrap();
+    let clients: Vec<_> = (0..5).map(|_| obj.register().unwrap()).collect();
+    let g = clients[4].request(0, Access::Read).unwrap();
+    let started = std::time::Instant::now();
+    let writer = {
+        let obj = obj.clone();
+        std::thread::spawn(move || obj.write(0).map(|mut g| g[0] = 1))
+    };
+    // Long enough for the writer to park on the entry (if it has not, the test proves less).
+    std::thread::sleep(Duration::from_millis(200));
+    drop(g);
+    writer
+        .join()
+        .unwrap()
+        .expect("the writer was not woken by the release");
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "the writer waited out its bound"
+    );
+    assert_eq!(obj.read(0).unwrap()[0], 1);
+}

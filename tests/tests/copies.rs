@@ -494,3 +494,35 @@ fn an_upgrade_breaks_the_copy_when_the_holders_are_out_of_line() {
     let census = y.arbitration().unwrap();
     assert_eq!((census.held_pages, census.records), (0, 0), "{census:?}");
 }
+
+/// A break that finds no frame for the private page (every frame pinned) fails `Exhausted` and
+/// gives back the read pin it took on the layer's page: once everything is dropped every frame is
+/// free again (semantic mutant 074: with the pin kept, the layer's frame is never freed).
+#[test]
+fn a_break_that_finds_no_frame_gives_its_layer_pin_back() {
+    let swap = ShareArc::new(SwapArea::temporary(PAGE, 64).unwrap());
+    let pages = Pages::builder()
+        .page_size(PAGE)
+        .frames(2)
+        .swap(swap)
+        .wait_bound(Some(Duration::from_millis(50)))
+        .build()
+        .unwrap();
+    let x = pages.anonymous(4 * PAGE as u64).unwrap();
+    put(&x, 0, 1);
+    let y = x.copy().unwrap();
+    assert_eq!(get(&y, 0), pattern(0, 1)); // Y0: a proxy of the layer's frame
+    let pinned = x.read(1).unwrap(); // the other frame
+    match y.write(0) {
+        Err(pagecore::Error::Exhausted { .. }) => {}
+        other => panic!(
+            "the break should find no frame, got {:?}",
+            other.map(|_| ())
+        ),
+    }
+    drop(pinned);
+    assert_eq!(get(&y, 0), pattern(0, 1));
+    drop((x, y));
+    let c = pages.census().unwrap();
+    assert_eq!(c.free, 2, "a frame outlived the objects: {c:?}");
+}

@@ -17,16 +17,20 @@
 pub mod fuzz;
 pub mod linearizability;
 pub mod programs;
+mod semantic;
 #[cfg(feature = "shuttle")]
 pub mod shuttle_run;
 mod user_races;
+pub use semantic::*;
 pub use user_races::*;
 
 use pagecore::anonymous::Anonymous;
 use pagecore::swap::SwapArea;
-use pagecore::sync::atomic::{AtomicI32, AtomicU64, AtomicUsize, Ordering::SeqCst};
-use pagecore::sync::ShareArc;
+use pagecore::sync::atomic::{
+    AtomicI32, AtomicU64, AtomicUsize, Ordering::Relaxed, Ordering::SeqCst,
+};
 use pagecore::sync::{lock, thread, Arc, Condvar, Mutex};
+use pagecore::sync::{AccessTrack, ShareArc};
 use pagecore::{Access, Accessor, Client, Error, Grant, PageMapper, Pages, Revocation};
 use std::io;
 
@@ -37,6 +41,9 @@ pub const PAGE: usize = 8;
 #[derive(Debug)]
 pub struct Store {
     pages: Vec<AtomicU64>,
+    /// Access tracking of each stored page (see the comment in `fill`): under loom, a fill
+    /// of a page must be ordered after every write-back of it, and the other way round.
+    tracks: Vec<AccessTrack>,
     /// Number of successful fills.
     pub fills: AtomicUsize,
     /// Number of successful write-backs.
@@ -54,6 +61,7 @@ impl Store {
     pub fn new(n: usize, base: u64) -> Arc<Self> {
         Arc::new(Self {
             pages: (0..n as u64).map(|p| AtomicU64::new(base + p)).collect(),
+            tracks: (0..n).map(|_| AccessTrack::new()).collect(),
             fills: AtomicUsize::new(0),
             flushes: AtomicUsize::new(0),
             fail_flush: AtomicI32::new(0),
@@ -74,7 +82,14 @@ impl Accessor for Store {
         if errno != 0 {
             return Err(io::Error::from_raw_os_error(errno));
         }
-        buf.copy_from_slice(&self.get(page).to_le_bytes());
+        // A fill reads what the last write-back stored, so it takes the page's track exclusively
+        // (write-backs share it: two syncs may write the same page back at once, which the
+        // accessor must allow). The value itself is Relaxed: it must not order anything by
+        // itself, or it would hide a weakened publication in the core (a write-back that the
+        // emptied entry does not order before the next fill: loom reports the two accesses).
+        let _t = self.tracks[page as usize].exclusive();
+        let v = self.pages[page as usize].load(Relaxed);
+        buf.copy_from_slice(&v.to_le_bytes());
         self.fills.fetch_add(1, SeqCst);
         Ok(())
     }
@@ -88,7 +103,9 @@ impl Accessor for Store {
             return Err(io::Error::from_raw_os_error(errno));
         }
         let v = u64::from_le_bytes(buf.try_into().map_err(|_| io::ErrorKind::InvalidInput)?);
-        self.pages[page as usize].store(v, SeqCst);
+        let _t = self.tracks[page as usize].shared();
+        // Relaxed: see `fill`.
+        self.pages[page as usize].store(v, Relaxed);
         self.flushes.fetch_add(1, SeqCst);
         Ok(())
     }

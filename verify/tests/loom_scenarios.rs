@@ -238,3 +238,56 @@ fn c23_unusual_writeback_failure_vs_reclaim() {
 fn c24_compaction_vs_layer_fill() {
     model("C24", s::c24_compaction_vs_layer_fill);
 }
+
+#[test]
+fn c25_reclaim_vs_a_hit_that_leaves_the_entry_as_it_was() {
+    model(
+        "C25",
+        s::c25_reclaim_vs_a_hit_that_leaves_the_entry_as_it_was,
+    );
+}
+
+#[test]
+fn c26_double_fault_in_an_existing_leaf() {
+    model("C26", s::c26_double_fault_in_an_existing_leaf);
+}
+
+#[test]
+fn c27_read_and_write_faults_on_an_absent_page() {
+    model("C27", s::c27_read_and_write_faults_on_an_absent_page);
+}
+
+#[test]
+fn c28_failed_writeback_vs_a_writer() {
+    model("C28", s::c28_failed_writeback_vs_a_writer);
+}
+
+#[test]
+fn c29_reclaim_unmaps_a_proxy_its_reader_just_left() {
+    model("C29", s::c29_reclaim_unmaps_a_proxy_its_reader_just_left);
+}
+
+#[test]
+fn c30_write_grants_on_the_fast_path() {
+    model("C30", s::c30_write_grants_on_the_fast_path);
+}
+
+#[test]
+fn c31_copy_read_while_its_source_is_written() {
+    model("C31", s::c31_copy_read_while_its_source_is_written);
+}
+
+#[test]
+fn c32_read_grant_after_a_downgrade() {
+    model("C32", s::c32_read_grant_after_a_downgrade);
+}
+
+#[test]
+fn c33_write_back_then_refill_through_another_frame() {
+    model("C33", s::c33_write_back_then_refill_through_another_frame);
+}
+
+#[test]
+fn c34_close_vs_a_proxy_fault() {
+    model("C34", s::c34_close_vs_a_proxy_fault);
+}

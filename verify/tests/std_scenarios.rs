@@ -55,4 +55,14 @@ fn scenarios_on_real_threads() {
     repeat(s::c23_unusual_writeback_failure_vs_reclaim);
     repeat(s::c24_compaction_vs_layer_fill);
     repeat(s::c9_sieve_hand_vs_hits);
+    repeat(s::c25_reclaim_vs_a_hit_that_leaves_the_entry_as_it_was);
+    repeat(s::c26_double_fault_in_an_existing_leaf);
+    repeat(s::c27_read_and_write_faults_on_an_absent_page);
+    repeat(s::c28_failed_writeback_vs_a_writer);
+    repeat(s::c29_reclaim_unmaps_a_proxy_its_reader_just_left);
+    repeat(s::c30_write_grants_on_the_fast_path);
+    repeat(s::c31_copy_read_while_its_source_is_written);
+    repeat(s::c32_read_grant_after_a_downgrade);
+    repeat(s::c33_write_back_then_refill_through_another_frame);
+    repeat(s::c34_close_vs_a_proxy_fault);
 }
