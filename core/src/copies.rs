@@ -335,7 +335,9 @@ impl Resolved {
 /// collapsed into it (§2.7 of SPEC.md).
 pub(crate) fn resolve(this: &Arc<MapperShared>, page: u64) -> Result<Option<Resolved>> {
     'walk: loop {
-        try_collapse(this);
+        // Our own fill's record does not keep the layer from going: this walk reads the
+        // backing again right after.
+        try_collapse_for(this, Some(page));
         let mut seen: Vec<(PageMapper, u64)> = Vec::new();
         let mut next = this.layer.backing();
         while let Some(layer) = next {
@@ -371,10 +373,16 @@ pub(crate) fn resolve(this: &Arc<MapperShared>, page: u64) -> Result<Option<Reso
 /// persistent object's file, which an anonymous object cannot adopt). Returns whether the
 /// backing went away.
 fn try_collapse(c: &Arc<MapperShared>) -> bool {
+    try_collapse_for(c, None)
+}
+
+/// [`try_collapse`] by the fill of `c`'s page `own` (whose record in `c` is the caller's: it
+/// does not keep the layer from being unlinked, as the caller's walk reads the backing afresh).
+fn try_collapse_for(c: &Arc<MapperShared>, own: Option<u64>) -> bool {
     let Some(fh) = c.layer.backing() else {
         return false;
     };
-    collapse_backing(c, &fh)
+    collapse_backing(c, &fh, own)
 }
 
 /// What a collapse of a frozen layer `f` into its only reader `c` does with `f`'s pages that `c`
@@ -394,7 +402,7 @@ enum Into<'a> {
 /// `try_collapse` once it has read `c`'s backing `fh`, with no lock held: a copy of `c` may
 /// have replaced it since (and a close or a collapse of `c` taken it away), so it is re-read
 /// under `c`'s copy lock, which those hold.
-fn collapse_backing(c: &Arc<MapperShared>, fh: &PageMapper) -> bool {
+fn collapse_backing(c: &Arc<MapperShared>, fh: &PageMapper, own: Option<u64>) -> bool {
     let f: &Arc<MapperShared> = &fh.shared;
     // Relaxed: a hint; re-checked under c's copy lock below.
     if f.layer.children.load(Ordering::Relaxed) != 1 {
@@ -519,8 +527,10 @@ fn collapse_backing(c: &Arc<MapperShared>, fh: &PageMapper) -> bool {
     // through `f` (with a handle on it), and must find `f` still in `c`'s chain when it
     // publishes its proxy, or `f`'s last handle would go with the proxy pinning `f`'s page, and
     // `f`'s close would wait for that pin forever (found by the random programs: seed 5).
-    let emptied = out.left.is_empty() && filling.is_empty();
-    debug_assert!(!kept_filling || !emptied);
+    let others_filling = f_shards.iter().any(|t| !t.is_empty())
+        || c_shards.iter().any(|t| t.keys().any(|&p| Some(p) != own));
+    // (Our own page, if the layer holds it, stayed in it: then the layer is not empty either.)
+    let emptied = out.left.is_empty() && !kept_filling && !others_filling;
     if emptied {
         // `f` holds nothing now, its file pages included (the top's last layer keeps its
         // record until here): a resolution that still has a handle on it finds nothing there
@@ -1021,7 +1031,7 @@ mod tests {
             other.write(p).unwrap()[0] = 9;
         }
         assert!(
-            !collapse_backing(&y.shared, &seen),
+            !collapse_backing(&y.shared, &seen, None),
             "collapsed a stale backing"
         );
         assert_eq!(y.read(0).unwrap()[0], 2, "Y lost its page");
