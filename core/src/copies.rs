@@ -441,22 +441,26 @@ fn collapse_backing(c: &Arc<MapperShared>, fh: &PageMapper, own: Option<u64>) ->
     let Some(_copy) = crate::sync::try_lock(&c.layer.copy_lock) else {
         return false;
     };
-    if c.is_closed() || f.layer.children.load(Ordering::Relaxed) != 1 {
-        return false;
-    }
-    // Still `c`'s backing? A copy of `c` that ran since `fh` was read moved `c`'s pages into a
-    // new layer reading through `f` (whose reader count it left at one): collapsing `f` into
-    // `c` now would give `c` `f`'s older pages and drop the new layer from its chain.
-    if !lock(&c.layer.state)
-        .backing
-        .as_ref()
-        .is_some_and(|b| Arc::ptr_eq(&b.shared, f))
-    {
-        return false;
-    }
     let pages = &*c.pages;
     let c_shards = c.lock_fill_shards();
     let f_shards = f.lock_fill_shards();
+    // Checked under c's shard locks, which every collapse touching `c` holds (into `c`, or of
+    // `c` into its child): a collapse of `c` itself into its child, emptied, unlinks `c` and
+    // hands `f` to that child; a collapse of `f` into an unlinked `c` would move `f`'s pages
+    // into an object nobody reads and drop the child's link below `f` (found by the random
+    // programs: seed 53, pages read as zeros and a close waiting for a proxy's pin; scenario
+    // C35). Still `c`'s backing? A copy of `c` that ran since `fh` was read moved `c`'s pages
+    // into a new layer reading through `f` (whose reader count it left at one): collapsing `f`
+    // into `c` now would give `c` `f`'s older pages and drop the new layer from its chain.
+    if c.is_closed()
+        || f.layer.children.load(Ordering::Relaxed) != 1
+        || !lock(&c.layer.state)
+            .backing
+            .as_ref()
+            .is_some_and(|b| Arc::ptr_eq(&b.shared, f))
+    {
+        return false;
+    }
     // The pages `c` wrote since its last copy (a persistent top), as of now: a break that
     // privatizes another page before the collapse takes the lists lock publishes `c`'s own
     // frame for it, which `c_has` sees.

@@ -211,13 +211,13 @@ fn a_huge_object_is_sparse() {
 /// hold")` when a collapse moved a page's swap slot out of the layer while the layer was filling
 /// that page from it.
 ///
-/// Ignored: the same recipe shows a second bug, open (issue 17's closing note): in 3 to 6 runs in
-/// 10 on the 2-core VM, a page reads as zeros (its content lost), on every commit since bug 2's
-/// fix (which unmasked it: before, the read failed first). The random programs see it too
-/// (anonymous objects with copies; `verify/tests/findings/README.md`). Run it with
-/// `cargo test --release -p pagecore-tests --test user_bugs -- --ignored`.
+/// The same recipe showed a second bug (3 to 6 runs in 10 on the 2-core VM, once bug 2's fix
+/// unmasked it): a page read as zeros. Two collapses one level apart (a miss collapsing the
+/// object's layer into it, another's walk collapsing the layer below into that layer) ran in
+/// turn, the second one's check that the layer still read through the one below made before
+/// the locks that order them: it moved the lower layer's pages into the layer just unlinked
+/// (scenario C35). 0 runs in 20 fail since.
 #[test]
-#[ignore = "a page of the anonymous object reads as zeros in some runs: open bug, see the doc"]
 fn reads_never_fail_while_copies_come_and_go() {
     use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
     use std::sync::Arc;

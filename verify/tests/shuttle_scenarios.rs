@@ -224,6 +224,11 @@ fn c24_compaction_vs_layer_fill() {
 }
 
 #[test]
+fn c35_collapse_into_a_layer_being_unlinked() {
+    explore("C35", s::c35_collapse_into_a_layer_being_unlinked);
+}
+
+#[test]
 fn c25_reclaim_vs_a_hit_that_leaves_the_entry_as_it_was() {
     explore(
         "C25",
