@@ -333,3 +333,48 @@ fn c33_write_back_then_refill_through_another_frame() {
 fn c34_close_vs_a_proxy_fault() {
     model_capped("C34", NEW_SCENARIO_BOUND, s::c34_close_vs_a_proxy_fault);
 }
+
+#[test]
+fn c36_reclaim_after_a_break_a_proxy_reader_overtook() {
+    model_capped(
+        "C36",
+        NEW_SCENARIO_BOUND,
+        s::c36_reclaim_after_a_break_a_proxy_reader_overtook,
+    );
+}
+
+#[test]
+fn c37_read_guard_on_a_proxy_across_a_fault() {
+    model_capped(
+        "C37",
+        NEW_SCENARIO_BOUND,
+        s::c37_read_guard_on_a_proxy_across_a_fault,
+    );
+}
+
+#[test]
+fn c38_break_timing_out_on_a_reader_of_its_proxy() {
+    model_capped(
+        "C38",
+        NEW_SCENARIO_BOUND,
+        s::c38_break_timing_out_on_a_reader_of_its_proxy,
+    );
+}
+
+#[test]
+fn c39_two_writers_of_a_proxy_and_its_readers_unpin() {
+    model_capped(
+        "C39",
+        NEW_SCENARIO_BOUND,
+        s::c39_two_writers_of_a_proxy_and_its_readers_unpin,
+    );
+}
+
+#[test]
+fn c40_break_vs_reclaim_and_refault_of_its_layer_page() {
+    model_capped(
+        "C40",
+        NEW_SCENARIO_BOUND,
+        s::c40_break_vs_reclaim_and_refault_of_its_layer_page,
+    );
+}
