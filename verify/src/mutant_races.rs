@@ -2,10 +2,13 @@
 //! SPEC.md §10): each plays the window its mutant's table row names, and each fails with that
 //! mutant applied (under loom at bound 3, and where said under shuttle too).
 
-use crate::{anonymous, assert_conserved, assert_settled, initial, open, pool, read, write, Store};
-use crate::{B, C, PAGE};
+use crate::{
+    anonymous, assert_arbitration_idle, assert_conserved, assert_settled, initial, open, pool, put,
+    read, value, write, Store,
+};
+use crate::{A, B, C, PAGE};
 use pagecore::sync::thread;
-use pagecore::{Error, Pages};
+use pagecore::{Access, Error, Pages};
 use std::time::Duration;
 
 /// A pool of `frames` frames whose waits all time out at once (under loom a timed wait is an
@@ -187,7 +190,9 @@ pub fn c39_two_writers_of_a_proxy_and_its_readers_unpin() {
 /// out) and then Y0 (L's page faulted in again, into C0's frame). If all of that falls between
 /// the break's look at the proxy and its read pin on L's page, the pin lands on an entry naming
 /// another frame: the break must give it back and look again (X0 is gone: it faults X0 in
-/// again and breaks that). Whatever the interleaving: B0 right, Y0 5, X0 6 after; census;
+/// again and breaks that). It must not copy on from the old frame, which it no longer pins:
+/// B0's frame by then, which the break's own `obtain` may hand it as the frame to copy into.
+/// Whatever the interleaving: B0 right, Y0 5, X0 6 after; census;
 /// nothing pinned; every frame and swap slot freed once the objects go (a pin left on L's page
 /// would keep L's close waiting forever).
 pub fn c40_break_vs_reclaim_and_refault_of_its_layer_page() {
@@ -212,4 +217,44 @@ pub fn c40_break_vs_reclaim_and_refault_of_its_layer_page() {
     let c = assert_conserved(&pages);
     assert_eq!(c.free, 2, "C40: frames outlived the objects: {c:?}");
     assert_eq!(swap.in_use(), 0, "C40: swap slots outlived the objects");
+}
+
+/// C41 an out-of-line client's write grant made in the slow path while an inline client's
+/// grant and release on the fast path leave the entry word as they found it: A0 is resident and
+/// already hit (`REFERENCED` set); five clients are registered, so client 4 has no inline slot
+/// and always requests through the shard-locked update, which loads the entry (Acquire), then
+/// CASes it. Client 0 (on a thread) takes a write grant on the fast path, adds one, and
+/// releases, while client 4 (the main thread) does the same. If client 0's grant and release
+/// fall between client 4's load and its CAS, the word is back as it was (an ABA) and the CAS
+/// succeeds on the value client 0's release wrote: only its Acquire orders client 0's write
+/// before client 4's. No write is lost (A0 ends at its stored value plus two); arbitration idle.
+pub fn c41_slow_write_grant_after_a_fast_grant_and_release() {
+    let pages = pool(1);
+    let sa = Store::new(1, A);
+    let a = open(&pages, &sa, 1);
+    assert_eq!(read(&a, 0).unwrap().0, initial(A, 0));
+    assert_eq!(read(&a, 0).unwrap().0, initial(A, 0)); // a hit: REFERENCED set
+    let mut cs: Vec<_> = (0..5).map(|_| a.register().unwrap()).collect();
+    let c4 = cs.pop().unwrap();
+    assert_eq!(c4.id(), 4);
+    let c0 = cs.remove(0);
+    let t = thread::spawn(move || {
+        let mut g = c0.request(0, Access::Write).unwrap();
+        let v = value(&g);
+        put(&mut g, v + 1);
+    });
+    {
+        let mut g = c4.request(0, Access::Write).unwrap();
+        let v = value(&g);
+        put(&mut g, v + 1);
+    }
+    t.join().unwrap();
+    assert_eq!(
+        read(&a, 0).unwrap().0,
+        initial(A, 0) + 2,
+        "C41: a write was lost"
+    );
+    drop(cs);
+    assert_arbitration_idle(&a);
+    assert_settled(&pages, "C41");
 }

@@ -305,3 +305,11 @@ fn c39_two_writers_of_a_proxy_and_its_readers_unpin() {
 fn c40_break_vs_reclaim_and_refault_of_its_layer_page() {
     explore("C40", s::c40_break_vs_reclaim_and_refault_of_its_layer_page);
 }
+
+#[test]
+fn c41_slow_write_grant_after_a_fast_grant_and_release() {
+    explore(
+        "C41",
+        s::c41_slow_write_grant_after_a_fast_grant_and_release,
+    );
+}

@@ -71,4 +71,5 @@ fn scenarios_on_real_threads() {
     repeat(s::c38_break_timing_out_on_a_reader_of_its_proxy);
     repeat(s::c39_two_writers_of_a_proxy_and_its_readers_unpin);
     repeat(s::c40_break_vs_reclaim_and_refault_of_its_layer_page);
+    repeat(s::c41_slow_write_grant_after_a_fast_grant_and_release);
 }
