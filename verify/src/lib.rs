@@ -16,11 +16,13 @@
 #[cfg(feature = "shuttle")]
 pub mod fuzz;
 pub mod linearizability;
+mod mutant_races;
 pub mod programs;
 mod semantic;
 #[cfg(feature = "shuttle")]
 pub mod shuttle_run;
 mod user_races;
+pub use mutant_races::*;
 pub use semantic::*;
 pub use user_races::*;
 

@@ -13,6 +13,14 @@ const ARBITRATION_BOUND: usize = 3;
 /// not yet timed at bound 5 in CI's budget).
 const NEW_SCENARIO_BOUND: usize = 3;
 
+/// Preemption bound cap of C36: three threads, each needed (the reader whose access must be
+/// ordered, the breaker, and a reclaimer that acquires the breaker's unpins but not its later
+/// pin of the page, which would order the reader's access through the release sequence), on
+/// the long paths of a break and of a reclaim with a page-out. Bound 1 explores 16,851
+/// executions in ~5 s and kills mutant 014 (its window needs one preemption); bound 2 explores
+/// 709,354 in ~190 s.
+const C36_BOUND: usize = 1;
+
 /// Runs `f` under loom with the preemption bound and prints how many executions it explored.
 fn model(name: &str, f: impl Fn() + Sync + Send + 'static) {
     model_capped(name, usize::MAX, f)
@@ -332,4 +340,58 @@ fn c33_write_back_then_refill_through_another_frame() {
 #[test]
 fn c34_close_vs_a_proxy_fault() {
     model_capped("C34", NEW_SCENARIO_BOUND, s::c34_close_vs_a_proxy_fault);
+}
+
+#[test]
+fn c36_reclaim_after_a_break_a_proxy_reader_overtook() {
+    model_capped(
+        "C36",
+        C36_BOUND,
+        s::c36_reclaim_after_a_break_a_proxy_reader_overtook,
+    );
+}
+
+#[test]
+fn c37_read_guard_on_a_proxy_across_a_fault() {
+    model_capped(
+        "C37",
+        NEW_SCENARIO_BOUND,
+        s::c37_read_guard_on_a_proxy_across_a_fault,
+    );
+}
+
+#[test]
+fn c38_break_timing_out_on_a_reader_of_its_proxy() {
+    model_capped(
+        "C38",
+        NEW_SCENARIO_BOUND,
+        s::c38_break_timing_out_on_a_reader_of_its_proxy,
+    );
+}
+
+#[test]
+fn c39_two_writers_of_a_proxy_and_its_readers_unpin() {
+    model_capped(
+        "C39",
+        NEW_SCENARIO_BOUND,
+        s::c39_two_writers_of_a_proxy_and_its_readers_unpin,
+    );
+}
+
+#[test]
+fn c40_break_vs_reclaim_and_refault_of_its_layer_page() {
+    model_capped(
+        "C40",
+        NEW_SCENARIO_BOUND,
+        s::c40_break_vs_reclaim_and_refault_of_its_layer_page,
+    );
+}
+
+#[test]
+fn c41_slow_write_grant_after_a_fast_grant_and_release() {
+    model_capped(
+        "C41",
+        NEW_SCENARIO_BOUND,
+        s::c41_slow_write_grant_after_a_fast_grant_and_release,
+    );
 }

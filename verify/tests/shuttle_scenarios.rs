@@ -280,3 +280,36 @@ fn c33_write_back_then_refill_through_another_frame() {
 fn c34_close_vs_a_proxy_fault() {
     explore("C34", s::c34_close_vs_a_proxy_fault);
 }
+
+#[test]
+fn c36_reclaim_after_a_break_a_proxy_reader_overtook() {
+    explore("C36", s::c36_reclaim_after_a_break_a_proxy_reader_overtook);
+}
+
+#[test]
+fn c37_read_guard_on_a_proxy_across_a_fault() {
+    explore("C37", s::c37_read_guard_on_a_proxy_across_a_fault);
+}
+
+#[test]
+fn c38_break_timing_out_on_a_reader_of_its_proxy() {
+    explore("C38", s::c38_break_timing_out_on_a_reader_of_its_proxy);
+}
+
+#[test]
+fn c39_two_writers_of_a_proxy_and_its_readers_unpin() {
+    explore("C39", s::c39_two_writers_of_a_proxy_and_its_readers_unpin);
+}
+
+#[test]
+fn c40_break_vs_reclaim_and_refault_of_its_layer_page() {
+    explore("C40", s::c40_break_vs_reclaim_and_refault_of_its_layer_page);
+}
+
+#[test]
+fn c41_slow_write_grant_after_a_fast_grant_and_release() {
+    explore(
+        "C41",
+        s::c41_slow_write_grant_after_a_fast_grant_and_release,
+    );
+}

@@ -66,4 +66,10 @@ fn scenarios_on_real_threads() {
     repeat(s::c32_read_grant_after_a_downgrade);
     repeat(s::c33_write_back_then_refill_through_another_frame);
     repeat(s::c34_close_vs_a_proxy_fault);
+    repeat(s::c36_reclaim_after_a_break_a_proxy_reader_overtook);
+    repeat(s::c37_read_guard_on_a_proxy_across_a_fault);
+    repeat(s::c38_break_timing_out_on_a_reader_of_its_proxy);
+    repeat(s::c39_two_writers_of_a_proxy_and_its_readers_unpin);
+    repeat(s::c40_break_vs_reclaim_and_refault_of_its_layer_page);
+    repeat(s::c41_slow_write_grant_after_a_fast_grant_and_release);
 }
