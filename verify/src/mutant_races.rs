@@ -254,3 +254,43 @@ pub fn c41_slow_write_grant_after_a_fast_grant_and_release() {
     assert_arbitration_idle(&a);
     assert_settled(&pages, "C41");
 }
+
+/// C42 a hit on a layer page that a collapse moved up just after the layer filled it: X0
+/// (anonymous, 5) is copied to Y (the frozen layer L owns the frame; Y0 read once, so Y has its
+/// leaf and a proxy), then both frames are taken by another object, paging L0 out to swap (X0's
+/// and Y0's proxies unmapped), and that object dropped. A thread R reads Y0 while the main thread
+/// reads X0 (a miss resolved in L: L0 filled from its slot into a frame, X0 its proxy), drops X
+/// (L has one child left, Y, whose entry is empty) and compacts Y: L's entry moves up into Y0
+/// as it is, no byte copied. R's read may come after all of that and hit Y0's entry on its
+/// lock-free fast path: only the moving store's Release (which R's pin acquires) orders the
+/// fill's bytes, written on the main thread, before R's read of the frame. Whatever the
+/// interleaving: R reads 5; Y0 5 after, and the chain is empty (depth 0) after a second
+/// compaction; census; nothing pinned; every frame and swap slot freed once Y goes.
+pub fn c42_hit_on_a_layer_page_moved_up_after_its_fill() {
+    let pages = pool(2);
+    let (x, swap) = anonymous(&pages, 1, 8);
+    write(&x, 0, 5).unwrap();
+    let y = x.copy().unwrap();
+    assert_eq!(read(&y, 0).unwrap().0, 5); // Y's leaf, and a proxy (unmapped below)
+    let (b, b_swap) = anonymous(&pages, 2, 8);
+    write(&b, 0, 3).unwrap();
+    write(&b, 1, 4).unwrap();
+    drop(b);
+    assert_eq!(swap.in_use(), 1, "C42: L0 was not paged out");
+    let r = {
+        let y = y.clone();
+        thread::spawn(move || read(&y, 0).unwrap().0)
+    };
+    assert_eq!(read(&x, 0).unwrap().0, 5, "C42: X0");
+    drop(x);
+    y.compact();
+    assert_eq!(r.join().unwrap(), 5, "C42: the reader of Y0");
+    assert_eq!(read(&y, 0).unwrap().0, 5, "C42: Y0");
+    assert_eq!(y.compact(), 0, "C42: the layer did not collapse");
+    assert_settled(&pages, "C42");
+    drop(y);
+    let c = assert_conserved(&pages);
+    assert_eq!(c.free, 2, "C42: frames outlived the objects: {c:?}");
+    assert_eq!(swap.in_use(), 0, "C42: swap slots outlived the objects");
+    assert_eq!(b_swap.in_use(), 0, "C42: B's swap slots outlived it");
+}

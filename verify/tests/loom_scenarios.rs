@@ -395,3 +395,12 @@ fn c41_slow_write_grant_after_a_fast_grant_and_release() {
         s::c41_slow_write_grant_after_a_fast_grant_and_release,
     );
 }
+
+#[test]
+fn c42_hit_on_a_layer_page_moved_up_after_its_fill() {
+    model_capped(
+        "C42",
+        NEW_SCENARIO_BOUND,
+        s::c42_hit_on_a_layer_page_moved_up_after_its_fill,
+    );
+}

@@ -72,4 +72,5 @@ fn scenarios_on_real_threads() {
     repeat(s::c39_two_writers_of_a_proxy_and_its_readers_unpin);
     repeat(s::c40_break_vs_reclaim_and_refault_of_its_layer_page);
     repeat(s::c41_slow_write_grant_after_a_fast_grant_and_release);
+    repeat(s::c42_hit_on_a_layer_page_moved_up_after_its_fill);
 }
