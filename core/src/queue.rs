@@ -220,6 +220,8 @@ mod tests {
     use std::collections::VecDeque;
 
     proptest! {
+        // Miri runs these a few hundred times slower: a handful of cases there (ci/miri.sh).
+        #![proptest_config(ProptestConfig::with_cases(if cfg!(miri) { 8 } else { 256 }))]
         /// The intrusive queue behaves like a VecDeque with unique elements.
         #[test]
         fn matches_vecdeque(ops in prop::collection::vec((0u8..4, 0u32..8), 0..200)) {

@@ -255,6 +255,8 @@ mod tests {
     use proptest::prelude::*;
 
     proptest! {
+        // Miri runs these a few hundred times slower: a handful of cases there (ci/miri.sh).
+        #![proptest_config(ProptestConfig::with_cases(if cfg!(miri) { 8 } else { 256 }))]
         /// Against a set model: allocations are distinct, in range, and fail only when full;
         /// frees succeed exactly once.
         #[test]

@@ -260,14 +260,15 @@ fn policy() -> impl Strategy<Value = pagecore::Policy> {
 
 proptest! {
     // A failure reports in seconds: a bounded shrink (each step replays a whole run).
+    // Under Miri (ci/miri.sh) a handful of cases: each is hundreds of times slower there.
     #![proptest_config(ProptestConfig {
-        cases: 256,
+        cases: if cfg!(miri) { 4 } else { 256 },
         max_shrink_iters: 1024,
         max_shrink_time: 20_000,
         ..ProptestConfig::default()
     })]
     #[test]
-    fn operations_match_the_reference_model(ops in prop::collection::vec(op(), 1..150),
+    fn operations_match_the_reference_model(ops in prop::collection::vec(op(), 1..if cfg!(miri) { 40 } else { 150 }),
                                              policy in policy()) {
         run(ops, policy)?;
     }

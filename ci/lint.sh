@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Format, clippy (every target, with and without shuttle) and the docs, warnings denied.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TERM_COLOR=${CARGO_TERM_COLOR:-never}
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets --release -- -D warnings
+cargo clippy -p pagecore-verify --features shuttle --all-targets --release -- -D warnings
+RUSTDOCFLAGS="-D warnings" cargo doc -p pagecore --no-deps
