@@ -163,6 +163,48 @@ impl FrameWord {
     }
 }
 
+/// Whether `fields`, in order, tile bits `0..64` exactly: each starts where the one before
+/// ends, none is empty, and the last ends at bit 64 (no overlap, no gap, nothing beyond the word).
+const fn tiles(fields: &[Field]) -> bool {
+    let mut at = 0;
+    let mut i = 0;
+    while i < fields.len() {
+        if fields[i].shift != at || fields[i].bits == 0 {
+            return false;
+        }
+        at += fields[i].bits;
+        i += 1;
+    }
+    at == 64
+}
+
+// Each word's fields fit its 64 bits without overlap or gap, checked at compile time.
+const _: () = assert!(tiles(&[FrameWord::TAG, FrameWord::RESERVED]));
+const _: () = assert!(tiles(&[
+    EntryWord::FRAME1,
+    EntryWord::PINS,
+    EntryWord::REFERENCED,
+    EntryWord::COW,
+    EntryWord::HOLD,
+    EntryWord::WRITER,
+    EntryWord::DIRTY,
+    EntryWord::WAIT_PAGE,
+    EntryWord::WAIT_POOL,
+    EntryWord::RECLAIMING,
+    EntryWord::ARB_SLOW,
+    EntryWord::EXT_READ,
+    EntryWord::EXT_WRITE,
+]));
+const _: () = assert!(tiles(&[
+    AccessWord::WAIT,
+    AccessWord::ASKED,
+    AccessWord::RESERVED,
+    AccessWord::OUT_OF_LINE,
+]));
+// Two bits per inline client slot fill the `HOLD` field.
+const _: () = assert!(EntryWord::HOLD.bits() == 2 * EntryWord::INLINE_CLIENTS);
+const _: () = assert!(EntryWord::HOLD_WRITE_BITS == 0xAA << 48);
+
 /// The per-page AccessMap entry: which frame backs the page, its pin state, and which of the
 /// object's first four clients hold access (the seed's ACCESSLIST, inline). This is the word a hit
 /// CASes (*reserve*, or a client's *grant*) and a reclaimer CASes (*take*): all on one word, so
@@ -222,8 +264,19 @@ impl EntryWord {
     pub const INLINE_CLIENTS: u32 = 4;
     /// Both waiter flags.
     pub const WAIT_BITS: u64 = Self::WAIT_PAGE.mask() | Self::WAIT_POOL.mask();
-    /// The write bits of every inline client slot.
-    pub const HOLD_WRITE_BITS: u64 = 0xAA << 48;
+    /// The write bits of every inline client slot, within the `HOLD` field's value (slot `i`'s
+    /// write bit is bit `2i + 1`).
+    pub const HOLD_WRITES: u64 = {
+        let mut m = 0;
+        let mut i = 0;
+        while i < Self::INLINE_CLIENTS {
+            m |= 1 << (2 * i + 1);
+            i += 1;
+        }
+        m
+    };
+    /// The write bits of every inline client slot, in the word.
+    pub const HOLD_WRITE_BITS: u64 = Self::HOLD_WRITES << Self::HOLD.shift();
     /// Everything that keeps a page from being written by a plain writer or taken by reclaim.
     pub const PINNED_BITS: u64 = Self::PINS.mask()
         | Self::HOLD.mask()
@@ -269,9 +322,9 @@ impl EntryWord {
             raw == 0
         } else {
             let hold = Self::HOLD.get(raw);
-            let hold_writes = (hold & 0xAA).count_ones();
+            let hold_writes = (hold & Self::HOLD_WRITES).count_ones();
             // Each inline slot holds read or write, not both.
-            let slots_ok = (0..4).all(|i| (hold >> (2 * i)) & 3 != 3);
+            let slots_ok = (0..Self::INLINE_CLIENTS).all(|i| (hold >> (2 * i)) & 3 != 3);
             // One writer (plain, inline or out-of-line) excludes every other pin and holder.
             let writers = e.writer() as u32 + hold_writes + e.ext_write() as u32;
             let writer_ok = writers == 0
@@ -610,11 +663,13 @@ pub fn check_codecs(raw: u64) -> Result<(), String> {
         if rebuilt.raw() != raw {
             return Err(format!("entry {raw:#x} re-packs as {:#x}", rebuilt.raw()));
         }
-        let writers = e.writer() as u32 + (e.hold() & 0xAA).count_ones() + e.ext_write() as u32;
+        let writers = e.writer() as u32
+            + (e.hold() & EntryWord::HOLD_WRITES).count_ones()
+            + e.ext_write() as u32;
         if writers > 1 || (writers == 1 && (e.pins() != 0 || e.ext_read())) {
             return Err(format!("accepted {e:?}: a writer beside other access"));
         }
-        if writers == 1 && e.hold() != 0 && (e.hold() & 0xAA) == 0 {
+        if writers == 1 && e.hold() != 0 && (e.hold() & EntryWord::HOLD_WRITES) == 0 {
             return Err(format!("accepted {e:?}: a writer beside inline readers"));
         }
         if e.reclaiming() && !e.takeable_but_reclaiming() {
@@ -900,7 +955,7 @@ mod tests {
             prop_assert_eq!(e.held(), hold != 0 || xr || xw);
             // The invariants, restated independently of from_raw.
             let slot_both = (0..4).any(|i| (hold >> (2 * i)) & 3 == 3);
-            let hw = (hold & 0xAA).count_ones();
+            let hw = (hold & EntryWord::HOLD_WRITES).count_ones();
             let hr = (hold & 0x55).count_ones();
             let writers = writer as u32 + hw + xw as u32;
             let valid = !slot_both
