@@ -15,9 +15,9 @@
 use criterion::{criterion_group, Criterion, Throughput};
 
 mod support;
-use pagecore::anonymous::Anonymous;
-use pagecore::swap::SwapArea;
-use pagecore::sync::{Arc, ShareArc};
+use pagecore::internals::sync::{Arc, ShareArc};
+use pagecore::Anonymous;
+use pagecore::SwapArea;
 use pagecore::{PageMapper, Pages};
 use std::hint::black_box;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -29,12 +29,11 @@ use std::io;
 /// a [`SwapArea`].
 ///
 /// ```
-/// use pagecore::{anonymous::Anonymous, swap::SwapArea, Pages};
-/// use pagecore::sync::{Arc, ShareArc};
+/// use pagecore::{Anonymous, Pages, ShareArc, SwapArea};
 ///
 /// let pages = Pages::builder().page_size(4096).frames(2).build()?;
 /// let swap = ShareArc::new(SwapArea::temporary(4096, 64)?);
-/// let anon = Arc::new(Anonymous::new(swap.clone()));
+/// let anon = ShareArc::new(Anonymous::new(swap.clone()));
 /// let obj = pages.open(anon.clone(), 16 * 4096)?;
 /// assert_eq!(obj.read(9)?[0], 0);                  // first touch: zeros, no I/O
 /// for p in 0..4 {

@@ -1,14 +1,14 @@
 //! # pagecore
 //!
 //! The lock-light, model-checked concurrent core of a multi-client pager. A [`Pages`] pool lends a
-//! fixed budget of page-sized frames ([`memory::Memory`]) to memory objects; each object has one
-//! [`PageMapper`] shared by all its clients, which serves faults from its [`access_map::AccessMap`]
+//! fixed budget of page-sized frames (`memory::Memory`) to memory objects; each object has one
+//! [`PageMapper`] shared by all its clients, which serves faults from its `access_map::AccessMap`
 //! or by filling a frame through the object's [`Accessor`]. Issued pages wait in the
-//! [`queue::PageQueue`] (FIFO of issue); when no free frame is left, the page at the head is
+//! `queue::PageQueue` (FIFO of issue); when no free frame is left, the page at the head is
 //! reclaimed (written back first if dirty).
 //!
 //! Hits take no lock: a read guard on a resident page costs one load and one CAS on the page's
-//! 64-bit AccessMap entry ([`pack::EntryWord`]), and its drop one `fetch_sub`. Every state change
+//! 64-bit AccessMap entry (`pack::EntryWord`), and its drop one `fetch_sub`. Every state change
 //! is an atomic RMW on an entry, or a frame-tag change under the lists lock,
 //! and the protocol is model-checked with loom and shuttle (see `verify/` and `SPEC.md`).
 //!
@@ -29,32 +29,52 @@
 //! ```
 //!
 //! Backends: std (default), loom (`RUSTFLAGS="--cfg pagecore_loom"`), shuttle (feature `shuttle`);
-//! see [`sync`].
+//! see `core/src/sync.rs`.
 
-pub mod access_map;
-pub mod accessor;
-pub mod anonymous;
-pub mod arbitration;
-pub mod copies;
-pub mod error;
-pub mod guard;
-pub mod mapper;
-pub mod memory;
-pub mod pack;
-pub mod pages;
-pub mod queue;
-pub mod regions;
-pub mod rmap;
-pub mod swap;
-pub mod sync;
+mod access_map;
+mod accessor;
+mod anonymous;
+mod arbitration;
+mod copies;
+mod error;
+mod guard;
+mod mapper;
+mod memory;
+mod pack;
+mod pages;
+mod queue;
+mod regions;
+mod rmap;
+mod swap;
+mod sync;
 
 pub use accessor::{Accessor, ComputedAccessor, FileAccessor, MemoryAccessor};
+pub use anonymous::Anonymous;
 pub use arbitration::{Access, ArbitrationCensus, Client, Grant, Pending, Revocation, Revoke};
 pub use copies::CopyStats;
 pub use error::{Error, Result};
 pub use guard::{ReadGuard, WriteGuard};
 pub use pages::Census;
 pub use queue::Policy;
+pub use regions::{AddressSpace, Fault, Protection, RegionInfo, RegionRef, Sharing};
+pub use rmap::{FrameMap, Holder, PageRef};
+pub use swap::{Slot, SwapArea};
+pub use sync::ShareArc;
+
+/// The internals the project's own harnesses use (`verify/`, `tests/`, `fuzz/`): the sync
+/// facade (std, loom or shuttle types, `lock`, access tracking) and the packed state words.
+/// **Not covered by semver**: anything here may change in any release. Not for applications.
+#[doc(hidden)]
+pub mod internals {
+    /// The packed state words (`core/src/pack.rs`): fields, codecs and their checks.
+    pub mod pack {
+        pub use crate::pack::*;
+    }
+    /// The sync facade (`core/src/sync.rs`): std, loom or shuttle primitives.
+    pub mod sync {
+        pub use crate::sync::*;
+    }
+}
 
 use mapper::{MapperShared, Want};
 use pages::PagesShared;

@@ -97,6 +97,7 @@ impl PageQueue {
     }
 
     /// Whether no frame is linked.
+    #[cfg(test)]
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }

@@ -134,7 +134,7 @@ type RevokeFn = dyn Fn(u64, Revocation) + Send + Sync;
 ///
 /// ```
 /// use pagecore::{Access, MemoryAccessor, Pages};
-/// use pagecore::regions::{AddressSpace, Protection, Sharing};
+/// use pagecore::{AddressSpace, Protection, Sharing};
 /// let pages = Pages::builder().page_size(4096).frames(8).build()?;
 /// let file = pages.open(MemoryAccessor::new(), 16 * 4096)?;
 /// file.write(2)?[0] = 7;

@@ -79,7 +79,7 @@ impl SlotMap {
 /// A swap area: a file of `slots` page-sized slots and their allocator.
 ///
 /// ```
-/// use pagecore::swap::SwapArea;
+/// use pagecore::SwapArea;
 ///
 /// let swap = SwapArea::temporary(4096, 2)?;       // a temp file, removed on drop
 /// let a = swap.alloc()?;

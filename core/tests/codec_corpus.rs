@@ -11,7 +11,7 @@ fn codec_corpus_replays() {
             let mut b = [0u8; 8];
             b[..chunk.len()].copy_from_slice(chunk);
             let raw = u64::from_le_bytes(b);
-            if let Err(e) = pagecore::pack::check_codecs(raw) {
+            if let Err(e) = pagecore::internals::pack::check_codecs(raw) {
                 panic!("corpus word {raw:#x}: {e}");
             }
         }

@@ -2,7 +2,7 @@
 //! `AccessWord` and `FrameWord`, by name, first bit and width, and nothing else (issue 18: the
 //! tables had drifted from the code). The parser is checked to catch a drifted table too.
 
-use pagecore::pack::{AccessWord, EntryWord, Field, FrameWord};
+use pagecore::internals::pack::{AccessWord, EntryWord, Field, FrameWord};
 use std::collections::BTreeMap;
 
 /// Field name -> (first bit, width), as a table or the code says it.

@@ -13,10 +13,10 @@
 
 use crate::{CopyModel, RegionExpect};
 use arbitrary::{Arbitrary, Unstructured};
-use pagecore::regions::{AddressSpace, Protection, Sharing};
-use pagecore::swap::SwapArea;
-use pagecore::sync::ShareArc;
+use pagecore::internals::sync::ShareArc;
+use pagecore::SwapArea;
 use pagecore::{Access, Client, Error, Grant, MemoryAccessor, PageMapper, Pages, ReadGuard};
+use pagecore::{AddressSpace, Protection, Sharing};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;

@@ -117,7 +117,7 @@ fn the_default_swap_area_takes_a_copys_pages() {
 /// handed out (a second free of the same slot is refused).
 #[test]
 fn a_swap_area_reports_its_geometry_and_frees_each_slot_once() {
-    let area = pagecore::swap::SwapArea::temporary(PAGE, 130).unwrap();
+    let area = pagecore::SwapArea::temporary(PAGE, 130).unwrap();
     assert_eq!(
         (area.page_size(), area.slots(), area.in_use()),
         (PAGE, 130, 0)
@@ -163,7 +163,7 @@ fn a_page_cut_by_the_end_of_the_file_reads_zeros_past_it() {
 /// A swap area refuses a slot size that is not a power of two, or outside 8 bytes to 1 GiB.
 #[test]
 fn a_swap_area_refuses_a_bad_slot_size() {
-    use pagecore::swap::SwapArea;
+    use pagecore::SwapArea;
     for bad in [0, 4, 24, 100, 2 << 30] {
         assert!(SwapArea::temporary(bad, 4).is_err(), "slot size {bad}");
     }

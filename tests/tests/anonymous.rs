@@ -1,9 +1,9 @@
 //! Anonymous objects (issue 4, item 1): zero-fill on first touch, page-out to and page-in from a
 //! real swap file, fork-style sharing, slots freed exactly once, a full swap area.
 
-use pagecore::anonymous::Anonymous;
-use pagecore::swap::SwapArea;
-use pagecore::sync::{Arc, ShareArc};
+use pagecore::internals::sync::{Arc, ShareArc};
+use pagecore::Anonymous;
+use pagecore::SwapArea;
 use pagecore::{Access, Error, Pages};
 use std::time::Duration;
 

@@ -3,8 +3,8 @@
 //! (Mutation testing: counters that stayed zero, or counted too widely, survived every test
 //! that only checked the census adds up.)
 
-use pagecore::swap::SwapArea;
-use pagecore::sync::ShareArc;
+use pagecore::internals::sync::ShareArc;
+use pagecore::SwapArea;
 use pagecore::{Access, Accessor, Census, MemoryAccessor, Pages};
 use std::io;
 use std::sync::{Arc, Mutex, OnceLock};

@@ -2,8 +2,8 @@
 //! copies of copies, frames shared until written, proxies unmapped by reclaim, everything freed
 //! exactly once when no copy refers to it.
 
-use pagecore::swap::SwapArea;
-use pagecore::sync::ShareArc;
+use pagecore::internals::sync::ShareArc;
+use pagecore::SwapArea;
 use pagecore::{Access, FileAccessor, PageMapper, Pages, Revocation};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;

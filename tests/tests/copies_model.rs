@@ -6,10 +6,10 @@
 //! end, once every handle and address space is gone, every frame is free, the swap area empty,
 //! and the persistent object's store holds exactly its model content (I6).
 
-use pagecore::regions::{AddressSpace, Protection, Sharing};
-use pagecore::swap::SwapArea;
-use pagecore::sync::ShareArc;
+use pagecore::internals::sync::ShareArc;
+use pagecore::SwapArea;
 use pagecore::{Access, Error, MemoryAccessor, PageMapper, Pages};
+use pagecore::{AddressSpace, Protection, Sharing};
 use pagecore_tests::{CopyModel, RegionExpect};
 use proptest::prelude::*;
 use std::sync::Arc;

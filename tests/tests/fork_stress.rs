@@ -7,8 +7,8 @@
 //! everything is dropped every frame is free and the swap area empty. The pool uses SIEVE (the
 //! other stress tests use FIFO), so the policy's hand meets copies, proxies and swap here.
 
-use pagecore::swap::SwapArea;
-use pagecore::sync::ShareArc;
+use pagecore::internals::sync::ShareArc;
+use pagecore::SwapArea;
 use pagecore::{PageMapper, Pages};
 use rand::{Rng, SeedableRng};
 use std::collections::HashMap;

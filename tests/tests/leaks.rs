@@ -8,8 +8,8 @@
 //! live byte count exactly where the warm-up left it. Mutation testing found that dropping a
 //! mapper's AccessMap without freeing its leaves survived every other test.
 
-use pagecore::swap::SwapArea;
-use pagecore::sync::ShareArc;
+use pagecore::internals::sync::ShareArc;
+use pagecore::SwapArea;
 use pagecore::{Access, MemoryAccessor, Pages};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicIsize, Ordering};

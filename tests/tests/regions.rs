@@ -3,8 +3,8 @@
 //! partial unmaps split regions, private regions are snapshots, revocations arrive as addresses,
 //! and the reverse map names every page, client and region that uses a frame.
 
-use pagecore::regions::{AddressSpace, Protection, Sharing};
 use pagecore::{Access, Error, MemoryAccessor, PageMapper, Pages, Revocation};
+use pagecore::{AddressSpace, Protection, Sharing};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 

@@ -366,8 +366,8 @@ fn dropping_a_deep_chain_does_not_recurse() {
 /// can be retried through the same handle.
 #[test]
 fn the_smaller_ones() {
-    use pagecore::swap::SwapArea;
     use pagecore::MemoryAccessor;
+    use pagecore::SwapArea;
     use std::sync::Arc;
     let area = Arc::new(SwapArea::temporary(512, 16).unwrap());
     let r = Pages::builder().page_size(4096).swap(area).build();

@@ -26,13 +26,13 @@ pub use mutant_races::*;
 pub use semantic::*;
 pub use user_races::*;
 
-use pagecore::anonymous::Anonymous;
-use pagecore::swap::SwapArea;
-use pagecore::sync::atomic::{
+use pagecore::internals::sync::atomic::{
     AtomicI32, AtomicU64, AtomicUsize, Ordering::Relaxed, Ordering::SeqCst,
 };
-use pagecore::sync::{lock, thread, Arc, Condvar, Mutex};
-use pagecore::sync::{AccessTrack, ShareArc};
+use pagecore::internals::sync::{lock, thread, Arc, Condvar, Mutex};
+use pagecore::internals::sync::{AccessTrack, ShareArc};
+use pagecore::Anonymous;
+use pagecore::SwapArea;
 use pagecore::{Access, Accessor, Client, Error, Grant, PageMapper, Pages, Revocation};
 use std::io;
 

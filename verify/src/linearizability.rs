@@ -16,8 +16,8 @@
 //! through a grant its client reads the page, and a write grant writes it; `sync` changes nothing
 //! a read can see. FIFO order (I5) is a liveness property, outside linearizability.
 
-use pagecore::sync::atomic::{AtomicU64, Ordering::SeqCst};
-use pagecore::sync::{lock, Mutex};
+use pagecore::internals::sync::atomic::{AtomicU64, Ordering::SeqCst};
+use pagecore::internals::sync::{lock, Mutex};
 use std::collections::{BTreeMap, HashSet};
 
 /// What an operation did (its arguments).
@@ -228,7 +228,7 @@ impl Recorder {
 /// operation while it holds one (a plain write would wait for its own grant forever).
 pub fn record_run(threads: usize, ops: usize, pages: u64, frames: u64, seed: u64) -> Vec<Op> {
     use crate::{open, pool, Store, PAGE};
-    use pagecore::sync::{thread, Arc};
+    use pagecore::internals::sync::{thread, Arc};
     use pagecore::{Access, Accessor};
     let p = pool(frames);
     let store = Store::new(pages as usize, 0);
@@ -240,8 +240,8 @@ pub fn record_run(threads: usize, ops: usize, pages: u64, frames: u64, seed: u64
     let rec = Arc::new(Recorder::new());
     // A start gate, so that the threads' operations overlap.
     let gate = Arc::new((
-        pagecore::sync::Mutex::new(0usize),
-        pagecore::sync::Condvar::new(),
+        pagecore::internals::sync::Mutex::new(0usize),
+        pagecore::internals::sync::Condvar::new(),
     ));
     let handles: Vec<_> = (0..threads)
         .map(|t| {

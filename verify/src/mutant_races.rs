@@ -7,7 +7,7 @@ use crate::{
     read, value, write, Store,
 };
 use crate::{A, B, C, PAGE};
-use pagecore::sync::thread;
+use pagecore::internals::sync::thread;
 use pagecore::{Access, Error, Pages};
 use std::time::Duration;
 

@@ -64,8 +64,8 @@
 //! `Ctx::fail`), so that a process can go on running programs after one failed (the `hunt`
 //! driver in `tests/programs.rs` counts failures that way).
 
-use pagecore::sync::atomic::{AtomicU64 as FAtomicU64, Ordering as FOrdering};
-use pagecore::sync::{lock, thread, Arc, Mutex};
+use pagecore::internals::sync::atomic::{AtomicU64 as FAtomicU64, Ordering as FOrdering};
+use pagecore::internals::sync::{lock, thread, Arc, Mutex};
 use pagecore::{Access, Accessor, Error, MemoryAccessor, PageMapper, Pages, Revocation};
 use std::io;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};

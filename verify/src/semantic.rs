@@ -7,8 +7,8 @@ use crate::{
     anonymous, assert_arbitration_idle, assert_conserved, initial, open, pool, put, read, value,
     write, Store, A, B, C,
 };
-use pagecore::sync::atomic::Ordering::SeqCst;
-use pagecore::sync::thread;
+use pagecore::internals::sync::atomic::Ordering::SeqCst;
+use pagecore::internals::sync::thread;
 use pagecore::{Access, Error};
 
 /// C25 a reclaim takes a page that a reader hit between the reclaim's look and its take: A0 is

@@ -2,8 +2,8 @@
 //! its bug on the code before the fix, under loom and shuttle.
 
 use crate::{assert_settled, open, pool, read, write, Store, A, B};
-use pagecore::sync::atomic::Ordering::SeqCst;
-use pagecore::sync::thread;
+use pagecore::internals::sync::atomic::Ordering::SeqCst;
+use pagecore::internals::sync::thread;
 use pagecore::Error;
 
 /// EPERM: an unusual write-back error (not EIO, ENOSPC or EDQUOT), recorded on the page.
