@@ -135,6 +135,9 @@ impl FrameWord {
     pub const TAG: Field = Field::first(2);
     /// Reserved, zero.
     pub const RESERVED: Field = Self::TAG.next(62);
+    /// Every field, low bit first, by the name SPEC.md §3 gives it.
+    pub const FIELDS: &'static [(&'static str, Field)] =
+        &[("TAG", Self::TAG), ("reserved", Self::RESERVED)];
 
     /// A word in state `tag`.
     #[inline(always)]
@@ -165,42 +168,23 @@ impl FrameWord {
 
 /// Whether `fields`, in order, tile bits `0..64` exactly: each starts where the one before
 /// ends, none is empty, and the last ends at bit 64 (no overlap, no gap, nothing beyond the word).
-const fn tiles(fields: &[Field]) -> bool {
+const fn tiles(fields: &[(&str, Field)]) -> bool {
     let mut at = 0;
     let mut i = 0;
     while i < fields.len() {
-        if fields[i].shift != at || fields[i].bits == 0 {
+        if fields[i].1.shift != at || fields[i].1.bits == 0 {
             return false;
         }
-        at += fields[i].bits;
+        at += fields[i].1.bits;
         i += 1;
     }
     at == 64
 }
 
 // Each word's fields fit its 64 bits without overlap or gap, checked at compile time.
-const _: () = assert!(tiles(&[FrameWord::TAG, FrameWord::RESERVED]));
-const _: () = assert!(tiles(&[
-    EntryWord::FRAME1,
-    EntryWord::PINS,
-    EntryWord::REFERENCED,
-    EntryWord::COW,
-    EntryWord::HOLD,
-    EntryWord::WRITER,
-    EntryWord::DIRTY,
-    EntryWord::WAIT_PAGE,
-    EntryWord::WAIT_POOL,
-    EntryWord::RECLAIMING,
-    EntryWord::ARB_SLOW,
-    EntryWord::EXT_READ,
-    EntryWord::EXT_WRITE,
-]));
-const _: () = assert!(tiles(&[
-    AccessWord::WAIT,
-    AccessWord::ASKED,
-    AccessWord::RESERVED,
-    AccessWord::OUT_OF_LINE,
-]));
+const _: () = assert!(tiles(FrameWord::FIELDS));
+const _: () = assert!(tiles(EntryWord::FIELDS));
+const _: () = assert!(tiles(AccessWord::FIELDS));
 // Two bits per inline client slot fill the `HOLD` field.
 const _: () = assert!(EntryWord::HOLD.bits() == 2 * EntryWord::INLINE_CLIENTS);
 const _: () = assert!(EntryWord::HOLD_WRITE_BITS == 0xAA << 48);
@@ -259,6 +243,22 @@ impl EntryWord {
     pub const EXT_READ: Field = Self::ARB_SLOW.next(1);
     /// An out-of-line holder writes.
     pub const EXT_WRITE: Field = Self::EXT_READ.next(1);
+    /// Every field, low bit first, by the name SPEC.md §3 gives it.
+    pub const FIELDS: &'static [(&'static str, Field)] = &[
+        ("FRAME1", Self::FRAME1),
+        ("PINS", Self::PINS),
+        ("REFERENCED", Self::REFERENCED),
+        ("COW", Self::COW),
+        ("HOLD", Self::HOLD),
+        ("WRITER", Self::WRITER),
+        ("DIRTY", Self::DIRTY),
+        ("WAIT_PAGE", Self::WAIT_PAGE),
+        ("WAIT_POOL", Self::WAIT_POOL),
+        ("RECLAIMING", Self::RECLAIMING),
+        ("ARB_SLOW", Self::ARB_SLOW),
+        ("EXT_READ", Self::EXT_READ),
+        ("EXT_WRITE", Self::EXT_WRITE),
+    ];
 
     /// Inline client slots.
     pub const INLINE_CLIENTS: u32 = 4;
@@ -515,6 +515,13 @@ impl AccessWord {
     pub const RESERVED: Field = Self::ASKED.next(43);
     /// The word names an out-of-line record.
     pub const OUT_OF_LINE: Field = Self::RESERVED.next(1);
+    /// Every field of the inline form, low bit first, by the name SPEC.md §3 gives it.
+    pub const FIELDS: &'static [(&'static str, Field)] = &[
+        ("WAIT", Self::WAIT),
+        ("ASKED", Self::ASKED),
+        ("reserved", Self::RESERVED),
+        ("OUT_OF_LINE", Self::OUT_OF_LINE),
+    ];
     /// Record id (out-of-line form).
     pub const RECORD: Field = Field::first(32);
     /// Waitlist slots inline.
@@ -825,40 +832,14 @@ mod tests {
 
     #[test]
     fn fields_tile_the_word_without_overlap() {
-        let fields = [
-            EntryWord::FRAME1,
-            EntryWord::PINS,
-            EntryWord::REFERENCED,
-            EntryWord::COW,
-            EntryWord::HOLD,
-            EntryWord::WRITER,
-            EntryWord::DIRTY,
-            EntryWord::WAIT_PAGE,
-            EntryWord::WAIT_POOL,
-            EntryWord::RECLAIMING,
-            EntryWord::ARB_SLOW,
-            EntryWord::EXT_READ,
-            EntryWord::EXT_WRITE,
-        ];
-        let mut seen = 0u64;
-        for f in fields {
-            assert_eq!(seen & f.mask(), 0, "{f:?} overlaps");
-            seen |= f.mask();
+        for fields in [EntryWord::FIELDS, AccessWord::FIELDS, FrameWord::FIELDS] {
+            let mut seen = 0u64;
+            for (name, f) in fields {
+                assert_eq!(seen & f.mask(), 0, "{name} overlaps");
+                seen |= f.mask();
+            }
+            assert_eq!(seen, u64::MAX);
         }
-        assert_eq!(seen, u64::MAX);
-        assert_eq!(FrameWord::TAG.mask() | FrameWord::RESERVED.mask(), u64::MAX);
-        let access = [
-            AccessWord::WAIT,
-            AccessWord::ASKED,
-            AccessWord::RESERVED,
-            AccessWord::OUT_OF_LINE,
-        ];
-        let mut seen = 0u64;
-        for f in access {
-            assert_eq!(seen & f.mask(), 0, "{f:?} overlaps");
-            seen |= f.mask();
-        }
-        assert_eq!(seen, u64::MAX);
         let mut holds = 0;
         for c in 0..EntryWord::INLINE_CLIENTS {
             assert_eq!(

@@ -16,34 +16,15 @@ fn code(fields: &[(&str, Field)]) -> Layout {
 }
 
 fn entry_word() -> Layout {
-    code(&[
-        ("FRAME1", EntryWord::FRAME1),
-        ("PINS", EntryWord::PINS),
-        ("REFERENCED", EntryWord::REFERENCED),
-        ("COW", EntryWord::COW),
-        ("HOLD", EntryWord::HOLD),
-        ("WRITER", EntryWord::WRITER),
-        ("DIRTY", EntryWord::DIRTY),
-        ("WAIT_PAGE", EntryWord::WAIT_PAGE),
-        ("WAIT_POOL", EntryWord::WAIT_POOL),
-        ("RECLAIMING", EntryWord::RECLAIMING),
-        ("ARB_SLOW", EntryWord::ARB_SLOW),
-        ("EXT_READ", EntryWord::EXT_READ),
-        ("EXT_WRITE", EntryWord::EXT_WRITE),
-    ])
+    code(EntryWord::FIELDS)
 }
 
 fn access_word() -> Layout {
-    code(&[
-        ("WAIT", AccessWord::WAIT),
-        ("ASKED", AccessWord::ASKED),
-        ("reserved", AccessWord::RESERVED),
-        ("OUT_OF_LINE", AccessWord::OUT_OF_LINE),
-    ])
+    code(AccessWord::FIELDS)
 }
 
 fn frame_word() -> Layout {
-    code(&[("TAG", FrameWord::TAG), ("reserved", FrameWord::RESERVED)])
+    code(FrameWord::FIELDS)
 }
 
 /// The table under the `### \`<word>\`` heading of `spec`: rows `| bits | field | ... |`, where
