@@ -58,7 +58,8 @@ pub struct RegionRef {
     pub len: u64,
     /// Offset of `start` in the object, in bytes.
     pub offset: u64,
-    /// The region's client of the object.
+    /// The region's client of the object. Client ids are per object (each object numbers its
+    /// clients from 0), so two regions of different objects may show the same id.
     pub client: u32,
 }
 
@@ -124,7 +125,8 @@ pub struct RegionInfo {
     pub sharing: Sharing,
     /// Id of the object the region reads (its private copy, for a private region).
     pub object: u64,
-    /// The region's client of that object.
+    /// The region's client of that object. Client ids are per object (each object numbers its
+    /// clients from 0), so two regions of different objects may show the same id.
     pub client: u32,
 }
 

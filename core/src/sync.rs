@@ -75,10 +75,12 @@ pub use imp::*;
 
 pub use std::time::{Duration, Instant};
 
-/// Reference counting for immutable payloads that are not protocol state (I/O error values
-/// shared by every client that waited on a failed fill). Always std's `Arc`: loom's `Arc` does not
-/// forward `Display`/`Error`, which `thiserror` needs, and there is nothing to model in sharing
-/// an immutable value.
+/// `std::sync::Arc`, on every backend: what a user passes where pagecore shares a value it
+/// never mutates (`PagesBuilder::swap(ShareArc::new(SwapArea::temporary(..)?))`,
+/// `Anonymous::new(swap)`), and what it uses for I/O errors shared by every client that waited
+/// on a failed fill. Not the sync facade's `Arc` (loom's under the model checker): loom's does
+/// not forward `Display`/`Error`, which `thiserror` needs, and there is nothing to model in
+/// sharing an immutable value.
 pub type ShareArc<T> = std::sync::Arc<T>;
 
 #[cfg(not(pagecore_loom))]
