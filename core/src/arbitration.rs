@@ -1199,6 +1199,14 @@ impl Arbiter {
     /// reclaim's success dropped it with the entry (scenario C23). Either way the page's content
     /// went on (written back by that reclaim, or resident again), and the object keeps the error
     /// for `sync` to report.
+    ///
+    /// Only while the page is still dirty, too: a write-back that succeeded after the failing
+    /// one (a sync's, or a close's, under its own read pin) cleared `DIRTY` before it cleared the
+    /// record, so a record made after that would sit on a clean page no sync revisits, and
+    /// reclaim would skip that page until the object closed. A pool whose other frames are
+    /// pinned then deadlocked its obtainers (program seed 136, scenario C43). `DIRTY` is read
+    /// under the shard lock `update` holds; a writer that dirtied the page again after that
+    /// success makes the record stand (conservative: the next sync rewrites the page anyway).
     pub(crate) fn record_error(
         &self,
         pages: &PagesShared,
@@ -1208,7 +1216,7 @@ impl Arbiter {
         error: PageError,
     ) -> Result<()> {
         let (_, fx) = self.update(slot, page, |st, e| {
-            if e.frame() == Some(frame) && !e.reclaiming() {
+            if e.frame() == Some(frame) && !e.reclaiming() && e.dirty() {
                 st.error = Some(error.clone());
             }
             Ok(())

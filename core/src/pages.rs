@@ -1024,9 +1024,8 @@ impl PagesShared {
             drop(unsafe { self.set_owner(f, None) });
         }
         // The frame is Resident again (reverted): the error is recorded through the page's entry
-        // if it is still in `f` and no other reclaim took it meanwhile (see `record_error`). A
-        // write-back that succeeded meanwhile leaves a clean page with an error, which the next
-        // sync or close clears.
+        // if it is still in `f`, no other reclaim took it meanwhile and no write-back succeeded
+        // meanwhile (it is still dirty; see `record_error`, scenarios C23 and C43).
         if let Some((mapper, page, pe)) = unusual {
             if let Some(slot) = mapper.map.slot(page) {
                 mapper.arb.record_error(self, slot, page, f, pe)?;

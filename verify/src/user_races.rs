@@ -141,3 +141,63 @@ pub fn c35_collapse_into_a_layer_being_unlinked() {
     assert_eq!(c.free, 2, "C35: frames outlived the objects: {c:?}");
     assert_eq!(swap.in_use(), 0, "C35: swap slots outlived the objects");
 }
+
+/// C43 an unusual write-back failure in reclaim vs a sync that writes the page back: two frames
+/// hold A0 (dirty, 7) at the queue head and B0; A's next write-back fails with EPERM. A thread
+/// faults B1, which reclaims A0: its write-back fails, the frame goes back to `Resident` and the
+/// error is to be recorded on A0. Meanwhile the main thread syncs A, which read-pins A0 and
+/// writes it back — with success once the failure is spent — clearing `DIRTY` and any record.
+/// A record made after that success sat on a clean page that no later sync revisits; reclaim
+/// skipped it until the object closed, so a pool whose other frames were pinned deadlocked its
+/// obtainers (found by the random programs, seed 136: three copy-on-write breaks waiting for a
+/// frame). The record must be made only while the page is still dirty. Whatever the
+/// interleaving: the fault on B1 reads B1 or reports EPERM; the sync succeeds or reports EPERM;
+/// once the store holds 7 (a write-back succeeded), A0 has no error record; and with B1 pinned,
+/// a fault of B2 takes A0's frame (after a sync if A0 is still dirty); A reads 7.
+pub fn c43_unusual_failure_vs_successful_sync() {
+    let pages = pool(2);
+    let (sa, sb) = (Store::new(1, A), Store::new(3, B));
+    let (a, b) = (open(&pages, &sa, 1), open(&pages, &sb, 3));
+    write(&a, 0, 7).unwrap();
+    read(&b, 0).unwrap(); // the queue: A0, B0
+    sa.fail_next_flush.store(EPERM, SeqCst);
+    let t = {
+        let b = b.clone();
+        thread::spawn(move || read(&b, 1).map(|(v, _)| v))
+    };
+    let synced = a.sync();
+    let r1 = t.join().unwrap();
+    let eperm = |e: &Error| matches!(e, Error::WriteBack { source, .. } if source.raw_os_error() == Some(EPERM));
+    match r1 {
+        Ok(v) => assert_eq!(v, B + 1, "C43: B1 read a wrong value"),
+        Err(e) => assert!(eperm(&e), "C43: the fault on B1 failed with {e}"),
+    }
+    if let Err(e) = &synced {
+        assert!(eperm(e), "C43: sync failed with {e}");
+    }
+    if let Err(e) = a.arbitration() {
+        panic!("C43: A's arbitration state is broken: {e}");
+    }
+    if sa.get(0) == 7 {
+        assert!(
+            a.page_error(0).unwrap().is_none(),
+            "C43: A0 was written back but keeps an error record (reclaim skips it for good)"
+        );
+    } else {
+        // A0 is still dirty (the sync's own write-back failed): the next sync writes it back.
+        a.sync().expect("C43: a sync after the store recovered");
+    }
+    {
+        let g = b.read(1).expect("C43: B1");
+        assert_eq!(
+            read(&b, 2).expect("C43: B2 while B1 is pinned").0,
+            B + 2,
+            "C43: B2"
+        );
+        drop(g);
+    }
+    assert_eq!(read(&a, 0).expect("C43: A0").0, 7, "C43: lost write");
+    assert_eq!(sa.get(0), 7, "C43: the store lost the write");
+    assert!(a.page_error(0).unwrap().is_none(), "C43: error left");
+    assert_settled(&pages, "C43");
+}

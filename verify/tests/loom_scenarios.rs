@@ -257,6 +257,11 @@ fn c35_collapse_into_a_layer_being_unlinked() {
 }
 
 #[test]
+fn c43_unusual_failure_vs_successful_sync() {
+    model("C43", s::c43_unusual_failure_vs_successful_sync);
+}
+
+#[test]
 fn c25_reclaim_vs_a_hit_that_leaves_the_entry_as_it_was() {
     model_capped(
         "C25",
