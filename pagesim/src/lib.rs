@@ -2,13 +2,17 @@
 //! files, through a pool of frames, and reports what a user of a pager cares about: operations
 //! per second, hit ratio, fills, reclaims, write-backs, grant waits and revocations, and the
 //! latency of hits and misses. Its `study` runs every eviction policy on several workloads and
-//! cache sizes and writes a miss-ratio table and plot.
+//! cache sizes and writes a miss-ratio table and plot; its `replay` plays a recorded trace
+//! (libCacheSim's oracleGeneral, csv or one id per line) through every policy at several cache
+//! sizes.
 //!
 //! The binary (`cargo run --release -p pagesim`) is the project's main job; the library is what
 //! the benchmarks drive (`benches/end_to_end.rs`: pagesim's workload on pagecore beside the same
 //! workload on `quick_cache` plus positional reads, [`peer`]).
 
 pub mod peer;
+pub mod plot;
+pub mod replay;
 pub mod sim;
 pub mod study;
 pub mod workload;

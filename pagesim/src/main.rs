@@ -1,8 +1,10 @@
 //! pagesim: the project's main job. `pagesim` (or `pagesim run`) drives pagecore with client
 //! threads over temporary files and prints a summary; `pagesim study` runs the eviction-policy
-//! miss-ratio study. `pagesim --help` for every option.
+//! miss-ratio study; `pagesim replay FILE` plays a recorded trace through every policy at several
+//! cache sizes. `pagesim --help` for every option.
 
 use clap::{Args, Parser, Subcommand};
+use pagesim::replay::{self, CacheSize, Format, TraceOptions};
 use pagesim::study;
 use pagesim::{Config, Kind, PolicyArg, Workload};
 use std::path::PathBuf;
@@ -28,6 +30,55 @@ enum Command {
     Run(RunArgs),
     /// Run the eviction-policy miss-ratio study and write its table and plot.
     Study(StudyArgs),
+    /// Replay a recorded trace at several cache sizes under every policy: miss-ratio table,
+    /// JSON and SVG curve.
+    Replay(ReplayArgs),
+}
+
+#[derive(Args)]
+struct ReplayArgs {
+    /// The trace file.
+    file: PathBuf,
+    /// Its format: libCacheSim's binary oracleGeneral (24-byte records), csv, or txt (one id
+    /// per line).
+    #[arg(long, value_enum, default_value_t = Format::OracleGeneral)]
+    format: Format,
+    /// csv: the object id's column, from 1.
+    #[arg(long, default_value_t = 1)]
+    id_column: usize,
+    /// csv: the object size's column (bytes), from 1 [default: every object is one page].
+    #[arg(long)]
+    size_column: Option<usize>,
+    /// csv: the field delimiter.
+    #[arg(long, default_value_t = ',')]
+    delimiter: char,
+    /// csv: the first line is a header.
+    #[arg(long)]
+    header: bool,
+    /// Page size in bytes: an object of size s takes ceil(s / page) pages.
+    #[arg(long, default_value_t = 4096)]
+    page_size: u64,
+    /// Count each object as one page, whatever its size.
+    #[arg(long)]
+    ignore_size: bool,
+    /// Cache sizes: percentages of the working set (`5%`) or frame counts, comma-separated.
+    #[arg(long, default_value = "1%,2%,5%,10%,20%")]
+    sizes: String,
+    /// Policies to compare [default: all].
+    #[arg(long, value_enum, value_delimiter = ',')]
+    policies: Vec<PolicyArg>,
+    /// Replay at most this many requests.
+    #[arg(long)]
+    max_requests: Option<u64>,
+    /// Directory for <trace>.miss-ratio.md, .json and .svg.
+    #[arg(long, default_value = ".")]
+    out: PathBuf,
+    /// Print the cells as JSON instead of the table (and no progress bar).
+    #[arg(long)]
+    json: bool,
+    /// No progress bar.
+    #[arg(long)]
+    quiet: bool,
 }
 
 #[derive(Args, Clone)]
@@ -207,12 +258,66 @@ fn run_study(a: &StudyArgs) -> Result<(), String> {
     Ok(())
 }
 
+fn run_replay(a: &ReplayArgs) -> Result<(), String> {
+    let sizes = CacheSize::parse_list(&a.sizes)?;
+    if sizes.is_empty() {
+        return Err("--sizes lists no cache size".into());
+    }
+    let policies = if a.policies.is_empty() {
+        study::POLICIES.to_vec()
+    } else {
+        a.policies.clone()
+    };
+    let opts = TraceOptions {
+        id_column: a.id_column,
+        size_column: a.size_column,
+        delimiter: a.delimiter,
+        header: a.header,
+        page_size: a.page_size,
+        ignore_size: a.ignore_size,
+        max_requests: a.max_requests,
+        ..TraceOptions::new(a.format)
+    };
+    let trace = replay::load(&a.file, &opts).map_err(|e| format!("{}: {e}", a.file.display()))?;
+    let cells = replay::replay(&trace, &sizes, &policies, !a.json && !a.quiet)
+        .map_err(|e| e.to_string())?;
+    let name = a
+        .file
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "trace".into());
+    let md = replay::markdown(&name, &trace, &cells, &policies);
+    let json = serde_json::to_string_pretty(&cells).map_err(|e| e.to_string())?;
+    std::fs::create_dir_all(&a.out).map_err(|e| format!("{}: {e}", a.out.display()))?;
+    let mut written = Vec::new();
+    for (ext, body) in [
+        (
+            "md",
+            format!("# Miss ratio of {name}\n\n{md}\n![miss ratio]({name}.miss-ratio.svg)\n"),
+        ),
+        ("json", json.clone()),
+        ("svg", replay::svg(&name, &cells, &policies)),
+    ] {
+        let path = a.out.join(format!("{name}.miss-ratio.{ext}"));
+        std::fs::write(&path, body).map_err(|e| format!("{}: {e}", path.display()))?;
+        written.push(path.display().to_string());
+    }
+    if a.json {
+        println!("{json}");
+    } else {
+        print!("{md}");
+        println!("wrote {}", written.join(", "));
+    }
+    Ok(())
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let r = match &cli.command {
         None => run(&cli.run),
         Some(Command::Run(a)) => run(a),
         Some(Command::Study(a)) => run_study(a),
+        Some(Command::Replay(a)) => run_replay(a),
     };
     match r {
         Ok(()) => ExitCode::SUCCESS,

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 pub type SimError = Box<dyn std::error::Error + Send + Sync>;
 
 /// The eviction policy, as the command line names it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum PolicyArg {
     /// First in, first out (the departure design).

@@ -163,6 +163,45 @@ pub fn goals(rows: &[Row], policy: PolicyArg) -> (f64, f64, String) {
     (gain, worst.0, worst.1)
 }
 
+/// Which policy wins on workload `w`: the one with the fewest misses at the most cache sizes
+/// (sizes where every policy ties count for none).
+pub fn winner(rows: &[Row], w: &str) -> String {
+    let mut wins = [0u32; POLICIES.len()];
+    let mut tied = 0;
+    for &pct in &CACHE_PCTS {
+        let m: Vec<Option<u64>> = POLICIES.iter().map(|&p| misses(rows, w, pct, p)).collect();
+        let Some(best) = m.iter().flatten().min().copied() else {
+            continue;
+        };
+        let at_best: Vec<usize> = (0..m.len()).filter(|&i| m[i] == Some(best)).collect();
+        if at_best.len() == m.len() {
+            tied += 1;
+            continue;
+        }
+        for i in at_best {
+            wins[i] += 1;
+        }
+    }
+    let most = wins.iter().copied().max().unwrap_or(0);
+    if most == 0 {
+        return format!("Winner on {w}: none (every policy ties at every size).");
+    }
+    let names: Vec<&str> = (0..wins.len())
+        .filter(|&i| wins[i] == most)
+        .map(|i| crate::plot::style(POLICIES[i]).1)
+        .collect();
+    format!(
+        "Winner on {w}: **{}** (fewest misses at {most} of {} sizes{}).",
+        names.join(", "),
+        CACHE_PCTS.len(),
+        if tied > 0 {
+            format!("; {tied} tied")
+        } else {
+            String::new()
+        }
+    )
+}
+
 /// The rows as markdown: one table per workload, miss ratio per policy and cache size.
 pub fn markdown(rows: &[Row], pages: u64, ops: u64) -> String {
     let mut out = String::new();
@@ -206,7 +245,7 @@ pub fn markdown(rows: &[Row], pages: u64, ops: u64) -> String {
                 cell(PolicyArg::Sieve)
             );
         }
-        let _ = writeln!(out);
+        let _ = writeln!(out, "\n{}\n", winner(rows, w));
     }
     out
 }
@@ -214,103 +253,23 @@ pub fn markdown(rows: &[Row], pages: u64, ops: u64) -> String {
 /// The rows as an SVG plot: one panel per workload, miss ratio against cache size (log scale),
 /// a line per policy.
 pub fn svg(rows: &[Row]) -> String {
-    let mut names: Vec<String> = Vec::new();
+    let mut panels: Vec<crate::plot::Panel> = Vec::new();
     for r in rows {
-        if !names.contains(&r.workload) {
-            names.push(r.workload.clone());
+        if !panels.iter().any(|p| p.title == r.workload) {
+            panels.push(crate::plot::Panel {
+                title: r.workload.clone(),
+                points: Vec::new(),
+            });
+        }
+        if let Some(p) = panels.iter_mut().find(|p| p.title == r.workload) {
+            p.points.push((r.policy, r.cache_pct, r.miss_ratio));
         }
     }
-    let (pw, ph, cols) = (300.0, 220.0, 4usize);
-    let nrows = names.len().div_ceil(cols);
-    let (w, h) = (pw * cols as f64, ph * nrows as f64 + 40.0);
-    let colors = [
-        (PolicyArg::Fifo, "#d62728", "FIFO"),
-        (PolicyArg::Clock, "#ff7f0e", "CLOCK"),
-        (PolicyArg::Sieve, "#1f77b4", "SIEVE"),
-    ];
-    let mut s = String::new();
-    let _ = writeln!(
-        s,
-        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" font-family="sans-serif" font-size="11">"#
-    );
-    let _ = writeln!(s, r#"<rect width="100%" height="100%" fill="white"/>"#);
-    for (i, (_, color, label)) in colors.iter().enumerate() {
-        let x = 20.0 + i as f64 * 90.0;
-        let _ = writeln!(
-            s,
-            r#"<line x1="{x}" y1="16" x2="{}" y2="16" stroke="{color}" stroke-width="2"/><text x="{}" y="20">{label}</text>"#,
-            x + 20.0,
-            x + 25.0
-        );
-    }
-    let (l, r, t, b) = (45.0, 15.0, 25.0, 35.0);
-    let xmin = CACHE_PCTS[0].ln();
-    let xmax = CACHE_PCTS[CACHE_PCTS.len() - 1].ln();
-    for (k, name) in names.iter().enumerate() {
-        let (ox, oy) = ((k % cols) as f64 * pw, 40.0 + (k / cols) as f64 * ph);
-        let (iw, ih) = (pw - l - r, ph - t - b);
-        let px = |pct: f64| ox + l + (pct.ln() - xmin) / (xmax - xmin) * iw;
-        let py = |ratio: f64| oy + t + (1.0 - ratio.clamp(0.0, 1.0)) * ih;
-        let _ = writeln!(
-            s,
-            r#"<text x="{}" y="{}" font-weight="bold">{name}</text>"#,
-            ox + l,
-            oy + t - 8.0
-        );
-        let _ = writeln!(
-            s,
-            r##"<rect x="{}" y="{}" width="{iw}" height="{ih}" fill="none" stroke="#999"/>"##,
-            ox + l,
-            oy + t
-        );
-        for y in [0.0, 0.25, 0.5, 0.75, 1.0] {
-            let _ = writeln!(
-                s,
-                r##"<line x1="{}" y1="{}" x2="{}" y2="{}" stroke="#eee"/><text x="{}" y="{}" text-anchor="end">{y}</text>"##,
-                ox + l,
-                py(y),
-                ox + l + iw,
-                py(y),
-                ox + l - 4.0,
-                py(y) + 4.0
-            );
-        }
-        // 30% sits too close to 20% on a log axis to label both.
-        for &pct in CACHE_PCTS.iter().filter(|&&p| p != 30.0) {
-            let _ = writeln!(
-                s,
-                r#"<text x="{}" y="{}" text-anchor="middle">{pct}%</text>"#,
-                px(pct),
-                oy + t + ih + 14.0
-            );
-        }
-        let (yx, yy) = (ox + 10.0, oy + t + ih / 2.0);
-        let _ = writeln!(
-            s,
-            r#"<text x="{yx}" y="{yy}" text-anchor="middle" transform="rotate(-90 {yx} {yy})">miss ratio</text>"#
-        );
-        for (policy, color, _) in &colors {
-            let pts: Vec<String> = CACHE_PCTS
-                .iter()
-                .filter_map(|&pct| {
-                    rows.iter()
-                        .find(|r| &r.workload == name && r.cache_pct == pct && r.policy == *policy)
-                        .map(|r| format!("{:.1},{:.1}", px(pct), py(r.miss_ratio)))
-                })
-                .collect();
-            let _ = writeln!(
-                s,
-                r#"<polyline points="{}" fill="none" stroke="{color}" stroke-width="1.5"/>"#,
-                pts.join(" ")
-            );
-        }
-        let _ = writeln!(
-            s,
-            r#"<text x="{}" y="{}" text-anchor="middle">cache, % of working set</text>"#,
-            ox + l + iw / 2.0,
-            oy + ph - 6.0
-        );
-    }
-    let _ = writeln!(s, "</svg>");
-    s
+    // 30% sits too close to 20% on a log axis to label both.
+    let ticks: Vec<(f64, String)> = CACHE_PCTS
+        .iter()
+        .filter(|&&p| p != 30.0)
+        .map(|&p| (p, format!("{p}%")))
+        .collect();
+    crate::plot::svg(&panels, &POLICIES, &ticks, "cache, % of working set")
 }
