@@ -40,6 +40,7 @@ mod error;
 mod guard;
 mod mapper;
 mod memory;
+mod mmap;
 mod pack;
 mod pages;
 mod queue;
