@@ -13,8 +13,8 @@
 //! proxy-list pointer (a shared frame adds 16 bytes per proxy), 12 of queue link.
 
 use crate::arbitration::Access;
+use crate::frames::{Owner, PagesShared};
 use crate::pack::Tag;
-use crate::pages::{Owner, PagesShared};
 use crate::regions::RegionRef;
 
 /// A page of an object (or of a frozen layer), as the reverse map names it.

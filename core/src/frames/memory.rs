@@ -15,7 +15,7 @@ pub const DEFAULT_PAGE_SIZE: usize = 4096;
 /// One contiguous, zeroed, page-aligned allocation of `frames * page_size` bytes.
 ///
 /// `Memory` hands out raw pointers to frames; who may touch a frame's bytes, and how, is decided
-/// by the frame state protocol in [`crate::pages`] (see SPEC.md, I1 and I4).
+/// by the frame state protocol in [`crate::frames`] (see SPEC.md, I1 and I4).
 #[derive(Debug)]
 pub struct Memory {
     base: NonNull<u8>,
