@@ -25,7 +25,7 @@ pub struct Memory {
 }
 
 // SAFETY: `Memory` owns its allocation; it never creates references to frame bytes itself. All
-// access goes through raw pointers under the frame protocol (pages.rs), which excludes data races.
+// access goes through raw pointers under the frame protocol (`frames/`), which excludes data races.
 unsafe impl Send for Memory {}
 // SAFETY: as above.
 unsafe impl Sync for Memory {}
