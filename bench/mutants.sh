@@ -5,7 +5,7 @@
 # .cargo/mutants.toml. Results land in mutants.out/ (caught.txt, missed.txt, timeout.txt).
 #
 #   bash bench/mutants.sh                      # all of core/src (~1,800 mutants)
-#   bash bench/mutants.sh core/src/pages.rs    # some files
+#   bash bench/mutants.sh core/src/frames/reclaim.rs  # some files
 #   MUTANTS_JOBS=8 bash bench/mutants.sh       # parallel builds on a bigger machine
 #   bash bench/mutants.sh -- --iterate         # skip what the last run caught or found unviable
 #   MUTANTS_ONLY=mutants.out/missed.txt bash bench/mutants.sh   # only the mutants named there

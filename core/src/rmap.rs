@@ -2,7 +2,7 @@
 //!
 //! A frame's *owner* is the page whose content it holds (an object's page, or a frozen layer's);
 //! its *proxies* are the pages of other objects that map it copy-on-write (`crate::copies`). Both
-//! are kept with the frame itself (`pages::Frame`), under the lists lock, and are what reclaim
+//! are kept with the frame itself (`frames::Frame`), under the lists lock, and are what reclaim
 //! and copy-on-write breaking use: reclaim unmaps the proxies nobody pins before taking a frame
 //! and asks the clients holding it to let go; a break finds the layer it copies from; `close`
 //! unmaps an object's proxies. [`crate::Pages::rmap`] reports the whole picture for one frame:
@@ -13,8 +13,8 @@
 //! proxy-list pointer (a shared frame adds 16 bytes per proxy), 12 of queue link.
 
 use crate::arbitration::Access;
+use crate::frames::{Owner, PagesShared};
 use crate::pack::Tag;
-use crate::pages::{Owner, PagesShared};
 use crate::regions::RegionRef;
 
 /// A page of an object (or of a frozen layer), as the reverse map names it.

@@ -1,4 +1,4 @@
-//! SPEC.md §3's word tables must say what `core/src/pack.rs` packs: every field of `EntryWord`,
+//! SPEC.md §3's word tables must say what `core/src/pack/` packs: every field of `EntryWord`,
 //! `AccessWord` and `FrameWord`, by name, first bit and width, and nothing else (issue 18: the
 //! tables had drifted from the code). The parser is checked to catch a drifted table too.
 
@@ -76,7 +76,7 @@ fn check(spec: &str, word: &str, code: Layout) -> Result<(), String> {
     let t = table(spec, word)?;
     if t != code {
         return Err(format!(
-            "SPEC.md's {word} table differs from pack.rs:\n  SPEC: {t:?}\n  code: {code:?}"
+            "SPEC.md's {word} table differs from pack/:\n  SPEC: {t:?}\n  code: {code:?}"
         ));
     }
     Ok(())

@@ -229,7 +229,7 @@ impl SwapArea {
         let off = self.offset(slot, buf.len())?;
         // Shared: page-outs of a slot do not conflict with each other, only with a swap-in.
         let _t = self.tracks.0.get(slot as usize).map(AccessTrack::shared);
-        crate::accessor::write_all_at(&self.file, buf, off)
+        crate::backing::accessor::write_all_at(&self.file, buf, off)
     }
 
     /// Reads one page from `slot` (bytes never written read as zero).
@@ -237,7 +237,7 @@ impl SwapArea {
         let off = self.offset(slot, buf.len())?;
         // Exclusive: see `tracks`.
         let _t = self.tracks.0.get(slot as usize).map(AccessTrack::exclusive);
-        crate::accessor::read_exact_or_zero_at(&self.file, buf, off)
+        crate::backing::accessor::read_exact_or_zero_at(&self.file, buf, off)
     }
 }
 

@@ -15,7 +15,7 @@ pub const DEFAULT_PAGE_SIZE: usize = 4096;
 /// One contiguous, zeroed, page-aligned allocation of `frames * page_size` bytes.
 ///
 /// `Memory` hands out raw pointers to frames; who may touch a frame's bytes, and how, is decided
-/// by the frame state protocol in [`crate::pages`] (see SPEC.md, I1 and I4).
+/// by the frame state protocol in [`crate::frames`] (see SPEC.md, I1 and I4).
 #[derive(Debug)]
 pub struct Memory {
     base: NonNull<u8>,
@@ -25,7 +25,7 @@ pub struct Memory {
 }
 
 // SAFETY: `Memory` owns its allocation; it never creates references to frame bytes itself. All
-// access goes through raw pointers under the frame protocol (pages.rs), which excludes data races.
+// access goes through raw pointers under the frame protocol (`frames/`), which excludes data races.
 unsafe impl Send for Memory {}
 // SAFETY: as above.
 unsafe impl Sync for Memory {}

@@ -17,9 +17,9 @@
 //! Objects are shared by reference count: cloning the [`crate::PageMapper`] (as on fork) shares
 //! the object; the last clone's drop frees its frames and then its swap slots.
 
-use crate::accessor::Accessor;
+use crate::backing::accessor::Accessor;
+use crate::backing::swap::{Slot, SwapArea};
 use crate::error::{Error, Result};
-use crate::swap::{Slot, SwapArea};
 use crate::sync::atomic::{AtomicUsize, Ordering};
 use crate::sync::{lock, Mutex, ShareArc};
 use rustc_hash::FxHashMap;

@@ -41,10 +41,10 @@ pub trait Accessor: Send + Sync + 'static {
         true
     }
 
-    /// The anonymous memory behind this accessor, if it is one ([`crate::anonymous::Anonymous`]).
+    /// The anonymous memory behind this accessor, if it is one ([`crate::backing::anonymous::Anonymous`]).
     /// pagecore uses it to move an object's swap slots into the frozen layer when the object is
     /// copied ([`crate::PageMapper::copy`]). Other accessors keep the default, `None`.
-    fn as_anonymous(&self) -> Option<&crate::anonymous::Anonymous> {
+    fn as_anonymous(&self) -> Option<&crate::backing::anonymous::Anonymous> {
         None
     }
 }
@@ -270,7 +270,7 @@ impl<A: Accessor> Accessor for Arc<A> {
     fn persistent(&self) -> bool {
         (**self).persistent()
     }
-    fn as_anonymous(&self) -> Option<&crate::anonymous::Anonymous> {
+    fn as_anonymous(&self) -> Option<&crate::backing::anonymous::Anonymous> {
         (**self).as_anonymous()
     }
 }

@@ -6,7 +6,7 @@
 //! shows are exactly the page's (never another page's: the pin was taken by a CAS on this page's
 //! own AccessMap entry while it named the frame).
 
-use crate::pages::PagesShared;
+use crate::frames::PagesShared;
 use crate::sync::atomic::AtomicU64;
 use crate::sync::{Exclusive, Shared};
 use std::mem::ManuallyDrop;

@@ -28,11 +28,11 @@
 //! fill shard -> lists -> layer state and swap slots; parkers' locks are innermost (their
 //! `prepare` closures take only the lists lock, under the pool parker).
 
-use crate::access_map::AccessMap;
-use crate::accessor::Accessor;
+use crate::backing::accessor::Accessor;
 use crate::error::{Error, Result};
+use crate::frames::{Owner, PagesShared, Take};
+use crate::object::access_map::AccessMap;
 use crate::pack::EntryWord;
-use crate::pages::{Owner, PagesShared, Take};
 use crate::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use crate::sync::{lock, Arc, Mutex, Parked, Parker, ShareArc};
 use rustc_hash::FxHashMap;
@@ -428,7 +428,7 @@ impl MapperShared {
             // SAFETY: Filling frames are their obtainer's alone (I1): no guard, reclaimer or other
             // filler can reach them, so this is the only reference to the bytes.
             let buf = unsafe { std::slice::from_raw_parts_mut(pages.bytes(f), pages.page_size()) };
-            crate::accessor::guarded("fill", || this.accessor.fill(page, buf))
+            crate::backing::accessor::guarded("fill", || this.accessor.fill(page, buf))
         };
         if let Err(e) = filled {
             pages.counters.fill_errors.incr();
@@ -544,7 +544,7 @@ impl MapperShared {
             let _t = pages.track(f).shared();
             // SAFETY: our read pin excludes writers, fillers and reclaimers (I4, I9).
             let buf = unsafe { std::slice::from_raw_parts(pages.bytes(f), pages.page_size()) };
-            crate::accessor::guarded("flush", || self.accessor.flush(page, buf))
+            crate::backing::accessor::guarded("flush", || self.accessor.flush(page, buf))
         };
         match r {
             Ok(()) => {
@@ -642,7 +642,7 @@ impl MapperShared {
                 }
             }
         }
-        if let Err(e) = crate::accessor::guarded("sync_all", || self.accessor.sync_all()) {
+        if let Err(e) = crate::backing::accessor::guarded("sync_all", || self.accessor.sync_all()) {
             first.get_or_insert(Error::Sync(ShareArc::new(e)));
         }
         let recorded = self.take_error();
@@ -657,7 +657,7 @@ impl MapperShared {
     /// returned, so nothing written is lost and the caller can retry.
     pub(crate) fn close(&self) -> Result<()> {
         let (r, below) = self.close_keeping_backing();
-        crate::let_go_chain(below);
+        crate::object::let_go_chain(below);
         r
     }
 
@@ -720,7 +720,9 @@ impl MapperShared {
             }
         }
         if first.is_none() {
-            if let Err(e) = crate::accessor::guarded("sync_all", || self.accessor.sync_all()) {
+            if let Err(e) =
+                crate::backing::accessor::guarded("sync_all", || self.accessor.sync_all())
+            {
                 first = Some(Error::Sync(ShareArc::new(e)));
             }
         }

@@ -1,7 +1,7 @@
 //! PageQueue: the lending queue of issued pages, in order of issue, the eviction policy that picks
 //! victims from it, and the free list.
 //!
-//! Both live under one mutex (the *lists lock*) in [`crate::pages`]. The queue is an intrusive
+//! Both live under one mutex (the *lists lock*) in [`crate::frames`]. The queue is an intrusive
 //! doubly linked list over frame indices, oldest at the head, so a frame can be unlinked in O(1)
 //! (by `close`, or by SIEVE taking a victim from the middle), and the memory it needs is fixed
 //! (12 bytes per frame) whatever the traffic.

@@ -21,7 +21,7 @@
 //! * Leaf and node pointers: installed with a `Release` CAS (`AcqRel` on success, `Acquire` on
 //!   failure) and read with `Acquire`, pairing so the zeroed leaf or node is visible before its
 //!   address.
-//! * Entries: see `pages.rs` (each RMW site states what it pairs with).
+//! * Entries: see `frames/` (each RMW site states what it pairs with).
 
 use crate::pack::EntryWord;
 use crate::sync::atomic::{AtomicPtr, AtomicU64, Ordering};

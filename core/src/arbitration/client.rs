@@ -1,0 +1,425 @@
+//! The public API of arbitration: a registered [`Client`], a [`Pending`] request and a
+//! [`Grant`].
+
+use super::*;
+
+/// One client's registration with a memory object (see [`crate::PageMapper::register`]).
+///
+/// A client requests read or write access to pages and gets [`Grant`]s; conflicting requests wait
+/// in each page's FIFO wait list, and holders in the way are asked to give access back through
+/// the client's [`Revoke`] callback. A client holds at most one grant or request per page.
+/// Dropping the client (or [`Client::unregister`]) ends its registration; its grants and pending
+/// requests borrow it, so by then they have been released and withdrawn.
+///
+/// ```
+/// use pagecore::{Pages, MemoryAccessor, Access};
+/// let pages = Pages::builder().page_size(64).frames(4).build()?;
+/// let obj = pages.open(MemoryAccessor::new(), 64 * 16)?;
+/// let (a, b) = (obj.register()?, obj.register()?);
+/// a.request(3, Access::Write)?.bytes_mut()?[0] = 7;  // granted, written, released
+/// let r1 = a.request(3, Access::Read)?;
+/// let r2 = b.request(3, Access::Read)?;               // readers share
+/// assert_eq!((r1[0], r2[0]), (7, 7));
+/// assert!(b.try_request(4, Access::Write).is_ok());
+/// drop((r1, r2));
+/// # Ok::<(), pagecore::Error>(())
+/// ```
+pub struct Client {
+    pub(crate) mapper: crate::PageMapper,
+    pub(crate) id: u32,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client").field("id", &self.id).finish()
+    }
+}
+
+impl Drop for Client {
+    fn drop(&mut self) {
+        self.mapper.shared.arb.unregister(self.id);
+    }
+}
+
+impl Client {
+    /// The client's id within its object (ids 0..4 use the inline entry; lowest free id first).
+    pub fn id(&self) -> u32 {
+        self.id
+    }
+
+    fn shared(&self) -> &crate::sync::Arc<MapperShared> {
+        &self.mapper.shared
+    }
+
+    fn check(&self, page: u64, want: Access) -> Result<()> {
+        self.shared().check_page(page)?;
+        if want == Access::Write && !self.shared().accessor.writable() {
+            return Err(Error::ReadOnly);
+        }
+        Ok(())
+    }
+
+    /// Requests `access` to `page` and queues the request if it conflicts; see [`Pending`]. The
+    /// holders in conflict are asked to revoke (once each).
+    pub fn enqueue(&self, page: u64, access: Access) -> Result<Pending<'_>> {
+        self.check(page, access)?;
+        let m = self.shared();
+        let granted = matches!(
+            m.arb.begin(m, self.id, page, access, false)?,
+            Begin::Granted
+        );
+        Ok(Pending {
+            client: self,
+            page,
+            access,
+            granted,
+            done: false,
+        })
+    }
+
+    /// Requests `access` to `page`, waiting as long as it takes.
+    // Always inlined (with the slow path out of line): a `Grant` returned through memory by an
+    // outlined call cost as much as the whole hit (a store-forwarding stall before the release's
+    // locked instruction, measured by core/benches/hit_path.rs).
+    #[inline(always)]
+    pub fn request(&self, page: u64, access: Access) -> Result<Grant<'_>> {
+        if let Some(g) = self.fast(page, access) {
+            return Ok(g);
+        }
+        self.request_slow(page, access)
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn request_slow(&self, page: u64, access: Access) -> Result<Grant<'_>> {
+        self.enqueue(page, access)?.wait_until(None)
+    }
+
+    /// The hit path of an inline client: one CAS on a resident page's entry, no lock.
+    #[inline(always)]
+    fn fast(&self, page: u64, access: Access) -> Option<Grant<'_>> {
+        let m = &**self.shared();
+        if self.id >= EntryWord::INLINE_CLIENTS
+            || (access == Access::Write && !m.accessor.writable())
+        {
+            return None;
+        }
+        let slot = m.map.slot(page)?;
+        let frame = Arbiter::fast_grant(slot, self.id, access)?;
+        Some(self.make_grant(slot, page, frame, access))
+    }
+
+    /// Requests `access` to `page`, waiting at most `timeout`; then the request is withdrawn and
+    /// [`Error::GrantTimeout`] returned.
+    pub fn request_timeout(
+        &self,
+        page: u64,
+        access: Access,
+        timeout: Duration,
+    ) -> Result<Grant<'_>> {
+        self.enqueue(page, access)?
+            .wait_until(Some(Instant::now() + timeout))
+    }
+
+    /// Grants `access` to `page` only if it can be granted now: fails with
+    /// [`Error::WouldBlock`] (asking no one to revoke) otherwise.
+    pub fn try_request(&self, page: u64, access: Access) -> Result<Grant<'_>> {
+        self.check(page, access)?;
+        let m = self.shared();
+        match m.arb.begin(m, self.id, page, access, true)? {
+            Begin::Granted => self.grant(page, access),
+            _ => Err(Error::WouldBlock { page }),
+        }
+    }
+
+    /// Ends the registration (as dropping it does).
+    pub fn unregister(self) {}
+
+    fn grant(&self, page: u64, access: Access) -> Result<Grant<'_>> {
+        let m = &**self.shared();
+        let slot = m
+            .map
+            .slot(page)
+            .ok_or_else(|| Error::Invariant(format!("granted page {page} has no entry")))?;
+        // Acquire: we learned of the grant by our own CAS or under the shard lock; this load
+        // only reads the frame, which cannot change while the page is held.
+        let e = EntryWord(slot.load(Ordering::Acquire));
+        let frame = e
+            .frame()
+            .ok_or_else(|| Error::Invariant(format!("granted page {page} is not resident")))?;
+        Ok(self.make_grant(slot, page, frame, access))
+    }
+
+    #[inline(always)]
+    fn make_grant<'c>(
+        &'c self,
+        slot: &'c AtomicU64,
+        page: u64,
+        frame: u32,
+        access: Access,
+    ) -> Grant<'c> {
+        let m = &**self.shared();
+        let track = m.pages.track(frame);
+        Grant {
+            client: self,
+            pages: &m.pages,
+            arb: &m.arb,
+            slot,
+            page,
+            frame,
+            access,
+            track: ManuallyDrop::new(match access {
+                Access::Read => Track::Shared(track.shared()),
+                Access::Write => Track::Exclusive(track.exclusive()),
+            }),
+        }
+    }
+}
+
+/// A request that may still be waiting in the page's wait list. Dropping it withdraws the request
+/// (or releases the access if it was granted meanwhile).
+#[must_use = "dropping a Pending withdraws the request"]
+pub struct Pending<'c> {
+    client: &'c Client,
+    page: u64,
+    access: Access,
+    granted: bool,
+    done: bool,
+}
+
+impl std::fmt::Debug for Pending<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pending")
+            .field("client", &self.client.id)
+            .field("page", &self.page)
+            .field("access", &self.access)
+            .finish()
+    }
+}
+
+impl<'c> Pending<'c> {
+    /// The requested page.
+    pub fn page(&self) -> u64 {
+        self.page
+    }
+
+    /// Whether the request has been granted (it then takes no waiting to [`Pending::wait`]).
+    /// Polling also grants whatever has become grantable on the page.
+    pub fn is_granted(&mut self) -> Result<bool> {
+        if !self.granted {
+            let m = self.client.shared();
+            let slot = m.map.slot(self.page).ok_or_else(|| {
+                Error::Invariant(format!("waiting page {} has no entry", self.page))
+            })?;
+            let (poll, fx) = m.arb.poll(slot, self.client.id, self.page, self.access)?;
+            m.arb.after(&m.pages, slot, self.page, fx);
+            self.granted = matches!(poll, Poll::Granted);
+        }
+        Ok(self.granted)
+    }
+
+    /// Waits (without bound) until granted.
+    pub fn wait(self) -> Result<Grant<'c>> {
+        self.wait_until(None)
+    }
+
+    /// Waits at most `timeout`; then withdraws the request and fails with
+    /// [`Error::GrantTimeout`].
+    pub fn wait_timeout(self, timeout: Duration) -> Result<Grant<'c>> {
+        self.wait_until(Some(Instant::now() + timeout))
+    }
+
+    fn wait_until(mut self, deadline: Option<Instant>) -> Result<Grant<'c>> {
+        let client = self.client;
+        let m = client.shared();
+        if !self.granted {
+            let slot = m.map.slot(self.page).ok_or_else(|| {
+                Error::Invariant(format!("waiting page {} has no entry", self.page))
+            })?;
+            let r = m
+                .arb
+                .wait(m, slot, client.id, self.page, self.access, deadline);
+            // Whatever happened, the request is no longer in the wait list.
+            self.done = true;
+            r?;
+        }
+        self.done = true;
+        client.grant(self.page, self.access)
+    }
+}
+
+impl Drop for Pending<'_> {
+    fn drop(&mut self) {
+        if self.done {
+            return;
+        }
+        let m = self.client.shared();
+        let Some(slot) = m.map.slot(self.page) else {
+            return;
+        };
+        let id = self.client.id;
+        let granted = self.granted
+            || m.arb
+                .cancel(&m.pages, slot, id, self.page, self.access)
+                .unwrap_or(false);
+        if granted {
+            let _ = m.arb.release(&m.pages, slot, id, self.page);
+        }
+    }
+}
+
+enum Track {
+    Shared(#[allow(dead_code)] Shared),
+    Exclusive(#[allow(dead_code)] Exclusive),
+}
+
+/// Access granted to one client for one page: derefs to the page's bytes (mutable ones through
+/// [`Grant::bytes_mut`] for a write grant). Released on drop or by [`Grant::release`].
+///
+/// While a grant lives its page stays resident in the same frame (reclaim skips it; it asks the
+/// holder to revoke instead), and no other client or plain guard conflicts with it (I9).
+#[must_use = "a grant holds its page until dropped"]
+pub struct Grant<'c> {
+    client: &'c Client,
+    pages: &'c PagesShared,
+    arb: &'c Arbiter,
+    slot: &'c AtomicU64,
+    page: u64,
+    frame: u32,
+    access: Access,
+    track: ManuallyDrop<Track>,
+}
+
+// SAFETY: a read Grant is a shared borrow of page bytes no one may write while it lives (I9:
+// no writer of any kind coexists with a holder); a write Grant is exclusive (I9). Like `&[u8]` /
+// `&mut [u8]` they may be sent and shared.
+unsafe impl Send for Grant<'_> {}
+// SAFETY: as above; `&Grant` only gives `&[u8]`.
+unsafe impl Sync for Grant<'_> {}
+
+impl std::fmt::Debug for Grant<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Grant")
+            .field("client", &self.client.id)
+            .field("page", &self.page)
+            .field("access", &self.access)
+            .field("frame", &self.frame)
+            .finish()
+    }
+}
+
+impl Grant<'_> {
+    /// The page.
+    pub fn page(&self) -> u64 {
+        self.page
+    }
+
+    /// The access held.
+    pub fn access(&self) -> Access {
+        self.access
+    }
+
+    /// The frame backing the page while the grant lives.
+    pub fn frame(&self) -> u32 {
+        self.frame
+    }
+
+    /// The page's bytes, writable: only for a write grant ([`Error::ReadGrant`] otherwise).
+    pub fn bytes_mut(&mut self) -> Result<&mut [u8]> {
+        if self.access != Access::Write {
+            return Err(Error::ReadGrant { page: self.page });
+        }
+        let pages = &self.client.shared().pages;
+        // SAFETY: a write grant excludes every other holder, plain guard, filler and reclaimer
+        // (I9, I4), and `&mut self` excludes other borrows through this grant.
+        Ok(unsafe { std::slice::from_raw_parts_mut(pages.bytes(self.frame), pages.page_size()) })
+    }
+
+    /// Releases the grant now (as dropping it does), reporting an invariant violation if any.
+    pub fn release(self) -> Result<()> {
+        let mut me = ManuallyDrop::new(self);
+        me.end()
+    }
+
+    /// Ends the grant; called exactly once, by `release` (which then skips the drop) or `drop`.
+    #[inline(always)]
+    fn end(&mut self) -> Result<()> {
+        // SAFETY: called once (see above); the access ends before the grant.
+        unsafe { ManuallyDrop::drop(&mut self.track) };
+        self.arb
+            .release(self.pages, self.slot, self.client.id, self.page)
+    }
+
+    /// Turns a write grant into a read grant (answering a [`Revocation::Downgrade`]); readers
+    /// waiting behind are granted. A read grant is left as it is.
+    pub fn downgrade(&mut self) -> Result<()> {
+        if self.access == Access::Read {
+            return Ok(());
+        }
+        let m = self.client.shared();
+        let track = m.pages.track(self.frame);
+        // SAFETY: replaced right below; the exclusive access ends before others may read.
+        unsafe { ManuallyDrop::drop(&mut self.track) };
+        self.track = ManuallyDrop::new(Track::Shared(track.shared()));
+        self.access = Access::Read;
+        m.arb
+            .downgrade(&m.pages, self.slot, self.client.id, self.page)
+    }
+
+    /// Turns a read grant into a write grant, waiting as long as it takes for the other holders
+    /// (asked to release). A sole reader is upgraded at once. Fails with
+    /// [`Error::UpgradeConflict`] if another holder is already upgrading (release instead), and
+    /// with [`Error::ReadOnly`] on an object whose accessor is not writable (the grant stays a
+    /// read grant).
+    pub fn upgrade(&mut self) -> Result<()> {
+        self.upgrade_until(None)
+    }
+
+    /// As [`Grant::upgrade`], waiting at most `timeout` ([`Error::GrantTimeout`]; the grant
+    /// stays a read grant).
+    pub fn upgrade_timeout(&mut self, timeout: Duration) -> Result<()> {
+        self.upgrade_until(Some(Instant::now() + timeout))
+    }
+
+    fn upgrade_until(&mut self, deadline: Option<Instant>) -> Result<()> {
+        if self.access == Access::Write {
+            return Ok(());
+        }
+        // As a write request would: a grant on a read-only object stays a read grant.
+        self.client.check(self.page, Access::Write)?;
+        let m = self.client.shared();
+        m.arb
+            .upgrade(m, self.slot, self.client.id, self.page, deadline)?;
+        // The frame changed if the upgrade broke a copy-on-write page. Acquire: we are the sole
+        // holder now (granted under the shard lock); this only reads the frame, which cannot
+        // change while we hold the page.
+        if let Some(f) = EntryWord(self.slot.load(Ordering::Acquire)).frame() {
+            self.frame = f;
+        }
+        let track = m.pages.track(self.frame);
+        // SAFETY: replaced right below; we are the sole holder now.
+        unsafe { ManuallyDrop::drop(&mut self.track) };
+        self.track = ManuallyDrop::new(Track::Exclusive(track.exclusive()));
+        self.access = Access::Write;
+        Ok(())
+    }
+}
+
+impl Deref for Grant<'_> {
+    type Target = [u8];
+    #[inline(always)]
+    fn deref(&self) -> &[u8] {
+        let pages = self.pages;
+        // SAFETY: the grant keeps the page resident in `frame` and excludes writers other than
+        // itself (I9); the memory lives as long as the pool, which the client keeps alive.
+        unsafe { std::slice::from_raw_parts(pages.bytes(self.frame), pages.page_size()) }
+    }
+}
+
+impl Drop for Grant<'_> {
+    #[inline(always)]
+    fn drop(&mut self) {
+        // The error (an invariant violation) is reported by `release`; drop cannot return it.
+        let _ = self.end();
+    }
+}

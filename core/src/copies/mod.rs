@@ -1,0 +1,342 @@
+//! Logical copies (seed 004): copy-on-write copies of memory objects, anonymous or persistent.
+//!
+//! # Model
+//!
+//! [`crate::PageMapper::copy`] makes a snapshot: right after it returns, the copy reads exactly
+//! what the source held, and from then on a write to either is seen by neither the other nor any
+//! other copy. Three pieces carry it:
+//!
+//! * **Frozen layers.** A copy moves the source's private pages (its resident frames, its swap
+//!   slots, or, for a persistent object, the record of which pages its file holds) into a new
+//!   *frozen layer*: an object no one writes (`FrozenStore`), which both the source and the copy
+//!   then read through (their *backing*). Frames are not copied: a moved frame just changes
+//!   owner. A frozen layer reads through the layer below it for pages it does not hold, so
+//!   copies of copies form a chain, newest on top.
+//! * **Proxies.** An object reading a page through its chain does not copy it: the page's entry
+//!   becomes a *proxy* of the frame the owning layer holds (`EntryWord::COW`), holding one read pin
+//!   on the owner's entry. Hits on a proxy cost what hits on an own page cost (one CAS on the
+//!   object's own entry); many objects share one frame. The frame's owner and its proxies are
+//!   its reverse map (`crate::frames::Frame`): reclaim unmaps proxies nobody pins before taking
+//!   the frame, `close` unmaps the object's proxies.
+//! * **Breaking.** A writer (plain, or a client's write grant) finding a proxy gives the object a
+//!   private page first (`break_cow`): copy the shared frame into a new one, then, in one CAS
+//!   on the object's entry, swap the frame and clear `COW`. Readers are never blocked by a break
+//!   in progress (the shared frame never changes); the CAS only waits for the pins and holders
+//!   of the object's own entry to be those of the breaker. The other objects keep the old frame.
+//!
+//! A persistent object (a file) stays the top of its chain and keeps its file: its frozen layers
+//! read the pages it has not written since the copy from that file (`InFile`). Before the object
+//! writes such a page, it breaks it, and the break marks the layer's frame dirty, so that when
+//! the layer's frame is reclaimed the layer keeps the page in swap instead of reading the file
+//! again later. A copy of a persistent object writes its dirty pages back first, so the file
+//! holds everything the layer expects of it.
+//!
+//! # Ownership
+//!
+//! Which object a page's content belongs to, for an object with a backing: an anonymous object
+//! owns the pages it has swap slots for (and those resident in frames it owns); a persistent
+//! object owns the pages it wrote since its last copy (`LayerState::privatized`); a frozen layer
+//! owns the pages in its swap slots and, for a persistent chain, the pages of `InFile`. A page
+//! no layer holds is zeros (anonymous memory), filled privately. Resolution walks the chain from
+//! the top: depth = the number of live frozen layers in the object's lineage.
+//!
+//! # Orderings
+//!
+//! * Proxy publication (`PagesShared::make_proxy`): CAS `Release` from `EMPTY`, after the
+//!   resolution pin's `Acquire` on the owner's entry: the owner's bytes reach the proxy's pinners.
+//! * Break publication (`PagesShared::publish_break`): CAS `AcqRel` under the lists lock; the
+//!   new frame's bytes, copied under our own read pin on the owner's entry, reach the entry's next
+//!   pinners; the proxy's pin and ours are dropped after (`Release`, as any unpin).
+//! * The copy's marking: `COW` set with a CAS (`AcqRel`) that requires no writer: writers from
+//!   then on see `COW` and break instead. The freeze runs under every fill-shard lock of the
+//!   source and the lists lock; the epoch bump under the shard locks orders it with every later
+//!   publication (fills compare the epoch under their shard lock).
+//! * The frozen layer's `DIRTY` mark: `fetch_or` `Relaxed` while the breaker holds a read pin
+//!   on the layer's entry: the reclaimer's take CAS comes later in that word's modification
+//!   order (after the breaker's `Release` unpin), so it sees the bit and writes the page to swap.
+
+mod collapse;
+mod resolve;
+mod snapshot;
+#[cfg(test)]
+mod tests;
+
+pub(crate) use collapse::compact;
+use collapse::{try_collapse, try_collapse_for};
+pub(crate) use resolve::{break_cow, resolve, Resolved};
+pub(crate) use snapshot::copy;
+
+use crate::backing::accessor::Accessor;
+use crate::backing::anonymous::Anonymous;
+use crate::backing::swap::SwapArea;
+use crate::error::{Error, Result};
+use crate::frames::{CowSource, Freeze, Owner, PagesShared, Publish};
+use crate::object::mapper::{MapperShared, Want};
+use crate::pack::EntryWord;
+use crate::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use crate::sync::{lock, Arc, Instant, Mutex, MutexGuard, Parked, Parker, ShareArc};
+use crate::PageMapper;
+use std::collections::HashSet;
+use std::io;
+
+/// Which pages of a frozen layer of a persistent chain the top object's file still holds.
+enum InFile {
+    /// Every page (the layer froze an object that had never been copied).
+    All,
+    /// These pages (the ones the top object wrote between the copy before and this one).
+    Pages(HashSet<u64>),
+}
+
+/// The store of a frozen layer: its swap slots, and, in a persistent chain, the pages the top
+/// object's file holds for it.
+pub(crate) struct FrozenStore {
+    anon: Anonymous,
+    file: Mutex<Option<(ShareArc<dyn Accessor>, InFile)>>,
+}
+
+impl FrozenStore {
+    fn new(swap: ShareArc<SwapArea>) -> Self {
+        Self {
+            anon: Anonymous::new(swap),
+            file: Mutex::new(None),
+        }
+    }
+
+    fn has_slot(&self, page: u64) -> bool {
+        self.anon.slot_of(page).is_some()
+    }
+
+    fn in_file(&self, page: u64) -> Option<ShareArc<dyn Accessor>> {
+        match &*lock(&self.file) {
+            Some((f, InFile::All)) => Some(f.clone()),
+            Some((f, InFile::Pages(p))) if p.contains(&page) => Some(f.clone()),
+            _ => None,
+        }
+    }
+
+    /// Whether this layer holds `page` outside its frames.
+    fn owns(&self, page: u64) -> bool {
+        self.has_slot(page) || self.in_file(page).is_some()
+    }
+}
+
+impl Accessor for FrozenStore {
+    fn fill(&self, page: u64, buf: &mut [u8]) -> io::Result<()> {
+        if self.has_slot(page) {
+            return self.anon.fill(page, buf);
+        }
+        match self.in_file(page) {
+            Some(f) => f.fill(page, buf),
+            // Resolution asks a layer only for pages it owns (checked under its fill shard lock).
+            None => Err(io::Error::other(format!(
+                "frozen layer asked for page {page}, which it does not hold"
+            ))),
+        }
+    }
+
+    /// A frozen page is written back only to keep it (to swap): the layer's content never
+    /// changes, but a persistent top may be about to overwrite the file's copy.
+    fn flush(&self, page: u64, buf: &[u8]) -> io::Result<()> {
+        self.anon.flush(page, buf)
+    }
+
+    fn writable(&self) -> bool {
+        false
+    }
+
+    fn persistent(&self) -> bool {
+        false
+    }
+
+    fn as_anonymous(&self) -> Option<&Anonymous> {
+        Some(&self.anon)
+    }
+}
+
+/// What changes of an object's place in its chain, under `Layer::state`.
+struct LayerState {
+    /// The frozen layer below: pages this object does not own are read through it.
+    backing: Option<PageMapper>,
+    /// A persistent object with a backing: the pages it wrote (broke) since its last copy,
+    /// which its file now holds for it alone.
+    privatized: HashSet<u64>,
+}
+
+/// An object's place in a chain of copies (every `MapperShared` has one).
+pub(crate) struct Layer {
+    /// `Some` for a frozen layer (its store, also the object's accessor).
+    frozen: Option<ShareArc<FrozenStore>>,
+    /// Serializes copy and close of the object.
+    copy_lock: Mutex<()>,
+    /// A copy is marking and moving the object's pages: breaks of a marked page wait.
+    copying: AtomicBool,
+    park: Parker,
+    /// Bumped by each copy, under every fill-shard lock of the object.
+    epoch: AtomicU64,
+    /// Hint: the object has a backing (re-checked under `state`).
+    layered: AtomicBool,
+    /// Copies made of this object (statistics).
+    copies: AtomicUsize,
+    /// A frozen layer: how many objects have it as their backing (one: it can be collapsed).
+    children: AtomicUsize,
+    /// Bumped, under every fill-shard lock of the object, when a collapse moves pages into or
+    /// out of it: a resolution that found a page nowhere re-walks if a layer's count changed.
+    moves: AtomicU64,
+    /// Layers collapsed into this object (statistics).
+    collapsed: AtomicUsize,
+    state: Mutex<LayerState>,
+}
+
+impl Layer {
+    fn with(frozen: Option<ShareArc<FrozenStore>>) -> Self {
+        Self {
+            frozen,
+            copy_lock: Mutex::new(()),
+            copying: AtomicBool::new(false),
+            park: Parker::new(),
+            epoch: AtomicU64::new(0),
+            layered: AtomicBool::new(false),
+            copies: AtomicUsize::new(0),
+            children: AtomicUsize::new(0),
+            moves: AtomicU64::new(0),
+            collapsed: AtomicUsize::new(0),
+            state: Mutex::new(LayerState {
+                backing: None,
+                privatized: HashSet::new(),
+            }),
+        }
+    }
+
+    /// The layer of an object users hold (opened, or made by a copy).
+    pub(crate) fn top() -> Self {
+        Self::with(None)
+    }
+
+    pub(crate) fn is_frozen(&self) -> bool {
+        self.frozen.is_some()
+    }
+
+    /// Whether the object has a backing (a hint; ownership decisions re-check under locks and
+    /// publications check the epoch).
+    #[inline]
+    pub(crate) fn is_layered(&self) -> bool {
+        // Acquire: pairs with the Release store in `set_backing`.
+        self.layered.load(Ordering::Acquire)
+    }
+
+    /// The copy epoch. Read under one of the object's fill-shard locks; changed only under all.
+    pub(crate) fn epoch(&self) -> u64 {
+        // Relaxed: the shard lock orders it (see above).
+        self.epoch.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn copy_guard(&self) -> MutexGuard<'_, ()> {
+        lock(&self.copy_lock)
+    }
+
+    /// Sets the backing (the caller keeps the children counts: see `attach`, `detach`).
+    fn set_backing(&self, st: &mut LayerState, below: Option<PageMapper>) {
+        // Release: pairs with is_layered's Acquire.
+        self.layered.store(below.is_some(), Ordering::Release);
+        st.backing = below;
+    }
+
+    /// Takes the backing away (a closed object reads nothing through it any more).
+    pub(crate) fn take_backing(&self) -> Option<PageMapper> {
+        let mut st = lock(&self.state);
+        let below = st.backing.take();
+        self.set_backing(&mut st, None);
+        if let Some(b) = &below {
+            detach(b);
+        }
+        below
+    }
+
+    /// A handle on the frozen layer below, if any.
+    fn backing(&self) -> Option<PageMapper> {
+        lock(&self.state).backing.clone()
+    }
+
+    /// Number of frozen layers below (the lookup cost of a miss in pages the object does not own).
+    pub(crate) fn depth(&self) -> usize {
+        let mut d = 0;
+        let mut next = self.backing();
+        while let Some(l) = next {
+            d += 1;
+            next = l.shared.layer.backing();
+        }
+        d
+    }
+
+    /// Whether this object holds `page`'s content itself (see the module doc, Ownership).
+    pub(crate) fn owns(&self, page: u64, accessor: &dyn Accessor) -> bool {
+        if let Some(fs) = &self.frozen {
+            return fs.owns(page);
+        }
+        if !self.is_layered() {
+            return true;
+        }
+        match accessor.as_anonymous() {
+            Some(a) => a.slot_of(page).is_some(),
+            None => lock(&self.state).privatized.contains(&page),
+        }
+    }
+
+    /// If a copy is running, waits (up to `deadline`) until it ends and returns `Ok(true)`.
+    fn wait_copy(&self, page: u64, deadline: Option<Instant>) -> Result<bool> {
+        // Acquire: pairs with the Release store that ends a copy.
+        if !self.copying.load(Ordering::Acquire) {
+            return Ok(false);
+        }
+        let parked = self
+            .park
+            .park(deadline, || self.copying.load(Ordering::Acquire));
+        if parked == Parked::TimedOut {
+            return Err(Error::Busy { page });
+        }
+        Ok(true)
+    }
+}
+
+impl Drop for Layer {
+    fn drop(&mut self) {
+        // An object whose close succeeded has no backing left; one that never closed (its last
+        // close failed) lets go of its chain here, in a loop.
+        let below = lock(&self.state).backing.take();
+        if let Some(b) = &below {
+            detach(b);
+        }
+        crate::object::let_go_chain(below);
+    }
+}
+
+/// One more object has `layer` as its backing.
+fn attach(layer: &PageMapper) {
+    // Relaxed: a count read as a hint (a collapse re-checks it under locks).
+    layer.shared.layer.children.fetch_add(1, Ordering::Relaxed);
+}
+
+/// One object less has `layer` as its backing.
+fn detach(layer: &PageMapper) {
+    // Relaxed: as in attach.
+    layer.shared.layer.children.fetch_sub(1, Ordering::Relaxed);
+}
+
+/// Counters of an object's copies (see [`crate::PageMapper::copy_stats`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CopyStats {
+    /// Frozen layers below the object (its misses walk at most this many).
+    pub depth: usize,
+    /// Copies made of the object.
+    pub copies: usize,
+    /// Frozen layers collapsed into the object (each read by it alone).
+    pub collapsed: usize,
+}
+
+pub(crate) fn stats(this: &MapperShared) -> CopyStats {
+    CopyStats {
+        depth: this.layer.depth(),
+        copies: this.layer.copies.load(Ordering::Relaxed),
+        collapsed: this.layer.collapsed.load(Ordering::Relaxed),
+    }
+}

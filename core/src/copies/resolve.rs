@@ -1,0 +1,212 @@
+//! Resolution and break: finding a page in the frozen layers below an object (for a proxy), and
+//! giving a writer a private copy of a copy-on-write page (`break_cow`, `copy_out`).
+
+use super::*;
+
+/// A page found in a frozen layer and read-pinned there, for a proxy.
+pub(crate) struct Resolved {
+    /// Keeps the layer open until the proxy is published (the proxy then pins its page).
+    _layer: PageMapper,
+    pub(crate) owner: Owner,
+    pub(crate) frame: u32,
+}
+
+impl Resolved {
+    /// Gives the resolution pin back (the proxy was not published).
+    pub(crate) fn unpin(&self, pages: &PagesShared) {
+        if let Some(slot) = self.owner.slot() {
+            pages.unpin_read(slot);
+        }
+    }
+}
+
+/// Finds `page` in the chain below `this`: the first layer that holds it, resident or faulted in
+/// there, read-pinned. `None` if no layer holds it, checked against concurrent collapses (a page
+/// moving up between two of our looks would otherwise be missed in both): the walk is redone if
+/// any layer's moves count changed meanwhile. On the way, a layer read by one object only is
+/// collapsed into it (§2.7 of SPEC.md).
+pub(crate) fn resolve(this: &Arc<MapperShared>, page: u64) -> Result<Option<Resolved>> {
+    'walk: loop {
+        // Our own fill's record does not keep the layer from going: this walk reads the
+        // backing again right after.
+        try_collapse_for(this, Some(page));
+        let mut seen: Vec<(PageMapper, u64)> = Vec::new();
+        let mut next = this.layer.backing();
+        while let Some(layer) = next {
+            let l: &Arc<MapperShared> = &layer.shared;
+            try_collapse(l);
+            // Acquire: pairs with the Release bump of a collapse (made under l's shard locks).
+            let moves = l.layer.moves.load(Ordering::Acquire);
+            if let Some((frame, _)) = MapperShared::pin_inner(l, page, Want::Read, true)? {
+                let owner = Owner {
+                    mapper: l.clone(),
+                    page,
+                };
+                return Ok(Some(Resolved {
+                    _layer: layer,
+                    owner,
+                    frame,
+                }));
+            }
+            next = l.layer.backing();
+            seen.push((layer, moves));
+        }
+        for (l, moves) in &seen {
+            if l.shared.layer.moves.load(Ordering::Acquire) != *moves {
+                continue 'walk;
+            }
+        }
+        return Ok(None);
+    }
+}
+
+/// Gives `this` a private copy of `page` if its entry (`slot`) is a copy-on-write proxy, once
+/// the pins and holders of the entry are exactly `allowed` (0 for a writer that holds nothing;
+/// a reader's own hold bits for an upgrade). Returns when the entry is no longer `COW` (broken
+/// by us or by someone else) or no longer names a frame (unmapped: the caller faults again).
+pub(crate) fn break_cow(
+    this: &Arc<MapperShared>,
+    page: u64,
+    slot: &crate::sync::atomic::AtomicU64,
+    allowed: u64,
+    deadline: Option<Instant>,
+) -> Result<()> {
+    let pages = &*this.pages;
+    loop {
+        // Acquire: pairs with the publication of the entry (the proxy's frame bytes).
+        let e = EntryWord(slot.load(Ordering::Acquire));
+        let Some(f) = e.frame() else { return Ok(()) };
+        if !e.cow() {
+            return Ok(());
+        }
+        if e.reclaiming() || e.0 & EntryWord::PINNED_BITS != allowed {
+            if allowed != 0 && !e.reclaiming() {
+                // A holder's upgrade: which bits are its own hold depends on the entry's form
+                // (its inline HOLD bit, or EXT_READ out of line), which may have changed since
+                // the caller computed `allowed` (a page error recorded or cleared moves the page
+                // out of line or back). Waiting here for the old form hung the upgrade forever
+                // (found by the random programs: seed 13): the caller polls again, computes its
+                // hold afresh, and waits for the entry itself if the page is not its alone.
+                return Ok(());
+            }
+            if pages.wait_entry(slot, e, deadline) == Parked::TimedOut {
+                return Err(Error::Busy { page });
+            }
+            continue;
+        }
+        match pages.cow_source(f, this, page, slot) {
+            CowSource::Changed => continue,
+            CowSource::Own => {
+                // A private page a copy marked: that copy turns it into a proxy; if none runs
+                // (it failed), the mark is stale: drop it.
+                if !this.layer.wait_copy(page, deadline)? {
+                    pages.unmark_own(f, this, page, slot);
+                }
+            }
+            CowSource::Layer(owner) => {
+                if copy_out(this, page, slot, allowed, deadline, f, owner)? {
+                    return Ok(());
+                }
+            }
+        }
+    }
+}
+
+/// The break proper: copies the shared frame `f` (of layer page `owner`) into a new frame and
+/// publishes it as `this`'s private page. `Ok(false)`: the proxy changed meanwhile, look again.
+pub(super) fn copy_out(
+    this: &Arc<MapperShared>,
+    page: u64,
+    slot: &crate::sync::atomic::AtomicU64,
+    allowed: u64,
+    deadline: Option<Instant>,
+    f: u32,
+    owner: Owner,
+) -> Result<bool> {
+    let pages = &*this.pages;
+    let Some(src) = owner.slot() else {
+        return Ok(false);
+    };
+    // Our own read pin on the layer's page while we copy it (reclaim may unmap the proxy, and
+    // with it the proxy's pin, at any time).
+    // Relaxed: a guess for the pin's CAS.
+    match pages.try_pin_read(src, EntryWord(src.load(Ordering::Relaxed))) {
+        Ok(p) if p.frame() == Some(f) => {}
+        Ok(_) => {
+            pages.unpin_read(src);
+            return Ok(false);
+        }
+        Err(_) => return Ok(false),
+    }
+    let f2 = match pages.obtain() {
+        Ok(f2) => f2,
+        Err(e) => {
+            pages.unpin_read(src);
+            return Err(e);
+        }
+    };
+    {
+        let _from = pages.track(f).shared();
+        let _to = pages.track(f2).exclusive();
+        // SAFETY: our read pin on the owner's entry keeps `f` resident, and a frozen layer has
+        // no writer (I4); `f2` is Filling and ours alone (I1). Distinct frames do not overlap.
+        unsafe {
+            std::ptr::copy_nonoverlapping(pages.bytes(f), pages.bytes(f2), pages.page_size())
+        };
+    }
+    pages.counters.cow_breaks.incr();
+    let persistent = this.accessor.persistent();
+    if persistent
+        && owner
+            .mapper
+            .layer
+            .frozen
+            .as_ref()
+            .is_some_and(|fs| !fs.has_slot(page))
+    {
+        // The top is about to own this page in its file, where the layer may be reading it
+        // from: the layer keeps its frame's content (dirty: to swap on reclaim).
+        // Relaxed: see the module doc (Orderings).
+        src.fetch_or(EntryWord::DIRTY.mask(), Ordering::Relaxed);
+    }
+    let me = Owner {
+        mapper: this.clone(),
+        page,
+    };
+    loop {
+        // Anonymous: the private page is not in the object's swap yet (dirty). Persistent: the
+        // copied bytes are what the file holds for the page (clean), and from now on the
+        // object's fills read the file for it.
+        let r = pages.publish_break(f, f2, slot, allowed, !persistent, me.clone(), || {
+            if persistent {
+                lock(&this.layer.state).privatized.insert(page);
+            }
+        });
+        match r {
+            Publish::Done => {
+                // Ours and the proxy's.
+                pages.unpin_read(src);
+                pages.unpin_read(src);
+                return Ok(true);
+            }
+            Publish::Changed => {
+                pages.free(f2);
+                pages.unpin_read(src);
+                return Ok(false);
+            }
+            Publish::Busy(cur) => {
+                if allowed != 0 {
+                    // A holder's upgrade: look again from the caller's poll (see break_cow).
+                    pages.free(f2);
+                    pages.unpin_read(src);
+                    return Ok(false);
+                }
+                if pages.wait_entry(slot, cur, deadline) == Parked::TimedOut {
+                    pages.free(f2);
+                    pages.unpin_read(src);
+                    return Err(Error::Busy { page });
+                }
+            }
+        }
+    }
+}

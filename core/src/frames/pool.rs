@@ -1,0 +1,276 @@
+//! The pool handle: [`Pages`] (the public face of `PagesShared`), its builder and its
+//! statistics.
+
+use crate::backing::{anonymous, swap};
+use crate::frames::{memory, queue, Census, PagesShared};
+use crate::object::mapper::MapperShared;
+use crate::sync::{Arc, Duration};
+use crate::{copies, rmap, sync};
+use crate::{Accessor, Error, PageMapper, Result};
+
+/// Default bound on how long `obtain` waits for a frame, and a fault for a busy page.
+pub const DEFAULT_WAIT_BOUND: Duration = Duration::from_secs(10);
+
+/// Builds a [`Pages`] pool.
+#[derive(Debug, Clone)]
+pub struct PagesBuilder {
+    page_size: usize,
+    frames: Option<u64>,
+    budget: Option<u64>,
+    wait_bound: Option<Duration>,
+    swap: Option<sync::ShareArc<swap::SwapArea>>,
+    swap_slots: u32,
+    policy: queue::Policy,
+}
+
+/// Default size, in slots, of the temporary swap area a pool makes on first use (the file is
+/// sparse: a slot costs disk only once written, and one bit of memory).
+pub const DEFAULT_SWAP_SLOTS: u32 = 1 << 20;
+
+impl Default for PagesBuilder {
+    fn default() -> Self {
+        Self {
+            page_size: memory::DEFAULT_PAGE_SIZE,
+            frames: None,
+            budget: None,
+            wait_bound: Some(DEFAULT_WAIT_BOUND),
+            swap: None,
+            swap_slots: DEFAULT_SWAP_SLOTS,
+            policy: queue::Policy::default(),
+        }
+    }
+}
+
+impl PagesBuilder {
+    /// Page size in bytes: a power of two from 8 bytes to 1 GiB (default 4 KiB).
+    pub fn page_size(mut self, bytes: usize) -> Self {
+        self.page_size = bytes;
+        self
+    }
+
+    /// Pool size in frames.
+    pub fn frames(mut self, frames: u64) -> Self {
+        self.frames = Some(frames);
+        self.budget = None;
+        self
+    }
+
+    /// Pool size as a memory budget in bytes (rounded down to whole frames).
+    pub fn budget_bytes(mut self, bytes: u64) -> Self {
+        self.budget = Some(bytes);
+        self.frames = None;
+        self
+    }
+
+    /// How long `obtain` waits for a frame to become reclaimable when every frame is pinned, and
+    /// a fault waits for a busy page, before failing with [`Error::Exhausted`] / [`Error::Busy`].
+    /// `None` waits without bound (then a pool whose every frame is pinned by the waiting thread
+    /// itself would never make progress: use it only where something else guarantees release).
+    pub fn wait_bound(mut self, bound: Option<Duration>) -> Self {
+        self.wait_bound = bound;
+        self
+    }
+
+    /// The swap area of the pool's anonymous objects ([`Pages::anonymous`]), of copies of
+    /// persistent objects, and of the frozen layers of copies ([`PageMapper::copy`]). Default: a
+    /// temporary file of [`DEFAULT_SWAP_SLOTS`] slots, made on first use and removed with the pool.
+    /// Its slots must be the pool's page size ([`PagesBuilder::build`] fails with
+    /// [`Error::SwapPageSize`] otherwise).
+    pub fn swap(mut self, area: sync::ShareArc<swap::SwapArea>) -> Self {
+        self.swap = Some(area);
+        self
+    }
+
+    /// Size in slots of the default temporary swap area (see [`PagesBuilder::swap`]).
+    pub fn swap_slots(mut self, slots: u32) -> Self {
+        self.swap_slots = slots;
+        self
+    }
+
+    /// The eviction policy: which page to reclaim when no frame is free ([`Policy`](crate::Policy): FIFO of
+    /// issue, the default and the departure design; CLOCK; or SIEVE, which the miss-ratio study in
+    /// `docs/` recommends). Hits cost the same under every policy.
+    pub fn policy(mut self, policy: queue::Policy) -> Self {
+        self.policy = policy;
+        self
+    }
+
+    /// Allocates the pool.
+    pub fn build(self) -> Result<Pages> {
+        memory::Memory::check_page_size(self.page_size)?;
+        if let Some(area) = &self.swap {
+            if area.page_size() != self.page_size {
+                // Every page-out would fail later; say so now.
+                return Err(Error::SwapPageSize {
+                    slot_size: area.page_size(),
+                    page_size: self.page_size,
+                });
+            }
+        }
+        let frames = match (self.frames, self.budget) {
+            (Some(f), _) => f,
+            (None, Some(b)) => memory::Memory::frames_for_budget(b, self.page_size)?,
+            (None, None) => 1024,
+        };
+        Ok(Pages {
+            shared: Arc::new(PagesShared::new(
+                frames,
+                self.page_size,
+                self.wait_bound,
+                self.swap,
+                self.swap_slots,
+                self.policy,
+            )?),
+        })
+    }
+}
+
+/// Pool-wide statistics (monotonic counters and a state census).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Pages filled through an accessor.
+    pub fills: u64,
+    /// Fills that failed.
+    pub fill_errors: u64,
+    /// Frames reclaimed from the queue head for reuse.
+    pub reclaims: u64,
+    /// Dirty pages written back (by reclaim, sync or close).
+    pub writebacks: u64,
+    /// Write-backs that failed.
+    pub writeback_errors: u64,
+    /// Times `obtain` had to wait for a frame.
+    pub obtain_waits: u64,
+    /// Client requests (and upgrades) that had to wait.
+    pub grant_waits: u64,
+    /// Revocations asked of clients (by conflicting requests and by reclaim).
+    pub revocations: u64,
+    /// Copy-on-write pages given a private frame by a writer ([`PageMapper::copy`]).
+    pub cow_breaks: u64,
+    /// Frames in each state.
+    pub census: Census,
+}
+
+/// The frame pool: a fixed budget of frames lent to memory objects. Cheap to clone (a handle).
+///
+/// ```
+/// use pagecore::{Pages, ComputedAccessor};
+/// let pages = Pages::builder().frames(2).page_size(64).build()?;
+/// let squares = pages.open(ComputedAccessor::new(|p, buf| { buf.fill((p * p) as u8); Ok(()) }), 64 * 10)?;
+/// assert_eq!(squares.read(3)?[0], 9);
+/// assert_eq!(squares.read(4)?[0], 16);
+/// assert_eq!(squares.read(5)?[0], 25); // reclaimed page 3's frame
+/// assert!(squares.write(1).is_err());   // computed without a write-back is read-only
+/// assert_eq!(pages.census()?.total(), 2);
+/// # Ok::<(), pagecore::Error>(())
+/// ```
+#[derive(Clone)]
+pub struct Pages {
+    pub(crate) shared: Arc<PagesShared>,
+}
+
+impl std::fmt::Debug for Pages {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pages")
+            .field("frames", &self.frames())
+            .field("page_size", &self.page_size())
+            .finish()
+    }
+}
+
+impl Pages {
+    /// A builder with defaults (4 KiB pages, 1024 frames, 10 s wait bound).
+    pub fn builder() -> PagesBuilder {
+        PagesBuilder::default()
+    }
+
+    /// Page size in bytes.
+    pub fn page_size(&self) -> usize {
+        self.shared.page_size()
+    }
+
+    /// Number of frames.
+    pub fn frames(&self) -> u32 {
+        self.shared.frame_count()
+    }
+
+    /// Opens a memory object of at most `limit` bytes backed by `accessor`. Every clone of the
+    /// returned [`PageMapper`] shares the object.
+    pub fn open(&self, accessor: impl Accessor, limit: u64) -> Result<PageMapper> {
+        Ok(PageMapper::from_shared(Arc::new(MapperShared::new(
+            self.shared.clone(),
+            sync::ShareArc::new(accessor),
+            limit,
+            copies::Layer::top(),
+        ))))
+    }
+
+    /// Opens an anonymous object of at most `limit` bytes over the pool's swap area (see
+    /// [`PagesBuilder::swap`]): pages read as zeros until written, go to swap when reclaimed,
+    /// and are discarded with the object.
+    ///
+    /// ```
+    /// use pagecore::Pages;
+    /// let pages = Pages::builder().page_size(4096).frames(2).build()?;
+    /// let anon = pages.anonymous(16 * 4096)?;
+    /// for p in 0..8 {
+    ///     anon.write(p)?[0] = p as u8;      // 8 pages through 2 frames: paged out to swap
+    /// }
+    /// assert_eq!(anon.read(3)?[0], 3);      // paged back in
+    /// # Ok::<(), pagecore::Error>(())
+    /// ```
+    pub fn anonymous(&self, limit: u64) -> Result<PageMapper> {
+        let swap = self.shared.swap()?;
+        self.open(anonymous::Anonymous::new(swap), limit)
+    }
+
+    /// Counters and a census of frame states (fails only with [`Error::Invariant`], a pagecore bug).
+    pub fn stats(&self) -> Result<Stats> {
+        let c = &self.shared.counters;
+        Ok(Stats {
+            fills: c.fills.get(),
+            fill_errors: c.fill_errors.get(),
+            reclaims: c.reclaims.get(),
+            writebacks: c.writebacks.get(),
+            writeback_errors: c.writeback_errors.get(),
+            obtain_waits: c.obtain_waits.get(),
+            grant_waits: c.grant_waits.get(),
+            revocations: c.revocations.get(),
+            cow_breaks: c.cow_breaks.get(),
+            census: self.census()?,
+        })
+    }
+
+    /// Checks conservation (I1) and uniqueness (I2) at this instant and returns the census of
+    /// frame states. Safe to call at any time, concurrently with any operation: it takes the
+    /// lists lock, under which those invariants hold exactly (SPEC.md). An `Err` describes a
+    /// violated invariant, which is a pagecore bug.
+    pub fn census(&self) -> Result<Census, Error> {
+        self.shared.check_invariants().map_err(Error::Invariant)
+    }
+
+    /// The reverse map of frame `frame`: its state, the page it holds, the pages mapping it
+    /// copy-on-write, the clients holding it and the regions mapping it ([`rmap::FrameMap`]).
+    /// `None` for a frame index beyond the pool.
+    ///
+    /// ```
+    /// use pagecore::{Access, MemoryAccessor, Pages};
+    /// let pages = Pages::builder().page_size(64).frames(4).build()?;
+    /// let obj = pages.open(MemoryAccessor::new(), 64 * 8)?;
+    /// let copy = obj.copy()?;
+    /// let client = copy.register()?;
+    /// let g = client.request(5, Access::Read)?;           // faulted in by the frozen layer
+    /// let map = pages.rmap(g.frame()).unwrap();
+    /// assert_eq!(map.proxies.len(), 1);                    // the copy's page 5 maps it
+    /// assert_eq!(map.holders.len(), 1);                    // and the client holds it
+    /// assert_eq!(map.holders[0].at.object, copy.id());
+    /// # Ok::<(), pagecore::Error>(())
+    /// ```
+    pub fn rmap(&self, frame: u32) -> Option<rmap::FrameMap> {
+        rmap::frame_map(&self.shared, frame)
+    }
+
+    /// Like [`Pages::census`], with the violation as a plain message (for harnesses).
+    pub fn check_invariants(&self) -> Result<Census, String> {
+        self.shared.check_invariants()
+    }
+}

@@ -1,0 +1,534 @@
+//! Obtain and reclaim: taking a page for reclaim, the eviction pick, `obtain` (a free frame or
+//! the queue head's), eviction and write-back, revert, free, `make_resident` and the take for
+//! `close`.
+
+use super::*;
+
+impl PagesShared {
+    // ----- obtain and reclaim ----------------------------------------------------------------
+
+    /// Takes the page in `slot` (backed by `f`) for reclaim if unpinned: sets `RECLAIMING`.
+    /// Otherwise, if `mark`, sets `WAIT_POOL` so its last unpinner wakes the pool. `WAIT_POOL` is
+    /// cleared on take without a wake-up: the frame goes to this taker, or is freed or reverted,
+    /// and both of those wake waiting obtainers.
+    fn take_or_mark(&self, slot: &AtomicU64, f: u32, mark: bool) -> Option<EntryWord> {
+        let mut cur = EntryWord(slot.load(Ordering::Acquire));
+        loop {
+            if cur.frame() != Some(f) || cur.reclaiming() {
+                return None;
+            }
+            if cur.takeable_but_reclaiming() {
+                let new = cur
+                    .with(EntryWord::RECLAIMING, true)
+                    .with(EntryWord::WAIT_POOL, false);
+                // Acquire: pairs with the Release unpins; every guard access happens before the
+                // write-back and refill that follow.
+                match slot.compare_exchange(cur.0, new.0, Ordering::Acquire, Ordering::Acquire) {
+                    Ok(_) => return Some(new),
+                    Err(c) => {
+                        cur = EntryWord(c);
+                        continue;
+                    }
+                }
+            }
+            if !mark || EntryWord::WAIT_POOL.is_set(cur.0) {
+                return None;
+            }
+            // Relaxed: only publishes "an obtainer waits"; see the waiter protocol.
+            match slot.compare_exchange(
+                cur.0,
+                cur.0 | EntryWord::WAIT_POOL.mask(),
+                Ordering::Relaxed,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => return None,
+                Err(c) => cur = EntryWord(c),
+            }
+        }
+    }
+
+    /// Under the lists lock: a free frame, else a victim the pool's policy picks from the queue
+    /// (`queue::Policy`: FIFO, CLOCK or SIEVE; pinned pages are passed over), else nothing. A
+    /// frame pinned only by copy-on-write proxies has those proxies unmapped first (wake-ups and
+    /// drops go to `later`).
+    fn pick(&self, l: &mut Lists, mark: bool, later: &mut Deferred) -> Pick {
+        if let Some(f) = l.free.pop() {
+            self.set_tag(f, Tag::Filling);
+            return Pick::Free(f);
+        }
+        let n = l.queue.len();
+        match self.policy {
+            Policy::Fifo | Policy::Clock => {
+                let second_chance = self.policy == Policy::Clock;
+                // CLOCK looks at each frame at most twice: the first look clears its bit.
+                let looks = if second_chance { 2 * n } else { n };
+                for _ in 0..looks {
+                    let Some(f) = l.queue.pop_front() else { break };
+                    if second_chance && self.clear_referenced(l, f) {
+                        l.queue.push_back(f);
+                        continue;
+                    }
+                    if let Some(w) = self.take_victim(l, f, mark, later) {
+                        self.set_tag(f, Tag::Reclaiming);
+                        return Pick::Victim(f, w);
+                    }
+                    l.queue.push_back(f);
+                }
+            }
+            Policy::Sieve => {
+                for _ in 0..2 * n {
+                    let Some(f) = l.queue.hand() else { break };
+                    if self.clear_referenced(l, f) {
+                        l.queue.advance_hand(f);
+                        continue;
+                    }
+                    if let Some(w) = self.take_victim(l, f, mark, later) {
+                        // Unlinked where it stands; the hand moves on past it.
+                        l.queue.remove(f);
+                        self.set_tag(f, Tag::Reclaiming);
+                        return Pick::Victim(f, w);
+                    }
+                    l.queue.advance_hand(f);
+                }
+            }
+        }
+        Pick::None
+    }
+
+    /// Under the lists lock, for a queued (`Resident`) frame: whether its page was hit since the
+    /// policy last looked (the `REFERENCED` bit of its owner's entry or of a proxy), clearing it.
+    fn clear_referenced(&self, l: &mut Lists, f: u32) -> bool {
+        let clear = |slot: &AtomicU64| {
+            // Relaxed: the bit is a hint for the policy and orders nothing. Every entry naming a
+            // queued frame keeps naming it until the lists lock, which we hold, is released.
+            let e = EntryWord(slot.load(Ordering::Relaxed));
+            e.referenced()
+                && EntryWord(slot.fetch_and(!EntryWord::REFERENCED.mask(), Ordering::Relaxed))
+                    .referenced()
+        };
+        // SAFETY: lists lock held and `f` queued, hence Resident (I1).
+        let mut hit = unsafe { self.with_owner(f, |o| o.and_then(Owner::slot).is_some_and(clear)) };
+        self.with_proxies(l, f, |p| {
+            for o in p.iter() {
+                hit |= o.slot().is_some_and(clear);
+            }
+        });
+        hit
+    }
+
+    /// Under the lists lock, for a queued (hence `Resident`, I1) frame: takes its owner's entry
+    /// if unpinned; if only proxies pin it, unmaps every proxy nobody pins (the reverse map in
+    /// use: Linux's try_to_unmap) and tries again. With `mark`, leaves `WAIT_POOL` on whatever
+    /// still pins it (the owner's entry and the remaining proxies).
+    fn take_victim(
+        &self,
+        l: &mut Lists,
+        f: u32,
+        mark: bool,
+        later: &mut Deferred,
+    ) -> Option<EntryWord> {
+        // SAFETY (with_owner): lists lock held and `f` queued, hence Resident (I1).
+        let taken = unsafe {
+            self.with_owner(f, |o| {
+                o.and_then(Owner::slot)
+                    .and_then(|slot| self.take_or_mark(slot, f, false))
+            })
+        };
+        if taken.is_some() {
+            return taken;
+        }
+        // SAFETY: as above.
+        let owner = unsafe { self.with_owner(f, |o| o.cloned()) }?;
+        let owner_slot = owner.slot()?;
+        let taken = loop {
+            let proxies: Vec<Owner> = self.with_proxies(l, f, |p| p.iter().cloned().collect());
+            let mut left = Vec::new();
+            for p in proxies {
+                let unmapped = p.slot().is_some_and(|ps| {
+                    self.unmap_locked(l, f, ps, &p.mapper, p.page, owner_slot, later)
+                });
+                if !unmapped {
+                    left.push(p);
+                }
+            }
+            let taken = self.take_or_mark(owner_slot, f, mark);
+            // Every proxy left must be marked, or be unmappable now: a proxy unpinned since
+            // `unmap_locked` saw it pinned has nobody left to wake us.
+            let mut again = false;
+            if taken.is_none() && mark {
+                for p in &left {
+                    if let Some(ps) = p.slot() {
+                        again |= !self.mark_pool(ps, f);
+                    }
+                }
+            }
+            later.drop.extend(left);
+            if !again {
+                break taken;
+            }
+        };
+        later.drop.push(owner);
+        taken
+    }
+
+    /// Sets `WAIT_POOL` on a pinned proxy entry naming `f`, so its last unpinner wakes the pool.
+    /// Returns `false` if the proxy is unpinned now (its last pin went after the caller's
+    /// `unmap_locked` found it pinned, with no `WAIT_POOL` to wake anyone): the caller must try
+    /// the victim again instead of waiting (scenario C13). `true`: marked (now or before), or it
+    /// no longer names `f` (a break or a close dropped its pin on the owner's entry, which the
+    /// caller marked, so that unpin wakes the pool).
+    fn mark_pool(&self, slot: &AtomicU64, f: u32) -> bool {
+        let mut cur = EntryWord(slot.load(Ordering::Relaxed));
+        loop {
+            if cur.frame() != Some(f) || EntryWord::WAIT_POOL.is_set(cur.0) {
+                return true;
+            }
+            if cur.takeable_but_reclaiming() {
+                return false;
+            }
+            // Relaxed: only publishes "an obtainer waits" (see the waiter protocol).
+            match slot.compare_exchange_weak(
+                cur.0,
+                cur.0 | EntryWord::WAIT_POOL.mask(),
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return true,
+                Err(c) => cur = EntryWord(c),
+            }
+        }
+    }
+
+    /// Under the lists lock: unmaps the proxy `proxy_slot` (page `page` of `mapper`) of frame `f`
+    /// if nothing pins or holds it and it has no arbitration state: its entry becomes `EMPTY`, it
+    /// leaves `f`'s proxies, and the pin it held on the owner's entry (`owner_slot`) is dropped.
+    /// Returns whether it did. Wake-ups and the dropped reference go to `later`.
+    #[allow(clippy::too_many_arguments)]
+    fn unmap_locked(
+        &self,
+        l: &mut Lists,
+        f: u32,
+        proxy_slot: &AtomicU64,
+        mapper: &MapperShared,
+        page: u64,
+        owner_slot: &AtomicU64,
+        later: &mut Deferred,
+    ) -> bool {
+        let mut cur = EntryWord(proxy_slot.load(Ordering::Acquire));
+        loop {
+            if cur.frame() != Some(f)
+                || !cur.cow()
+                || cur.0
+                    & (EntryWord::PINNED_BITS
+                        | EntryWord::ARB_SLOW.mask()
+                        | EntryWord::RECLAIMING.mask())
+                    != 0
+            {
+                return false;
+            }
+            // Acquire: pairs with the Release unpins of the proxy's readers, whose reads of `f`
+            // then happen before our unpin of the owner (Release) and so before the taker's
+            // Acquire and the frame's reuse.
+            match proxy_slot.compare_exchange(cur.0, 0, Ordering::Acquire, Ordering::Acquire) {
+                Ok(_) => break,
+                Err(c) => cur = EntryWord(c),
+            }
+        }
+        if cur.0 & EntryWord::WAIT_BITS != 0 {
+            later.notify.push((f, cur.0 & EntryWord::WAIT_BITS));
+        }
+        if let Some(o) = self.with_proxies(l, f, |p| p.remove(mapper, page)) {
+            later.drop.push(o);
+        }
+        // Release: the proxy's readers' accesses (acquired above) happen before the owner's
+        // next taker (Acquire).
+        let prev = owner_slot.fetch_sub(EntryWord::PINS.one(), Ordering::Release);
+        if prev & EntryWord::WAIT_BITS != 0 {
+            // SAFETY: lists lock held; `f` is Resident (its owner's entry was pinned).
+            if let Some(o) = unsafe { self.with_owner(f, |o| o.cloned()) } {
+                later.wake.push(o);
+            }
+        }
+        true
+    }
+
+    /// Gives the caller a frame in `Filling` state, held exclusively: a free one, or the first
+    /// reclaimable one from the queue head (written back first if dirty). Waits up to the pool's
+    /// bound for a frame to become unpinned; then fails with [`Error::Exhausted`].
+    pub(crate) fn obtain(&self) -> Result<u32> {
+        // Read the clock only if we have to wait (a free or reclaimable frame needs no deadline).
+        let mut waiting: Option<(Instant, Option<Instant>)> = None;
+        let mut failures = 0u32;
+        let mut pending: Option<Pick> = None;
+        loop {
+            let pick = match pending.take() {
+                Some(p) => p,
+                None => {
+                    let mut later = Deferred::default();
+                    let p = self.pick(&mut lock(&self.lists), false, &mut later);
+                    later.run(self);
+                    p
+                }
+            };
+            match pick {
+                Pick::Free(f) => return Ok(f),
+                Pick::Victim(f, w) => match self.evict(f, w) {
+                    Ok(()) => {
+                        // Relaxed store: we hold the frame exclusively (see set_tag).
+                        self.set_tag(f, Tag::Filling);
+                        self.counters.reclaims.incr();
+                        return Ok(f);
+                    }
+                    Err(e) => {
+                        // The victim went back to the queue tail, dirty; try another one, but
+                        // give up once every frame has failed us.
+                        failures += 1;
+                        if failures >= self.frame_count() {
+                            return Err(e);
+                        }
+                    }
+                },
+                Pick::None => {
+                    let (start, deadline) =
+                        *waiting.get_or_insert_with(|| (Instant::now(), self.deadline()));
+                    self.ask_holders();
+                    let mut got = None;
+                    let mut later = Deferred::default();
+                    self.counters.obtain_waits.incr();
+                    let parked = self.pool_park.park(deadline, || {
+                        let mut l = lock(&self.lists);
+                        match self.pick(&mut l, true, &mut later) {
+                            Pick::None => {
+                                l.waiting_obtainers += 1;
+                                true
+                            }
+                            p => {
+                                got = Some(p);
+                                false
+                            }
+                        }
+                    });
+                    later.run(self);
+                    if got.is_some() {
+                        pending = got;
+                        continue;
+                    }
+                    lock(&self.lists).waiting_obtainers -= 1;
+                    if parked == Parked::TimedOut {
+                        return Err(Error::Exhausted {
+                            waited: start.elapsed(),
+                        });
+                    }
+                }
+            }
+        }
+    }
+
+    /// Every frame is pinned: asks the clients holding the oldest queued pages to release them
+    /// (each holder once per grant; the access lists of the frame's owner and proxies are the
+    /// reverse map from frame to clients). The callbacks run with no lock held.
+    fn ask_holders(&self) {
+        const ASK_AT_MOST: usize = 8;
+        let mut held: Vec<Owner> = Vec::new();
+        {
+            let mut l = lock(&self.lists);
+            let queued: Vec<u32> = l.queue.iter().collect();
+            for f in queued {
+                let holds = |o: &Owner| {
+                    // Relaxed: a hint; ask_release re-reads under its shard lock.
+                    o.slot().is_some_and(|s| {
+                        let e = EntryWord(s.load(Ordering::Relaxed));
+                        e.held() && e.frame() == Some(f)
+                    })
+                };
+                // SAFETY: lists lock held and `f` queued, hence Resident (I1).
+                let owner = unsafe { self.with_owner(f, |o| o.filter(|o| holds(o)).cloned()) };
+                held.extend(owner);
+                self.with_proxies(&mut l, f, |p| {
+                    held.extend(p.iter().filter(|o| holds(o)).cloned())
+                });
+                if held.len() >= ASK_AT_MOST {
+                    break;
+                }
+            }
+        }
+        for o in held {
+            if let Some(slot) = o.slot() {
+                o.mapper.arb.ask_release(self, slot, o.page);
+            }
+        }
+    }
+
+    /// Removes a `Reclaiming` frame from its owner: writes it back if dirty, then clears the
+    /// owner's entry and forgets the owner. On a failed write-back the frame goes back to
+    /// `Resident` (dirty, at the queue tail), the error is recorded with the owner, and returned.
+    ///
+    /// An unusual error (not EIO, ENOSPC, EDQUOT) is also recorded on the page itself, which
+    /// escapes to an out-of-line arbitration record, so reclaim skips it until a successful
+    /// write-back clears it (see `arbitration::PageError`).
+    pub(crate) fn evict(&self, f: u32, taken: EntryWord) -> Result<()> {
+        let mut unusual = None;
+        // SAFETY: `f` is Reclaiming and we moved it there: we hold it exclusively.
+        let r = unsafe {
+            self.with_owner(f, |owner| {
+                let Some(o) = owner else { return Ok(()) };
+                let Some(slot) = o.slot() else { return Ok(()) };
+                if taken.dirty() {
+                    let r = {
+                        let _t = self.track(f).shared();
+                        // SAFETY: RECLAIMING excludes every writer and filler (I4); the frame
+                        // stays valid for the pool's lifetime.
+                        let buf = std::slice::from_raw_parts(self.bytes(f), self.page_size());
+                        crate::backing::accessor::guarded("flush", || {
+                            o.mapper.accessor.flush(o.page, buf)
+                        })
+                    };
+                    if let Err(e) = r {
+                        self.counters.writeback_errors.incr();
+                        let err = Error::WriteBack {
+                            object: o.mapper.id,
+                            page: o.page,
+                            source: ShareArc::new(e),
+                        };
+                        o.mapper.record_error(err.clone());
+                        if let Error::WriteBack { source, .. } = &err {
+                            unusual = crate::arbitration::PageError::of(source)
+                                .map(|pe| (o.mapper.clone(), o.page, pe));
+                        }
+                        self.revert(f, slot);
+                        return Err(err);
+                    }
+                    self.counters.writebacks.incr();
+                }
+                // Release: the write-back happens before the next fault of this page sees EMPTY
+                // (Acquire) and fills it from the backing store.
+                let prev = slot.swap(0, Ordering::Release);
+                self.notify(f, prev & EntryWord::WAIT_BITS);
+                Ok(())
+            })
+        };
+        if r.is_ok() {
+            // SAFETY: still exclusive (Reclaiming).
+            drop(unsafe { self.set_owner(f, None) });
+        }
+        // The frame is Resident again (reverted): the error is recorded through the page's entry
+        // if it is still in `f`, no other reclaim took it meanwhile and no write-back succeeded
+        // meanwhile (it is still dirty; see `record_error`, scenarios C23 and C43).
+        if let Some((mapper, page, pe)) = unusual {
+            if let Some(slot) = mapper.map.slot(page) {
+                mapper.arb.record_error(self, slot, page, f, pe)?;
+            }
+        }
+        r
+    }
+
+    /// `Reclaiming -> Resident` after a failed write-back: `RECLAIMING` cleared (dirty kept), back
+    /// at the queue tail.
+    fn revert(&self, f: u32, slot: &AtomicU64) {
+        let mut l = lock(&self.lists);
+        // Release: a pinner (Acquire) sees the entry as we leave it; nothing was written.
+        let prev = slot.fetch_and(
+            !(EntryWord::RECLAIMING.mask() | EntryWord::WAIT_BITS),
+            Ordering::Release,
+        );
+        self.set_tag(f, Tag::Resident);
+        l.queue.push_back(f);
+        let wake_pool = l.waiting_obtainers > 0;
+        drop(l);
+        self.notify(f, prev & EntryWord::WAIT_BITS);
+        if wake_pool {
+            self.pool_park.unpark_all();
+        }
+    }
+
+    /// Puts a frame the caller holds (`Filling` or `Reclaiming`, owner already cleared, named by
+    /// no entry) on the free list.
+    pub(crate) fn free(&self, f: u32) {
+        let mut l = lock(&self.lists);
+        self.set_tag(f, Tag::Free);
+        l.free.push(f);
+        let wake_pool = l.waiting_obtainers > 0;
+        drop(l);
+        if wake_pool {
+            self.pool_park.unpark_all();
+        }
+    }
+
+    /// Publishes a filled frame: `Filling -> Resident`, its page's entry `EMPTY -> (f, pins)`,
+    /// linked at the queue tail — all under the lists lock, so that under that lock Resident
+    /// frames, queued frames and entries agree (I1, I2). Returns `false` (frame left `Filling`) if
+    /// the entry was unexpectedly occupied.
+    pub(crate) fn make_resident(&self, f: u32, pins: u64, writer: bool, slot: &AtomicU64) -> bool {
+        let mut l = lock(&self.lists);
+        // `pins < PINS.max()`: the miss path lets no more faults join a fill (see `miss`). A write
+        // fault that nobody joined (`pins == 1`) gets the writer bit instead of its read pin.
+        let entry = if writer {
+            EntryWord::resident(f, 0)
+                .with(EntryWord::WRITER, true)
+                .with(EntryWord::DIRTY, true)
+        } else {
+            EntryWord::resident(f, pins.min(EntryWord::PINS.max()))
+        };
+        // Release: pairs with the pinners' Acquire CAS: the filled bytes and the owner are visible
+        // to whoever pins the page.
+        if slot
+            .compare_exchange(0, entry.0, Ordering::Release, Ordering::Relaxed)
+            .is_err()
+        {
+            return false;
+        }
+        self.set_tag(f, Tag::Resident);
+        l.queue.push_back(f);
+        let wake_pool = l.waiting_obtainers > 0;
+        drop(l);
+        if wake_pool {
+            self.pool_park.unpark_all();
+        }
+        true
+    }
+
+    /// For `close`: takes page `page` of `mapper` (entry `slot`, with whatever frame backs it) if
+    /// unpinned; a copy-on-write proxy is unmapped instead (its frame stays with its owner).
+    pub(crate) fn take_for_close(
+        &self,
+        slot: &AtomicU64,
+        mapper: &MapperShared,
+        page: u64,
+    ) -> Take {
+        let mut l = lock(&self.lists);
+        loop {
+            let cur = EntryWord(slot.load(Ordering::Acquire));
+            let Some(f) = cur.frame() else {
+                return Take::Gone;
+            };
+            if cur.cow()
+                && !cur.reclaiming()
+                && self.with_proxies(&mut l, f, |p| p.contains(mapper, page))
+            {
+                let mut later = Deferred::default();
+                // SAFETY: lists lock held; a proxy pins its owner's entry, so `f` is Resident.
+                let owner = unsafe { self.with_owner(f, |o| o.cloned()) };
+                let unmapped = owner.as_ref().and_then(Owner::slot).is_some_and(|os| {
+                    self.unmap_locked(&mut l, f, slot, mapper, page, os, &mut later)
+                });
+                drop(l);
+                later.drop.extend(owner);
+                later.run(self);
+                return if unmapped {
+                    Take::Unmapped
+                } else {
+                    Take::Busy(cur)
+                };
+            }
+            if !cur.takeable() {
+                return Take::Busy(cur);
+            }
+            if let Some(w) = self.take_or_mark(slot, f, false) {
+                self.set_tag(f, Tag::Reclaiming);
+                l.queue.remove(f);
+                return Take::Taken(f, w);
+            }
+            // The entry changed between the two reads (a pin came or went): look again.
+        }
+    }
+}

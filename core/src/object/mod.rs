@@ -1,0 +1,326 @@
+//! The object handle: [`PageMapper`], which every client of a memory object shares, and the
+//! object's internals: `mapper` (`MapperShared`: the fault path, write-back, close),
+//! `access_map` (the AccessMap of page entries) and `guard` (read and write guards).
+
+pub(crate) mod access_map;
+pub(crate) mod guard;
+pub(crate) mod mapper;
+
+use crate::sync::atomic::Ordering;
+use crate::sync::Arc;
+use crate::{copies, sync};
+use crate::{
+    ArbitrationCensus, Client, CopyStats, Error, ReadGuard, Result, Revocation, Revoke, WriteGuard,
+};
+use mapper::{MapperShared, Want};
+use std::mem::ManuallyDrop;
+
+/// A memory object: the handle its clients share. Clone it to give another client access; the
+/// object is closed (written back, frames released) by [`PageMapper::close`] or when the last
+/// handle drops.
+pub struct PageMapper {
+    pub(crate) shared: ManuallyDrop<Arc<MapperShared>>,
+}
+
+impl std::fmt::Debug for PageMapper {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PageMapper")
+            .field("limit", &self.limit())
+            .field("closed", &self.shared.is_closed())
+            .finish()
+    }
+}
+
+impl Clone for PageMapper {
+    fn clone(&self) -> Self {
+        // Relaxed: a handle count, like Arc's increment.
+        self.shared.handles.fetch_add(1, Ordering::Relaxed);
+        Self {
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+impl Drop for PageMapper {
+    fn drop(&mut self) {
+        let below = self.let_go();
+        let_go_chain(below);
+    }
+}
+
+/// Lets go of the handles on a chain of frozen layers, one after the other: each may be the
+/// last handle on its layer, whose close hands over the handle on the layer below. A loop, not
+/// a recursion through `drop`, however deep the chain.
+pub(crate) fn let_go_chain(mut next: Option<PageMapper>) {
+    while let Some(h) = next {
+        let mut h = ManuallyDrop::new(h);
+        next = h.let_go();
+    }
+}
+
+impl PageMapper {
+    /// Gives this handle up (its `Drop`, less dropping what its object's close hands over):
+    /// returns the handle on the frozen layer below that the close took, if this was the last
+    /// handle. The handle must not be used or dropped after.
+    fn let_go(&mut self) -> Option<PageMapper> {
+        let mut below = None;
+        // AcqRel: the last handle's drop sees every other handle's operations (as Arc's drop).
+        if self.shared.handles.fetch_sub(1, Ordering::AcqRel) == 1 {
+            // Best effort: on a failed write-back the pages stay resident and dirty, owned by the
+            // object (frames keep it alive), and a later reclaim retries writing them back.
+            below = self.shared.close_keeping_backing().1;
+        }
+        // SAFETY: called once per handle, by its drop or by `let_go_chain`, which then forgets
+        // the handle.
+        unsafe { ManuallyDrop::drop(&mut self.shared) };
+        below
+    }
+
+    /// The first handle on a new object (whose handle count starts at one).
+    pub(crate) fn from_shared(shared: Arc<MapperShared>) -> Self {
+        Self {
+            shared: ManuallyDrop::new(shared),
+        }
+    }
+
+    /// Makes a copy-on-write copy of the object: a new object whose content is, at this instant,
+    /// the object's, and which from then on is written independently of it (a write to either is
+    /// seen by neither the other nor any other copy). Nothing is copied up front: both objects
+    /// share the frames and swap slots of the pages neither has written since (a *frozen layer*
+    /// below them), and a write gives the writer a private page (SPEC.md §2.6). The copy is an
+    /// anonymous object (not persistent), over the object's swap area if it is anonymous, else
+    /// over the pool's ([`PagesBuilder::swap`](crate::PagesBuilder::swap)). For a copy of the copy, copy it.
+    ///
+    /// A copy is a snapshot, so it waits for writers of the object to finish (asking client
+    /// write holders to downgrade) up to the pool's bound, then fails with [`Error::Busy`]; it
+    /// writes the dirty pages of a persistent object back first.
+    ///
+    /// ```
+    /// use pagecore::{Pages, MemoryAccessor};
+    /// let pages = Pages::builder().page_size(64).frames(8).build()?;
+    /// let file = pages.open(MemoryAccessor::new(), 64 * 16)?;
+    /// file.write(3)?[0] = 1;
+    /// let snap = file.copy()?;            // shares every page
+    /// file.write(3)?[0] = 2;              // the file gets a private page 3
+    /// snap.write(4)?[0] = 9;              // and so does the copy, for page 4
+    /// assert_eq!((file.read(3)?[0], snap.read(3)?[0]), (2, 1));
+    /// assert_eq!((file.read(4)?[0], snap.read(4)?[0]), (0, 9));
+    /// assert_eq!(pages.stats()?.cow_breaks, 2);
+    /// # Ok::<(), pagecore::Error>(())
+    /// ```
+    pub fn copy(&self) -> Result<PageMapper> {
+        copies::copy(self)
+    }
+
+    /// The object's place in its chain of copies (the frozen layers below it).
+    pub fn copy_stats(&self) -> CopyStats {
+        copies::stats(&self.shared)
+    }
+
+    /// Collapses the frozen layers of the object's chain that only one object still reads
+    /// through (their pages move up, no byte copied), as far as possible without waiting, and
+    /// returns the chain's depth after. Misses do this on their own as they walk the chain; this
+    /// does it now, for the whole chain.
+    ///
+    /// ```
+    /// use pagecore::Pages;
+    /// let pages = Pages::builder().page_size(64).frames(8).build()?;
+    /// let a = pages.anonymous(64 * 4)?;
+    /// a.write(0)?[0] = 1;
+    /// let b = a.copy()?;                  // a and b read one frozen layer
+    /// assert_eq!(a.copy_stats().depth, 1);
+    /// drop(b);                            // now only a reads it
+    /// assert_eq!(a.compact(), 0);         // its pages move up into a
+    /// assert_eq!(a.read(0)?[0], 1);
+    /// # Ok::<(), pagecore::Error>(())
+    /// ```
+    pub fn compact(&self) -> usize {
+        copies::compact(&self.shared)
+    }
+
+    /// The object's id within its pool (as the reverse map reports it).
+    pub fn id(&self) -> u64 {
+        self.shared.id
+    }
+
+    /// The object's limit in bytes.
+    pub fn limit(&self) -> u64 {
+        self.shared.limit()
+    }
+
+    /// Whether page `page` is in a frame now (a racy snapshot: one load of its entry; for
+    /// statistics, such as telling hits from misses in a simulator).
+    pub fn is_resident(&self, page: u64) -> bool {
+        self.shared.map.find(page).frame().is_some()
+    }
+
+    /// Number of pages the object can have.
+    pub fn page_count(&self) -> u64 {
+        self.shared.map.pages()
+    }
+
+    /// Page size in bytes.
+    pub fn page_size(&self) -> usize {
+        self.shared.pages.page_size()
+    }
+
+    /// Shared access to page `page` (faulting it in if needed).
+    #[inline(always)]
+    pub fn read(&self, page: u64) -> Result<ReadGuard<'_>> {
+        let (frame, slot) = MapperShared::pin(&self.shared, page, Want::Read)?;
+        let pages = &*self.shared.pages;
+        Ok(ReadGuard {
+            pages,
+            slot,
+            frame,
+            page,
+            track: ManuallyDrop::new(pages.track(frame).shared()),
+        })
+    }
+
+    /// Exclusive access to page `page` (faulting it in if needed); marks it dirty.
+    pub fn write(&self, page: u64) -> Result<WriteGuard<'_>> {
+        let (frame, slot) = MapperShared::pin(&self.shared, page, Want::Write)?;
+        let pages = &*self.shared.pages;
+        Ok(WriteGuard {
+            pages,
+            slot,
+            frame,
+            page,
+            track: ManuallyDrop::new(pages.track(frame).exclusive()),
+        })
+    }
+
+    fn check_range(&self, offset: u64, len: usize) -> Result<()> {
+        match offset.checked_add(len as u64) {
+            Some(end) if end <= self.limit() => Ok(()),
+            _ => Err(Error::OutOfRange {
+                offset,
+                limit: self.limit(),
+            }),
+        }
+    }
+
+    /// Reads `buf.len()` bytes at byte `offset`, across pages.
+    pub fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<()> {
+        self.check_range(offset, buf.len())?;
+        let ps = self.page_size() as u64;
+        let mut done = 0usize;
+        while done < buf.len() {
+            let pos = offset + done as u64;
+            let (page, within) = (pos / ps, (pos % ps) as usize);
+            let n = (ps as usize - within).min(buf.len() - done);
+            let g = self.read(page)?;
+            buf[done..done + n].copy_from_slice(&g[within..within + n]);
+            done += n;
+        }
+        Ok(())
+    }
+
+    /// Writes `data` at byte `offset`, across pages.
+    pub fn write_at(&self, offset: u64, data: &[u8]) -> Result<()> {
+        self.check_range(offset, data.len())?;
+        let ps = self.page_size() as u64;
+        let mut done = 0usize;
+        while done < data.len() {
+            let pos = offset + done as u64;
+            let (page, within) = (pos / ps, (pos % ps) as usize);
+            let n = (ps as usize - within).min(data.len() - done);
+            let mut g = self.write(page)?;
+            g[within..within + n].copy_from_slice(&data[done..done + n]);
+            done += n;
+        }
+        Ok(())
+    }
+
+    /// Writes back every dirty page and syncs the backing store. Reports the first failure, or a
+    /// write-back failure an earlier reclaim recorded (once).
+    pub fn sync(&self) -> Result<()> {
+        self.shared.sync()
+    }
+
+    /// Closes the object for every handle: writes back and frees its frames. Later operations
+    /// fail with [`Error::Closed`]. If a write-back fails the object stays open, its pages
+    /// resident and dirty, and the error is returned: this handle (or any other) may call
+    /// `close` again once the cause is mended. Closing a closed object succeeds at once.
+    ///
+    /// ```
+    /// use pagecore::{MemoryAccessor, Pages};
+    /// let pages = Pages::builder().page_size(64).frames(4).build()?;
+    /// let obj = pages.open(MemoryAccessor::new(), 64 * 8)?;
+    /// obj.write(0)?[0] = 1;
+    /// obj.close()?;
+    /// assert!(obj.read(0).is_err());
+    /// obj.close()?; // already closed
+    /// # Ok::<(), pagecore::Error>(())
+    /// ```
+    pub fn close(&self) -> Result<()> {
+        self.shared.close()
+    }
+
+    /// Whether the object is closed.
+    pub fn is_closed(&self) -> bool {
+        self.shared.is_closed()
+    }
+
+    /// Registers a client of this object whose holders are never asked to revoke anything (its
+    /// grants end when it drops them). The client keeps the object open.
+    pub fn register(&self) -> Result<Client> {
+        self.register_with(|_page: u64, _ask: Revocation| {})
+    }
+
+    /// Registers a client with a revocation callback (see [`Revoke`]).
+    pub fn register_with(&self, revoke: impl Revoke) -> Result<Client> {
+        if self.is_closed() {
+            return Err(Error::Closed);
+        }
+        let id = self.shared.arb.register(sync::ShareArc::new(revoke));
+        Ok(Client {
+            mapper: self.clone(),
+            id,
+        })
+    }
+
+    /// The unusual write-back error recorded on `page`, as an [`Error::WriteBack`], if any.
+    ///
+    /// A write-back that fails with EIO, ENOSPC or EDQUOT (the expected errors) leaves the page
+    /// resident and dirty, to be retried by reclaim, and is reported by [`PageMapper::sync`]. Any
+    /// other error (EBADF, EFBIG, an accessor's own error...) would most likely fail again, so it
+    /// is also recorded on the page: reclaim then skips the page (it stays resident and dirty;
+    /// reads, writes and grants go on as before), this method reports it, and the next write-back
+    /// that succeeds (`sync` or `close`) clears it. Pages that failed the same way share one
+    /// out-of-line record ([`ArbitrationCensus::error_pages`] counts them).
+    ///
+    /// ```
+    /// use pagecore::{Accessor, Pages};
+    /// use std::io;
+    ///
+    /// /// A store whose write-backs fail with EBADF (an unusual error).
+    /// struct Broken;
+    /// impl Accessor for Broken {
+    ///     fn fill(&self, _page: u64, buf: &mut [u8]) -> io::Result<()> { buf.fill(0); Ok(()) }
+    ///     fn flush(&self, _page: u64, _buf: &[u8]) -> io::Result<()> {
+    ///         Err(io::Error::from_raw_os_error(9))
+    ///     }
+    /// }
+    ///
+    /// let pages = Pages::builder().page_size(4096).frames(4).build()?;
+    /// let obj = pages.open(Broken, 8 * 4096)?;
+    /// obj.write(0)?[0] = 1;
+    /// assert!(obj.sync().is_err());                 // EBADF: recorded on page 0
+    /// assert!(obj.page_error(0)?.is_some());
+    /// assert_eq!(obj.read(0)?[0], 1);               // nothing lost; reclaim skips the page
+    /// assert_eq!(obj.arbitration().unwrap().error_pages, 1);
+    /// # Ok::<(), pagecore::Error>(())
+    /// ```
+    pub fn page_error(&self, page: u64) -> Result<Option<Error>> {
+        self.shared.page_error(page)
+    }
+
+    /// Checks the arbitration invariants (I9-I12, SPEC.md) on every page and returns a census.
+    /// Exact when no client operation on this object runs concurrently; an `Err` is a pagecore
+    /// bug.
+    pub fn arbitration(&self) -> Result<ArbitrationCensus, String> {
+        self.shared.arb.check(&self.shared.map)
+    }
+}
