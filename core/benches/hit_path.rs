@@ -172,7 +172,7 @@ fn with_peers(n: usize, f: impl FnOnce(&[(&str, Op<'_>)])) {
         .collect();
     f(&peers);
     assert_eq!(
-        pages.stats().unwrap().fills,
+        pages.stats().fills,
         n as u64,
         "the pagecore benchmark missed"
     );

@@ -128,7 +128,7 @@ fn pressure(s: &Setup, threads: usize, n: u64, write_share: f64) -> (Duration, u
     for p in 0..FRAMES {
         black_box(obj.read(p).unwrap()[0]);
     }
-    let before = pages.stats().unwrap().reclaims;
+    let before = pages.stats().reclaims;
     let barrier = std::sync::Barrier::new(threads + 1);
     let wall = std::thread::scope(|sc| {
         for t in 0..threads {
@@ -150,7 +150,7 @@ fn pressure(s: &Setup, threads: usize, n: u64, write_share: f64) -> (Duration, u
         Instant::now()
     })
     .elapsed();
-    let reclaims = pages.stats().unwrap().reclaims - before;
+    let reclaims = pages.stats().reclaims - before;
     (wall, reclaims)
 }
 

@@ -338,7 +338,7 @@ pub fn run(cfg: &Config) -> Result<Summary, SimError> {
         hh.add(&r.hit_latency)?;
         hm.add(&r.miss_latency)?;
     }
-    let stats = pages.stats()?;
+    let stats = pages.stats();
     drop(clients);
     let t = Instant::now();
     for o in objects {

@@ -107,7 +107,7 @@ pub fn run(
                     let g = obj.read(gen.next_page())?;
                     std::hint::black_box(g[0]);
                 }
-                let misses = pool.stats()?.fills;
+                let misses = pool.stats().fills;
                 obj.close()?;
                 rows.push(Row {
                     workload: w.name(),

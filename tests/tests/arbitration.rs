@@ -214,10 +214,7 @@ fn timeouts_withdraw_requests_and_never_wedge() {
     assert_eq!(obj.arbitration().unwrap().waiting, 0, "withdrawn");
     // Every frame is held: a fault on another page is refused after the bound, nothing hangs.
     assert!(matches!(obj.read(7), Err(Error::Exhausted { .. })));
-    assert!(
-        pages.stats().unwrap().revocations >= 2,
-        "reclaim asked the holders"
-    );
+    assert!(pages.stats().revocations >= 2, "reclaim asked the holders");
     drop(gb1);
     assert!(
         obj.read(7).is_ok(),

@@ -193,17 +193,23 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
         got.sort_unstable();
         want.sort_unstable();
         prop_assert_eq!(got, want, "revocations after {:?}", op);
-        let census = obj.arbitration().map_err(TestCaseError::fail)?;
+        let census = obj
+            .arbitration()
+            .map_err(|e| TestCaseError::fail(e.to_string()))?;
         prop_assert_eq!((census.held_pages, census.waiting), model.census());
         prop_assert_eq!(
             census.records_created - census.records_freed,
             census.records
         );
-        pages.check_invariants().map_err(TestCaseError::fail)?;
+        pages
+            .census()
+            .map_err(|e| TestCaseError::fail(e.to_string()))?;
     }
     grants.clear();
     pendings.clear();
-    let census = obj.arbitration().map_err(TestCaseError::fail)?;
+    let census = obj
+        .arbitration()
+        .map_err(|e| TestCaseError::fail(e.to_string()))?;
     prop_assert_eq!(
         (census.held_pages, census.waiting, census.records),
         (0, 0, 0)

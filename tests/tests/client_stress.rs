@@ -129,7 +129,7 @@ fn eight_clients_keep_many_readers_or_one_writer() {
         assert_eq!(got, want, "page {p}: lost updates");
         total += want;
     }
-    let stats = pages.stats().unwrap();
+    let stats = pages.stats();
     assert!(total > 1000, "too few writes to mean anything: {total}");
     assert!(stats.reclaims > 100, "the pool never reclaimed: {stats:?}");
     assert!(stats.grant_waits > 0, "no request ever waited: {stats:?}");

@@ -240,7 +240,9 @@ fn run(ops: Vec<Op>, policy: pagecore::Policy) -> Result<(), TestCaseError> {
                 model.reopen(o);
             }
         }
-        let c = pages.check_invariants().map_err(TestCaseError::fail)?;
+        let c = pages
+            .census()
+            .map_err(|e| TestCaseError::fail(e.to_string()))?;
         prop_assert_eq!(c.total() as u64, FRAMES);
         prop_assert_eq!(
             c.filling + c.reclaiming,

@@ -22,7 +22,7 @@
 //!
 //! A search visits each queued frame at most twice (one pass clears every bit), so it is bounded.
 //!
-//! Invariant (I1, checked by `Pages::check_invariants`): under the lists lock, the frames linked
+//! Invariant (I1, checked by `Pages::census`): under the lists lock, the frames linked
 //! in the queue are exactly the `Resident` frames, and the free list holds exactly the `Free` ones.
 
 const NIL: u32 = u32::MAX;

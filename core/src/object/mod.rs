@@ -105,7 +105,7 @@ impl PageMapper {
     /// snap.write(4)?[0] = 9;              // and so does the copy, for page 4
     /// assert_eq!((file.read(3)?[0], snap.read(3)?[0]), (2, 1));
     /// assert_eq!((file.read(4)?[0], snap.read(4)?[0]), (0, 9));
-    /// assert_eq!(pages.stats()?.cow_breaks, 2);
+    /// assert_eq!(pages.stats().cow_breaks, 2);
     /// # Ok::<(), pagecore::Error>(())
     /// ```
     pub fn copy(&self) -> Result<PageMapper> {
@@ -320,7 +320,10 @@ impl PageMapper {
     /// Checks the arbitration invariants (I9-I12, SPEC.md) on every page and returns a census.
     /// Exact when no client operation on this object runs concurrently; an `Err` is a pagecore
     /// bug.
-    pub fn arbitration(&self) -> Result<ArbitrationCensus, String> {
-        self.shared.arb.check(&self.shared.map)
+    pub fn arbitration(&self) -> Result<ArbitrationCensus> {
+        self.shared
+            .arb
+            .check(&self.shared.map)
+            .map_err(Error::Invariant)
     }
 }
