@@ -15,6 +15,9 @@
 //! Every binding tells its object where it is mapped, so the reverse map
 //! ([`crate::Pages::rmap`]) can name the regions and clients that hold a frame; revocations
 //! reach the address space's callback ([`AddressSpace::with_revoke`]) as addresses.
+//!
+//! Locks (SPEC.md §5.1): an object's registrations (`Regions`) before a table's ranges
+//! (`Ranges`), both before arbitration and the pool.
 
 use crate::arbitration::{Access, Client, Grant, Revocation};
 use crate::error::{Error, Result};
@@ -264,7 +267,8 @@ impl AddressSpace {
 
     /// A new client of `object` for this space, registered with the object.
     fn bind(&self, object: PageMapper, sharing: Sharing) -> Result<ShareArc<Binding>> {
-        let ranges: ShareArc<Ranges> = ShareArc::new(Mutex::new(Vec::new()));
+        let ranges: ShareArc<Ranges> =
+            ShareArc::new(Mutex::new(crate::sync::Level::Ranges, Vec::new()));
         let client = match &self.revoke {
             None => object.register()?,
             Some(revoke) => {

@@ -110,3 +110,43 @@ fn a_drifted_table_is_caught() {
         assert!(caught, "a table with {from:?} -> {to:?} passed");
     }
 }
+
+/// The levels SPEC.md §5.1's lock-hierarchy table lists, in order (its first column).
+fn hierarchy(spec: &str) -> Result<Vec<String>, String> {
+    let start = spec
+        .find("### 5.1 Lock hierarchy")
+        .ok_or("SPEC.md has no §5.1 Lock hierarchy")?;
+    let rest = &spec[start..];
+    let table = rest
+        .find("| level |")
+        .ok_or("§5.1 has no table headed `| level |`")?;
+    Ok(rest[table..]
+        .lines()
+        .skip(2)
+        .take_while(|l| l.starts_with('|'))
+        .filter_map(|l| l.split('|').nth(1))
+        .map(|c| c.trim().trim_matches('`').to_string())
+        .collect())
+}
+
+fn code_levels() -> Vec<String> {
+    pagecore::internals::sync::Level::ALL
+        .iter()
+        .map(|l| format!("{l:?}"))
+        .collect()
+}
+
+#[test]
+fn spec_lock_hierarchy_matches_the_code() {
+    assert_eq!(
+        hierarchy(&spec()).unwrap(),
+        code_levels(),
+        "SPEC.md §5.1's lock hierarchy differs from sync::Level::ALL"
+    );
+}
+
+#[test]
+fn a_reordered_hierarchy_is_caught() {
+    let s = spec().replacen("| `Lists` |", "| `Listz` |", 1);
+    assert_ne!(hierarchy(&s).unwrap(), code_levels());
+}

@@ -37,7 +37,7 @@ pub use user_races::*;
 use pagecore::internals::sync::atomic::{
     AtomicI32, AtomicU64, AtomicUsize, Ordering::Relaxed, Ordering::SeqCst,
 };
-use pagecore::internals::sync::{lock, thread, Arc, Condvar, Mutex};
+use pagecore::internals::sync::{lock_raw as lock, thread, Arc, Condvar, RawMutex as Mutex};
 use pagecore::internals::sync::{AccessTrack, ShareArc};
 use pagecore::Anonymous;
 use pagecore::SwapArea;

@@ -17,7 +17,7 @@
 //! a read can see. FIFO order (I5) is a liveness property, outside linearizability.
 
 use pagecore::internals::sync::atomic::{AtomicU64, Ordering::SeqCst};
-use pagecore::internals::sync::{lock, Mutex};
+use pagecore::internals::sync::{lock_raw as lock, RawMutex as Mutex};
 use std::collections::{BTreeMap, HashSet};
 
 /// What an operation did (its arguments).
@@ -240,7 +240,7 @@ pub fn record_run(threads: usize, ops: usize, pages: u64, frames: u64, seed: u64
     let rec = Arc::new(Recorder::new());
     // A start gate, so that the threads' operations overlap.
     let gate = Arc::new((
-        pagecore::internals::sync::Mutex::new(0usize),
+        pagecore::internals::sync::RawMutex::new(0usize),
         pagecore::internals::sync::Condvar::new(),
     ));
     let handles: Vec<_> = (0..threads)

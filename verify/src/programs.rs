@@ -65,7 +65,7 @@
 //! driver in `tests/programs.rs` counts failures that way).
 
 use pagecore::internals::sync::atomic::{AtomicU64 as FAtomicU64, Ordering as FOrdering};
-use pagecore::internals::sync::{lock, thread, Arc, Mutex};
+use pagecore::internals::sync::{lock_raw as lock, thread, Arc, RawMutex as Mutex};
 use pagecore::{Access, Accessor, Error, MemoryAccessor, PageMapper, Pages, Revocation};
 use std::io;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};

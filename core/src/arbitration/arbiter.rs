@@ -40,11 +40,13 @@ impl Arbiter {
     pub(crate) fn new() -> Self {
         Self {
             shards: (0..SHARDS)
-                .map(|_| Mutex::new(FxHashMap::default()))
+                .map(|_| Mutex::new(crate::sync::Level::ArbShard, FxHashMap::default()))
                 .collect(),
-            parks: (0..SHARDS).map(|_| Parker::new()).collect(),
-            records: Mutex::new(Records::default()),
-            clients: Mutex::new(Vec::new()),
+            parks: (0..SHARDS)
+                .map(|_| Parker::new(crate::sync::Level::ArbPark))
+                .collect(),
+            records: Mutex::new(crate::sync::Level::Records, Records::default()),
+            clients: Mutex::new(crate::sync::Level::Clients, Vec::new()),
         }
     }
 

@@ -56,7 +56,8 @@
 //!   the client's first access.
 //! * Waiters: the shard's [`Parker`]; a waiter re-checks its state under the shard lock inside the
 //!   parker's `prepare`, and every slow-path change notifies the parker after dropping the shard
-//!   lock, so no wake-up is lost (lock order: parker -> shard -> records -> clients).
+//!   lock, so no wake-up is lost (the lock hierarchy, SPEC.md §5.1: `ArbPark` -> `ArbShard` ->
+//!   `Records` -> `Clients`).
 
 mod arbiter;
 mod client;

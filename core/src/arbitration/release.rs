@@ -321,8 +321,8 @@ impl Arbiter {
             census.error_pages += st.error.is_some() as u64;
             census.side_entries += e.arb_slow() as u64;
         }
-        // Shard locks before the records lock, never while holding it (lock order: shard ->
-        // records, as in every slow path).
+        // Shard locks before the records lock, never while holding it (the hierarchy, SPEC.md
+        // §5.1: `ArbShard` -> `Records`, as in every slow path).
         let side_entries: usize = self.shards.iter().map(|s| lock(s).capacity()).sum();
         let recs = lock(&self.records);
         let live: HashMap<u32, u64> = recs

@@ -4,6 +4,7 @@
 //! (a closure computes each page; optionally a second closure takes write-backs) and
 //! [`MemoryAccessor`] (an in-memory backing store, handy in tests and as a RAM disk). Users can
 //! implement [`Accessor`] for anything else.
+//! [`MemoryAccessor`]'s own map is a leaf of the lock hierarchy (`Store`, SPEC.md §5.1).
 
 use crate::sync::{lock, Arc, Mutex};
 use std::collections::HashMap;
@@ -217,9 +218,17 @@ impl Accessor for ComputedAccessor {
 }
 
 /// An in-memory backing store: pages never written read as zeros.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct MemoryAccessor {
     pages: Mutex<HashMap<u64, Box<[u8]>>>,
+}
+
+impl Default for MemoryAccessor {
+    fn default() -> Self {
+        Self {
+            pages: Mutex::new(crate::sync::Level::Store, HashMap::new()),
+        }
+    }
 }
 
 impl MemoryAccessor {

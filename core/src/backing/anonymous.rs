@@ -16,6 +16,9 @@
 //!
 //! Objects are shared by reference count: cloning the [`crate::PageMapper`] (as on fork) shares
 //! the object; the last clone's drop frees its frames and then its swap slots.
+//!
+//! Its slot table's lock (`AnonSlots`, SPEC.md §5.1) is taken under the fill shards and the
+//! lists lock, before the swap area's.
 
 use crate::backing::accessor::Accessor;
 use crate::backing::swap::{Slot, SwapArea};
@@ -59,7 +62,7 @@ impl Anonymous {
     pub fn new(swap: ShareArc<SwapArea>) -> Self {
         Self {
             swap,
-            slots: Mutex::new(FxHashMap::default()),
+            slots: Mutex::new(crate::sync::Level::AnonSlots, FxHashMap::default()),
             count: AtomicUsize::new(0),
         }
     }

@@ -9,6 +9,7 @@
 //!
 //! The allocator is a bitmap under one mutex, searched next-fit from a rotating hint: slot
 //! allocation happens once per page-out of a page that never had a slot, far off every hit path.
+//! That mutex (`SwapMap`, SPEC.md §5.1) is a leaf but for the locks after it.
 
 use crate::error::{Error, Result};
 use crate::sync::{lock, AccessTrack, Mutex, ShareArc};
@@ -171,7 +172,7 @@ impl SwapArea {
             path,
             remove_on_drop,
             page_size,
-            map: Mutex::new(SlotMap::new(slots)),
+            map: Mutex::new(crate::sync::Level::SwapMap, SlotMap::new(slots)),
             tracks: SlotTracks((0..slots).map(|_| AccessTrack::new()).collect()),
         })
     }

@@ -54,6 +54,9 @@
 //! * The frozen layer's `DIRTY` mark: `fetch_or` `Relaxed` while the breaker holds a read pin
 //!   on the layer's entry: the reclaimer's take CAS comes later in that word's modification
 //!   order (after the breaker's `Release` unpin), so it sees the bit and writes the page to swap.
+//!
+//! Locks (SPEC.md §5.1): an object's copy lock (`Copy`) is the outermost; a layer's state
+//! (`LayerState`) comes after the lists lock, its file record (`LayerFile`) after both.
 
 mod collapse;
 mod resolve;
@@ -98,7 +101,7 @@ impl FrozenStore {
     fn new(swap: ShareArc<SwapArea>) -> Self {
         Self {
             anon: Anonymous::new(swap),
-            file: Mutex::new(None),
+            file: Mutex::new(crate::sync::Level::LayerFile, None),
         }
     }
 
@@ -191,19 +194,22 @@ impl Layer {
     fn with(frozen: Option<ShareArc<FrozenStore>>) -> Self {
         Self {
             frozen,
-            copy_lock: Mutex::new(()),
+            copy_lock: Mutex::new(crate::sync::Level::Copy, ()),
             copying: AtomicBool::new(false),
-            park: Parker::new(),
+            park: Parker::new(crate::sync::Level::Park),
             epoch: AtomicU64::new(0),
             layered: AtomicBool::new(false),
             copies: AtomicUsize::new(0),
             children: AtomicUsize::new(0),
             moves: AtomicU64::new(0),
             collapsed: AtomicUsize::new(0),
-            state: Mutex::new(LayerState {
-                backing: None,
-                privatized: HashSet::new(),
-            }),
+            state: Mutex::new(
+                crate::sync::Level::LayerState,
+                LayerState {
+                    backing: None,
+                    privatized: HashSet::new(),
+                },
+            ),
         }
     }
 

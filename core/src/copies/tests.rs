@@ -144,10 +144,18 @@ fn a_break_whose_owner_names_another_frame_looks_again() {
 }
 
 /// A file that refuses every write-back while `broken` is set.
-#[derive(Default)]
 struct Fragile {
     pages: Mutex<std::collections::HashMap<u64, Vec<u8>>>,
     broken: AtomicBool,
+}
+
+impl Default for Fragile {
+    fn default() -> Self {
+        Self {
+            pages: Mutex::new(crate::sync::Level::Store, Default::default()),
+            broken: AtomicBool::new(false),
+        }
+    }
 }
 
 impl Accessor for Fragile {

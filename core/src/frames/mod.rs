@@ -55,6 +55,10 @@
 //! saw; a waker's RMW on the entry either comes first in its modification order (the waiter's CAS
 //! then fails on the changed word and does not park) or after (the waker then sees the bit and
 //! must take the parker's lock, which the waiter holds until parked).
+//!
+//! Locks (the hierarchy of SPEC.md §5.1, `sync::Level`): the lists lock (`Lists`) comes after
+//! the fill shards and the parkers (the pool parker's `prepare` takes it) and before layer
+//! state, swap slots and the swap map; wake-ups found under it run after it is dropped.
 
 use crate::backing::swap::SwapArea;
 use crate::error::{Error, Result};
@@ -314,17 +318,22 @@ impl PagesShared {
                 })
                 .collect(),
             // Pop order: frame 0 first.
-            lists: Mutex::new(Lists {
-                free: (0..n).rev().collect(),
-                queue: PageQueue::new(n),
-                waiting_obtainers: 0,
-            }),
-            pool_park: Parker::new(),
-            page_park: (0..buckets).map(|_| Parker::new()).collect(),
+            lists: Mutex::new(
+                crate::sync::Level::Lists,
+                Lists {
+                    free: (0..n).rev().collect(),
+                    queue: PageQueue::new(n),
+                    waiting_obtainers: 0,
+                },
+            ),
+            pool_park: Parker::new(crate::sync::Level::Park),
+            page_park: (0..buckets)
+                .map(|_| Parker::new(crate::sync::Level::Park))
+                .collect(),
             wait_bound,
             policy,
             counters: Counters::default(),
-            swap: Mutex::new(swap),
+            swap: Mutex::new(crate::sync::Level::PoolSwap, swap),
             swap_slots,
             next_object: Counter::default(),
         })

@@ -24,9 +24,10 @@
 //!    copy epoch under the shard lock: a fill that began before a copy moved the object's pages
 //!    is abandoned and its faults look the page up again.
 //!
-//! The shard lock is only held for table updates, never across I/O. Lock order:
-//! fill shard -> lists -> layer state and swap slots; parkers' locks are innermost (their
-//! `prepare` closures take only the lists lock, under the pool parker).
+//! The shard lock is only held for table updates, never across I/O. Locks follow the lock
+//! hierarchy (SPEC.md §5.1, `sync::Level`): fill shard (`FillShard`) before the parkers
+//! (`Park`: the fill parker's `prepare` takes a fill's outcome, the pool parker's the lists),
+//! before the lists, before layer state and swap slots.
 
 use crate::backing::accessor::Accessor;
 use crate::error::{Error, Result};
@@ -133,14 +134,14 @@ impl MapperShared {
             limit,
             closed: AtomicBool::new(false),
             fills: (0..FILL_SHARDS)
-                .map(|_| Mutex::new(FxHashMap::default()))
+                .map(|_| Mutex::new(crate::sync::Level::FillShard, FxHashMap::default()))
                 .collect(),
-            fill_park: Parker::new(),
-            error: Mutex::new(None),
+            fill_park: Parker::new(crate::sync::Level::Park),
+            error: Mutex::new(crate::sync::Level::ObjectError, None),
             handles: AtomicUsize::new(1),
             arb: crate::arbitration::Arbiter::new(),
             layer,
-            regions: Mutex::new(Vec::new()),
+            regions: Mutex::new(crate::sync::Level::Regions, Vec::new()),
         }
     }
 
@@ -296,7 +297,7 @@ impl MapperShared {
                 .waiters
                 .get_or_insert_with(|| {
                     Arc::new(Inflight {
-                        outcome: Mutex::new(None),
+                        outcome: Mutex::new(crate::sync::Level::FillOutcome, None),
                     })
                 })
                 .clone();

@@ -35,8 +35,9 @@
 mod imp {
     pub use loom::hint;
     pub use loom::sync::atomic;
-    pub use loom::sync::{Arc, Condvar, Mutex, MutexGuard};
+    pub use loom::sync::{Arc, Condvar, Mutex as RawMutex, MutexGuard as RawMutexGuard};
     pub use loom::thread;
+    pub use loom::thread_local;
 
     /// loom's tracked cell (already has `with` / `with_mut`).
     pub use loom::cell::UnsafeCell;
@@ -49,8 +50,9 @@ mod imp {
 mod imp {
     pub use shuttle::hint;
     pub use shuttle::sync::atomic;
-    pub use shuttle::sync::{Arc, Condvar, Mutex, MutexGuard};
+    pub use shuttle::sync::{Arc, Condvar, Mutex as RawMutex, MutexGuard as RawMutexGuard};
     pub use shuttle::thread;
+    pub use shuttle::thread_local;
 
     pub use super::std_cell::UnsafeCell;
 
@@ -62,8 +64,9 @@ mod imp {
 mod imp {
     pub use std::hint;
     pub use std::sync::atomic;
-    pub use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+    pub use std::sync::{Arc, Condvar, Mutex as RawMutex, MutexGuard as RawMutexGuard};
     pub use std::thread;
+    pub use std::thread_local;
 
     pub use super::std_cell::UnsafeCell;
 
@@ -112,24 +115,111 @@ mod std_cell {
     }
 }
 
+mod lockdep;
+pub use lockdep::{Level, CHECKED as LOCK_ORDER_CHECKED};
+
+/// A mutex of the lock hierarchy: the backend's mutex and its [`Level`]. Taken with [`lock`]
+/// (or [`try_lock`]), which checks the order in debug builds and under loom and shuttle.
+pub struct Mutex<T: ?Sized> {
+    level: Level,
+    raw: RawMutex<T>,
+}
+
+impl<T> Mutex<T> {
+    /// A mutex of `level` holding `value`.
+    pub fn new(level: Level, value: T) -> Self {
+        Self {
+            level,
+            raw: RawMutex::new(value),
+        }
+    }
+}
+
+impl<T: ?Sized> Mutex<T> {
+    /// Its level in the hierarchy.
+    pub fn level(&self) -> Level {
+        self.level
+    }
+}
+
+impl<T: std::fmt::Debug> std::fmt::Debug for Mutex<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Mutex")
+            .field("level", &self.level)
+            .field("raw", &self.raw)
+            .finish()
+    }
+}
+
+/// A held [`Mutex`]; lets go of its level when dropped.
+pub struct MutexGuard<'a, T: ?Sized> {
+    raw: RawMutexGuard<'a, T>,
+    level: Level,
+}
+
+impl<T: ?Sized> std::ops::Deref for MutexGuard<'_, T> {
+    type Target = T;
+    #[inline]
+    fn deref(&self) -> &T {
+        &self.raw
+    }
+}
+
+impl<T: ?Sized> std::ops::DerefMut for MutexGuard<'_, T> {
+    #[inline]
+    fn deref_mut(&mut self) -> &mut T {
+        &mut self.raw
+    }
+}
+
+impl<T: ?Sized> Drop for MutexGuard<'_, T> {
+    #[inline]
+    fn drop(&mut self) {
+        lockdep::release(self.level);
+    }
+}
+
 /// Locks `m`, recovering the guard if a previous holder panicked (pagecore's own critical
 /// sections keep their data consistent at every unwinding point, so the data is still valid).
+/// Checks the lock hierarchy first (see [`Level`]).
 #[inline]
-pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+pub fn lock<T: ?Sized>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    lockdep::acquire(m.level, true);
+    MutexGuard {
+        raw: lock_raw(&m.raw),
+        level: m.level,
+    }
+}
+
+/// Locks `m` if no one holds it (recovering a poisoned guard, as [`lock`] does). Never blocks,
+/// so any level may be tried; a lock it takes counts as held for what comes after.
+#[inline]
+pub fn try_lock<T: ?Sized>(m: &Mutex<T>) -> Option<MutexGuard<'_, T>> {
+    let raw = match m.raw.try_lock() {
+        Ok(g) => g,
+        Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
+        Err(std::sync::TryLockError::WouldBlock) => return None,
+    };
+    lockdep::acquire(m.level, false);
+    Some(MutexGuard {
+        raw,
+        level: m.level,
+    })
+}
+
+/// Locks a backend mutex outside the hierarchy (the harnesses' own locks, and the parker's,
+/// whose level the parker records itself), recovering a poisoned guard.
+#[inline]
+pub fn lock_raw<T: ?Sized>(m: &RawMutex<T>) -> RawMutexGuard<'_, T> {
     match m.lock() {
         Ok(g) => g,
         Err(poisoned) => poisoned.into_inner(),
     }
 }
 
-/// Locks `m` if no one holds it (recovering a poisoned guard, as [`lock`] does).
-#[inline]
-pub fn try_lock<T>(m: &Mutex<T>) -> Option<MutexGuard<'_, T>> {
-    match m.try_lock() {
-        Ok(g) => Some(g),
-        Err(std::sync::TryLockError::Poisoned(p)) => Some(p.into_inner()),
-        Err(std::sync::TryLockError::WouldBlock) => None,
-    }
+/// The levels this thread holds, innermost last (empty where the order is not checked).
+pub fn held_levels() -> Vec<Level> {
+    lockdep::held()
 }
 
 /// A mutex-and-condvar pair used for blocking slow paths: waiting for a fill, for a reclaim to
@@ -145,9 +235,10 @@ pub fn try_lock<T>(m: &Mutex<T>) -> Option<MutexGuard<'_, T>> {
 /// The lock also counts the parked waiters, so that a wake-up with nobody parked (the common
 /// case: a fill completing that no fault joined) costs an uncontended lock and no system call
 /// (a condvar's `notify_all` is a futex syscall whether or not anyone waits).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Parker {
-    lock: Mutex<usize>,
+    level: Level,
+    lock: RawMutex<usize>,
     cv: Condvar,
 }
 
@@ -161,10 +252,12 @@ pub enum Parked {
 }
 
 impl Parker {
-    /// A new parker.
-    pub fn new() -> Self {
+    /// A new parker whose lock is of `level` (its waiters' `prepare` runs under it, so what
+    /// `prepare` locks must come after it; a waker takes it last).
+    pub fn new(level: Level) -> Self {
         Self {
-            lock: Mutex::new(0),
+            level,
+            lock: RawMutex::new(0),
             cv: Condvar::new(),
         }
     }
@@ -172,7 +265,14 @@ impl Parker {
     /// Runs `prepare` under the lock. If it returns `true` (the caller published that it waits and
     /// its condition still holds), parks until notified or `deadline`.
     pub fn park(&self, deadline: Option<Instant>, prepare: impl FnOnce() -> bool) -> Parked {
-        let mut g = lock(&self.lock);
+        lockdep::acquire(self.level, true);
+        let r = self.park_locked(deadline, prepare);
+        lockdep::release(self.level);
+        r
+    }
+
+    fn park_locked(&self, deadline: Option<Instant>, prepare: impl FnOnce() -> bool) -> Parked {
+        let mut g = lock_raw(&self.lock);
         if !prepare() {
             return Parked::Woken;
         }
@@ -215,10 +315,13 @@ impl Parker {
     /// waiter counts itself under the lock before it parks and is parked as soon as it releases
     /// the lock, so a notifier that takes the lock and sees no one parked has no one to wake.
     pub fn unpark_all(&self) {
-        let g = lock(&self.lock);
+        lockdep::acquire(self.level, true);
+        let g = lock_raw(&self.lock);
         if *g > 0 {
             self.cv.notify_all();
         }
+        drop(g);
+        lockdep::release(self.level);
     }
 }
 
