@@ -5,5 +5,7 @@ cd "$(dirname "$0")/.."
 export CARGO_TERM_COLOR=${CARGO_TERM_COLOR:-never}
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --release -- -D warnings
+# Debug too: the lock-order check (sync/lockdep.rs) is compiled in debug builds only.
+cargo clippy --workspace --all-targets -- -D warnings
 cargo clippy -p pagecore-verify --features shuttle --all-targets --release -- -D warnings
 RUSTDOCFLAGS="-D warnings" cargo doc -p pagecore --no-deps

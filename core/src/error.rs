@@ -33,6 +33,15 @@ pub enum Error {
         /// The pool's page size in bytes.
         page_size: usize,
     },
+    /// An accessor made for another page size than the pool's ([`crate::Pages::open`]; see
+    /// [`crate::Accessor::page_size`]).
+    #[error("the accessor's pages are {accessor} bytes, the pool's {page_size}")]
+    AccessorPageSize {
+        /// The accessor's page size in bytes.
+        accessor: usize,
+        /// The pool's page size in bytes.
+        page_size: usize,
+    },
     /// The budget asks for more frames than a pool can index or the machine can allocate.
     #[error("a pool of {0} frames is too large")]
     TooManyFrames(u64),

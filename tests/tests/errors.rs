@@ -39,6 +39,44 @@ fn bad_configuration_is_an_error() {
 }
 
 #[test]
+fn an_accessor_made_for_another_page_size_is_refused() {
+    let pages = Pages::builder().page_size(4096).frames(4).build().unwrap();
+    let file = tempfile::tempfile().unwrap();
+    let e = pages
+        .open(
+            pagecore::FileAccessor::new(file.try_clone().unwrap(), 512),
+            1 << 20,
+        )
+        .unwrap_err();
+    assert!(
+        matches!(
+            e,
+            Error::AccessorPageSize {
+                accessor: 512,
+                page_size: 4096
+            }
+        ),
+        "{e}"
+    );
+    // An anonymous object over a swap area of other slots: refused the same way.
+    let swap = Arc::new(pagecore::SwapArea::temporary(512, 8).unwrap());
+    let e = pages
+        .open(pagecore::Anonymous::new(swap), 1 << 20)
+        .unwrap_err();
+    assert!(
+        matches!(e, Error::AccessorPageSize { accessor: 512, .. }),
+        "{e}"
+    );
+    // The right sizes open; accessors with no page size of their own open in any pool.
+    let obj = pages
+        .open(pagecore::FileAccessor::new(file, 4096), 1 << 20)
+        .unwrap();
+    obj.write(3).unwrap()[0] = 7;
+    obj.sync().unwrap();
+    assert!(pages.open(MemoryAccessor::new(), 1 << 20).is_ok());
+}
+
+#[test]
 fn out_of_range_and_closed_are_errors() {
     let pages = Pages::builder().page_size(64).frames(2).build().unwrap();
     let obj = pages.open(MemoryAccessor::new(), 640).unwrap();

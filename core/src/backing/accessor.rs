@@ -42,6 +42,25 @@ pub trait Accessor: Send + Sync + 'static {
         true
     }
 
+    /// The page size this accessor was made for, if it has one: [`crate::Pages::open`] refuses an
+    /// accessor whose page size differs from the pool's ([`crate::Error::AccessorPageSize`])
+    /// rather than reading and writing pages at the wrong offsets. Default: `None` (any page
+    /// size; `fill` and `flush` get the pool's pages).
+    ///
+    /// ```
+    /// use pagecore::{Error, FileAccessor, Pages};
+    /// let pages = Pages::builder().page_size(4096).frames(4).build()?;
+    /// let file = tempfile::tempfile()?;
+    /// let wrong = FileAccessor::new(file.try_clone()?, 512);
+    /// assert!(matches!(pages.open(wrong, 1 << 20), Err(Error::AccessorPageSize { accessor: 512, page_size: 4096 })));
+    /// let right = FileAccessor::new(file, pages.page_size());
+    /// assert!(pages.open(right, 1 << 20).is_ok());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    fn page_size(&self) -> Option<usize> {
+        None
+    }
+
     /// The anonymous memory behind this accessor, if it is one ([`crate::backing::anonymous::Anonymous`]).
     /// pagecore uses it to move an object's swap slots into the frozen layer when the object is
     /// copied ([`crate::PageMapper::copy`]). Other accessors keep the default, `None`.
@@ -150,6 +169,10 @@ pub(crate) fn read_exact_or_zero_at(f: &File, buf: &mut [u8], mut off: u64) -> i
 impl Accessor for FileAccessor {
     fn fill(&self, page: u64, buf: &mut [u8]) -> io::Result<()> {
         read_exact_or_zero_at(&self.file, buf, page * self.page_size)
+    }
+
+    fn page_size(&self) -> Option<usize> {
+        Some(self.page_size as usize)
     }
 
     fn flush(&self, page: u64, buf: &[u8]) -> io::Result<()> {

@@ -134,6 +134,10 @@ impl Anonymous {
 }
 
 impl Accessor for Anonymous {
+    fn page_size(&self) -> Option<usize> {
+        Some(self.swap.page_size())
+    }
+
     fn fill(&self, page: u64, buf: &mut [u8]) -> io::Result<()> {
         // The core never fills a page while its flush runs, so the slot cannot change under us.
         match self.slot_of(page) {

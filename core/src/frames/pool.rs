@@ -192,8 +192,17 @@ impl Pages {
     }
 
     /// Opens a memory object of at most `limit` bytes backed by `accessor`. Every clone of the
-    /// returned [`PageMapper`] shares the object.
+    /// returned [`PageMapper`] shares the object. Fails with [`Error::AccessorPageSize`] if the
+    /// accessor was made for another page size ([`Accessor::page_size`]).
     pub fn open(&self, accessor: impl Accessor, limit: u64) -> Result<PageMapper> {
+        if let Some(size) = accessor.page_size() {
+            if size != self.page_size() {
+                return Err(Error::AccessorPageSize {
+                    accessor: size,
+                    page_size: self.page_size(),
+                });
+            }
+        }
         Ok(PageMapper::from_shared(Arc::new(MapperShared::new(
             self.shared.clone(),
             sync::ShareArc::new(accessor),

@@ -96,7 +96,10 @@ const _: () = {
     assert!(Level::Store as usize == Level::ALL.len() - 1);
 };
 
+// Not `const { .. }` thread-local initializers: loom's and shuttle's `thread_local!` do not
+// take them.
 #[cfg(any(debug_assertions, pagecore_loom, feature = "shuttle"))]
+#[allow(clippy::missing_const_for_thread_local)]
 mod imp {
     use super::Level;
     use std::cell::RefCell;
