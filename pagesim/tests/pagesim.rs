@@ -203,5 +203,17 @@ fn the_study_measures_what_it_says() {
     assert!(md.contains("### zipf-0.9") && md.contains("| 10% |"));
     let svg = study::svg(&rows);
     assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
-    assert_eq!(svg.matches("<polyline").count(), names * 3);
+    // A curve per policy per workload: the only polylines drawn in a policy's colour.
+    let curves = study::POLICIES
+        .iter()
+        .map(|&p| {
+            svg.matches(&format!(
+                "stroke=\"{}\"",
+                pagesim::plot::style(p).0.to_uppercase()
+            ))
+            .count()
+        })
+        .sum::<usize>();
+    assert_eq!(curves, names * 3);
+    assert!(svg.contains("miss ratio") && svg.contains("SIEVE") && svg.contains("zipf-0.9"));
 }
