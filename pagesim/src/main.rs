@@ -278,7 +278,10 @@ fn run_replay(a: &ReplayArgs) -> Result<(), String> {
         max_requests: a.max_requests,
         ..TraceOptions::new(a.format)
     };
-    let trace = replay::load(&a.file, &opts).map_err(|e| format!("{}: {e}", a.file.display()))?;
+    let trace = replay::load(&a.file, &opts).map_err(|e| match e {
+        replay::TraceError::Options(_) => e.to_string(),
+        _ => format!("{}: {e}", a.file.display()),
+    })?;
     let cells = replay::replay(&trace, &sizes, &policies, !a.json && !a.quiet)
         .map_err(|e| e.to_string())?;
     let name = a

@@ -304,20 +304,26 @@ impl CacheSize {
         }
     }
 
-    /// Parses a comma-separated list.
+    /// Parses a comma-separated list, keeping the first of equal sizes (`10%,10.0%` is one).
     pub fn parse_list(s: &str) -> Result<Vec<Self>, String> {
-        s.split(',')
-            .filter(|p| !p.trim().is_empty())
-            .map(Self::parse)
-            .collect()
+        let mut out: Vec<Self> = Vec::new();
+        for p in s.split(',').filter(|p| !p.trim().is_empty()) {
+            let size = Self::parse(p)?;
+            if !out.contains(&size) {
+                out.push(size);
+            }
+        }
+        Ok(out)
     }
 
-    /// The frame count for a working set of `pages` pages.
+    /// The frame count for a working set of `pages` pages: at most the working set (a larger
+    /// cache holds nothing more) and at least one frame.
     pub fn frames(self, pages: u64) -> u64 {
-        match self {
+        let f = match self {
             Self::Frames(f) => f,
-            Self::Percent(p) => ((pages as f64 * p / 100.0).round() as u64).max(1),
-        }
+            Self::Percent(p) => (pages as f64 * p / 100.0).round() as u64,
+        };
+        f.clamp(1, pages.max(1))
     }
 
     /// As the table shows it.

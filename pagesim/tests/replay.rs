@@ -249,6 +249,14 @@ fn malformed_traces_are_clear_errors() {
         CacheSize::parse_list("1%, 250").unwrap(),
         vec![CacheSize::Percent(1.0), CacheSize::Frames(250)]
     );
+    // Equal sizes once (their rows would merge in the table); a cache larger than the working
+    // set is the working set.
+    assert_eq!(
+        CacheSize::parse_list("10%,10.0%,5,5").unwrap(),
+        vec![CacheSize::Percent(10.0), CacheSize::Frames(5)]
+    );
+    assert_eq!(CacheSize::Frames(100_000_000_000).frames(298), 298);
+    assert_eq!(CacheSize::Percent(0.01).frames(298), 1);
     // String ids hash to the same id each time.
     let t = parse(b"alpha\nbeta\nalpha\n", &TraceOptions::new(Format::Txt));
     assert_eq!(t.requests, vec![(0, 1), (1, 1), (0, 1)]);

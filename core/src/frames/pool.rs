@@ -125,14 +125,18 @@ impl PagesBuilder {
     }
 }
 
-/// Pool-wide statistics (monotonic counters and a state census).
+/// Pool-wide counters since the pool was built ([`Pages::stats`]; the frame states are
+/// [`Pages::census`]'s). Every frame a pool hands out was free or reclaimed, so at any quiet
+/// moment `fills + cow_breaks == reclaims + frames in use` (frames freed by a close return to
+/// the free list without a reclaim).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Stats {
     /// Pages filled through an accessor.
     pub fills: u64,
     /// Fills that failed.
     pub fill_errors: u64,
-    /// Frames reclaimed from the queue head for reuse.
+    /// Frames reclaimed for reuse: taken from their page (written back first if dirty) by
+    /// the eviction policy for a fill or a copy-on-write break.
     pub reclaims: u64,
     /// Dirty pages written back (by reclaim, sync or close).
     pub writebacks: u64,

@@ -318,8 +318,11 @@ impl PageMapper {
     }
 
     /// Checks the arbitration invariants (I9-I12, SPEC.md) on every page and returns a census.
-    /// Exact when no client operation on this object runs concurrently; an `Err` is a pagecore
-    /// bug.
+    /// Call it when no client request, grant release or guard of this object runs: an `Err`
+    /// then is a pagecore bug. While they run, it may catch a page between two steps that are
+    /// one transition to the others (a lock-free release, then the hand-off to the head waiter
+    /// under the shard lock) and report that moment as an I10 violation, and its counts are a
+    /// snapshot of moving state.
     pub fn arbitration(&self) -> Result<ArbitrationCensus> {
         self.shared
             .arb
