@@ -147,8 +147,8 @@ pub fn c35_collapse_into_a_layer_being_unlinked() {
 /// faults B1, which reclaims A0: its write-back fails, the frame goes back to `Resident` and the
 /// error is to be recorded on A0. Meanwhile the main thread syncs A, which read-pins A0 and
 /// writes it back — with success once the failure is spent — clearing `DIRTY` and any record.
-/// A record made after that success sat on a clean page that no later sync revisits; reclaim
-/// skipped it until the object closed, so a pool whose other frames were pinned deadlocked its
+/// A record made after that success sat on a clean page until a later sync or close visited it;
+/// reclaim skipped the page meanwhile, so a pool whose other frames were pinned deadlocked its
 /// obtainers (found by the random programs, seed 136: three copy-on-write breaks waiting for a
 /// frame). The record must be made only while the page is still dirty. Whatever the
 /// interleaving: the fault on B1 reads B1 or reports EPERM; the sync succeeds or reports EPERM;

@@ -200,9 +200,10 @@ impl Arbiter {
     ///
     /// Only while the page is still dirty, too: a write-back that succeeded after the failing
     /// one (a sync's, or a close's, under its own read pin) cleared `DIRTY` before it cleared the
-    /// record, so a record made after that would sit on a clean page no sync revisits, and
-    /// reclaim would skip that page until the object closed. A pool whose other frames are
-    /// pinned then deadlocked its obtainers (program seed 136, scenario C43). `DIRTY` is read
+    /// record, so a record made after that would sit on a clean page until a later sync or close
+    /// visited it (an anonymous object's sync visits none), and reclaim would skip that page
+    /// meanwhile. A pool whose other frames are pinned then deadlocked its obtainers (program
+    /// seed 136, scenario C43). `DIRTY` is read
     /// under the shard lock `update` holds; a writer that dirtied the page again after that
     /// success makes the record stand (conservative: the next sync rewrites the page anyway).
     pub(crate) fn record_error(
