@@ -157,7 +157,7 @@ pub enum Error {
         /// The fault address.
         addr: u64,
         /// The access asked for.
-        access: crate::Access,
+        access: crate::access::Access,
     },
     /// A new region overlaps one already mapped.
     #[error("the range {start:#x}+{len:#x} overlaps a mapped region")]

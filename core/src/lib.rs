@@ -31,6 +31,7 @@
 //! Backends: std (default), loom (`RUSTFLAGS="--cfg pagecore_loom"`), shuttle (feature `shuttle`);
 //! see `core/src/sync/mod.rs`.
 
+mod access;
 mod arbitration;
 mod backing;
 mod copies;
@@ -39,21 +40,23 @@ mod frames;
 mod mmap;
 mod object;
 mod pack;
+mod pages;
 mod regions;
 mod rmap;
 mod sync;
 
-pub use arbitration::{Access, ArbitrationCensus, Client, Grant, Pending, Revocation, Revoke};
+pub use access::Access;
+pub use arbitration::{ArbitrationCensus, Client, Grant, Pending, Revocation, Revoke};
 pub use backing::accessor::{Accessor, ComputedAccessor, FileAccessor, MemoryAccessor};
 pub use backing::anonymous::Anonymous;
 pub use backing::swap::{Slot, SwapArea};
 pub use copies::CopyStats;
 pub use error::{Error, Result};
-pub use frames::pool::{Pages, PagesBuilder, Stats, DEFAULT_SWAP_SLOTS, DEFAULT_WAIT_BOUND};
 pub use frames::queue::Policy;
 pub use frames::Census;
 pub use object::guard::{ReadGuard, WriteGuard};
 pub use object::PageMapper;
+pub use pages::{Pages, PagesBuilder, Stats, DEFAULT_SWAP_SLOTS, DEFAULT_WAIT_BOUND};
 pub use regions::{AddressSpace, Fault, Protection, RegionInfo, RegionRef, Sharing};
 pub use rmap::{FrameMap, Holder, PageRef};
 pub use sync::ShareArc;

@@ -88,3 +88,26 @@ pub(crate) fn frame_map(pages: &PagesShared, frame: u32) -> Option<FrameMap> {
     }
     Some(map)
 }
+
+impl crate::pages::Pages {
+    /// The reverse map of frame `frame`: its state, the page it holds, the pages mapping it
+    /// copy-on-write, the clients holding it and the regions mapping it ([`FrameMap`]).
+    /// `None` for a frame index beyond the pool.
+    ///
+    /// ```
+    /// use pagecore::{Access, MemoryAccessor, Pages};
+    /// let pages = Pages::builder().page_size(64).frames(4).build()?;
+    /// let obj = pages.open(MemoryAccessor::new(), 64 * 8)?;
+    /// let copy = obj.copy()?;
+    /// let client = copy.register()?;
+    /// let g = client.request(5, Access::Read)?;           // faulted in by the frozen layer
+    /// let map = pages.rmap(g.frame()).unwrap();
+    /// assert_eq!(map.proxies.len(), 1);                    // the copy's page 5 maps it
+    /// assert_eq!(map.holders.len(), 1);                    // and the client holds it
+    /// assert_eq!(map.holders[0].at.object, copy.id());
+    /// # Ok::<(), pagecore::Error>(())
+    /// ```
+    pub fn rmap(&self, frame: u32) -> Option<FrameMap> {
+        frame_map(&self.shared, frame)
+    }
+}

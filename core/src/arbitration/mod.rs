@@ -71,6 +71,7 @@ use arbiter::{Begin, Poll};
 pub use client::{Client, Grant, Pending};
 pub(crate) use state::{PageError, PageState, Records};
 
+pub use crate::access::Access;
 use crate::error::{Error, Result};
 use crate::frames::PagesShared;
 use crate::object::mapper::{MapperShared, Want};
@@ -87,15 +88,6 @@ use std::time::Duration;
 const SHARDS: usize = 1;
 #[cfg(not(pagecore_loom))]
 const SHARDS: usize = 64;
-
-/// Read or write access.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Access {
-    /// Shared with other readers.
-    Read,
-    /// Exclusive.
-    Write,
-}
 
 /// What the pager asks a holder to do (see [`Revoke`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

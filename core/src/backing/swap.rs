@@ -242,6 +242,35 @@ impl SwapArea {
     }
 }
 
+/// The swap area a pool's anonymous objects and its copies of persistent objects share: the one
+/// given at build, or a temporary file made on first use. Every object of the pool holds it.
+pub(crate) struct PoolSwap {
+    area: Mutex<Option<ShareArc<SwapArea>>>,
+    page_size: usize,
+    slots: u32,
+}
+
+impl PoolSwap {
+    pub(crate) fn new(area: Option<ShareArc<SwapArea>>, page_size: usize, slots: u32) -> Self {
+        Self {
+            area: Mutex::new(crate::sync::Level::PoolSwap, area),
+            page_size,
+            slots,
+        }
+    }
+
+    /// The area, made (a temporary file of the configured slots) on first use.
+    pub(crate) fn get(&self) -> Result<ShareArc<SwapArea>> {
+        let mut s = lock(&self.area);
+        if let Some(a) = &*s {
+            return Ok(a.clone());
+        }
+        let a = ShareArc::new(SwapArea::temporary(self.page_size, self.slots)?);
+        *s = Some(a.clone());
+        Ok(a)
+    }
+}
+
 impl Drop for SwapArea {
     fn drop(&mut self) {
         if self.remove_on_drop {

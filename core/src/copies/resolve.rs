@@ -138,7 +138,7 @@ pub(super) fn copy_out(
         }
         Err(_) => return Ok(false),
     }
-    let f2 = match pages.obtain() {
+    let f2 = match crate::object::reclaim::obtain(pages) {
         Ok(f2) => f2,
         Err(e) => {
             pages.unpin_read(src);

@@ -29,7 +29,7 @@ pub(crate) fn copy(handle: &PageMapper) -> Result<PageMapper> {
     }
     let swap = match this.accessor.as_anonymous() {
         Some(a) => a.swap_area().clone(),
-        None => pages.swap()?,
+        None => this.swap.get()?,
     };
     let deadline = pages.deadline();
     // Release/Acquire with wait_copy: breakers of a marked page see the copy running.
@@ -41,6 +41,7 @@ pub(crate) fn copy(handle: &PageMapper) -> Result<PageMapper> {
     this.layer.copies.fetch_add(1, Ordering::Relaxed);
     let copy = Arc::new(MapperShared::new(
         pages,
+        this.swap.clone(),
         ShareArc::new(Anonymous::new(swap)),
         this.limit(),
         Layer::top(),
@@ -66,6 +67,7 @@ fn freeze(
         let store = ShareArc::new(FrozenStore::new(swap.clone()));
         let to = Arc::new(MapperShared::new(
             this.pages.clone(),
+            this.swap.clone(),
             store.clone(),
             this.limit(),
             Layer::with(Some(store.clone())),

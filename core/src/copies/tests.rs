@@ -42,6 +42,7 @@ fn freeze_now(x: &PageMapper) -> Freeze {
     let store = ShareArc::new(FrozenStore::new(swap));
     let to = Arc::new(MapperShared::new(
         this.pages.clone(),
+        this.swap.clone(),
         store.clone(),
         this.limit(),
         Layer::with(Some(store)),

@@ -1,7 +1,8 @@
-//! Pages: the frame pool front. `obtain` gives a fresh frame or reclaims the one at the head of
-//! the [`PageQueue`]; `reserve` (`PagesShared::try_pin_read` / `try_pin_write`) claims a page a
-//! mapper found in its AccessMap if the entry still names a frame that is not being reclaimed;
-//! `queue` (`PagesShared::make_resident`) appends a newly issued page at the tail.
+//! The frame pool. `try_obtain` gives a free frame or takes a victim from the [`PageQueue`] (the
+//! object layer writes it back and finishes it: `object::reclaim`); `reserve`
+//! (`PagesShared::try_pin_read` / `try_pin_write`) claims a page a mapper found in its AccessMap
+//! if the entry still names a frame that is not being reclaimed; `queue` (`PagesShared::make_resident`) appends a newly issued page at the tail. The pool does
+//! no I/O and calls nothing above it; its one name from above is its frames' owner type.
 //!
 //! # The protocol
 //!
@@ -60,22 +61,20 @@
 //! the fill shards and the parkers (the pool parker's `prepare` takes it) and before layer
 //! state, swap slots and the swap map; wake-ups found under it run after it is dropped.
 
-use crate::backing::swap::SwapArea;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::frames::memory::Memory;
 use crate::frames::queue::{PageQueue, Policy};
 use crate::object::mapper::MapperShared;
 use crate::pack::{EntryWord, FrameWord, Tag};
 use crate::sync::atomic::{AtomicU64, Ordering};
 use crate::sync::{
-    lock, AccessTrack, Arc, Counter, Duration, Instant, Mutex, Parked, Parker, ShareArc, UnsafeCell,
+    lock, AccessTrack, Arc, Counter, Duration, Instant, Mutex, Parked, Parker, UnsafeCell,
 };
 
 mod census;
 mod collapse;
 pub(crate) mod memory;
 mod pin;
-pub(crate) mod pool;
 mod proxy;
 pub(crate) mod queue;
 mod reclaim;
@@ -190,10 +189,6 @@ pub(crate) struct PagesShared {
     wait_bound: Option<Duration>,
     policy: Policy,
     pub(crate) counters: Counters,
-    /// The swap area of copies of persistent objects and of frozen layers (given at build, or a
-    /// temporary file made on first use).
-    swap: Mutex<Option<ShareArc<SwapArea>>>,
-    swap_slots: u32,
     /// Object ids (for the reverse map's reports).
     next_object: Counter,
 }
@@ -208,10 +203,62 @@ enum Pick {
     None,
 }
 
+impl Pick {
+    fn into_got(self) -> Option<Got> {
+        match self {
+            Pick::Free(f) => Some(Got::Frame(f)),
+            Pick::Victim(frame, taken) => Some(Got::Victim(Victim { frame, taken })),
+            Pick::None => None,
+        }
+    }
+}
+
+/// A frame the caller holds exclusively in `Reclaiming`, taken from its page (by the eviction
+/// pick or by a close), with the page's entry as taken. Made only by the pool's takes; not
+/// `Clone`: whoever holds it finishes the eviction, with [`PagesShared::evicted`] (T8, the page
+/// written back or clean) or [`PagesShared::revert`] (T10, the write-back failed).
+#[must_use = "a victim must be finished: evicted (T8) or reverted (T10)"]
+pub(crate) struct Victim {
+    frame: u32,
+    taken: EntryWord,
+}
+
+impl Victim {
+    /// The page's entry as taken (`RECLAIMING` set; `DIRTY` says whether to write back).
+    pub(crate) fn taken(&self) -> EntryWord {
+        self.taken
+    }
+
+    /// For an object whose pages are not written back (anonymous, being closed): the page is
+    /// discarded, not paged out.
+    pub(crate) fn discard(mut self) -> Self {
+        self.taken = self.taken.with(EntryWord::DIRTY, false);
+        self
+    }
+}
+
+/// What [`PagesShared::try_obtain`] gives.
+pub(crate) enum Got {
+    /// A free frame, now `Filling`, the caller's.
+    Frame(u32),
+    /// A victim to write back (if dirty) and finish.
+    Victim(Victim),
+}
+
+/// How [`PagesShared::wait_obtain`] ended.
+pub(crate) enum Waited {
+    /// A pick made while getting ready to park.
+    Got(Got),
+    /// Woken: try again.
+    Woken,
+    /// The deadline passed.
+    TimedOut,
+}
+
 /// Result of `PagesShared::take_for_close`.
 pub(crate) enum Take {
-    /// The frame is now `Reclaiming`, held by the caller (entry as taken).
-    Taken(u32, EntryWord),
+    /// The frame is now `Reclaiming`, held by the caller.
+    Taken(Victim),
     /// The page was a copy-on-write proxy and is now unmapped (its entry `EMPTY`).
     Unmapped,
     /// Pinned or being reclaimed by someone else: wait on this entry.
@@ -296,8 +343,6 @@ impl PagesShared {
         frames: u64,
         page_size: usize,
         wait_bound: Option<Duration>,
-        swap: Option<ShareArc<SwapArea>>,
-        swap_slots: u32,
         policy: Policy,
     ) -> Result<Self> {
         let memory = Memory::new(frames, page_size)?;
@@ -333,21 +378,8 @@ impl PagesShared {
             wait_bound,
             policy,
             counters: Counters::default(),
-            swap: Mutex::new(crate::sync::Level::PoolSwap, swap),
-            swap_slots,
             next_object: Counter::default(),
         })
-    }
-
-    /// The pool's swap area, made (a temporary file) on first use.
-    pub(crate) fn swap(&self) -> Result<ShareArc<SwapArea>> {
-        let mut s = lock(&self.swap);
-        if let Some(a) = &*s {
-            return Ok(a.clone());
-        }
-        let a = ShareArc::new(SwapArea::temporary(self.page_size(), self.swap_slots)?);
-        *s = Some(a.clone());
-        Ok(a)
     }
 
     /// A fresh object id.

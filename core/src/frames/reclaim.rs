@@ -1,6 +1,8 @@
-//! Obtain and reclaim: taking a page for reclaim, the eviction pick, `obtain` (a free frame or
-//! the queue head's), eviction and write-back, revert, free, `make_resident` and the take for
-//! `close`.
+//! Obtain and reclaim, the pool's half: taking a page for reclaim, the eviction pick,
+//! `try_obtain`/`wait_obtain` (a free frame or a victim from the queue), the end of an eviction
+//! (`evicted`, T8) or its revert (T10), free, `make_resident` and the take for `close`. The other
+//! half — writing the victim back, asking holders, the loop that waits — is the object layer's
+//! (`object::reclaim`): the pool does no I/O and calls nobody above it.
 
 use super::*;
 
@@ -252,185 +254,150 @@ impl PagesShared {
         true
     }
 
-    /// Gives the caller a frame in `Filling` state, held exclusively: a free one, or the first
-    /// reclaimable one from the queue head (written back first if dirty). Waits up to the pool's
-    /// bound for a frame to become unpinned; then fails with [`Error::Exhausted`].
-    pub(crate) fn obtain(&self) -> Result<u32> {
-        // Read the clock only if we have to wait (a free or reclaimable frame needs no deadline).
-        let mut waiting: Option<(Instant, Option<Instant>)> = None;
-        let mut failures = 0u32;
-        let mut pending: Option<Pick> = None;
-        loop {
-            let pick = match pending.take() {
-                Some(p) => p,
-                None => {
-                    let mut later = Deferred::default();
-                    let p = self.pick(&mut lock(&self.lists), false, &mut later);
-                    later.run(self);
-                    p
-                }
-            };
-            match pick {
-                Pick::Free(f) => return Ok(f),
-                Pick::Victim(f, w) => match self.evict(f, w) {
-                    Ok(()) => {
-                        // Relaxed store: we hold the frame exclusively (see set_tag).
-                        self.set_tag(f, Tag::Filling);
-                        self.counters.reclaims.incr();
-                        return Ok(f);
-                    }
-                    Err(e) => {
-                        // The victim went back to the queue tail, dirty; try another one, but
-                        // give up once every frame has failed us.
-                        failures += 1;
-                        if failures >= self.frame_count() {
-                            return Err(e);
-                        }
-                    }
-                },
-                Pick::None => {
-                    let (start, deadline) =
-                        *waiting.get_or_insert_with(|| (Instant::now(), self.deadline()));
-                    self.ask_holders();
-                    let mut got = None;
-                    let mut later = Deferred::default();
-                    self.counters.obtain_waits.incr();
-                    let parked = self.pool_park.park(deadline, || {
-                        let mut l = lock(&self.lists);
-                        match self.pick(&mut l, true, &mut later) {
-                            Pick::None => {
-                                l.waiting_obtainers += 1;
-                                true
-                            }
-                            p => {
-                                got = Some(p);
-                                false
-                            }
-                        }
-                    });
-                    later.run(self);
-                    if got.is_some() {
-                        pending = got;
-                        continue;
-                    }
-                    lock(&self.lists).waiting_obtainers -= 1;
-                    if parked == Parked::TimedOut {
-                        return Err(Error::Exhausted {
-                            waited: start.elapsed(),
-                        });
-                    }
-                }
-            }
-        }
+    /// T4/T5 without waiting: a free frame (now `Filling`, the caller's), or a victim the policy
+    /// took from the queue (now `Reclaiming`, the caller's, to be finished with
+    /// [`evicted`](Self::evicted) or [`revert`](Self::revert)), or `None` when every frame is
+    /// pinned or being filled or reclaimed. The pool writes nothing back and asks nobody: the
+    /// object layer (`object::reclaim`) does both with what this returns.
+    pub(crate) fn try_obtain(&self) -> Option<Got> {
+        let mut later = Deferred::default();
+        let p = self.pick(&mut lock(&self.lists), false, &mut later);
+        later.run(self);
+        p.into_got()
     }
 
-    /// Every frame is pinned: asks the clients holding the oldest queued pages to release them
-    /// (each holder once per grant; the access lists of the frame's owner and proxies are the
-    /// reverse map from frame to clients). The callbacks run with no lock held.
-    fn ask_holders(&self) {
-        const ASK_AT_MOST: usize = 8;
-        let mut held: Vec<Owner> = Vec::new();
-        {
+    /// Waits (up to `deadline`) for a frame to become free or reclaimable, leaving `WAIT_POOL` on
+    /// the pages in the way so their last unpin wakes this waiter. A pick made while getting ready
+    /// to park is returned at once, as from [`try_obtain`](Self::try_obtain).
+    pub(crate) fn wait_obtain(&self, deadline: Option<Instant>) -> Waited {
+        let mut got = None;
+        let mut later = Deferred::default();
+        self.counters.obtain_waits.incr();
+        let parked = self.pool_park.park(deadline, || {
             let mut l = lock(&self.lists);
-            let queued: Vec<u32> = l.queue.iter().collect();
-            for f in queued {
-                let holds = |o: &Owner| {
-                    // Relaxed: a hint; ask_release re-reads under its shard lock.
-                    o.slot().is_some_and(|s| {
-                        let e = EntryWord(s.load(Ordering::Relaxed));
-                        e.held() && e.frame() == Some(f)
-                    })
-                };
-                // SAFETY: lists lock held and `f` queued, hence Resident (I1).
-                let owner = unsafe { self.with_owner(f, |o| o.filter(|o| holds(o)).cloned()) };
-                held.extend(owner);
-                self.with_proxies(&mut l, f, |p| {
-                    held.extend(p.iter().filter(|o| holds(o)).cloned())
-                });
-                if held.len() >= ASK_AT_MOST {
-                    break;
+            match self.pick(&mut l, true, &mut later) {
+                Pick::None => {
+                    l.waiting_obtainers += 1;
+                    true
+                }
+                p => {
+                    got = p.into_got();
+                    false
                 }
             }
+        });
+        later.run(self);
+        if let Some(g) = got {
+            return Waited::Got(g);
         }
-        for o in held {
-            if let Some(slot) = o.slot() {
-                o.mapper.arb.ask_release(self, slot, o.page);
-            }
+        lock(&self.lists).waiting_obtainers -= 1;
+        if parked == Parked::TimedOut {
+            Waited::TimedOut
+        } else {
+            Waited::Woken
         }
     }
 
-    /// Removes a `Reclaiming` frame from its owner: writes it back if dirty, then clears the
-    /// owner's entry and forgets the owner. On a failed write-back the frame goes back to
-    /// `Resident` (dirty, at the queue tail), the error is recorded with the owner, and returned.
-    ///
-    /// An unusual error (not EIO, ENOSPC, EDQUOT) is also recorded on the page itself, which
-    /// escapes to an out-of-line arbitration record, so reclaim skips it until a successful
-    /// write-back clears it (see `arbitration::PageError`).
-    pub(crate) fn evict(&self, f: u32, taken: EntryWord) -> Result<()> {
-        let mut unusual = None;
-        // SAFETY: `f` is Reclaiming and we moved it there: we hold it exclusively.
-        let r = unsafe {
-            self.with_owner(f, |owner| {
-                let Some(o) = owner else { return Ok(()) };
-                let Some(slot) = o.slot() else { return Ok(()) };
-                if taken.dirty() {
-                    let r = {
-                        let _t = self.track(f).shared();
-                        // SAFETY: RECLAIMING excludes every writer and filler (I4); the frame
-                        // stays valid for the pool's lifetime.
-                        let buf = std::slice::from_raw_parts(self.bytes(f), self.page_size());
-                        crate::backing::accessor::guarded("flush", || {
-                            o.mapper.accessor.flush(o.page, buf)
-                        })
-                    };
-                    if let Err(e) = r {
-                        self.counters.writeback_errors.incr();
-                        let err = Error::WriteBack {
-                            object: o.mapper.id,
-                            page: o.page,
-                            source: ShareArc::new(e),
-                        };
-                        o.mapper.record_error(err.clone());
-                        if let Error::WriteBack { source, .. } = &err {
-                            unusual = crate::arbitration::PageError::of(source)
-                                .map(|pe| (o.mapper.clone(), o.page, pe));
-                        }
-                        self.revert(f, slot);
-                        return Err(err);
-                    }
-                    self.counters.writebacks.incr();
-                }
-                // Release: the write-back happens before the next fault of this page sees EMPTY
-                // (Acquire) and fills it from the backing store.
-                let prev = slot.swap(0, Ordering::Release);
-                self.notify(f, prev & EntryWord::WAIT_BITS);
-                Ok(())
+    /// Every frame is pinned: the owners and proxies of the oldest queued frames (up to
+    /// `at_most`) whose entries are held by clients, for the object layer to ask to release them
+    /// (the access lists of a frame's owner and proxies are the reverse map from frame to
+    /// clients). Collected under the lists lock; the caller asks with no lock held.
+    pub(crate) fn held_pages(&self, at_most: usize) -> Vec<Owner> {
+        let mut held: Vec<Owner> = Vec::new();
+        let mut l = lock(&self.lists);
+        let queued: Vec<u32> = l.queue.iter().collect();
+        for f in queued {
+            let holds = |o: &Owner| {
+                // Relaxed: a hint; the arbiter re-reads under its shard lock when asking.
+                o.slot().is_some_and(|s| {
+                    let e = EntryWord(s.load(Ordering::Relaxed));
+                    e.held() && e.frame() == Some(f)
+                })
+            };
+            // SAFETY: lists lock held and `f` queued, hence Resident (I1).
+            let owner = unsafe { self.with_owner(f, |o| o.filter(|o| holds(o)).cloned()) };
+            held.extend(owner);
+            self.with_proxies(&mut l, f, |p| {
+                held.extend(p.iter().filter(|o| holds(o)).cloned())
+            });
+            if held.len() >= at_most {
+                break;
+            }
+        }
+        held
+    }
+
+    /// Runs `g` on a victim's owner (the page whose bytes are in it), with the frame's bytes as
+    /// they are. The victim is the caller's (`Reclaiming`, taken by it): nothing else reads or
+    /// writes the owner or the bytes meanwhile (I4).
+    pub(crate) fn with_victim<R>(
+        &self,
+        v: &Victim,
+        g: impl FnOnce(Option<&Owner>, &[u8]) -> R,
+    ) -> R {
+        let _t = self.track(v.frame).shared();
+        // SAFETY: `v` proves the caller holds the frame exclusively in `Reclaiming` (Victim is made
+        // only by a take and consumed by `evicted`/`revert`): RECLAIMING excludes every writer and
+        // filler (I4), and no one else touches the owner (Frame::owner's rule). The frame's bytes
+        // stay valid for the pool's lifetime.
+        unsafe {
+            let buf = std::slice::from_raw_parts(self.bytes(v.frame), self.page_size());
+            self.with_owner(v.frame, |o| g(o, buf))
+        }
+    }
+
+    /// T8, the victim's page written back (or clean, or discarded): clears its entry to `EMPTY`,
+    /// wakes its waiters and forgets the owner. The frame stays the caller's, `Reclaiming`; it
+    /// is returned to be refilled ([`reclaimed`](Self::reclaimed)) or freed ([`free`](Self::free)).
+    pub(crate) fn evicted(&self, v: Victim) -> u32 {
+        let f = v.frame;
+        // SAFETY: the caller holds `f` exclusively (Victim).
+        let slot = unsafe {
+            self.with_owner(f, |o| {
+                o.and_then(Owner::slot).map(|s| s as *const AtomicU64)
             })
         };
-        if r.is_ok() {
-            // SAFETY: still exclusive (Reclaiming).
-            drop(unsafe { self.set_owner(f, None) });
+        if let Some(slot) = slot {
+            // SAFETY: the slot lives as long as its mapper, which the owner (still set) keeps alive.
+            let slot = unsafe { &*slot };
+            // Release: the write-back happens before the next fault of this page sees EMPTY
+            // (Acquire) and fills it from the backing store.
+            let prev = slot.swap(0, Ordering::Release);
+            self.notify(f, prev & EntryWord::WAIT_BITS);
         }
-        // The frame is Resident again (reverted): the error is recorded through the page's entry
-        // if it is still in `f`, no other reclaim took it meanwhile and no write-back succeeded
-        // meanwhile (it is still dirty; see `record_error`, scenarios C23 and C43).
-        if let Some((mapper, page, pe)) = unusual {
-            if let Some(slot) = mapper.map.slot(page) {
-                mapper.arb.record_error(self, slot, page, f, pe)?;
-            }
-        }
-        r
+        // SAFETY: still exclusive (Reclaiming).
+        drop(unsafe { self.set_owner(f, None) });
+        f
     }
 
-    /// `Reclaiming -> Resident` after a failed write-back: `RECLAIMING` cleared (dirty kept), back
-    /// at the queue tail.
-    fn revert(&self, f: u32, slot: &AtomicU64) {
+    /// `Reclaiming -> Filling` for the reclaimer that evicted `f` (T5): it fills `f` next.
+    pub(crate) fn reclaimed(&self, f: u32) {
+        // Relaxed store: we hold the frame exclusively (see set_tag).
+        self.set_tag(f, Tag::Filling);
+        self.counters.reclaims.incr();
+    }
+
+    /// T10, `Reclaiming -> Resident` after a failed write-back: `RECLAIMING` cleared (dirty
+    /// kept), back at the queue tail. Returns the frame.
+    pub(crate) fn revert(&self, v: Victim) -> u32 {
+        let f = v.frame;
+        // SAFETY: the caller holds `f` exclusively (Victim).
+        let slot = unsafe {
+            self.with_owner(f, |o| {
+                o.and_then(Owner::slot).map(|s| s as *const AtomicU64)
+            })
+        };
         let mut l = lock(&self.lists);
-        // Release: a pinner (Acquire) sees the entry as we leave it; nothing was written.
-        let prev = slot.fetch_and(
-            !(EntryWord::RECLAIMING.mask() | EntryWord::WAIT_BITS),
-            Ordering::Release,
-        );
+        let mut prev = 0;
+        if let Some(slot) = slot {
+            // SAFETY: as in `evicted`.
+            let slot = unsafe { &*slot };
+            // Release: a pinner (Acquire) sees the entry as we leave it; nothing was written.
+            prev = slot.fetch_and(
+                !(EntryWord::RECLAIMING.mask() | EntryWord::WAIT_BITS),
+                Ordering::Release,
+            );
+        }
         self.set_tag(f, Tag::Resident);
         l.queue.push_back(f);
         let wake_pool = l.waiting_obtainers > 0;
@@ -439,6 +406,7 @@ impl PagesShared {
         if wake_pool {
             self.pool_park.unpark_all();
         }
+        f
     }
 
     /// Puts a frame the caller holds (`Filling` or `Reclaiming`, owner already cleared, named by
@@ -526,7 +494,7 @@ impl PagesShared {
             if let Some(w) = self.take_or_mark(slot, f, false) {
                 self.set_tag(f, Tag::Reclaiming);
                 l.queue.remove(f);
-                return Take::Taken(f, w);
+                return Take::Taken(Victim { frame: f, taken: w });
             }
             // The entry changed between the two reads (a pin came or went): look again.
         }

@@ -180,7 +180,9 @@ fn unmap_wakes_a_writer_waiting_on_the_proxy_in_an_unpinners_window() {
     let prev = sx.fetch_sub(EntryWord::PINS.one(), Ordering::Release);
     assert!(EntryWord::WAIT_PAGE.is_set(prev));
     // A reclaim: the two free frames, then the shared one (unmapping the unpinned proxy).
-    let taken: Vec<u32> = (0..3).map(|_| ps.obtain().unwrap()).collect();
+    let taken: Vec<u32> = (0..3)
+        .map(|_| crate::object::reclaim::obtain(ps).unwrap())
+        .collect();
     assert!(
         taken.contains(&f),
         "the reclaim did not take the shared frame"
@@ -213,7 +215,7 @@ fn publish_break_refuses_a_proxy_made_again_for_another_frame() {
     let (x, y, f) = copied(&pages);
     let sx = slot(&x, 0);
     // The break: its new frame (a free one).
-    let f2 = ps.obtain().unwrap();
+    let f2 = crate::object::reclaim::obtain(ps).unwrap();
     // A reclaim: B0 takes the last free frame, B1 the shared one (X0's proxy is unmapped).
     let b = pages.open(MemoryAccessor::new(), 2 * PAGE as u64).unwrap();
     let b0 = b.read(0).unwrap();
@@ -264,7 +266,7 @@ fn a_break_wakes_a_writer_waiting_on_the_proxy() {
         crate::sync::thread::spawn(move || x.write(0).map(|mut w| w[0] = 6))
     };
     until_waited_on(sx);
-    let f2 = ps.obtain().unwrap();
+    let f2 = crate::object::reclaim::obtain(ps).unwrap();
     {
         let _from = ps.track(f).shared();
         let _to = ps.track(f2).exclusive();
@@ -305,7 +307,7 @@ fn publish_break_refuses_a_proxy_a_collapse_made_private() {
     let y = x.copy().unwrap();
     let sx = slot(&x, 0);
     let f = EntryWord(sx.load(Ordering::SeqCst)).frame().unwrap();
-    let f2 = ps.obtain().unwrap();
+    let f2 = crate::object::reclaim::obtain(ps).unwrap();
     drop(y);
     assert_eq!(x.compact(), 0, "the layer did not collapse");
     let now = EntryWord(sx.load(Ordering::SeqCst));

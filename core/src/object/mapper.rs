@@ -95,6 +95,8 @@ pub(crate) struct MapperShared {
     /// Unique within the pool (reported by the reverse map).
     pub(crate) id: u64,
     pub(crate) pages: Arc<PagesShared>,
+    /// The pool's swap area (for copies of this object).
+    pub(crate) swap: Arc<crate::backing::swap::PoolSwap>,
     pub(crate) map: AccessMap,
     pub(crate) accessor: ShareArc<dyn Accessor>,
     limit: u64,
@@ -121,6 +123,7 @@ pub(crate) enum Want {
 impl MapperShared {
     pub(crate) fn new(
         pages: Arc<PagesShared>,
+        swap: Arc<crate::backing::swap::PoolSwap>,
         accessor: ShareArc<dyn Accessor>,
         limit: u64,
         layer: crate::copies::Layer,
@@ -130,6 +133,7 @@ impl MapperShared {
             id: pages.object_id(),
             map: AccessMap::new(limit.div_ceil(page_size)),
             pages,
+            swap,
             accessor,
             limit,
             closed: AtomicBool::new(false),
@@ -407,7 +411,7 @@ impl MapperShared {
                 }
             }
         }
-        let f = match pages.obtain() {
+        let f = match super::reclaim::obtain(pages) {
             Ok(f) => f,
             Err(e) => {
                 this.complete(page, Outcome::Failed(e.clone()));
@@ -688,15 +692,11 @@ impl MapperShared {
             loop {
                 match pages.take_for_close(slot, self, page) {
                     Take::Gone | Take::Unmapped => break,
-                    Take::Taken(f, w) => {
+                    Take::Taken(v) => {
                         // Not persistent (anonymous): discard instead of paging out.
-                        let w = if persistent {
-                            w
-                        } else {
-                            w.with(EntryWord::DIRTY, false)
-                        };
-                        match pages.evict(f, w) {
-                            Ok(()) => pages.free(f),
+                        let v = if persistent { v } else { v.discard() };
+                        match super::reclaim::evict(pages, v) {
+                            Ok(f) => pages.free(f),
                             Err(e) => {
                                 first.get_or_insert(e);
                             }

@@ -1,10 +1,12 @@
 //! The object handle: [`PageMapper`], which every client of a memory object shares, and the
 //! object's internals: `mapper` (`MapperShared`: the fault path, write-back, close),
-//! `access_map` (the AccessMap of page entries) and `guard` (read and write guards).
+//! `access_map` (the AccessMap of page entries), `guard` (read and write guards) and `reclaim`
+//! (the object layer's half of reclaim: write-back of the pool's victims, asking holders).
 
 pub(crate) mod access_map;
 pub(crate) mod guard;
 pub(crate) mod mapper;
+pub(crate) mod reclaim;
 
 use crate::sync::atomic::Ordering;
 use crate::sync::Arc;

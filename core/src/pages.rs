@@ -5,7 +5,7 @@ use crate::backing::{anonymous, swap};
 use crate::frames::{memory, queue, Census, PagesShared};
 use crate::object::mapper::MapperShared;
 use crate::sync::{Arc, Duration};
-use crate::{copies, rmap, sync};
+use crate::{copies, sync};
 use crate::{Accessor, Error, PageMapper, Result};
 
 /// Default bound on how long `obtain` waits for a frame, and a fault for a busy page.
@@ -117,10 +117,13 @@ impl PagesBuilder {
                 frames,
                 self.page_size,
                 self.wait_bound,
-                self.swap,
-                self.swap_slots,
                 self.policy,
             )?),
+            swap: Arc::new(swap::PoolSwap::new(
+                self.swap,
+                self.page_size,
+                self.swap_slots,
+            )),
         })
     }
 }
@@ -168,6 +171,7 @@ pub struct Stats {
 #[derive(Clone)]
 pub struct Pages {
     pub(crate) shared: Arc<PagesShared>,
+    swap: Arc<swap::PoolSwap>,
 }
 
 impl std::fmt::Debug for Pages {
@@ -209,6 +213,7 @@ impl Pages {
         }
         Ok(PageMapper::from_shared(Arc::new(MapperShared::new(
             self.shared.clone(),
+            self.swap.clone(),
             sync::ShareArc::new(accessor),
             limit,
             copies::Layer::top(),
@@ -230,7 +235,7 @@ impl Pages {
     /// # Ok::<(), pagecore::Error>(())
     /// ```
     pub fn anonymous(&self, limit: u64) -> Result<PageMapper> {
-        let swap = self.shared.swap()?;
+        let swap = self.swap.get()?;
         self.open(anonymous::Anonymous::new(swap), limit)
     }
 
@@ -257,26 +262,5 @@ impl Pages {
     /// violated invariant, which is a pagecore bug.
     pub fn census(&self) -> Result<Census, Error> {
         self.shared.check_invariants().map_err(Error::Invariant)
-    }
-
-    /// The reverse map of frame `frame`: its state, the page it holds, the pages mapping it
-    /// copy-on-write, the clients holding it and the regions mapping it ([`rmap::FrameMap`]).
-    /// `None` for a frame index beyond the pool.
-    ///
-    /// ```
-    /// use pagecore::{Access, MemoryAccessor, Pages};
-    /// let pages = Pages::builder().page_size(64).frames(4).build()?;
-    /// let obj = pages.open(MemoryAccessor::new(), 64 * 8)?;
-    /// let copy = obj.copy()?;
-    /// let client = copy.register()?;
-    /// let g = client.request(5, Access::Read)?;           // faulted in by the frozen layer
-    /// let map = pages.rmap(g.frame()).unwrap();
-    /// assert_eq!(map.proxies.len(), 1);                    // the copy's page 5 maps it
-    /// assert_eq!(map.holders.len(), 1);                    // and the client holds it
-    /// assert_eq!(map.holders[0].at.object, copy.id());
-    /// # Ok::<(), pagecore::Error>(())
-    /// ```
-    pub fn rmap(&self, frame: u32) -> Option<rmap::FrameMap> {
-        rmap::frame_map(&self.shared, frame)
     }
 }

@@ -1,0 +1,121 @@
+//! Reclaim, the object layer's half. The frame pool picks a victim and hands it over
+//! (`PagesShared::try_obtain`, `Victim`); this module writes the victim's page back through its
+//! object's accessor if dirty, records a failure with the object and the page, and finishes the
+//! eviction through the pool: T8 (`PagesShared::evicted`) or, on a failed write-back, T10
+//! (`PagesShared::revert`). When every frame is pinned it asks the clients holding the oldest
+//! pages to release them (`PagesShared::held_pages`, then the arbiter) and waits on the pool.
+//!
+//! Orderings: none of its own. The pool's take (`Acquire`), `evicted` (`Release` swap to
+//! `EMPTY`) and `revert` (`Release`) carry every edge; the write-back reads the frame's bytes
+//! while the victim token proves `RECLAIMING` is held (I4).
+
+use crate::error::{Error, Result};
+use crate::frames::{Got, PagesShared, Victim, Waited};
+use crate::sync::{Instant, ShareArc};
+
+/// How many holders one round of asking asks at most.
+const ASK_AT_MOST: usize = 8;
+
+/// Gives the caller a frame in `Filling` state, held exclusively: a free one, or the first
+/// reclaimable one from the queue (written back first if dirty). Waits up to the pool's bound
+/// for a frame to become unpinned; then fails with [`Error::Exhausted`].
+pub(crate) fn obtain(pages: &PagesShared) -> Result<u32> {
+    // Read the clock only if we have to wait (a free or reclaimable frame needs no deadline).
+    let mut waiting: Option<(Instant, Option<Instant>)> = None;
+    let mut failures = 0u32;
+    let mut pending: Option<Got> = None;
+    loop {
+        match pending.take().or_else(|| pages.try_obtain()) {
+            Some(Got::Frame(f)) => return Ok(f),
+            Some(Got::Victim(v)) => match evict(pages, v) {
+                Ok(f) => {
+                    pages.reclaimed(f);
+                    return Ok(f);
+                }
+                Err(e) => {
+                    // The victim went back to the queue tail, dirty; try another one, but give
+                    // up once every frame has failed us.
+                    failures += 1;
+                    if failures >= pages.frame_count() {
+                        return Err(e);
+                    }
+                }
+            },
+            None => {
+                let (start, deadline) =
+                    *waiting.get_or_insert_with(|| (Instant::now(), pages.deadline()));
+                ask_holders(pages);
+                match pages.wait_obtain(deadline) {
+                    Waited::Got(g) => pending = Some(g),
+                    Waited::Woken => {}
+                    Waited::TimedOut => {
+                        return Err(Error::Exhausted {
+                            waited: start.elapsed(),
+                        })
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Every frame is pinned: asks the clients holding the oldest queued pages to release them (each
+/// holder once per grant). The callbacks run with no lock held.
+fn ask_holders(pages: &PagesShared) {
+    for o in pages.held_pages(ASK_AT_MOST) {
+        if let Some(slot) = o.slot() {
+            o.mapper.arb.ask_release(pages, slot, o.page);
+        }
+    }
+}
+
+/// Finishes a victim: writes its page back if dirty, then T8 (the frame, still `Reclaiming`
+/// and the caller's, is returned to be refilled or freed). On a failed write-back the frame goes
+/// back to `Resident` (T10: dirty, at the queue tail), the error is recorded with the owner, and
+/// returned.
+///
+/// An unusual error (not EIO, ENOSPC, EDQUOT) is also recorded on the page itself, which escapes
+/// to an out-of-line arbitration record, so reclaim skips it until a successful write-back
+/// clears it (see `arbitration::PageError`).
+pub(crate) fn evict(pages: &PagesShared, v: Victim) -> Result<u32> {
+    let dirty = v.taken().dirty();
+    let failed = pages.with_victim(&v, |owner, buf| {
+        let o = owner?;
+        o.slot()?;
+        if !dirty {
+            return None;
+        }
+        let r = crate::backing::accessor::guarded("flush", || o.mapper.accessor.flush(o.page, buf));
+        match r {
+            Ok(()) => {
+                pages.counters.writebacks.incr();
+                None
+            }
+            Err(e) => {
+                pages.counters.writeback_errors.incr();
+                let source = ShareArc::new(e);
+                let unusual = crate::arbitration::PageError::of(&source);
+                let err = Error::WriteBack {
+                    object: o.mapper.id,
+                    page: o.page,
+                    source,
+                };
+                o.mapper.record_error(err.clone());
+                Some((err, unusual.map(|pe| (o.mapper.clone(), o.page, pe))))
+            }
+        }
+    });
+    let Some((err, unusual)) = failed else {
+        return Ok(pages.evicted(v));
+    };
+    let f = pages.revert(v);
+    // The frame is Resident again (reverted): the error is recorded through the page's entry if
+    // it is still in `f`, no other reclaim took it meanwhile and no write-back succeeded
+    // meanwhile (it is still dirty; see `record_error`, scenarios C23 and C43).
+    if let Some((mapper, page, pe)) = unusual {
+        if let Some(slot) = mapper.map.slot(page) {
+            mapper.arb.record_error(pages, slot, page, f, pe)?;
+        }
+    }
+    Err(err)
+}
