@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Format, clippy (every target, with and without shuttle) and the docs, warnings denied.
+# Format, clippy (every target, with and without shuttle) and the docs, warnings denied; the
+# semantic mutants still apply.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TERM_COLOR=${CARGO_TERM_COLOR:-never}
@@ -9,3 +10,5 @@ cargo clippy --workspace --all-targets --release -- -D warnings
 cargo clippy --workspace --all-targets -- -D warnings
 cargo clippy -p pagecore-verify --features shuttle --all-targets --release -- -D warnings
 RUSTDOCFLAGS="-D warnings" cargo doc -p pagecore --no-deps
+# The semantic mutants (SPEC.md §10) must still apply where their sites now are.
+bash bench/semantic-mutants/check-apply.sh
