@@ -46,7 +46,8 @@ mod rmap;
 mod sync;
 
 pub use access::Access;
-pub use arbitration::{ArbitrationCensus, Client, Grant, Pending, Revocation, Revoke};
+pub use arbitration::client::{Client, Grant, Pending};
+pub use arbitration::{ArbitrationCensus, Revocation, Revoke};
 pub use backing::accessor::{Accessor, ComputedAccessor, FileAccessor, MemoryAccessor};
 pub use backing::anonymous::Anonymous;
 pub use backing::swap::{Slot, SwapArea};

@@ -19,7 +19,8 @@
 //! Locks (SPEC.md §5.1): an object's registrations (`Regions`) before a table's ranges
 //! (`Ranges`), both before arbitration and the pool.
 
-use crate::arbitration::{Access, Client, Grant, Revocation};
+use crate::arbitration::client::{Client, Grant};
+use crate::arbitration::{Access, Revocation};
 use crate::error::{Error, Result};
 use crate::sync::{lock, Mutex, ShareArc};
 use crate::{PageMapper, Pages};

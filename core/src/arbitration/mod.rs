@@ -1,6 +1,11 @@
 //! Arbitration: which clients of an object may read or write each page (seed 000), with FIFO
 //! wait lists, revocation, and compact per-page state.
 //!
+//! Files: page states and records (`state.rs`), the arbiter on entries and its side table
+//! (`arbiter.rs`, `release.rs`) — below the object layer, they see entries and pages only — and,
+//! above the object and its copies (SPEC.md §1's layers), a request's path that faults pages in
+//! and breaks copy-on-write pages (`request.rs`) and the public handles (`client.rs`).
+//!
 //! # State
 //!
 //! A page's arbitration state is its ACCESSLIST (holders: client, read or write), its FIFO
@@ -60,21 +65,20 @@
 //!   `Records` -> `Clients`).
 
 mod arbiter;
-mod client;
+pub(crate) mod client;
 mod release;
+mod request;
 mod state;
 #[cfg(test)]
 mod tests;
 
 pub(crate) use arbiter::Arbiter;
 use arbiter::{Begin, Poll};
-pub use client::{Client, Grant, Pending};
 pub(crate) use state::{PageError, PageState, Records};
 
 pub use crate::access::Access;
 use crate::error::{Error, Result};
 use crate::frames::PagesShared;
-use crate::object::mapper::{MapperShared, Want};
 use crate::pack::{AccessWord, EntryWord};
 use crate::sync::atomic::{AtomicU64, Ordering};
 use crate::sync::{lock, Exclusive, Instant, Mutex, Parked, Parker, ShareArc, Shared};

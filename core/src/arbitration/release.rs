@@ -122,38 +122,6 @@ impl Arbiter {
         })
     }
 
-    pub(super) fn upgrade(
-        &self,
-        mapper: &crate::sync::Arc<MapperShared>,
-        slot: &AtomicU64,
-        c: u32,
-        page: u64,
-        deadline: Option<Instant>,
-    ) -> Result<()> {
-        let pages = &*mapper.pages;
-        let (granted, fx) = self.update(slot, page, |st, e| {
-            if st.holder(c) != Some(Access::Read) {
-                return Err(Error::Invariant(format!(
-                    "page {page}: client {c} upgrades without a read grant"
-                )));
-            }
-            if let Some(&(h, Access::Write)) = st.waiters.front() {
-                if st.holder(h).is_some() {
-                    return Err(Error::UpgradeConflict { page });
-                }
-            }
-            st.waiters.push_front((c, Access::Write));
-            st.grant_ready(e);
-            Ok(st.holder(c) == Some(Access::Write))
-        })?;
-        self.after(pages, slot, page, fx);
-        if granted {
-            return Ok(());
-        }
-        pages.counters.grant_waits.incr();
-        self.wait(mapper, slot, c, page, Access::Write, deadline)
-    }
-
     /// For reclaim: asks every holder of `page` not yet asked to release it.
     pub(crate) fn ask_release(&self, pages: &PagesShared, slot: &AtomicU64, page: u64) {
         self.ask(pages, slot, page, Revocation::Release)
@@ -274,19 +242,19 @@ impl Arbiter {
         Self::decode(e, aw, &recs).map_or_else(|_| Vec::new(), |st| st.holders)
     }
 
-    /// Checks I9-I12 for every page of `map` and returns the census. Exact when no client
+    /// Checks I9-I12 for every page of an object (its entries, `(page, slot)`) and returns the
+    /// census. Exact when no client
     /// operation runs concurrently (each page is checked under its shard lock, but fast paths do
     /// not take it).
-    pub(crate) fn check(
+    pub(crate) fn check<'m>(
         &self,
-        map: &crate::object::access_map::AccessMap,
+        entries: impl Iterator<Item = (u64, &'m AtomicU64)>,
     ) -> std::result::Result<ArbitrationCensus, String> {
         let mut census = ArbitrationCensus::default();
         let registered: Vec<bool> = lock(&self.clients).iter().map(Option::is_some).collect();
         census.clients = registered.iter().filter(|r| **r).count() as u32;
         let mut refs: HashMap<u32, u64> = HashMap::new();
-        for (page, _) in map.entries() {
-            let Some(slot) = map.slot(page) else { continue };
+        for (page, slot) in entries {
             let side = lock(&self.shards[self.shard(page)]);
             let e = EntryWord(slot.load(Ordering::Acquire));
             EntryWord::from_raw(e.raw()).map_err(|err| format!("page {page}: {err}"))?;

@@ -346,3 +346,60 @@ pub(crate) fn stats(this: &MapperShared) -> CopyStats {
         collapsed: this.layer.collapsed.load(Ordering::Relaxed),
     }
 }
+
+impl PageMapper {
+    /// Makes a copy-on-write copy of the object: a new object whose content is, at this instant,
+    /// the object's, and which from then on is written independently of it (a write to either is
+    /// seen by neither the other nor any other copy). Nothing is copied up front: both objects
+    /// share the frames and swap slots of the pages neither has written since (a *frozen layer*
+    /// below them), and a write gives the writer a private page (SPEC.md §2.6). The copy is an
+    /// anonymous object (not persistent), over the object's swap area if it is anonymous, else
+    /// over the pool's ([`PagesBuilder::swap`](crate::PagesBuilder::swap)). For a copy of the copy, copy it.
+    ///
+    /// A copy is a snapshot, so it waits for writers of the object to finish (asking client
+    /// write holders to downgrade) up to the pool's bound, then fails with [`Error::Busy`]; it
+    /// writes the dirty pages of a persistent object back first.
+    ///
+    /// ```
+    /// use pagecore::{Pages, MemoryAccessor};
+    /// let pages = Pages::builder().page_size(64).frames(8).build()?;
+    /// let file = pages.open(MemoryAccessor::new(), 64 * 16)?;
+    /// file.write(3)?[0] = 1;
+    /// let snap = file.copy()?;            // shares every page
+    /// file.write(3)?[0] = 2;              // the file gets a private page 3
+    /// snap.write(4)?[0] = 9;              // and so does the copy, for page 4
+    /// assert_eq!((file.read(3)?[0], snap.read(3)?[0]), (2, 1));
+    /// assert_eq!((file.read(4)?[0], snap.read(4)?[0]), (0, 9));
+    /// assert_eq!(pages.stats().cow_breaks, 2);
+    /// # Ok::<(), pagecore::Error>(())
+    /// ```
+    pub fn copy(&self) -> Result<PageMapper> {
+        copy(self)
+    }
+
+    /// The object's place in its chain of copies (the frozen layers below it).
+    pub fn copy_stats(&self) -> CopyStats {
+        stats(&self.shared)
+    }
+
+    /// Collapses the frozen layers of the object's chain that only one object still reads
+    /// through (their pages move up, no byte copied), as far as possible without waiting, and
+    /// returns the chain's depth after. Misses do this on their own as they walk the chain; this
+    /// does it now, for the whole chain.
+    ///
+    /// ```
+    /// use pagecore::Pages;
+    /// let pages = Pages::builder().page_size(64).frames(8).build()?;
+    /// let a = pages.anonymous(64 * 4)?;
+    /// a.write(0)?[0] = 1;
+    /// let b = a.copy()?;                  // a and b read one frozen layer
+    /// assert_eq!(a.copy_stats().depth, 1);
+    /// drop(b);                            // now only a reads it
+    /// assert_eq!(a.compact(), 0);         // its pages move up into a
+    /// assert_eq!(a.read(0)?[0], 1);
+    /// # Ok::<(), pagecore::Error>(())
+    /// ```
+    pub fn compact(&self) -> usize {
+        compact(&self.shared)
+    }
+}

@@ -10,10 +10,7 @@ pub(crate) mod reclaim;
 
 use crate::sync::atomic::Ordering;
 use crate::sync::Arc;
-use crate::{copies, sync};
-use crate::{
-    ArbitrationCensus, Client, CopyStats, Error, ReadGuard, Result, Revocation, Revoke, WriteGuard,
-};
+use crate::{ArbitrationCensus, Error, ReadGuard, Result, WriteGuard};
 use mapper::{MapperShared, Want};
 use std::mem::ManuallyDrop;
 
@@ -83,61 +80,6 @@ impl PageMapper {
         Self {
             shared: ManuallyDrop::new(shared),
         }
-    }
-
-    /// Makes a copy-on-write copy of the object: a new object whose content is, at this instant,
-    /// the object's, and which from then on is written independently of it (a write to either is
-    /// seen by neither the other nor any other copy). Nothing is copied up front: both objects
-    /// share the frames and swap slots of the pages neither has written since (a *frozen layer*
-    /// below them), and a write gives the writer a private page (SPEC.md §2.6). The copy is an
-    /// anonymous object (not persistent), over the object's swap area if it is anonymous, else
-    /// over the pool's ([`PagesBuilder::swap`](crate::PagesBuilder::swap)). For a copy of the copy, copy it.
-    ///
-    /// A copy is a snapshot, so it waits for writers of the object to finish (asking client
-    /// write holders to downgrade) up to the pool's bound, then fails with [`Error::Busy`]; it
-    /// writes the dirty pages of a persistent object back first.
-    ///
-    /// ```
-    /// use pagecore::{Pages, MemoryAccessor};
-    /// let pages = Pages::builder().page_size(64).frames(8).build()?;
-    /// let file = pages.open(MemoryAccessor::new(), 64 * 16)?;
-    /// file.write(3)?[0] = 1;
-    /// let snap = file.copy()?;            // shares every page
-    /// file.write(3)?[0] = 2;              // the file gets a private page 3
-    /// snap.write(4)?[0] = 9;              // and so does the copy, for page 4
-    /// assert_eq!((file.read(3)?[0], snap.read(3)?[0]), (2, 1));
-    /// assert_eq!((file.read(4)?[0], snap.read(4)?[0]), (0, 9));
-    /// assert_eq!(pages.stats().cow_breaks, 2);
-    /// # Ok::<(), pagecore::Error>(())
-    /// ```
-    pub fn copy(&self) -> Result<PageMapper> {
-        copies::copy(self)
-    }
-
-    /// The object's place in its chain of copies (the frozen layers below it).
-    pub fn copy_stats(&self) -> CopyStats {
-        copies::stats(&self.shared)
-    }
-
-    /// Collapses the frozen layers of the object's chain that only one object still reads
-    /// through (their pages move up, no byte copied), as far as possible without waiting, and
-    /// returns the chain's depth after. Misses do this on their own as they walk the chain; this
-    /// does it now, for the whole chain.
-    ///
-    /// ```
-    /// use pagecore::Pages;
-    /// let pages = Pages::builder().page_size(64).frames(8).build()?;
-    /// let a = pages.anonymous(64 * 4)?;
-    /// a.write(0)?[0] = 1;
-    /// let b = a.copy()?;                  // a and b read one frozen layer
-    /// assert_eq!(a.copy_stats().depth, 1);
-    /// drop(b);                            // now only a reads it
-    /// assert_eq!(a.compact(), 0);         // its pages move up into a
-    /// assert_eq!(a.read(0)?[0], 1);
-    /// # Ok::<(), pagecore::Error>(())
-    /// ```
-    pub fn compact(&self) -> usize {
-        copies::compact(&self.shared)
     }
 
     /// The object's id within its pool (as the reverse map reports it).
@@ -265,24 +207,6 @@ impl PageMapper {
         self.shared.is_closed()
     }
 
-    /// Registers a client of this object whose holders are never asked to revoke anything (its
-    /// grants end when it drops them). The client keeps the object open.
-    pub fn register(&self) -> Result<Client> {
-        self.register_with(|_page: u64, _ask: Revocation| {})
-    }
-
-    /// Registers a client with a revocation callback (see [`Revoke`]).
-    pub fn register_with(&self, revoke: impl Revoke) -> Result<Client> {
-        if self.is_closed() {
-            return Err(Error::Closed);
-        }
-        let id = self.shared.arb.register(sync::ShareArc::new(revoke));
-        Ok(Client {
-            mapper: self.clone(),
-            id,
-        })
-    }
-
     /// The unusual write-back error recorded on `page`, as an [`Error::WriteBack`], if any.
     ///
     /// A write-back that fails with EIO, ENOSPC or EDQUOT (the expected errors) leaves the page
@@ -326,9 +250,10 @@ impl PageMapper {
     /// under the shard lock) and report that moment as an I10 violation, and its counts are a
     /// snapshot of moving state.
     pub fn arbitration(&self) -> Result<ArbitrationCensus> {
-        self.shared
-            .arb
-            .check(&self.shared.map)
-            .map_err(Error::Invariant)
+        let map = &self.shared.map;
+        let entries = map
+            .entries()
+            .filter_map(|(page, _)| map.slot(page).map(|slot| (page, slot)));
+        self.shared.arb.check(entries).map_err(Error::Invariant)
     }
 }
