@@ -98,12 +98,12 @@ const SHARDS: usize = 64;
 pub enum Revocation {
     /// Give access back (drop the grant).
     Release,
-    /// Keep reading but stop writing ([`Grant::downgrade`]); a release answers it too.
+    /// Keep reading but stop writing ([`Grant::downgrade`](crate::Grant::downgrade)); a release answers it too.
     Downgrade,
 }
 
 /// A client's revocation callback: the pager calls it to ask the client to give back access to
-/// `page`. The client answers by dropping (or downgrading) its [`Grant`], typically from the
+/// `page`. The client answers by dropping (or downgrading) its [`Grant`](crate::Grant), typically from the
 /// thread that owns it: the callback should only signal that thread, never block.
 ///
 /// It is called at most once per holder and conflict, from the thread of the request (or the
