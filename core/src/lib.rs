@@ -47,7 +47,7 @@ mod sync;
 
 pub use access::Access;
 pub use arbitration::client::{Client, Grant, Pending};
-pub use arbitration::{ArbitrationCensus, Revocation, Revoke};
+pub use arbitration::{ArbitrationCensus, Revocation, Revoke, RevokeIn};
 pub use backing::accessor::{Accessor, ComputedAccessor, FileAccessor, MemoryAccessor};
 pub use backing::anonymous::Anonymous;
 pub use backing::swap::{Slot, SwapArea};

@@ -516,3 +516,36 @@ fn a_plain_writer_waiting_on_an_out_of_line_holder_is_woken_by_its_release() {
     );
     assert_eq!(obj.read(0).unwrap()[0], 1);
 }
+
+#[test]
+fn one_revoke_in_callback_is_told_which_object_each_ask_is_for() {
+    let pages = Pages::builder().page_size(64).frames(8).build().unwrap();
+    let a = pages.open(MemoryAccessor::new(), 64 * 4).unwrap();
+    let b = pages.open(MemoryAccessor::new(), 64 * 4).unwrap();
+    assert_ne!(a.id(), b.id());
+    let asks: Arc<Mutex<Vec<(u64, u64, Revocation)>>> = Arc::default();
+    let make = || {
+        let asks = asks.clone();
+        pagecore::RevokeIn(move |object, page, ask| asks.lock().unwrap().push((object, page, ask)))
+    };
+    let ha = a.register_with(make()).unwrap();
+    let hb = b.register_with(make()).unwrap();
+    let (ga, gb) = (
+        ha.request(1, Access::Write).unwrap(),
+        hb.request(3, Access::Read).unwrap(),
+    );
+    let (wa, wb) = (a.register().unwrap(), b.register().unwrap());
+    let pa = wa.enqueue(1, Access::Read).unwrap(); // the writer of a's page 1 is asked to downgrade
+    let pb = wb.enqueue(3, Access::Write).unwrap(); // the reader of b's page 3 to release
+    let got = asks.lock().unwrap().clone();
+    assert_eq!(
+        got,
+        vec![
+            (a.id(), 1, Revocation::Downgrade),
+            (b.id(), 3, Revocation::Release)
+        ]
+    );
+    drop((ga, gb));
+    drop(pa.wait().unwrap());
+    drop(pb.wait().unwrap());
+}

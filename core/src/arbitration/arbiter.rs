@@ -19,6 +19,8 @@ pub(crate) struct Arbiter {
     pub(super) parks: Box<[Parker]>,
     pub(super) records: Mutex<Records>,
     pub(super) clients: Mutex<Vec<Option<ShareArc<dyn Revoke>>>>,
+    /// The object's id, told to revocation callbacks ([`Revoke::revoke_in`]).
+    object: u64,
 }
 
 pub(super) enum Poll {
@@ -37,8 +39,9 @@ pub(super) enum Begin {
 }
 
 impl Arbiter {
-    pub(crate) fn new() -> Self {
+    pub(crate) fn new(object: u64) -> Self {
         Self {
+            object,
             shards: (0..SHARDS)
                 .map(|_| Mutex::new(crate::sync::Level::ArbShard, FxHashMap::default()))
                 .collect(),
@@ -223,7 +226,7 @@ impl Arbiter {
         if !fx.changed {
             return;
         }
-        Self::call_revokers(pages, page, fx.revoke);
+        Self::call_revokers(pages, self.object, page, fx.revoke);
         self.parks[self.shard(page)].unpark_all();
         if fx.prev & EntryWord::WAIT_BITS != 0 {
             pages.wake_waiters(slot);
@@ -245,13 +248,16 @@ impl Arbiter {
 
     fn call_revokers(
         pages: &PagesShared,
+        object: u64,
         page: u64,
         revokers: Vec<(ShareArc<dyn Revoke>, Revocation)>,
     ) {
         for (r, ask) in revokers {
             pages.counters.revocations.incr();
             // A panicking callback must not take the requester down with it.
-            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| r.revoke(page, ask)));
+            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                r.revoke_in(object, page, ask)
+            }));
         }
     }
 

@@ -103,16 +103,27 @@ pub enum Revocation {
 }
 
 /// A client's revocation callback: the pager calls it to ask the client to give back access to
-/// `page`. The client answers by dropping (or downgrading) its [`Grant`](crate::Grant), typically from the
-/// thread that owns it: the callback should only signal that thread, never block.
+/// `page`. The client answers by dropping (or downgrading) its [`Grant`](crate::Grant),
+/// typically from the thread that owns it: the callback should only signal that thread, never
+/// block.
 ///
 /// It is called at most once per holder and conflict, from the thread of the request (or the
 /// reclaim) that needs the page, outside every pagecore lock. It may arrive late, after the client
 /// released the page on its own: ignore a revocation for a page you no longer hold. Any
-/// `Fn(u64, Revocation) + Send + Sync + 'static` closure is a `Revoke`.
+/// `Fn(u64, Revocation) + Send + Sync + 'static` closure is a `Revoke`; for one callback serving
+/// clients of several objects, [`RevokeIn`] wraps a closure that is told the object too.
 pub trait Revoke: Send + Sync + 'static {
     /// Asks the client to give access to `page` back, as `ask` says.
     fn revoke(&self, page: u64, ask: Revocation);
+
+    /// As [`Revoke::revoke`], told the object the page belongs to (its
+    /// [`PageMapper::id`](crate::PageMapper::id)). The pager calls this one; by default it calls
+    /// [`Revoke::revoke`]. Implement it to serve the clients of several objects with one
+    /// callback.
+    fn revoke_in(&self, object: u64, page: u64, ask: Revocation) {
+        let _ = object;
+        self.revoke(page, ask)
+    }
 }
 
 impl<F> Revoke for F
@@ -121,6 +132,48 @@ where
 {
     fn revoke(&self, page: u64, ask: Revocation) {
         self(page, ask)
+    }
+}
+
+/// A [`Revoke`] from a closure told the object as well as the page: `|object, page, ask|`, so one
+/// callback (one channel, one owner thread) serves clients of several objects.
+///
+/// ```
+/// use pagecore::{Access, MemoryAccessor, Pages, Revocation, RevokeIn};
+/// use std::sync::mpsc;
+///
+/// let pages = Pages::builder().page_size(64).frames(8).build()?;
+/// let (a, b) = (pages.open(MemoryAccessor::new(), 64 * 4)?, pages.open(MemoryAccessor::new(), 64 * 4)?);
+/// let (tx, rx) = mpsc::channel::<(u64, u64, Revocation)>();
+/// // One owner thread's channel, told the object, page and ask, for clients of both objects.
+/// let tell = |tx: mpsc::Sender<_>| RevokeIn(move |object, page, ask| {
+///     let _ = tx.send((object, page, ask)); // signal the owner thread, never block
+/// });
+/// let holder_a = a.register_with(tell(tx.clone()))?;
+/// let _holder_b = b.register_with(tell(tx))?;
+/// let g = holder_a.request(2, Access::Read)?;
+/// let writer = a.register()?;
+/// assert!(writer.try_request(2, Access::Write).is_err()); // asks nobody: would block
+/// let pending = writer.enqueue(2, Access::Write)?;       // asks the reader to release
+/// assert_eq!(rx.recv().unwrap(), (a.id(), 2, Revocation::Release));
+/// drop(g);
+/// let _w = pending.wait()?;
+/// # Ok::<(), pagecore::Error>(())
+/// ```
+pub struct RevokeIn<F>(pub F);
+
+impl<F> Revoke for RevokeIn<F>
+where
+    F: Fn(u64, u64, Revocation) + Send + Sync + 'static,
+{
+    /// Not called by the pager (it calls [`Revoke::revoke_in`]); told no object, it passes
+    /// `u64::MAX`.
+    fn revoke(&self, page: u64, ask: Revocation) {
+        (self.0)(u64::MAX, page, ask)
+    }
+
+    fn revoke_in(&self, object: u64, page: u64, ask: Revocation) {
+        (self.0)(object, page, ask)
     }
 }
 

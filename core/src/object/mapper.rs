@@ -129,8 +129,9 @@ impl MapperShared {
         layer: crate::copies::Layer,
     ) -> Self {
         let page_size = pages.page_size() as u64;
+        let id = pages.object_id();
         Self {
-            id: pages.object_id(),
+            id,
             map: AccessMap::new(limit.div_ceil(page_size)),
             pages,
             swap,
@@ -143,7 +144,7 @@ impl MapperShared {
             fill_park: Parker::new(crate::sync::Level::Park),
             error: Mutex::new(crate::sync::Level::ObjectError, None),
             handles: AtomicUsize::new(1),
-            arb: crate::arbitration::Arbiter::new(),
+            arb: crate::arbitration::Arbiter::new(id),
             layer,
             regions: Mutex::new(crate::sync::Level::Regions, Vec::new()),
         }

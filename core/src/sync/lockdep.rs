@@ -48,7 +48,7 @@ pub enum Level {
     LayerState,
     /// A frozen layer's file record (`copies::FrozenStore::file`).
     LayerFile,
-    /// The pool's swap area handle (`PagesShared::swap`).
+    /// The pool's swap area handle (`backing::swap::PoolSwap`).
     PoolSwap,
     /// An anonymous object's slot table (`Anonymous::slots`).
     AnonSlots,
