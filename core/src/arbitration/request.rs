@@ -10,7 +10,7 @@
 //! `arbitration`).
 
 use super::*;
-use crate::object::mapper::{MapperShared, Want};
+use crate::object::mapper::{Bound, MapperShared, Want};
 
 impl Arbiter {
     /// Starts a request: grants it, or queues it (asking conflicting holders to revoke), or with
@@ -79,7 +79,7 @@ impl Arbiter {
         want: Access,
         try_only: bool,
     ) -> Result<Option<Begin>> {
-        let (f, slot) = match MapperShared::pin_with(mapper, page, Want::Read, false) {
+        let (f, slot) = match MapperShared::pin_with(mapper, page, Want::Read, Bound::NoWait) {
             Ok(r) => r,
             Err(Error::Busy { .. }) => return Ok(None), // resident after all, and refused
             Err(e) => return Err(e),

@@ -74,7 +74,7 @@ use crate::backing::anonymous::Anonymous;
 use crate::backing::swap::SwapArea;
 use crate::error::{Error, Result};
 use crate::frames::{CowSource, Freeze, Owner, PagesShared, Publish};
-use crate::object::mapper::{MapperShared, Want};
+use crate::object::mapper::{Bound, MapperShared, Want};
 use crate::pack::EntryWord;
 use crate::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use crate::sync::{lock, Arc, Instant, Mutex, MutexGuard, Parked, Parker, ShareArc};

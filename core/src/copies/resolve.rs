@@ -25,7 +25,11 @@ impl Resolved {
 /// moving up between two of our looks would otherwise be missed in both): the walk is redone if
 /// any layer's moves count changed meanwhile. On the way, a layer read by one object only is
 /// collapsed into it (§2.7 of SPEC.md).
-pub(crate) fn resolve(this: &Arc<MapperShared>, page: u64) -> Result<Option<Resolved>> {
+pub(crate) fn resolve(
+    this: &Arc<MapperShared>,
+    page: u64,
+    bound: Bound,
+) -> Result<Option<Resolved>> {
     'walk: loop {
         // Our own fill's record does not keep the layer from going: this walk reads the
         // backing again right after.
@@ -37,7 +41,7 @@ pub(crate) fn resolve(this: &Arc<MapperShared>, page: u64) -> Result<Option<Reso
             try_collapse(l);
             // Acquire: pairs with the Release bump of a collapse (made under l's shard locks).
             let moves = l.layer.moves.load(Ordering::Acquire);
-            if let Some((frame, _)) = MapperShared::pin_inner(l, page, Want::Read, true)? {
+            if let Some((frame, _)) = MapperShared::pin_inner(l, page, Want::Read, bound)? {
                 let owner = Owner {
                     mapper: l.clone(),
                     page,

@@ -35,7 +35,7 @@ use crate::frames::{Owner, PagesShared, Take};
 use crate::object::access_map::AccessMap;
 use crate::pack::EntryWord;
 use crate::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use crate::sync::{lock, Arc, Mutex, Parked, Parker, ShareArc};
+use crate::sync::{lock, Arc, Instant, Mutex, Parked, Parker, ShareArc};
 use rustc_hash::FxHashMap;
 
 #[cfg(pagecore_loom)]
@@ -120,6 +120,36 @@ pub(crate) enum Want {
     Write,
 }
 
+/// How long a fault may wait: for a frame, for a writer or a reclaim of the page to finish, for a
+/// copy-on-write break or a copy in progress. Not for another fault's fill it joined: that fill's
+/// accessor I/O is not interrupted, and the joined fault shares its outcome.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Bound {
+    /// The pool's wait bound ([`crate::PagesBuilder::wait_bound`]).
+    Pool,
+    /// Until this instant, or (`None`, a time-out too long to express) for good: a per-call
+    /// time-out (`PageMapper::read_timeout`).
+    Until(Option<Instant>),
+    /// A resident page that refuses the pin fails at once with [`Error::Busy`] (client requests,
+    /// which then queue); a miss waits as under `Pool`.
+    NoWait,
+}
+
+impl Bound {
+    /// The deadline of the fault's waits.
+    pub(crate) fn deadline(self, pages: &PagesShared) -> Option<Instant> {
+        match self {
+            Bound::Until(t) => t,
+            Bound::Pool | Bound::NoWait => pages.deadline(),
+        }
+    }
+
+    /// A per-call bound, `timeout` from now.
+    pub(crate) fn after(timeout: std::time::Duration) -> Self {
+        Bound::Until(Instant::now().checked_add(timeout))
+    }
+}
+
 impl MapperShared {
     pub(crate) fn new(
         pages: Arc<PagesShared>,
@@ -190,6 +220,17 @@ impl MapperShared {
     /// memory by an outlined call (which measurably stalls the unpin's locked instruction).
     #[inline(always)]
     pub(crate) fn pin(this: &Arc<Self>, page: u64, want: Want) -> Result<(u32, &AtomicU64)> {
+        Self::pin_bounded(this, page, want, Bound::Pool)
+    }
+
+    /// As [`MapperShared::pin`], waiting as `bound` says.
+    #[inline(always)]
+    pub(crate) fn pin_bounded(
+        this: &Arc<Self>,
+        page: u64,
+        want: Want,
+        bound: Bound,
+    ) -> Result<(u32, &AtomicU64)> {
         if want == Want::Read && !this.is_closed() {
             if let Some(slot) = this.map.slot(page) {
                 // Relaxed: a guess for the pin's CAS, which validates it (and orders the data).
@@ -202,24 +243,30 @@ impl MapperShared {
                 }
             }
         }
-        Self::pin_slow(this, page, want)
+        Self::pin_slow(this, page, want, bound)
     }
 
     #[cold]
     #[inline(never)]
-    fn pin_slow(this: &Arc<Self>, page: u64, want: Want) -> Result<(u32, &AtomicU64)> {
-        Self::pin_with(this, page, want, true)
+    fn pin_slow(
+        this: &Arc<Self>,
+        page: u64,
+        want: Want,
+        bound: Bound,
+    ) -> Result<(u32, &AtomicU64)> {
+        Self::pin_with(this, page, want, bound)
     }
 
-    /// As [`MapperShared::pin`]; with `wait == false`, a resident page that refuses the pin fails
-    /// at once with [`Error::Busy`] instead of waiting (used by client requests, which then queue).
+    /// As [`MapperShared::pin`], waiting as `bound` says ([`Bound::NoWait`]: a resident page that
+    /// refuses the pin fails at once with [`Error::Busy`]; used by client requests, which then
+    /// queue).
     pub(crate) fn pin_with(
         this: &Arc<Self>,
         page: u64,
         want: Want,
-        wait: bool,
+        bound: Bound,
     ) -> Result<(u32, &AtomicU64)> {
-        Self::pin_inner(this, page, want, wait)?.ok_or_else(|| {
+        Self::pin_inner(this, page, want, bound)?.ok_or_else(|| {
             Error::Invariant(format!("page {page}: a top object found nothing to fill"))
         })
     }
@@ -229,7 +276,7 @@ impl MapperShared {
         this: &Arc<Self>,
         page: u64,
         want: Want,
-        wait: bool,
+        bound: Bound,
     ) -> Result<Option<(u32, &AtomicU64)>> {
         this.check_page(page)?;
         if want == Want::Write && !this.accessor.writable() {
@@ -242,7 +289,7 @@ impl MapperShared {
             }
             let slot = match this.map.slot(page) {
                 Some(slot) => slot,
-                None => match Self::miss(this, page, want)? {
+                None => match Self::miss(this, page, want, bound)? {
                     Miss::Pinned(f, slot) => return Ok(Some((f, slot))),
                     Miss::Retry => continue,
                     Miss::NotHere => return Ok(None),
@@ -251,7 +298,7 @@ impl MapperShared {
             // Relaxed: a guess for the pin's CAS, which validates it (and orders the data).
             let seen = EntryWord(slot.load(Ordering::Relaxed));
             let Some(f) = seen.frame() else {
-                match Self::miss(this, page, want)? {
+                match Self::miss(this, page, want, bound)? {
                     Miss::Pinned(f, slot) => return Ok(Some((f, slot))),
                     Miss::Retry => continue,
                     Miss::NotHere => return Ok(None),
@@ -268,7 +315,7 @@ impl MapperShared {
             if refused.frame().is_none() {
                 continue; // reclaimed meanwhile: fault it in
             }
-            let d = *deadline.get_or_insert_with(|| this.pages.deadline());
+            let d = *deadline.get_or_insert_with(|| bound.deadline(&this.pages));
             if want == Want::Write
                 && refused.cow()
                 && refused.0 & (EntryWord::PINNED_BITS | EntryWord::RECLAIMING.mask()) == 0
@@ -279,7 +326,7 @@ impl MapperShared {
                 continue;
             }
             // A writer, readers (for a write), or a reclaim writing the page back: wait.
-            if !wait {
+            if matches!(bound, Bound::NoWait) {
                 return Err(Error::Busy { page });
             }
             if this.pages.wait_entry(slot, refused, d) == Parked::TimedOut {
@@ -289,7 +336,7 @@ impl MapperShared {
     }
 
     /// The miss path.
-    fn miss(this: &Arc<Self>, page: u64, want: Want) -> Result<Miss<'_>> {
+    fn miss(this: &Arc<Self>, page: u64, want: Want, bound: Bound) -> Result<Miss<'_>> {
         let shard = &this.fills[page as usize % this.fills.len()];
         let mut table = lock(shard);
         // Acquire (in find): if a reclaim just emptied the entry, its write-back happens before
@@ -330,7 +377,7 @@ impl MapperShared {
                 },
             );
             drop(table);
-            Self::fill(this, page, epoch, want)?
+            Self::fill(this, page, epoch, want, bound)?
         };
         let Some((frame, held)) = filled else {
             return Ok(Miss::Retry);
@@ -397,10 +444,16 @@ impl MapperShared {
     /// Returns the frame, with one read pin for the caller (or, for a write fault nobody joined,
     /// the writer bit) and one for each fault that joined, or `None` (look again: a copy changed
     /// what this object owns meanwhile).
-    fn fill(this: &Arc<Self>, page: u64, epoch: u64, want: Want) -> Result<Option<(u32, Held)>> {
+    fn fill(
+        this: &Arc<Self>,
+        page: u64,
+        epoch: u64,
+        want: Want,
+        bound: Bound,
+    ) -> Result<Option<(u32, Held)>> {
         let pages = &*this.pages;
         if this.layer.is_layered() && !this.owns(page) {
-            match crate::copies::resolve(this, page) {
+            match crate::copies::resolve(this, page, bound) {
                 Ok(Some(r)) => {
                     return Ok(Self::publish_proxy(this, page, epoch, r)?.map(|f| (f, Held::Read)))
                 }
@@ -412,10 +465,16 @@ impl MapperShared {
                 }
             }
         }
-        let f = match super::reclaim::obtain(pages) {
+        let f = match super::reclaim::obtain_by(pages, bound) {
             Ok(f) => f,
             Err(e) => {
-                this.complete(page, Outcome::Failed(e.clone()));
+                // A per-call time-out is this fault's own: the faults that joined look again
+                // (one of them fills, waiting as long as it may) rather than fail with it.
+                let o = match (bound, &e) {
+                    (Bound::Until(_), Error::Exhausted { .. }) => Outcome::Retry,
+                    _ => Outcome::Failed(e.clone()),
+                };
+                this.complete(page, o);
                 return Err(e);
             }
         };

@@ -11,8 +11,9 @@ pub(crate) mod reclaim;
 use crate::sync::atomic::Ordering;
 use crate::sync::Arc;
 use crate::{ArbitrationCensus, Error, ReadGuard, Result, WriteGuard};
-use mapper::{MapperShared, Want};
+use mapper::{Bound, MapperShared, Want};
 use std::mem::ManuallyDrop;
+use std::time::Duration;
 
 /// A memory object: the handle its clients share. Clone it to give another client access; the
 /// object is closed (written back, frames released) by [`PageMapper::close`] or when the last
@@ -119,6 +120,51 @@ impl PageMapper {
             frame,
             page,
             track: ManuallyDrop::new(pages.track(frame).shared()),
+        })
+    }
+
+    /// As [`PageMapper::read`], waiting at most `timeout` (instead of the pool's
+    /// [`wait_bound`](crate::PagesBuilder::wait_bound)) for a frame, for a writer or a reclaim of
+    /// the page to finish, or for a copy: then it fails with [`Error::Busy`] (the page stayed
+    /// taken) or [`Error::Exhausted`] (no frame came free). A fault that joins another's fill of
+    /// the page waits for that fill: an accessor's I/O in progress is not interrupted.
+    ///
+    /// ```
+    /// use pagecore::{Error, MemoryAccessor, Pages};
+    /// use std::time::Duration;
+    /// let pages = Pages::builder().page_size(64).frames(1).build()?; // a 10 s pool bound
+    /// let obj = pages.open(MemoryAccessor::new(), 64 * 4)?;
+    /// let w = obj.write(0)?;                                   // holds the only frame
+    /// assert!(matches!(obj.read_timeout(0, Duration::from_millis(5)), Err(Error::Busy { page: 0 })));
+    /// assert!(matches!(obj.read_timeout(1, Duration::from_millis(5)), Err(Error::Exhausted { .. })));
+    /// drop(w);
+    /// assert_eq!(obj.read_timeout(1, Duration::from_millis(5))?[0], 0);
+    /// # Ok::<(), pagecore::Error>(())
+    /// ```
+    pub fn read_timeout(&self, page: u64, timeout: Duration) -> Result<ReadGuard<'_>> {
+        let bound = Bound::after(timeout);
+        let (frame, slot) = MapperShared::pin_bounded(&self.shared, page, Want::Read, bound)?;
+        let pages = &*self.shared.pages;
+        Ok(ReadGuard {
+            pages,
+            slot,
+            frame,
+            page,
+            track: ManuallyDrop::new(pages.track(frame).shared()),
+        })
+    }
+
+    /// As [`PageMapper::write`], waiting at most `timeout` (see [`PageMapper::read_timeout`]).
+    pub fn write_timeout(&self, page: u64, timeout: Duration) -> Result<WriteGuard<'_>> {
+        let bound = Bound::after(timeout);
+        let (frame, slot) = MapperShared::pin_bounded(&self.shared, page, Want::Write, bound)?;
+        let pages = &*self.shared.pages;
+        Ok(WriteGuard {
+            pages,
+            slot,
+            frame,
+            page,
+            track: ManuallyDrop::new(pages.track(frame).exclusive()),
         })
     }
 

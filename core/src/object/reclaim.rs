@@ -11,6 +11,7 @@
 
 use crate::error::{Error, Result};
 use crate::frames::{Got, PagesShared, Victim, Waited};
+use crate::object::mapper::Bound;
 use crate::sync::{Instant, ShareArc};
 
 /// How many holders one round of asking asks at most.
@@ -20,6 +21,11 @@ const ASK_AT_MOST: usize = 8;
 /// reclaimable one from the queue (written back first if dirty). Waits up to the pool's bound
 /// for a frame to become unpinned; then fails with [`Error::Exhausted`].
 pub(crate) fn obtain(pages: &PagesShared) -> Result<u32> {
+    obtain_by(pages, Bound::Pool)
+}
+
+/// As [`obtain`], waiting as `bound` says.
+pub(crate) fn obtain_by(pages: &PagesShared, bound: Bound) -> Result<u32> {
     // Read the clock only if we have to wait (a free or reclaimable frame needs no deadline).
     let mut waiting: Option<(Instant, Option<Instant>)> = None;
     let mut failures = 0u32;
@@ -43,7 +49,7 @@ pub(crate) fn obtain(pages: &PagesShared) -> Result<u32> {
             },
             None => {
                 let (start, deadline) =
-                    *waiting.get_or_insert_with(|| (Instant::now(), pages.deadline()));
+                    *waiting.get_or_insert_with(|| (Instant::now(), bound.deadline(pages)));
                 ask_holders(pages);
                 match pages.wait_obtain(deadline) {
                     Waited::Got(g) => pending = Some(g),
