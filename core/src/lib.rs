@@ -46,7 +46,7 @@ mod rmap;
 mod sync;
 
 pub use access::Access;
-pub use arbitration::client::{Client, Grant, Pending};
+pub use arbitration::client::{Client, Grant, OwnedGrant, Pending};
 pub use arbitration::{ArbitrationCensus, Revocation, Revoke, RevokeIn};
 pub use backing::accessor::{Accessor, ComputedAccessor, FileAccessor, MemoryAccessor};
 pub use backing::anonymous::Anonymous;

@@ -46,3 +46,29 @@ fn guards_name_their_page_and_the_frame_the_reverse_map_gives_it() {
         "six resident pages share a frame: {frames:?}"
     );
 }
+
+// ----- owned grants (here so that Miri checks their borrow of the client: ci/miri.sh) ---------
+
+#[test]
+fn an_owned_grant_keeps_its_client_registered_until_it_goes() {
+    use pagecore::{Access, OwnedGrant};
+    use std::sync::Arc;
+    let pages = Pages::builder().page_size(64).frames(4).build().unwrap();
+    let obj = pages.open(MemoryAccessor::new(), 64 * 4).unwrap();
+    obj.write(1).unwrap()[0] = 9;
+    let client = Arc::new(obj.register().unwrap());
+    let mut w = OwnedGrant::request(&client, 2, Access::Write).unwrap();
+    let r = OwnedGrant::request(&client, 1, Access::Read).unwrap();
+    drop(client); // the grants keep it
+    assert_eq!(obj.arbitration().unwrap().clients, 1);
+    assert_eq!(obj.arbitration().unwrap().held_pages, 2);
+    w.bytes_mut().unwrap()[0] = 7;
+    w.downgrade().unwrap();
+    assert!(w.bytes_mut().is_err());
+    let r = std::thread::spawn(move || (r[0], r)).join().unwrap();
+    assert_eq!(r.0, 9);
+    drop(r.1);
+    w.release().unwrap();
+    assert_eq!(obj.arbitration().unwrap().clients, 0);
+    assert_eq!(obj.read(2).unwrap()[0], 7);
+}

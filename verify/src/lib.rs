@@ -15,6 +15,7 @@
 
 mod anonymous_races;
 mod arbitration_races;
+mod async_races;
 mod copies_races;
 mod core_races;
 #[cfg(feature = "shuttle")]
@@ -28,6 +29,7 @@ pub mod shuttle_run;
 mod user_races;
 pub use anonymous_races::*;
 pub use arbitration_races::*;
+pub use async_races::*;
 pub use copies_races::*;
 pub use core_races::*;
 pub use mutant_races::*;

@@ -409,3 +409,21 @@ fn c42_hit_on_a_layer_page_moved_up_after_its_fill() {
         s::c42_hit_on_a_layer_page_moved_up_after_its_fill,
     );
 }
+
+#[test]
+fn c44_awaited_request_vs_the_release_it_waits_for() {
+    model_capped(
+        "C44",
+        NEW_SCENARIO_BOUND,
+        s::c44_awaited_request_vs_the_release_it_waits_for,
+    );
+}
+
+#[test]
+fn c45_dropped_request_future_vs_the_grant_handed_to_it() {
+    model_capped(
+        "C45",
+        NEW_SCENARIO_BOUND,
+        s::c45_dropped_request_future_vs_the_grant_handed_to_it,
+    );
+}

@@ -323,3 +323,16 @@ fn c41_slow_write_grant_after_a_fast_grant_and_release() {
 fn c42_hit_on_a_layer_page_moved_up_after_its_fill() {
     explore("C42", s::c42_hit_on_a_layer_page_moved_up_after_its_fill);
 }
+
+#[test]
+fn c44_awaited_request_vs_the_release_it_waits_for() {
+    explore("C44", s::c44_awaited_request_vs_the_release_it_waits_for);
+}
+
+#[test]
+fn c45_dropped_request_future_vs_the_grant_handed_to_it() {
+    explore(
+        "C45",
+        s::c45_dropped_request_future_vs_the_grant_handed_to_it,
+    );
+}

@@ -74,4 +74,6 @@ fn scenarios_on_real_threads() {
     repeat(s::c40_break_vs_reclaim_and_refault_of_its_layer_page);
     repeat(s::c41_slow_write_grant_after_a_fast_grant_and_release);
     repeat(s::c42_hit_on_a_layer_page_moved_up_after_its_fill);
+    repeat(s::c44_awaited_request_vs_the_release_it_waits_for);
+    repeat(s::c45_dropped_request_future_vs_the_grant_handed_to_it);
 }

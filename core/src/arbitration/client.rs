@@ -268,6 +268,80 @@ impl<'c> Pending<'c> {
     }
 }
 
+/// A request is a future: `client.enqueue(page, access)?.await` waits for the grant without
+/// blocking a thread, on any executor (core depends on no runtime). Dropping the future before it
+/// completes withdraws the request, as dropping a `Pending` does (if it was granted meanwhile,
+/// the grant is released). What `enqueue` did before it returned, such as faulting the page in,
+/// is done: a fill never depends on the future being polled. A write request held up only by a
+/// copy-on-write page breaks it while being polled (a page copy, blocking the poll briefly). The
+/// future must not be polled again after it completed: it then returns [`Error::Invariant`].
+///
+/// ```
+/// use pagecore::{Access, MemoryAccessor, Pages};
+/// use std::future::Future;
+/// use std::task::{Context, Poll, Waker};
+///
+/// let pages = Pages::builder().page_size(64).frames(4).build()?;
+/// let obj = pages.open(MemoryAccessor::new(), 64 * 4)?;
+/// let (reader, writer) = (obj.register()?, obj.register()?);
+/// let r = reader.request(1, Access::Read)?;
+/// let mut fut = std::pin::pin!(writer.enqueue(1, Access::Write)?);
+/// let mut cx = Context::from_waker(Waker::noop());
+/// assert!(fut.as_mut().poll(&mut cx).is_pending());      // the reader is in the way
+/// drop(r);                                               // wakes the task
+/// let Poll::Ready(g) = fut.as_mut().poll(&mut cx) else { panic!() };
+/// g?.bytes_mut()?[0] = 5;
+/// # Ok::<(), pagecore::Error>(())
+/// ```
+impl<'c> std::future::Future for Pending<'c> {
+    type Output = Result<Grant<'c>>;
+
+    fn poll(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        use std::task::Poll as Task;
+        // `Pending` is `Unpin`: references, numbers and flags.
+        let this = self.get_mut();
+        if this.done {
+            return Task::Ready(Err(Error::Invariant(format!(
+                "the request for page {} was polled after it completed",
+                this.page
+            ))));
+        }
+        let client = this.client;
+        let m = client.shared();
+        if !this.granted {
+            let Some(slot) = m.map.slot(this.page) else {
+                this.done = true;
+                return Task::Ready(Err(Error::Invariant(format!(
+                    "waiting page {} has no entry",
+                    this.page
+                ))));
+            };
+            match m
+                .arb
+                .poll_wait(m, slot, client.id, this.page, this.access, cx)
+            {
+                Task::Pending => return Task::Pending,
+                Task::Ready(r) => {
+                    // Whatever happened, the request is no longer in the wait list.
+                    this.done = true;
+                    if let Err(e) = r {
+                        return Task::Ready(Err(e));
+                    }
+                }
+            }
+        }
+        this.done = true;
+        Task::Ready(
+            client
+                .held(this.page)
+                .map(|(slot, frame)| client.make_grant(slot, this.page, frame, this.access)),
+        )
+    }
+}
+
 impl Drop for Pending<'_> {
     fn drop(&mut self) {
         if self.done {
@@ -461,5 +535,165 @@ impl PageMapper {
             mapper: self.clone(),
             id,
         })
+    }
+}
+
+/// A [`Grant`] that owns a share of its client, so it can live beside the client in one struct,
+/// be returned from a function that made it, or be moved to another thread, with no borrow of
+/// the client: `OwnedGrant::request(&client, page, access)` with the client in an
+/// [`Arc`](std::sync::Arc). It is a [`Grant`] in every other way (derefs to the page's bytes,
+/// [`bytes_mut`](OwnedGrant::bytes_mut) for a write grant, downgrade, upgrade, released on drop),
+/// and the client stays registered until its last owned grant is gone. The borrow-checked
+/// [`Grant`] costs one reference less; use it where it fits.
+///
+/// ```
+/// use pagecore::{Access, Client, MemoryAccessor, OwnedGrant, Pages};
+/// use std::sync::Arc;
+///
+/// /// A cursor over an object's pages that keeps the page it is on.
+/// struct Cursor {
+///     client: Arc<Client>,
+///     at: Option<OwnedGrant>,
+/// }
+///
+/// impl Cursor {
+///     fn seek(&mut self, page: u64) -> pagecore::Result<u8> {
+///         self.at = None; // the old page first: a client holds one grant per page
+///         let g = OwnedGrant::request(&self.client, page, Access::Read)?;
+///         let first = g[0];
+///         self.at = Some(g);
+///         Ok(first)
+///     }
+/// }
+///
+/// let pages = Pages::builder().page_size(64).frames(4).build()?;
+/// let obj = pages.open(MemoryAccessor::new(), 64 * 8)?;
+/// obj.write(5)?[0] = 42;
+/// let mut c = Cursor { client: Arc::new(obj.register()?), at: None };
+/// assert_eq!(c.seek(5)?, 42);
+/// let g = c.at.take().unwrap();
+/// let t = std::thread::spawn(move || g[0]); // the grant moves to another thread
+/// assert_eq!(t.join().unwrap(), 42);
+/// # Ok::<(), pagecore::Error>(())
+/// ```
+pub struct OwnedGrant {
+    /// Borrows `*client` (`'static` stands for "as long as `client` below"): dropped first.
+    grant: ManuallyDrop<Grant<'static>>,
+    client: ShareArc<Client>,
+}
+
+impl OwnedGrant {
+    /// As [`Client::request`], for a client shared through an `Arc`.
+    pub fn request(client: &ShareArc<Client>, page: u64, access: Access) -> Result<Self> {
+        Self::make(client, |c| c.request(page, access))
+    }
+
+    /// As [`Client::request_timeout`], for a client shared through an `Arc`.
+    pub fn request_timeout(
+        client: &ShareArc<Client>,
+        page: u64,
+        access: Access,
+        timeout: Duration,
+    ) -> Result<Self> {
+        Self::make(client, |c| c.request_timeout(page, access, timeout))
+    }
+
+    /// As [`Client::try_request`], for a client shared through an `Arc`.
+    pub fn try_request(client: &ShareArc<Client>, page: u64, access: Access) -> Result<Self> {
+        Self::make(client, |c| c.try_request(page, access))
+    }
+
+    fn make<'c>(
+        client: &'c ShareArc<Client>,
+        get: impl FnOnce(&'c Client) -> Result<Grant<'c>>,
+    ) -> Result<Self> {
+        let grant = get(client)?;
+        // SAFETY: the grant borrows the `Client` inside the `Arc`'s allocation, whose address does
+        // not change while any `Arc` to it lives. `OwnedGrant` keeps such an `Arc` (`client`,
+        // cloned below) for as long as the grant: the grant is dropped first (`Drop`, or
+        // `release`), and the `'static` lifetime never leaves this type (every method reborrows
+        // it for `&self`/`&mut self`).
+        let grant: Grant<'static> =
+            unsafe { std::mem::transmute::<Grant<'c>, Grant<'static>>(grant) };
+        Ok(Self {
+            grant: ManuallyDrop::new(grant),
+            client: client.clone(),
+        })
+    }
+
+    /// The client holding the grant.
+    pub fn client(&self) -> &ShareArc<Client> {
+        &self.client
+    }
+
+    /// The page granted.
+    pub fn page(&self) -> u64 {
+        self.grant.page()
+    }
+
+    /// The access granted (a read grant may have been upgraded, a write grant downgraded).
+    pub fn access(&self) -> Access {
+        self.grant.access()
+    }
+
+    /// The frame backing the page while the grant lives.
+    pub fn frame(&self) -> u32 {
+        self.grant.frame()
+    }
+
+    /// As [`Grant::bytes_mut`].
+    pub fn bytes_mut(&mut self) -> Result<&mut [u8]> {
+        self.grant.bytes_mut()
+    }
+
+    /// As [`Grant::downgrade`].
+    pub fn downgrade(&mut self) -> Result<()> {
+        self.grant.downgrade()
+    }
+
+    /// As [`Grant::upgrade`].
+    pub fn upgrade(&mut self) -> Result<()> {
+        self.grant.upgrade()
+    }
+
+    /// As [`Grant::upgrade_timeout`].
+    pub fn upgrade_timeout(&mut self, timeout: Duration) -> Result<()> {
+        self.grant.upgrade_timeout(timeout)
+    }
+
+    /// Releases the grant now (as dropping it does), reporting an invariant violation if any.
+    pub fn release(self) -> Result<()> {
+        let mut me = ManuallyDrop::new(self);
+        // SAFETY: taken once; `me` is never dropped, so neither is the grant again.
+        let grant = unsafe { ManuallyDrop::take(&mut me.grant) };
+        let r = grant.release();
+        // SAFETY: read once out of the never-dropped `me`, after the grant that borrowed it ended.
+        drop(unsafe { std::ptr::read(&me.client) });
+        r
+    }
+}
+
+impl Drop for OwnedGrant {
+    fn drop(&mut self) {
+        // SAFETY: dropped once, here, before `client` (a field dropped after this body), which
+        // the grant borrows.
+        unsafe { ManuallyDrop::drop(&mut self.grant) };
+    }
+}
+
+impl Deref for OwnedGrant {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.grant
+    }
+}
+
+impl std::fmt::Debug for OwnedGrant {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OwnedGrant")
+            .field("client", &self.client.id())
+            .field("page", &self.page())
+            .field("access", &self.access())
+            .finish()
     }
 }

@@ -102,6 +102,70 @@ impl Arbiter {
         }
     }
 
+    /// The async form of [`Arbiter::wait`], for a `Pending` polled as a future: `Ready` once
+    /// `c`'s request is granted (or failed), else `Pending` with the task's waker registered on
+    /// the parker a blocking waiter would park on (the page's arbitration shard, or, when only
+    /// plain guards or a reclaim stand in the way, the frame's page parker). A write request held
+    /// up only by a copy-on-write frame breaks it here, blocking (it copies the page and may wait
+    /// for a frame, up to the pool's bound). Withdrawing is the caller's drop.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn poll_wait(
+        &self,
+        mapper: &crate::sync::Arc<MapperShared>,
+        slot: &AtomicU64,
+        c: u32,
+        page: u64,
+        want: Access,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<()>> {
+        use std::task::Poll as Task;
+        let pages = &*mapper.pages;
+        let park = &self.parks[self.shard(page)];
+        loop {
+            let mut out = None;
+            let registered = park.poll_park(cx, || {
+                let r = self.poll(slot, c, page, want);
+                // As in `wait`: if our poll granted others, wake them first, then poll again.
+                let wait = matches!(&r, Ok((Poll::Waiting, fx)) if !fx.changed);
+                out = Some(r);
+                wait
+            });
+            let Some(r) = out else {
+                return Task::Ready(Err(Error::Invariant("parker skipped prepare".into())));
+            };
+            let (poll, fx) = match r {
+                Ok(r) => r,
+                Err(e) => return Task::Ready(Err(e)),
+            };
+            self.after(pages, slot, page, fx);
+            match poll {
+                Poll::Granted => return Task::Ready(Ok(())),
+                Poll::CoreBlocked(e, own)
+                    if e.cow() && !e.reclaiming() && e.0 & EntryWord::PINNED_BITS == own =>
+                {
+                    let deadline = pages.deadline();
+                    if let Err(err) = crate::copies::break_cow(mapper, page, slot, own, deadline) {
+                        return Task::Ready(match self.cancel(pages, slot, c, page, want) {
+                            Ok(true) => Ok(()),
+                            Ok(false) => Err(err),
+                            Err(e) => Err(e),
+                        });
+                    }
+                }
+                Poll::CoreBlocked(e, _) => {
+                    if pages.poll_wait_entry(slot, e, cx).is_pending() {
+                        return Task::Pending;
+                    }
+                }
+                Poll::Waiting => {
+                    if registered.is_pending() {
+                        return Task::Pending;
+                    }
+                }
+            }
+        }
+    }
+
     /// Blocks until `c`'s waiting request is granted, or `deadline` passes (then withdraws it).
     /// A write request at the head blocked only by a copy-on-write frame breaks it.
     #[allow(clippy::too_many_arguments)]

@@ -179,27 +179,48 @@ impl PagesShared {
         let Some(frame) = seen.frame() else {
             return Parked::Woken;
         };
-        self.page_parker(frame).park(deadline, || {
-            // Acquire: if the entry changed we return and the caller re-reads; no data read here.
-            let mut cur = EntryWord(slot.load(Ordering::Acquire));
-            loop {
-                if cur.without_waiters() != seen.without_waiters() {
-                    return false;
-                }
-                if EntryWord::WAIT_PAGE.is_set(cur.0) {
-                    return true;
-                }
-                // Relaxed: the CAS only publishes "I wait"; see the module doc's waiter protocol.
-                match slot.compare_exchange_weak(
-                    cur.0,
-                    cur.0 | EntryWord::WAIT_PAGE.mask(),
-                    Ordering::Relaxed,
-                    Ordering::Acquire,
-                ) {
-                    Ok(_) => return true,
-                    Err(c) => cur = EntryWord(c),
-                }
+        self.page_parker(frame)
+            .park(deadline, || Self::mark_waiting(slot, seen))
+    }
+
+    /// The async form of [`wait_entry`](Self::wait_entry): `Ready` if the entry changed from
+    /// `seen` (look again), else `Pending` with the task's waker registered on the frame's page
+    /// parker, which the clearer of `WAIT_PAGE` wakes.
+    pub(crate) fn poll_wait_entry(
+        &self,
+        slot: &AtomicU64,
+        seen: EntryWord,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<()> {
+        let Some(frame) = seen.frame() else {
+            return std::task::Poll::Ready(());
+        };
+        self.page_parker(frame)
+            .poll_park(cx, || Self::mark_waiting(slot, seen))
+    }
+
+    /// A page waiter's `prepare`, under its parker's lock: `true` (wait) once `WAIT_PAGE` is set
+    /// on an entry still as `seen` (its waiter bits aside), `false` if the entry changed.
+    fn mark_waiting(slot: &AtomicU64, seen: EntryWord) -> bool {
+        // Acquire: if the entry changed we return and the caller re-reads; no data read here.
+        let mut cur = EntryWord(slot.load(Ordering::Acquire));
+        loop {
+            if cur.without_waiters() != seen.without_waiters() {
+                return false;
             }
-        })
+            if EntryWord::WAIT_PAGE.is_set(cur.0) {
+                return true;
+            }
+            // Relaxed: the CAS only publishes "I wait"; see the module doc's waiter protocol.
+            match slot.compare_exchange_weak(
+                cur.0,
+                cur.0 | EntryWord::WAIT_PAGE.mask(),
+                Ordering::Relaxed,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => return true,
+                Err(c) => cur = EntryWord(c),
+            }
+        }
     }
 }

@@ -235,11 +235,23 @@ pub fn held_levels() -> Vec<Level> {
 /// The lock also counts the parked waiters, so that a wake-up with nobody parked (the common
 /// case: a fill completing that no fault joined) costs an uncontended lock and no system call
 /// (a condvar's `notify_all` is a futex syscall whether or not anyone waits).
+///
+/// Async waiters ([`Parker::poll_park`]) register their task's `Waker` under the same lock, after
+/// the same re-check, and a wake-up takes every registered waker and wakes it after dropping the
+/// lock: the same argument shows no wake-up is lost.
 #[derive(Debug)]
 pub struct Parker {
     level: Level,
-    lock: RawMutex<usize>,
+    lock: RawMutex<ParkState>,
     cv: Condvar,
+}
+
+/// A parker's waiters: threads parked on its condvar, and tasks' wakers (a `Vec` allocates only
+/// when a task first registers).
+#[derive(Debug, Default)]
+struct ParkState {
+    parked: usize,
+    wakers: Vec<std::task::Waker>,
 }
 
 /// Outcome of [`Parker::park`].
@@ -257,7 +269,7 @@ impl Parker {
     pub fn new(level: Level) -> Self {
         Self {
             level,
-            lock: RawMutex::new(0),
+            lock: RawMutex::new(ParkState::default()),
             cv: Condvar::new(),
         }
     }
@@ -292,7 +304,7 @@ impl Parker {
             }
             None => None,
         };
-        *g += 1;
+        g.parked += 1;
         let mut g = match now {
             None => match self.cv.wait(g) {
                 Ok(g) => g,
@@ -303,7 +315,7 @@ impl Parker {
                 Err(p) => p.into_inner().0,
             },
         };
-        *g -= 1;
+        g.parked -= 1;
         drop(g);
         match now {
             Some((d, _)) if Instant::now() >= d => Parked::TimedOut,
@@ -316,12 +328,43 @@ impl Parker {
     /// the lock, so a notifier that takes the lock and sees no one parked has no one to wake.
     pub fn unpark_all(&self) {
         lockdep::acquire(self.level, true);
-        let g = lock_raw(&self.lock);
-        if *g > 0 {
+        let mut g = lock_raw(&self.lock);
+        if g.parked > 0 {
             self.cv.notify_all();
         }
+        let wakers = std::mem::take(&mut g.wakers);
         drop(g);
         lockdep::release(self.level);
+        // Outside the lock: a waker may run its task's poll at once (an inline executor), and
+        // that poll takes this lock again.
+        for w in wakers {
+            w.wake();
+        }
+    }
+
+    /// The async form of [`Parker::park`]: runs `prepare` under the lock; if it returns `true`
+    /// (the caller published that it waits and its condition still holds), registers the task's
+    /// waker, woken by the next [`Parker::unpark_all`], and returns `Pending`; otherwise `Ready`
+    /// (re-check the condition). A future dropped while registered leaves its waker behind, woken
+    /// once for nothing by the next wake-up.
+    pub fn poll_park(
+        &self,
+        cx: &mut std::task::Context<'_>,
+        prepare: impl FnOnce() -> bool,
+    ) -> std::task::Poll<()> {
+        lockdep::acquire(self.level, true);
+        let mut g = lock_raw(&self.lock);
+        let r = if prepare() {
+            if !g.wakers.iter().any(|w| w.will_wake(cx.waker())) {
+                g.wakers.push(cx.waker().clone());
+            }
+            std::task::Poll::Pending
+        } else {
+            std::task::Poll::Ready(())
+        };
+        drop(g);
+        lockdep::release(self.level);
+        r
     }
 }
 

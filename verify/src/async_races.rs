@@ -1,0 +1,105 @@
+//! Requests awaited as futures (issue 21): the waker hand-off raced against the grant it waits
+//! for, and against the drop that withdraws it. `Pending`'s `poll` registers the task's waker on
+//! the page's arbitration parker under the parker's lock, after re-checking the request
+//! (`Parker::poll_park`); every hand-off notifies that parker after dropping the shard lock, and
+//! takes the wakers with it.
+
+use crate::{assert_arbitration_idle, assert_settled, open, pool, put, read, value, Store, A};
+use pagecore::internals::sync::thread;
+use pagecore::Access;
+use std::future::Future;
+use std::task::{Context, Waker};
+
+/// Runs a future to completion on the backend's executor: loom's and shuttle's `block_on`, whose
+/// wakers the checkers see (a lost wake-up is a deadlock they report), or, on real threads, a
+/// waker that unparks the thread.
+pub fn block_on<F: Future>(f: F) -> F::Output {
+    #[cfg(pagecore_loom)]
+    {
+        loom::future::block_on(f)
+    }
+    #[cfg(all(feature = "shuttle", not(pagecore_loom)))]
+    {
+        shuttle::future::block_on(f)
+    }
+    #[cfg(not(any(pagecore_loom, feature = "shuttle")))]
+    {
+        struct Unpark(std::thread::Thread);
+        impl std::task::Wake for Unpark {
+            fn wake(self: std::sync::Arc<Self>) {
+                self.0.unpark()
+            }
+        }
+        let waker = Waker::from(std::sync::Arc::new(Unpark(std::thread::current())));
+        let mut cx = Context::from_waker(&waker);
+        let mut f = std::pin::pin!(f);
+        loop {
+            if let std::task::Poll::Ready(v) = f.as_mut().poll(&mut cx) {
+                return v;
+            }
+            std::thread::park();
+        }
+    }
+}
+
+/// C44 a request awaited as a future, woken by the release it waits for: client 0 holds A0 for
+/// reading; client 1's write request queues behind it and is awaited on another thread (its poll
+/// registers the task's waker after re-checking, under the shard parker's lock) while client 0
+/// releases (the hand-off under the shard lock, then the parker's wake-up, which takes the
+/// waker). The task is woken and granted alone and adds one; had the wake-up been lost, the
+/// checker reports a deadlock. Arbitration idle; nothing pinned.
+pub fn c44_awaited_request_vs_the_release_it_waits_for() {
+    let pages = pool(1);
+    let sa = Store::new(1, A);
+    let a = open(&pages, &sa, 1);
+    let (c0, c1) = (a.register().unwrap(), a.register().unwrap());
+    let g = c0.request(0, Access::Read).unwrap();
+    let t = thread::spawn(move || {
+        let p = c1.enqueue(0, Access::Write).unwrap();
+        let mut g = block_on(p).unwrap();
+        let v = value(&g);
+        put(&mut g, v + 1);
+    });
+    drop(g);
+    t.join().unwrap();
+    assert_eq!(
+        read(&a, 0).unwrap().0,
+        A + 1,
+        "C44: the awaited write was lost"
+    );
+    assert_arbitration_idle(&a);
+    assert_settled(&pages, "C44");
+}
+
+/// C45 a request future dropped while the grant may be handed to it: client 0 holds A0 for
+/// writing; on another thread client 1's read request is polled once (queued and its waker
+/// registered, or granted if the release came first) and then dropped, while client 0 releases,
+/// whose hand-off may grant the request between the poll and the drop. Either way nothing is left
+/// behind: the drop withdraws the request or releases the grant made meanwhile, and client 2's
+/// write request is then granted at once without waiting. Arbitration idle; nothing pinned.
+pub fn c45_dropped_request_future_vs_the_grant_handed_to_it() {
+    let pages = pool(1);
+    let sa = Store::new(1, A);
+    let a = open(&pages, &sa, 1);
+    let (c0, c1, c2) = (
+        a.register().unwrap(),
+        a.register().unwrap(),
+        a.register().unwrap(),
+    );
+    let g = c0.request(0, Access::Write).unwrap();
+    let t = thread::spawn(move || {
+        let p = c1.enqueue(0, Access::Read).unwrap();
+        let mut p = std::pin::pin!(p);
+        let mut cx = Context::from_waker(Waker::noop());
+        let _ = p.as_mut().poll(&mut cx);
+        // Dropped here, polled once: withdrawn, or released if granted meanwhile.
+    });
+    drop(g);
+    t.join().unwrap();
+    let g = c2
+        .try_request(0, Access::Write)
+        .expect("C45: the dropped request left a holder or a waiter behind");
+    drop(g);
+    assert_arbitration_idle(&a);
+    assert_settled(&pages, "C45");
+}
