@@ -138,6 +138,20 @@ fn with_peers(n: usize, f: impl FnOnce(&[(&str, Op<'_>)])) {
             Box::new(|t, k| clients[t % CLIENTS].request(k, Access::Read).unwrap()[0]),
         ),
         (
+            // The same read grant as an awaited request, polled once by a no-op waker (an
+            // executor's first poll of `client.enqueue(k, Read)?.await` on a resident page).
+            "pagecore_client_async",
+            Box::new(|t, k| {
+                use std::future::Future;
+                let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+                let mut f = std::pin::pin!(clients[t % CLIENTS].enqueue(k, Access::Read).unwrap());
+                match f.as_mut().poll(&mut cx) {
+                    std::task::Poll::Ready(g) => g.unwrap()[0],
+                    std::task::Poll::Pending => unreachable!("a resident page nobody writes"),
+                }
+            }),
+        ),
+        (
             "atomic_bound",
             Box::new(|_, k| {
                 let c = &counters[k as usize];
