@@ -11,6 +11,7 @@
 //! | [`Uffd::continue_minor`] | `UFFDIO_CONTINUE` | a minor fault on shmem/memfd: maps the page cache page already there |
 //! | [`Uffd::move_pages`] | `UFFDIO_MOVE` | moves anonymous pages between addresses (no copy) |
 //! | [`Uffd::wake`] | `UFFDIO_WAKE` | wakes threads waiting on a range resolved elsewhere (EEXIST) |
+//! | [`Uffd::poison`] | `UFFDIO_POISON` | a fault that cannot be filled: the access (and every later one) gets SIGBUS |
 //! | [`Uffd::scan_written`] | `PAGEMAP_SCAN` (on `/proc/self/pagemap`) | lists the pages written since write protection (WP_ASYNC) |
 //!
 //! The outcomes a fault handler must tell apart are typed: [`Filled::Exists`] (another party
@@ -46,6 +47,10 @@ const fn iowr(ty: u32, nr: u32, size: usize) -> u32 {
 const UFFDIO: u32 = 0xAA;
 /// `UFFDIO_MOVE` (Linux 6.8; linux-raw-sys 0.12 has its struct, not its number).
 const UFFDIO_MOVE: u32 = iowr(UFFDIO, sys::_UFFDIO_MOVE, size_of::<sys::uffdio_move>());
+/// `UFFDIO_POISON` = `_IOWR(UFFDIO, _UFFDIO_POISON, struct uffdio_poison)` (Linux 6.6,
+/// include/uapi/linux/userfaultfd.h; linux-raw-sys 0.12 has the struct and `_UFFDIO_POISON`, not
+/// the number).
+const UFFDIO_POISON: u32 = iowr(UFFDIO, sys::_UFFDIO_POISON, size_of::<sys::uffdio_poison>());
 /// `USERFAULTFD_IOC_NEW` = `_IO(0xAA, 0x00)`, on `/dev/userfaultfd`.
 const USERFAULTFD_IOC_NEW: u32 = UFFDIO << 8;
 /// `PAGEMAP_SCAN` = `_IOWR('f', 16, struct pm_scan_arg)` (Linux 6.7), on `/proc/self/pagemap`.
@@ -61,6 +66,7 @@ const _: () = assert!(
         size_of::<sys::uffdio_continue>()
     ) == ioctl::UFFDIO_CONTINUE
 );
+const _: () = assert!(size_of::<sys::uffdio_poison>() == 32);
 const _: () = assert!(size_of::<sys::uffd_msg>() == 32);
 const _: () = assert!(size_of::<sys::pm_scan_arg>() == 96);
 
@@ -71,12 +77,16 @@ const UFFDIO_CONTINUE_MODE_DONTWAKE: u64 = 1;
 const UFFDIO_CONTINUE_MODE_WP: u64 = 2;
 const UFFDIO_MOVE_MODE_DONTWAKE: u64 = 1;
 const UFFDIO_MOVE_MODE_ALLOW_SRC_HOLES: u64 = 2;
+const UFFDIO_POISON_MODE_DONTWAKE: u64 = 1;
 
 /// Feature bits asked of the kernel at open (`UFFD_FEATURE_*`).
 pub(crate) mod feature {
     use linux_raw_sys::general as sys;
     /// Write-protect faults are reported (`PAGEFAULT_FLAG_WP`).
     pub(crate) const WP: u64 = sys::UFFD_FEATURE_PAGEFAULT_FLAG_WP as u64;
+    /// Write protection on shmem/memfd (and hugetlbfs) mappings: needs the kernel's PTE markers
+    /// (`CONFIG_PTE_MARKER_UFFD_WP`), which keep the protection of a page whose PTE was zapped.
+    pub(crate) const WP_SHMEM: u64 = sys::UFFD_FEATURE_WP_HUGETLBFS_SHMEM as u64;
     /// Missing faults on shmem/memfd mappings.
     pub(crate) const MISSING_SHMEM: u64 = sys::UFFD_FEATURE_MISSING_SHMEM as u64;
     /// Minor faults on shmem/memfd mappings (`UFFDIO_CONTINUE`).
@@ -336,6 +346,27 @@ impl Uffd {
         filled(r, z.zeropage, len)
     }
 
+    /// Poisons `[dst, dst + len)` (`UFFDIO_POISON`, needs [`feature::POISON`]): installs a poison
+    /// marker in each PTE, so the faulting threads (woken unless `dontwake`) and every later
+    /// access get SIGBUS, as after a hardware memory error (`si_code` `BUS_MCEERR_AR` where the
+    /// kernel has `CONFIG_MEMORY_FAILURE`, else `BUS_ADRERR`). This is how a fault whose fill
+    /// failed is answered: the thread gets SIGBUS, never zeros. A page already mapped is
+    /// [`Filled::Exists`]. On a memfd range `MADV_DONTNEED` clears the marker and
+    /// `fallocate(PUNCH_HOLE)` does not (the probes in `uffd/probes.rs`).
+    pub(crate) fn poison(&self, dst: usize, len: usize, dontwake: bool) -> io::Result<Filled> {
+        let mut p = sys::uffdio_poison {
+            range: range(dst, len),
+            mode: if dontwake {
+                UFFDIO_POISON_MODE_DONTWAKE
+            } else {
+                0
+            },
+            updated: 0,
+        };
+        let r = self.ioctl(UFFDIO_POISON, &mut p);
+        filled(r, p.updated, len)
+    }
+
     /// Sets (`on`) or clears write protection on `[addr, addr + len)`. Clearing it wakes the
     /// write faults waiting there unless `dontwake`.
     pub(crate) fn write_protect(
@@ -444,6 +475,8 @@ impl Uffd {
     }
 
     /// Waits up to `timeout_ms` (-1: forever) for an event to be readable; `Ok(false)` on timeout.
+    /// Needs a non-blocking descriptor: on a blocking one the kernel answers every poll with
+    /// `POLLERR` at once (`userfaultfd_poll`), which is an `InvalidInput` error here.
     pub(crate) fn poll(&self, timeout_ms: i32) -> io::Result<bool> {
         let mut p = libc::pollfd {
             fd: self.fd.as_raw_fd(),
@@ -453,6 +486,12 @@ impl Uffd {
         loop {
             // SAFETY: one pollfd, valid for the call.
             let r = unsafe { libc::poll(&mut p, 1, timeout_ms) };
+            if r > 0 && p.revents & libc::POLLERR != 0 {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "userfaultfd: poll needs a non-blocking descriptor (POLLERR)",
+                ));
+            }
             if r >= 0 {
                 return Ok(r > 0);
             }
@@ -581,5 +620,7 @@ fn decode(m: &sys::uffd_msg) -> io::Result<Event> {
     Ok(ev)
 }
 
+#[cfg(test)]
+mod probes;
 #[cfg(test)]
 mod tests;

@@ -6,10 +6,10 @@
 use super::*;
 use crate::sync::thread;
 
-const PAGE: usize = 4096;
+pub(super) const PAGE: usize = 4096;
 
 /// Opens a userfaultfd with `features`, or says why not: `None` means skip this test.
-fn open(features: u64) -> Option<Uffd> {
+pub(super) fn open(features: u64) -> Option<Uffd> {
     match Uffd::open(features, false) {
         Ok(u) => Some(u),
         Err(e) => {
@@ -22,14 +22,14 @@ fn open(features: u64) -> Option<Uffd> {
     }
 }
 
-/// An anonymous private mapping of `pages` pages, unmapped on drop.
-struct Region {
-    addr: usize,
-    len: usize,
+/// A mapping of `pages` pages (anonymous private, or shared of a file), unmapped on drop.
+pub(super) struct Region {
+    pub(super) addr: usize,
+    pub(super) len: usize,
 }
 
 impl Region {
-    fn anonymous(pages: usize) -> Self {
+    pub(super) fn anonymous(pages: usize) -> Self {
         let len = pages * PAGE;
         // SAFETY: a fresh anonymous mapping; nothing else refers to it.
         let p = unsafe {
@@ -43,13 +43,17 @@ impl Region {
             )
         };
         assert_ne!(p, libc::MAP_FAILED, "mmap: {}", io::Error::last_os_error());
+        // A fork elsewhere in this test process (a probe forks) would make the pages
+        // copy-on-write shared, and MOVE refuses a page that is not exclusive (EBUSY).
+        // SAFETY: changes only how our own fresh mapping is inherited.
+        check(unsafe { libc::madvise(p, len, libc::MADV_DONTFORK) }).unwrap();
         Self {
             addr: p as usize,
             len,
         }
     }
 
-    fn shared(fd: RawFd, pages: usize) -> Self {
+    pub(super) fn shared(fd: RawFd, pages: usize) -> Self {
         let len = pages * PAGE;
         // SAFETY: a fresh shared mapping of `fd`; nothing else refers to it.
         let p = unsafe {
@@ -69,19 +73,19 @@ impl Region {
         }
     }
 
-    fn page(&self, i: usize) -> usize {
+    pub(super) fn page(&self, i: usize) -> usize {
         self.addr + i * PAGE
     }
 
     /// A volatile load of byte `off` (through the MMU: may fault).
-    fn load(&self, off: usize) -> u8 {
+    pub(super) fn load(&self, off: usize) -> u8 {
         assert!(off < self.len);
         // SAFETY: in bounds of a live mapping; volatile so the access really happens.
         unsafe { std::ptr::read_volatile((self.addr + off) as *const u8) }
     }
 
     /// A volatile store of `v` at byte `off`.
-    fn store(&self, off: usize, v: u8) {
+    pub(super) fn store(&self, off: usize, v: u8) {
         assert!(off < self.len);
         // SAFETY: as in `load`; the mapping is writable.
         unsafe { std::ptr::write_volatile((self.addr + off) as *mut u8, v) }
@@ -96,7 +100,7 @@ impl Drop for Region {
 }
 
 /// Reads one event (blocking).
-fn next(u: &Uffd) -> Event {
+pub(super) fn next(u: &Uffd) -> Event {
     let mut v = Vec::new();
     while v.is_empty() {
         u.read_events(&mut v, 1).expect("read events");
