@@ -102,3 +102,70 @@ fn an_enormous_time_out_is_no_time_out() {
     assert_eq!(obj.read_timeout(1, Duration::MAX).unwrap()[0], 0);
     assert_eq!(obj.write_timeout(1, Duration::MAX).unwrap()[0], 0);
 }
+
+#[test]
+fn a_fault_that_joined_a_fill_waiting_for_a_frame_leaves_at_its_own_bound() {
+    // Found by a fresh-eyes user: the joined fault waited out the filler's wait for a frame
+    // (here 2 s; the pool's bound, or for good with no bound).
+    let (pages, obj) = pool(1);
+    let held = obj.write(0).unwrap();
+    std::thread::scope(|s| {
+        let filler = s.spawn(|| obj.read(1).map(|g| g[0]));
+        std::thread::sleep(Duration::from_millis(50)); // the filler waits for the only frame
+        let t = Instant::now();
+        let joined = obj.read_timeout(1, Duration::from_millis(50));
+        let waited = t.elapsed();
+        assert!(
+            matches!(joined, Err(Error::Busy { page: 1 })),
+            "{:?}",
+            joined.map(|g| g[0])
+        );
+        assert!(waited < Duration::from_secs(1), "waited {waited:?}");
+        std::thread::sleep(Duration::from_millis(50));
+        drop(held);
+        assert_eq!(filler.join().unwrap().unwrap(), 0);
+    });
+    // The pin the filler would have taken for the joiner was never taken.
+    assert_eq!(pages.census().unwrap().pinned, 0);
+    assert_eq!(pages.stats().fills, 2);
+}
+
+#[test]
+fn many_timed_faults_on_one_absent_page_each_leave_at_their_own_bound() {
+    let (pages, obj) = pool(1);
+    let held = obj.write(0).unwrap();
+    let bound = Duration::from_millis(200);
+    std::thread::scope(|s| {
+        let hs: Vec<_> = (0..8)
+            .map(|i| {
+                let obj = &obj;
+                s.spawn(move || {
+                    std::thread::sleep(Duration::from_millis(50 * i));
+                    let t = Instant::now();
+                    let r = if i % 2 == 0 {
+                        obj.read_timeout(5, bound).map(|_| ())
+                    } else {
+                        obj.write_timeout(5, bound).map(|_| ())
+                    };
+                    (r, t.elapsed())
+                })
+            })
+            .collect();
+        for h in hs {
+            let (r, waited) = h.join().unwrap();
+            assert!(
+                matches!(r, Err(Error::Busy { .. }) | Err(Error::Exhausted { .. })),
+                "{r:?}"
+            );
+            // Each leaves at its own bound, not at the last filler's (which, for the first, is
+            // 350 ms later: the threads start 50 ms apart). Generous: a noisy machine.
+            assert!(
+                waited < bound + Duration::from_millis(250),
+                "waited {waited:?}"
+            );
+        }
+    });
+    drop(held);
+    assert_eq!(pages.census().unwrap().pinned, 0);
+    assert_eq!(obj.read(5).unwrap()[0], 0);
+}

@@ -1,10 +1,11 @@
 //! Requests awaited as futures (issue 21): the waker hand-off raced against the grant it waits
-//! for, and against the drop that withdraws it. `Pending`'s `poll` registers the task's waker on
+//! for, and against the drop that withdraws it; and a per-call time-out leaving a joined fill. `Pending`'s `poll` registers the task's waker on
 //! the page's arbitration parker under the parker's lock, after re-checking the request
 //! (`Parker::poll_park`); every hand-off notifies that parker after dropping the shard lock, and
 //! takes the wakers with it.
 
-use crate::{assert_arbitration_idle, assert_settled, open, pool, put, read, value, Store, A};
+use crate::{assert_arbitration_idle, assert_settled, open, pool, put, read, value, Store, A, B};
+use pagecore::internals::sync::atomic::Ordering::SeqCst;
 use pagecore::internals::sync::thread;
 use pagecore::Access;
 use std::future::Future;
@@ -102,4 +103,35 @@ pub fn c45_dropped_request_future_vs_the_grant_handed_to_it() {
     drop(g);
     assert_arbitration_idle(&a);
     assert_settled(&pages, "C45");
+}
+
+/// C46 a fault with a per-call time-out that joined another's fill leaves it at its deadline,
+/// racing the fill's publication (issue 21's per-call time-outs; a fresh-eyes user found joined
+/// faults waiting out the filler's own bound). The pool's one frame holds B0, which the main
+/// thread keeps write-pinned, so a fill of A0 waits for a frame. A thread faults A0 (the pool's
+/// bound: unbounded here) while the main thread's `read_timeout` of A0 either joins that fill or
+/// starts it, with a time-out of zero: its waits end at once, on every backend. As a joiner it leaves the fill
+/// under the shard lock, where the filler reads how many joined before it pre-pins one read pin
+/// for each (`Busy`); as the filler it gives up its frame wait (`Exhausted`) and hands the
+/// joined thread `Retry`, which then fills. The main thread then lets B0 go. The thread reads A0's
+/// value, A0 is filled once, and no pin is leaked (a joiner that left without un-joining leaves
+/// the filler's pin for it on A0 for good).
+pub fn c46_timed_joiner_leaves_a_fill_vs_its_publication() {
+    let pages = pool(1);
+    let (sa, sb) = (Store::new(1, A), Store::new(1, B));
+    let (a, b) = (open(&pages, &sa, 1), open(&pages, &sb, 1));
+    let held = b.write(0).unwrap();
+    let t = {
+        let a = a.clone();
+        thread::spawn(move || read(&a, 0).unwrap().0)
+    };
+    match a.read_timeout(0, std::time::Duration::ZERO) {
+        Err(pagecore::Error::Busy { page: 0 }) | Err(pagecore::Error::Exhausted { .. }) => {}
+        Ok(_) => panic!("C46: A0 filled while the only frame was pinned"),
+        Err(e) => panic!("C46: the timed fault failed otherwise: {e:?}"),
+    }
+    drop(held);
+    assert_eq!(t.join().unwrap(), A, "C46: the thread's read of A0");
+    assert_eq!(sa.fills.load(SeqCst), 1, "C46: A0 filled more than once");
+    assert_settled(&pages, "C46");
 }

@@ -336,3 +336,8 @@ fn c45_dropped_request_future_vs_the_grant_handed_to_it() {
         s::c45_dropped_request_future_vs_the_grant_handed_to_it,
     );
 }
+
+#[test]
+fn c46_timed_joiner_leaves_a_fill_vs_its_publication() {
+    explore("C46", s::c46_timed_joiner_leaves_a_fill_vs_its_publication);
+}

@@ -62,7 +62,11 @@ impl Client {
     }
 
     /// Requests `access` to `page` and queues the request if it conflicts; see [`Pending`]. The
-    /// holders in conflict are asked to revoke (once each).
+    /// holders in conflict are asked to revoke (once each). If the page is absent, `enqueue`
+    /// faults it in on the calling thread first (the accessor's fill and, if no frame is free, a
+    /// wait for one up to the pool's bound), also when the `Pending` is then awaited: on an async
+    /// executor, call it where blocking that long is acceptable (e.g. `spawn_blocking`) if the
+    /// pool may run out of frames.
     // Always inlined, like `request`: a `Pending` returned through memory by an outlined call
     // stalls the grant's release (measured by the hit bench's `pagecore_client_async` peer).
     #[inline(always)]

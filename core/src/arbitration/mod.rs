@@ -195,7 +195,8 @@ pub struct ArbitrationCensus {
     /// Approximate heap bytes of the side table and the records (each shard of the table gives
     /// its memory back as its pages leave it).
     pub side_bytes: u64,
-    /// Records created and freed so far.
+    /// Out-of-line records created so far (over the object's life; `records` counts those
+    /// still in use).
     pub records_created: u64,
     /// Records freed so far (each exactly once).
     pub records_freed: u64,

@@ -365,7 +365,11 @@ impl MapperShared {
             }
             rec.joined += 1;
             drop(table);
-            this.wait_fill(&inflight)?.map(|f| (f, Held::Read))
+            match bound {
+                Bound::Until(deadline) => this.wait_fill_until(page, &inflight, deadline)?,
+                Bound::Pool | Bound::NoWait => this.wait_fill(&inflight)?,
+            }
+            .map(|f| (f, Held::Read))
         } else {
             if this.layer.is_frozen() && !this.owns(page) {
                 return Ok(Miss::NotHere);
@@ -411,6 +415,48 @@ impl MapperShared {
             }
             self.fill_park
                 .park(None, || lock(&inflight.outcome).is_none());
+        }
+    }
+
+    /// As [`MapperShared::wait_fill`] for a fault with a per-call time-out: at `deadline`, it
+    /// leaves the fill if the fill has not published yet (under the shard lock, where the filler
+    /// reads how many joined, so the pin it would have taken for us is never taken) and fails
+    /// with [`Error::Busy`]; if the fill has published (its record is gone), the pin is ours and
+    /// the outcome a moment away: it takes it as `wait_fill` does.
+    fn wait_fill_until(
+        &self,
+        page: u64,
+        inflight: &Arc<Inflight>,
+        deadline: Option<Instant>,
+    ) -> Result<Option<u32>> {
+        let mut deadline = deadline;
+        loop {
+            if let Some(o) = lock(&inflight.outcome).clone() {
+                return match o {
+                    Outcome::Frame(f) => Ok(Some(f)),
+                    Outcome::Failed(e) => Err(e),
+                    Outcome::Retry => Ok(None),
+                };
+            }
+            let parked = self
+                .fill_park
+                .park(deadline, || lock(&inflight.outcome).is_none());
+            if parked == Parked::TimedOut {
+                let shard = &self.fills[page as usize % self.fills.len()];
+                let mut table = lock(shard);
+                if let Some(rec) = table.get_mut(&page) {
+                    let ours = rec
+                        .waiters
+                        .as_ref()
+                        .is_some_and(|w| Arc::ptr_eq(w, inflight));
+                    if ours {
+                        rec.joined -= 1;
+                        return Err(Error::Busy { page });
+                    }
+                }
+                // Published (or settled) already: the outcome is being handed over.
+                deadline = None;
+            }
         }
     }
 

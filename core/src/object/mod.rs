@@ -125,9 +125,11 @@ impl PageMapper {
 
     /// As [`PageMapper::read`], waiting at most `timeout` (instead of the pool's
     /// [`wait_bound`](crate::PagesBuilder::wait_bound)) for a frame, for a writer or a reclaim of
-    /// the page to finish, or for a copy: then it fails with [`Error::Busy`] (the page stayed
-    /// taken) or [`Error::Exhausted`] (no frame came free). A fault that joins another's fill of
-    /// the page waits for that fill: an accessor's I/O in progress is not interrupted.
+    /// the page to finish, for another fault's fill of the page, or for a copy: then it fails with
+    /// [`Error::Busy`] (the page stayed taken, or being filled) or [`Error::Exhausted`] (no frame
+    /// came free for its own fill). Giving up interrupts nothing: a fill it joined goes on for the
+    /// faults that stay, and an accessor's I/O this call started itself runs to its end first
+    /// (the bound is on waits, not on I/O).
     ///
     /// ```
     /// use pagecore::{Error, MemoryAccessor, Pages};
