@@ -119,7 +119,7 @@ impl PagesBuilder {
                 self.wait_bound,
                 self.policy,
             )?),
-            swap: Arc::new(swap::PoolSwap::new(
+            swap: sync::ShareArc::new(swap::PoolSwap::new(
                 self.swap,
                 self.page_size,
                 self.swap_slots,
@@ -171,7 +171,7 @@ pub struct Stats {
 #[derive(Clone)]
 pub struct Pages {
     pub(crate) shared: Arc<PagesShared>,
-    swap: Arc<swap::PoolSwap>,
+    swap: sync::ShareArc<swap::PoolSwap>,
 }
 
 impl std::fmt::Debug for Pages {

@@ -123,7 +123,8 @@ impl Client {
     #[cold]
     #[inline(never)]
     fn request_slow(&self, page: u64, access: Access) -> Result<(&AtomicU64, u32)> {
-        self.enqueue(page, access)?.wait_held(None)
+        // Not `enqueue`: `request` has just tried the fast path.
+        self.enqueue_slow(page, access)?.wait_held(None)
     }
 
     /// The hit path of an inline client: one CAS on a resident page's entry, no lock. Returns the

@@ -237,6 +237,26 @@ impl Victim {
     }
 }
 
+/// A victim frame's bytes, for its write-back ([`PagesShared::with_victim`]).
+pub(crate) struct VictimBytes<'a> {
+    pages: &'a PagesShared,
+    frame: u32,
+}
+
+impl VictimBytes<'_> {
+    /// Runs `g` on the bytes, as a tracked shared access (loom checks no writer overlaps it).
+    pub(crate) fn read<R>(&self, g: impl FnOnce(&[u8]) -> R) -> R {
+        let _t = self.pages.track(self.frame).shared();
+        // SAFETY: made only by `with_victim` for a frame the caller holds in `Reclaiming`:
+        // RECLAIMING excludes every writer and filler (I4); the frame's bytes stay valid for the
+        // pool's lifetime.
+        let buf = unsafe {
+            std::slice::from_raw_parts(self.pages.bytes(self.frame), self.pages.page_size())
+        };
+        g(buf)
+    }
+}
+
 /// What [`PagesShared::try_obtain`] gives.
 pub(crate) enum Got {
     /// A free frame, now `Filling`, the caller's.

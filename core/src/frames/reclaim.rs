@@ -327,23 +327,23 @@ impl PagesShared {
         held
     }
 
-    /// Runs `g` on a victim's owner (the page whose bytes are in it), with the frame's bytes as
-    /// they are. The victim is the caller's (`Reclaiming`, taken by it): nothing else reads or
-    /// writes the owner or the bytes meanwhile (I4).
+    /// Runs `g` on a victim's owner (the page whose bytes are in it) and the frame's bytes, which
+    /// `g` reads through [`VictimBytes::read`] if it writes the page back. The victim is the
+    /// caller's (`Reclaiming`, taken by it): nothing else reads or writes the owner or the bytes
+    /// meanwhile (I4).
     pub(crate) fn with_victim<R>(
         &self,
         v: &Victim,
-        g: impl FnOnce(Option<&Owner>, &[u8]) -> R,
+        g: impl FnOnce(Option<&Owner>, VictimBytes<'_>) -> R,
     ) -> R {
-        let _t = self.track(v.frame).shared();
+        let bytes = VictimBytes {
+            pages: self,
+            frame: v.frame,
+        };
         // SAFETY: `v` proves the caller holds the frame exclusively in `Reclaiming` (Victim is made
-        // only by a take and consumed by `evicted`/`revert`): RECLAIMING excludes every writer and
-        // filler (I4), and no one else touches the owner (Frame::owner's rule). The frame's bytes
-        // stay valid for the pool's lifetime.
-        unsafe {
-            let buf = std::slice::from_raw_parts(self.bytes(v.frame), self.page_size());
-            self.with_owner(v.frame, |o| g(o, buf))
-        }
+        // only by a take and consumed by `evicted`/`revert`): no one else touches the owner
+        // (Frame::owner's rule).
+        unsafe { self.with_owner(v.frame, |o| g(o, bytes)) }
     }
 
     /// T8, the victim's page written back (or clean, or discarded): clears its entry to `EMPTY`,

@@ -99,7 +99,9 @@ pub(crate) struct MapperShared {
     pub(crate) id: u64,
     pub(crate) pages: Arc<PagesShared>,
     /// The pool's swap area (for copies of this object).
-    pub(crate) swap: Arc<crate::backing::swap::PoolSwap>,
+    /// (A std `Arc` on every backend: its count is no protocol state, and the models need not
+    /// see it.)
+    pub(crate) swap: ShareArc<crate::backing::swap::PoolSwap>,
     pub(crate) map: AccessMap,
     pub(crate) accessor: ShareArc<dyn Accessor>,
     limit: u64,
@@ -156,7 +158,7 @@ impl Bound {
 impl MapperShared {
     pub(crate) fn new(
         pages: Arc<PagesShared>,
-        swap: Arc<crate::backing::swap::PoolSwap>,
+        swap: ShareArc<crate::backing::swap::PoolSwap>,
         accessor: ShareArc<dyn Accessor>,
         limit: u64,
         layer: crate::copies::Layer,

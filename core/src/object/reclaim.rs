@@ -85,13 +85,15 @@ fn ask_holders(pages: &PagesShared) {
 /// clears it (see `arbitration::PageError`).
 pub(crate) fn evict(pages: &PagesShared, v: Victim) -> Result<u32> {
     let dirty = v.taken().dirty();
-    let failed = pages.with_victim(&v, |owner, buf| {
+    let failed = pages.with_victim(&v, |owner, bytes| {
         let o = owner?;
         o.slot()?;
         if !dirty {
             return None;
         }
-        let r = crate::backing::accessor::guarded("flush", || o.mapper.accessor.flush(o.page, buf));
+        let r = bytes.read(|buf| {
+            crate::backing::accessor::guarded("flush", || o.mapper.accessor.flush(o.page, buf))
+        });
         match r {
             Ok(()) => {
                 pages.counters.writebacks.incr();
