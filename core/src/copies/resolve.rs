@@ -41,7 +41,9 @@ pub(crate) fn resolve(
             try_collapse(l);
             // Acquire: pairs with the Release bump of a collapse (made under l's shard locks).
             let moves = l.layer.moves.load(Ordering::Acquire);
-            if let Some((frame, _)) = MapperShared::pin_inner(l, page, Want::Read, bound)? {
+            if let Some((frame, _)) =
+                MapperShared::pin_inner(l, page, Want::Read, bound.in_layer())?
+            {
                 let owner = Owner {
                     mapper: l.clone(),
                     page,
