@@ -592,14 +592,14 @@ impl PageMapper {
 /// A [`Grant`] that owns a share of its client, so it can live beside the client in one struct,
 /// be returned from a function that made it, or be moved to another thread, with no borrow of
 /// the client: `OwnedGrant::request(&client, page, access)` with the client in an
-/// [`Arc`](std::sync::Arc). It is a [`Grant`] in every other way (derefs to the page's bytes,
+/// `Arc` ([`ShareArc`](crate::ShareArc) is std's). It is a [`Grant`] in every other way (derefs to the page's bytes,
 /// [`bytes_mut`](OwnedGrant::bytes_mut) for a write grant, downgrade, upgrade, released on drop),
 /// and the client stays registered until its last owned grant is gone. The borrow-checked
 /// [`Grant`] costs one reference less; use it where it fits.
 ///
 /// ```
 /// use pagecore::{Access, Client, MemoryAccessor, OwnedGrant, Pages};
-/// use std::sync::Arc;
+/// use std::{sync::Arc, thread};
 ///
 /// /// A cursor over an object's pages that keeps the page it is on.
 /// struct Cursor {
@@ -623,7 +623,7 @@ impl PageMapper {
 /// let mut c = Cursor { client: Arc::new(obj.register()?), at: None };
 /// assert_eq!(c.seek(5)?, 42);
 /// let g = c.at.take().unwrap();
-/// let t = std::thread::spawn(move || g[0]); // the grant moves to another thread
+/// let t = thread::spawn(move || g[0]); // the grant moves to another thread
 /// assert_eq!(t.join().unwrap(), 42);
 /// # Ok::<(), pagecore::Error>(())
 /// ```
