@@ -442,3 +442,44 @@ pub fn c8_collapse_vs_fault() {
     assert_eq!(c.free, 3, "C8: frames outlived the objects: {c:?}");
     assert_eq!(swap.in_use(), 0, "C8: swap slots outlived the objects");
 }
+
+/// C47 a client's request resolving a copy's page through a layer page being paged out: one
+/// frame; X0 (anonymous, 5) is copied to Y, so the frame holds the frozen layer's page, dirty
+/// (only a swap slot can keep it). A thread faults an other object's page B0, which reclaims the
+/// layer's page (a page-out: the page refuses pins while its bytes go to swap) and takes the
+/// frame, while a client of Y requests Y0 for reading. The request faults Y0 in without waiting
+/// for Y0's holders (a holder's `Busy` sends it to queue behind them), but a layer's page that
+/// refuses its pin has no holder to queue behind: the resolution waits for the page-out, then
+/// faults the page back in from swap once B0's guard is gone (no wait bound). Found as a livelock
+/// by the random programs (seed 14 under PCT) when the per-call time-outs passed the request's
+/// no-wait bound down to the layer: the request failed `Busy` and faulted Y0 again, for ever
+/// (loom reports an execution past its branch cap, shuttle one past its step bound). The grant
+/// reads 5; X0 and Y0 read 5 after; B0 right; census; nothing pinned; frames and swap slots free
+/// once all go.
+pub fn c47_request_resolving_through_a_paged_out_layer() {
+    let pages = pool(1);
+    let (x, swap) = anonymous(&pages, 1, 4);
+    write(&x, 0, 5).unwrap();
+    let y = x.copy().unwrap();
+    let sb = Store::new(1, B);
+    let b = open(&pages, &sb, 1);
+    let t = thread::spawn(move || read(&b, 0).unwrap().0);
+    let client = y.register().unwrap();
+    let v = value(&client.request(0, Access::Read).unwrap());
+    assert_eq!(
+        t.join().unwrap(),
+        initial(B, 0),
+        "C47: the other object's fault"
+    );
+    assert_eq!(
+        v, 5,
+        "C47: the request read the wrong bytes through the layer"
+    );
+    assert_eq!((read(&x, 0).unwrap().0, read(&y, 0).unwrap().0), (5, 5));
+    drop(client);
+    assert_settled(&pages, "C47");
+    drop((x, y));
+    let c = assert_conserved(&pages);
+    assert_eq!(c.free, 1, "C47: a frame outlived the objects: {c:?}");
+    assert_eq!(swap.in_use(), 0, "C47: swap slots outlived the objects");
+}

@@ -436,3 +436,12 @@ fn c46_timed_joiner_leaves_a_fill_vs_its_publication() {
         s::c46_timed_joiner_leaves_a_fill_vs_its_publication,
     );
 }
+
+#[test]
+fn c47_request_resolving_through_a_paged_out_layer() {
+    model_capped(
+        "C47",
+        NEW_SCENARIO_BOUND,
+        s::c47_request_resolving_through_a_paged_out_layer,
+    );
+}

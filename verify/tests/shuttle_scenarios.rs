@@ -14,14 +14,20 @@ fn iterations() -> usize {
         .unwrap_or(10_000)
 }
 
-/// Random schedules, then PCT (depth 3) schedules, `iterations()` each.
+/// Random schedules and PCT (depth 3) schedules, `iterations()` each, then a quarter as many
+/// PCT schedules of depth 2. Depth 2 is the livelock finder: its one priority change lets a
+/// thread stop a party mid-step and then run alone for ever at the highest priority, so a
+/// retry loop that waits for nobody spins past shuttle's step bound at once (C47's livelock:
+/// depth 2 fails on its first schedules, 10,000 random and 10,000 depth-3 schedules miss it).
 fn explore(name: &str, f: impl Fn() + Send + Sync + 'static) {
     let n = iterations();
     let f = std::sync::Arc::new(f);
-    let g = f.clone();
+    let (g, h) = (f.clone(), f.clone());
     shuttle_run::check_random(move || g(), n);
-    shuttle_run::check_pct(move || f(), n, 3);
-    println!("shuttle {name}: {n} random + {n} PCT(depth 3) schedules");
+    shuttle_run::check_pct(move || h(), n, 3);
+    let n2 = n.div_ceil(4);
+    shuttle_run::check_pct(move || f(), n2, 2);
+    println!("shuttle {name}: {n} random + {n} PCT(depth 3) + {n2} PCT(depth 2) schedules");
 }
 
 #[test]
@@ -340,4 +346,9 @@ fn c45_dropped_request_future_vs_the_grant_handed_to_it() {
 #[test]
 fn c46_timed_joiner_leaves_a_fill_vs_its_publication() {
     explore("C46", s::c46_timed_joiner_leaves_a_fill_vs_its_publication);
+}
+
+#[test]
+fn c47_request_resolving_through_a_paged_out_layer() {
+    explore("C47", s::c47_request_resolving_through_a_paged_out_layer);
 }

@@ -77,4 +77,5 @@ fn scenarios_on_real_threads() {
     repeat(s::c44_awaited_request_vs_the_release_it_waits_for);
     repeat(s::c45_dropped_request_future_vs_the_grant_handed_to_it);
     repeat(s::c46_timed_joiner_leaves_a_fill_vs_its_publication);
+    repeat(s::c47_request_resolving_through_a_paged_out_layer);
 }
