@@ -3,6 +3,7 @@
 
 use crate::backing::{anonymous, swap};
 use crate::frames::{memory, queue, Census, PagesShared};
+use crate::object::layer::Layer;
 use crate::object::mapper::MapperShared;
 use crate::sync::{Arc, Duration};
 use crate::{copies, sync};
@@ -216,7 +217,7 @@ impl Pages {
             self.swap.clone(),
             sync::ShareArc::new(accessor),
             limit,
-            copies::Layer::top(),
+            Layer::top(&copies::Copies),
         ))))
     }
 

@@ -66,266 +66,47 @@ mod tests;
 
 pub(crate) use collapse::compact;
 use collapse::{try_collapse, try_collapse_for};
-pub(crate) use resolve::{break_cow, resolve, Resolved};
+pub(crate) use resolve::break_cow;
+use resolve::resolve;
 pub(crate) use snapshot::copy;
 
-use crate::backing::accessor::Accessor;
 use crate::backing::anonymous::Anonymous;
 use crate::backing::swap::SwapArea;
 use crate::error::{Error, Result};
-use crate::frames::{CowSource, Freeze, Owner, PagesShared, Publish};
+use crate::frames::{CowSource, Freeze, Owner, Publish};
+use crate::object::layer::{attach, detach, Chain, FrozenStore, InFile, Layer, Resolved};
 use crate::object::mapper::{Bound, MapperShared, Want};
 use crate::pack::EntryWord;
-use crate::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use crate::sync::{lock, Arc, Instant, Mutex, MutexGuard, Parked, Parker, ShareArc};
+use crate::sync::atomic::{AtomicU64, Ordering};
+use crate::sync::{lock, Arc, Instant, Parked, ShareArc};
 use crate::PageMapper;
 use std::collections::HashSet;
-use std::io;
 
-/// Which pages of a frozen layer of a persistent chain the top object's file still holds.
-enum InFile {
-    /// Every page (the layer froze an object that had never been copied).
-    All,
-    /// These pages (the ones the top object wrote between the copy before and this one).
-    Pages(HashSet<u64>),
-}
+/// The chain's operations (resolution and break), as objects call them through
+/// [`Chain`](crate::object::layer::Chain): the front hands `&Copies` to each object it opens,
+/// and a copy passes its source's on.
+pub(crate) struct Copies;
 
-/// The store of a frozen layer: its swap slots, and, in a persistent chain, the pages the top
-/// object's file holds for it.
-pub(crate) struct FrozenStore {
-    anon: Anonymous,
-    file: Mutex<Option<(ShareArc<dyn Accessor>, InFile)>>,
-}
-
-impl FrozenStore {
-    fn new(swap: ShareArc<SwapArea>) -> Self {
-        Self {
-            anon: Anonymous::new(swap),
-            file: Mutex::new(crate::sync::Level::LayerFile, None),
-        }
+impl Chain for Copies {
+    fn resolve(
+        &self,
+        this: &Arc<MapperShared>,
+        page: u64,
+        bound: Bound,
+    ) -> Result<Option<Resolved>> {
+        resolve(this, page, bound)
     }
 
-    fn has_slot(&self, page: u64) -> bool {
-        self.anon.slot_of(page).is_some()
+    fn break_cow(
+        &self,
+        this: &Arc<MapperShared>,
+        page: u64,
+        slot: &AtomicU64,
+        allowed: u64,
+        deadline: Option<Instant>,
+    ) -> Result<()> {
+        break_cow(this, page, slot, allowed, deadline)
     }
-
-    fn in_file(&self, page: u64) -> Option<ShareArc<dyn Accessor>> {
-        match &*lock(&self.file) {
-            Some((f, InFile::All)) => Some(f.clone()),
-            Some((f, InFile::Pages(p))) if p.contains(&page) => Some(f.clone()),
-            _ => None,
-        }
-    }
-
-    /// Whether this layer holds `page` outside its frames.
-    fn owns(&self, page: u64) -> bool {
-        self.has_slot(page) || self.in_file(page).is_some()
-    }
-}
-
-impl Accessor for FrozenStore {
-    fn fill(&self, page: u64, buf: &mut [u8]) -> io::Result<()> {
-        if self.has_slot(page) {
-            return self.anon.fill(page, buf);
-        }
-        match self.in_file(page) {
-            Some(f) => f.fill(page, buf),
-            // Resolution asks a layer only for pages it owns (checked under its fill shard lock).
-            None => Err(io::Error::other(format!(
-                "frozen layer asked for page {page}, which it does not hold"
-            ))),
-        }
-    }
-
-    /// A frozen page is written back only to keep it (to swap): the layer's content never
-    /// changes, but a persistent top may be about to overwrite the file's copy.
-    fn flush(&self, page: u64, buf: &[u8]) -> io::Result<()> {
-        self.anon.flush(page, buf)
-    }
-
-    fn writable(&self) -> bool {
-        false
-    }
-
-    fn persistent(&self) -> bool {
-        false
-    }
-
-    fn as_anonymous(&self) -> Option<&Anonymous> {
-        Some(&self.anon)
-    }
-}
-
-/// What changes of an object's place in its chain, under `Layer::state`.
-struct LayerState {
-    /// The frozen layer below: pages this object does not own are read through it.
-    backing: Option<PageMapper>,
-    /// A persistent object with a backing: the pages it wrote (broke) since its last copy,
-    /// which its file now holds for it alone.
-    privatized: HashSet<u64>,
-}
-
-/// An object's place in a chain of copies (every `MapperShared` has one).
-pub(crate) struct Layer {
-    /// `Some` for a frozen layer (its store, also the object's accessor).
-    frozen: Option<ShareArc<FrozenStore>>,
-    /// Serializes copy and close of the object.
-    copy_lock: Mutex<()>,
-    /// A copy is marking and moving the object's pages: breaks of a marked page wait.
-    copying: AtomicBool,
-    park: Parker,
-    /// Bumped by each copy, under every fill-shard lock of the object.
-    epoch: AtomicU64,
-    /// Hint: the object has a backing (re-checked under `state`).
-    layered: AtomicBool,
-    /// Copies made of this object (statistics).
-    copies: AtomicUsize,
-    /// A frozen layer: how many objects have it as their backing (one: it can be collapsed).
-    children: AtomicUsize,
-    /// Bumped, under every fill-shard lock of the object, when a collapse moves pages into or
-    /// out of it: a resolution that found a page nowhere re-walks if a layer's count changed.
-    moves: AtomicU64,
-    /// Layers collapsed into this object (statistics).
-    collapsed: AtomicUsize,
-    state: Mutex<LayerState>,
-}
-
-impl Layer {
-    fn with(frozen: Option<ShareArc<FrozenStore>>) -> Self {
-        Self {
-            frozen,
-            copy_lock: Mutex::new(crate::sync::Level::Copy, ()),
-            copying: AtomicBool::new(false),
-            park: Parker::new(crate::sync::Level::Park),
-            epoch: AtomicU64::new(0),
-            layered: AtomicBool::new(false),
-            copies: AtomicUsize::new(0),
-            children: AtomicUsize::new(0),
-            moves: AtomicU64::new(0),
-            collapsed: AtomicUsize::new(0),
-            state: Mutex::new(
-                crate::sync::Level::LayerState,
-                LayerState {
-                    backing: None,
-                    privatized: HashSet::new(),
-                },
-            ),
-        }
-    }
-
-    /// The layer of an object users hold (opened, or made by a copy).
-    pub(crate) fn top() -> Self {
-        Self::with(None)
-    }
-
-    pub(crate) fn is_frozen(&self) -> bool {
-        self.frozen.is_some()
-    }
-
-    /// Whether the object has a backing (a hint; ownership decisions re-check under locks and
-    /// publications check the epoch).
-    #[inline]
-    pub(crate) fn is_layered(&self) -> bool {
-        // Acquire: pairs with the Release store in `set_backing`.
-        self.layered.load(Ordering::Acquire)
-    }
-
-    /// The copy epoch. Read under one of the object's fill-shard locks; changed only under all.
-    pub(crate) fn epoch(&self) -> u64 {
-        // Relaxed: the shard lock orders it (see above).
-        self.epoch.load(Ordering::Relaxed)
-    }
-
-    pub(crate) fn copy_guard(&self) -> MutexGuard<'_, ()> {
-        lock(&self.copy_lock)
-    }
-
-    /// Sets the backing (the caller keeps the children counts: see `attach`, `detach`).
-    fn set_backing(&self, st: &mut LayerState, below: Option<PageMapper>) {
-        // Release: pairs with is_layered's Acquire.
-        self.layered.store(below.is_some(), Ordering::Release);
-        st.backing = below;
-    }
-
-    /// Takes the backing away (a closed object reads nothing through it any more).
-    pub(crate) fn take_backing(&self) -> Option<PageMapper> {
-        let mut st = lock(&self.state);
-        let below = st.backing.take();
-        self.set_backing(&mut st, None);
-        if let Some(b) = &below {
-            detach(b);
-        }
-        below
-    }
-
-    /// A handle on the frozen layer below, if any.
-    fn backing(&self) -> Option<PageMapper> {
-        lock(&self.state).backing.clone()
-    }
-
-    /// Number of frozen layers below (the lookup cost of a miss in pages the object does not own).
-    pub(crate) fn depth(&self) -> usize {
-        let mut d = 0;
-        let mut next = self.backing();
-        while let Some(l) = next {
-            d += 1;
-            next = l.shared.layer.backing();
-        }
-        d
-    }
-
-    /// Whether this object holds `page`'s content itself (see the module doc, Ownership).
-    pub(crate) fn owns(&self, page: u64, accessor: &dyn Accessor) -> bool {
-        if let Some(fs) = &self.frozen {
-            return fs.owns(page);
-        }
-        if !self.is_layered() {
-            return true;
-        }
-        match accessor.as_anonymous() {
-            Some(a) => a.slot_of(page).is_some(),
-            None => lock(&self.state).privatized.contains(&page),
-        }
-    }
-
-    /// If a copy is running, waits (up to `deadline`) until it ends and returns `Ok(true)`.
-    fn wait_copy(&self, page: u64, deadline: Option<Instant>) -> Result<bool> {
-        // Acquire: pairs with the Release store that ends a copy.
-        if !self.copying.load(Ordering::Acquire) {
-            return Ok(false);
-        }
-        let parked = self
-            .park
-            .park(deadline, || self.copying.load(Ordering::Acquire));
-        if parked == Parked::TimedOut {
-            return Err(Error::Busy { page });
-        }
-        Ok(true)
-    }
-}
-
-impl Drop for Layer {
-    fn drop(&mut self) {
-        // An object whose close succeeded has no backing left; one that never closed (its last
-        // close failed) lets go of its chain here, in a loop.
-        let below = lock(&self.state).backing.take();
-        if let Some(b) = &below {
-            detach(b);
-        }
-        crate::object::let_go_chain(below);
-    }
-}
-
-/// One more object has `layer` as its backing.
-fn attach(layer: &PageMapper) {
-    // Relaxed: a count read as a hint (a collapse re-checks it under locks).
-    layer.shared.layer.children.fetch_add(1, Ordering::Relaxed);
-}
-
-/// One object less has `layer` as its backing.
-fn detach(layer: &PageMapper) {
-    // Relaxed: as in attach.
-    layer.shared.layer.children.fetch_sub(1, Ordering::Relaxed);
 }
 
 /// Counters of an object's copies (see [`crate::PageMapper::copy_stats`]).

@@ -3,23 +3,6 @@
 
 use super::*;
 
-/// A page found in a frozen layer and read-pinned there, for a proxy.
-pub(crate) struct Resolved {
-    /// Keeps the layer open until the proxy is published (the proxy then pins its page).
-    _layer: PageMapper,
-    pub(crate) owner: Owner,
-    pub(crate) frame: u32,
-}
-
-impl Resolved {
-    /// Gives the resolution pin back (the proxy was not published).
-    pub(crate) fn unpin(&self, pages: &PagesShared) {
-        if let Some(slot) = self.owner.slot() {
-            pages.unpin_read(slot);
-        }
-    }
-}
-
 /// Finds `page` in the chain below `this`: the first layer that holds it, resident or faulted in
 /// there, read-pinned. `None` if no layer holds it, checked against concurrent collapses (a page
 /// moving up between two of our looks would otherwise be missed in both): the walk is redone if

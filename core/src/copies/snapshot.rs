@@ -44,7 +44,7 @@ pub(crate) fn copy(handle: &PageMapper) -> Result<PageMapper> {
         this.swap.clone(),
         ShareArc::new(Anonymous::new(swap)),
         this.limit(),
-        Layer::top(),
+        Layer::top(this.layer.chain),
     ));
     {
         let mut st = lock(&copy.layer.state);
@@ -70,7 +70,7 @@ fn freeze(
             this.swap.clone(),
             store.clone(),
             this.limit(),
-            Layer::with(Some(store.clone())),
+            Layer::with(this.layer.chain, Some(store.clone())),
         ));
         let mut handle = None;
         let shards = this.lock_fill_shards();

@@ -3,7 +3,11 @@
 use super::collapse::collapse_backing;
 use super::resolve::copy_out;
 use super::*;
+use crate::backing::accessor::Accessor;
 use crate::frames::Freeze;
+use crate::sync::atomic::AtomicBool;
+use crate::sync::Mutex;
+use std::io;
 use crate::{Access, Pages};
 
 const PAGE: usize = 64;
@@ -45,7 +49,7 @@ fn freeze_now(x: &PageMapper) -> Freeze {
         this.swap.clone(),
         store.clone(),
         this.limit(),
-        Layer::with(Some(store)),
+        Layer::with(this.layer.chain, Some(store)),
     ));
     let _shards = this.lock_fill_shards();
     this.pages.freeze(this, &to, || {})

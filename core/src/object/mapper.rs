@@ -113,7 +113,7 @@ pub(crate) struct MapperShared {
     /// Which clients may read or write each page.
     pub(crate) arb: crate::arbitration::Arbiter,
     /// Its place in a chain of copies.
-    pub(crate) layer: crate::copies::Layer,
+    pub(crate) layer: crate::object::layer::Layer,
     /// Where address spaces map it (for the reverse map).
     pub(crate) regions: Mutex<Vec<crate::regions::Registration>>,
 }
@@ -173,7 +173,7 @@ impl MapperShared {
         swap: ShareArc<crate::backing::swap::PoolSwap>,
         accessor: ShareArc<dyn Accessor>,
         limit: u64,
-        layer: crate::copies::Layer,
+        layer: crate::object::layer::Layer,
     ) -> Self {
         let page_size = pages.page_size() as u64;
         let id = pages.object_id();
@@ -339,7 +339,7 @@ impl MapperShared {
             {
                 // Only the shared copy-on-write frame stands in the way: give this object a
                 // private page (then pin it for writing like any other).
-                crate::copies::break_cow(this, page, slot, 0, d)?;
+                this.layer.break_cow(this, page, slot, 0, d)?;
                 continue;
             }
             // A writer, readers (for a write), or a reclaim writing the page back: wait.
@@ -516,7 +516,7 @@ impl MapperShared {
     ) -> Result<Option<(u32, Held)>> {
         let pages = &*this.pages;
         if this.layer.is_layered() && !this.owns(page) {
-            match crate::copies::resolve(this, page, bound) {
+            match this.layer.resolve(this, page, bound) {
                 Ok(Some(r)) => {
                     return Ok(Self::publish_proxy(this, page, epoch, r)?.map(|f| (f, Held::Read)))
                 }
@@ -611,7 +611,7 @@ impl MapperShared {
         this: &Arc<Self>,
         page: u64,
         epoch: u64,
-        r: crate::copies::Resolved,
+        r: crate::object::layer::Resolved,
     ) -> Result<Option<u32>> {
         let pages = &*this.pages;
         let shard = &this.fills[page as usize % this.fills.len()];

@@ -1,10 +1,12 @@
 //! The object handle: [`PageMapper`], which every client of a memory object shares, and the
 //! object's internals: `mapper` (`MapperShared`: the fault path, write-back, close),
-//! `access_map` (the AccessMap of page entries), `guard` (read and write guards) and `reclaim`
+//! `access_map` (the AccessMap of page entries), `guard` (read and write guards), `layer` (the
+//! object's place in a chain of copies, and the chain's operations it calls) and `reclaim`
 //! (the object layer's half of reclaim: write-back of the pool's victims, asking holders).
 
 pub(crate) mod access_map;
 pub(crate) mod guard;
+pub(crate) mod layer;
 pub(crate) mod mapper;
 pub(crate) mod reclaim;
 

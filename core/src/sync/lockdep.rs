@@ -19,7 +19,7 @@
 /// same levels with what each protects and what is taken under it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Level {
-    /// An object's copy lock (`copies::Layer::copy_lock`): a copy of an object and its close do
+    /// An object's copy lock (`object::layer::Layer::copy_lock`): a copy of an object and its close do
     /// not overlap. Everything an object does while copying or closing comes after it.
     Copy,
     /// An object's region registrations (`MapperShared::regions`).
@@ -44,9 +44,9 @@ pub enum Level {
     Park,
     /// The pool's lists: queue, free list, frame tags, owners and proxies (`PagesShared::lists`).
     Lists,
-    /// A frozen layer's state (`copies::Layer::state`).
+    /// A frozen layer's state (`object::layer::Layer::state`).
     LayerState,
-    /// A frozen layer's file record (`copies::FrozenStore::file`).
+    /// A frozen layer's file record (`object::layer::FrozenStore::file`).
     LayerFile,
     /// The pool's swap area handle (`backing::swap::PoolSwap`).
     PoolSwap,
