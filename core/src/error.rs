@@ -167,6 +167,10 @@ pub enum Error {
         /// Its length.
         len: u64,
     },
+    /// The object is mapped (its pages live in a mapping's memory): copies of a mapped object
+    /// are not supported yet.
+    #[error("the object is mapped: copies of a mapped object are not supported yet")]
+    Mapped,
     /// An address, length or offset that must be a multiple of the page size is not (or a
     /// length is zero, or a range wraps around).
     #[error("{what} {value:#x} is not a non-zero multiple of the page size, or the range wraps")]

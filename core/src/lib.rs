@@ -75,4 +75,11 @@ pub mod internals {
     pub mod sync {
         pub use crate::sync::*;
     }
+    /// The mapping's protocol over an MMU, and the simulated MMU the models check it over
+    /// (`core/src/mmap/`; the public `Mapping` over userfaultfd is to come).
+    pub mod mmap {
+        pub use crate::mmap::core::MapCore;
+        pub use crate::mmap::mmu::{Fault, Mapped, Mmu};
+        pub use crate::mmap::sim::{CpuError, Pte, SimMmu};
+    }
 }

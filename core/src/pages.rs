@@ -221,6 +221,34 @@ impl Pages {
         ))))
     }
 
+    /// Opens an object whose resident pages live in `memory` instead of in their frames (a
+    /// mapped object: `mmap::core::MapCore`).
+    pub(crate) fn open_with_memory(
+        &self,
+        accessor: sync::ShareArc<dyn Accessor>,
+        limit: u64,
+        memory: sync::ShareArc<dyn crate::object::memory::PageMemory>,
+    ) -> Result<PageMapper> {
+        if let Some(size) = accessor.page_size() {
+            if size != self.page_size() {
+                return Err(Error::AccessorPageSize {
+                    accessor: size,
+                    page_size: self.page_size(),
+                });
+            }
+        }
+        Ok(PageMapper::from_shared(Arc::new(
+            MapperShared::new(
+                self.shared.clone(),
+                self.swap.clone(),
+                accessor,
+                limit,
+                Layer::top(&copies::Copies),
+            )
+            .with_memory(memory),
+        )))
+    }
+
     /// Opens an anonymous object of at most `limit` bytes over the pool's swap area (see
     /// [`PagesBuilder::swap`]): pages read as zeros until written, go to swap when reclaimed,
     /// and are discarded with the object.

@@ -21,6 +21,7 @@ mod core_races;
 #[cfg(feature = "shuttle")]
 pub mod fuzz;
 pub mod linearizability;
+mod mmap_races;
 mod mutant_races;
 pub mod programs;
 mod semantic;
@@ -32,6 +33,7 @@ pub use arbitration_races::*;
 pub use async_races::*;
 pub use copies_races::*;
 pub use core_races::*;
+pub use mmap_races::*;
 pub use mutant_races::*;
 pub use semantic::*;
 pub use user_races::*;
@@ -175,7 +177,7 @@ pub fn assert_settled(pages: &Pages, name: &str) -> pagecore::Census {
 }
 
 /// Value page `p` of an object whose store base is `base` holds before any write.
-fn initial(base: u64, p: u64) -> u64 {
+pub(crate) fn initial(base: u64, p: u64) -> u64 {
     base + p
 }
 

@@ -445,3 +445,33 @@ fn c47_request_resolving_through_a_paged_out_layer() {
         s::c47_request_resolving_through_a_paged_out_layer,
     );
 }
+
+#[test]
+fn m1_evict_vs_store() {
+    model_capped("M1", NEW_SCENARIO_BOUND, s::m1_evict_vs_store);
+}
+
+#[test]
+fn m2_two_faults_one_fill() {
+    model_capped("M2", NEW_SCENARIO_BOUND, s::m2_two_faults_one_fill);
+}
+
+#[test]
+fn m3_sync_vs_store() {
+    model_capped("M3", NEW_SCENARIO_BOUND, s::m3_sync_vs_store);
+}
+
+#[test]
+fn m4_fault_vs_close() {
+    model_capped("M4", NEW_SCENARIO_BOUND, s::m4_fault_vs_close);
+}
+
+#[test]
+fn m5_fill_error_vs_waiting_faults() {
+    model_capped("M5", NEW_SCENARIO_BOUND, s::m5_fill_error_vs_waiting_faults);
+}
+
+#[test]
+fn m6_fault_service_vs_reclaim() {
+    model_capped("M6", NEW_SCENARIO_BOUND, s::m6_fault_service_vs_reclaim);
+}

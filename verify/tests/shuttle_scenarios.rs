@@ -352,3 +352,33 @@ fn c46_timed_joiner_leaves_a_fill_vs_its_publication() {
 fn c47_request_resolving_through_a_paged_out_layer() {
     explore("C47", s::c47_request_resolving_through_a_paged_out_layer);
 }
+
+#[test]
+fn m1_evict_vs_store() {
+    explore("M1", s::m1_evict_vs_store);
+}
+
+#[test]
+fn m2_two_faults_one_fill() {
+    explore("M2", s::m2_two_faults_one_fill);
+}
+
+#[test]
+fn m3_sync_vs_store() {
+    explore("M3", s::m3_sync_vs_store);
+}
+
+#[test]
+fn m4_fault_vs_close() {
+    explore("M4", s::m4_fault_vs_close);
+}
+
+#[test]
+fn m5_fill_error_vs_waiting_faults() {
+    explore("M5", s::m5_fill_error_vs_waiting_faults);
+}
+
+#[test]
+fn m6_fault_service_vs_reclaim() {
+    explore("M6", s::m6_fault_service_vs_reclaim);
+}

@@ -198,7 +198,7 @@ impl Client {
         access: Access,
     ) -> Grant<'c> {
         let m = &**self.shared();
-        let track = m.pages.track(frame);
+        let track = m.page_track(page, frame);
         Grant {
             client: self,
             pages: &m.pages,
@@ -206,6 +206,7 @@ impl Client {
             slot,
             page,
             frame,
+            bytes: m.page_ptr(page, frame),
             access,
             track: ManuallyDrop::new(match access {
                 Access::Read => Track::Shared(track.shared()),
@@ -431,6 +432,8 @@ pub struct Grant<'c> {
     slot: &'c AtomicU64,
     page: u64,
     frame: u32,
+    /// The page's bytes: the frame's, or a mapped object's own memory's (`page_ptr`).
+    bytes: *mut u8,
     access: Access,
     track: ManuallyDrop<Track>,
 }
@@ -474,10 +477,9 @@ impl Grant<'_> {
         if self.access != Access::Write {
             return Err(Error::ReadGrant { page: self.page });
         }
-        let pages = &self.client.shared().pages;
         // SAFETY: a write grant excludes every other holder, plain guard, filler and reclaimer
         // (I9, I4), and `&mut self` excludes other borrows through this grant.
-        Ok(unsafe { std::slice::from_raw_parts_mut(pages.bytes(self.frame), pages.page_size()) })
+        Ok(unsafe { std::slice::from_raw_parts_mut(self.bytes, self.pages.page_size()) })
     }
 
     /// Releases the grant now (as dropping it does), reporting an invariant violation if any.
@@ -540,8 +542,9 @@ impl Grant<'_> {
         // change while we hold the page.
         if let Some(f) = EntryWord(self.slot.load(Ordering::Acquire)).frame() {
             self.frame = f;
+            self.bytes = m.page_ptr(self.page, f);
         }
-        let track = m.pages.track(self.frame);
+        let track = m.page_track(self.page, self.frame);
         // SAFETY: replaced right below; we are the sole holder now.
         unsafe { ManuallyDrop::drop(&mut self.track) };
         self.track = ManuallyDrop::new(Track::Exclusive(track.exclusive()));
@@ -554,10 +557,10 @@ impl Deref for Grant<'_> {
     type Target = [u8];
     #[inline(always)]
     fn deref(&self) -> &[u8] {
-        let pages = self.pages;
         // SAFETY: the grant keeps the page resident in `frame` and excludes writers other than
-        // itself (I9); the memory lives as long as the pool, which the client keeps alive.
-        unsafe { std::slice::from_raw_parts(pages.bytes(self.frame), pages.page_size()) }
+        // itself (I9); the memory lives as long as the pool (or the mapped object), which the
+        // client keeps alive.
+        unsafe { std::slice::from_raw_parts(self.bytes, self.pages.page_size()) }
     }
 }
 

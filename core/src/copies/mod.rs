@@ -155,6 +155,9 @@ impl PageMapper {
     /// # Ok::<(), pagecore::Error>(())
     /// ```
     pub fn copy(&self) -> Result<PageMapper> {
+        if self.shared.memory.is_some() {
+            return Err(Error::Mapped);
+        }
         copy(self)
     }
 

@@ -7,8 +7,8 @@ use crate::backing::accessor::Accessor;
 use crate::frames::Freeze;
 use crate::sync::atomic::AtomicBool;
 use crate::sync::Mutex;
-use std::io;
 use crate::{Access, Pages};
+use std::io;
 
 const PAGE: usize = 64;
 

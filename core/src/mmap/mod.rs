@@ -3,9 +3,14 @@
 //! This room holds the operating-system side first: [`uffd`], Linux's userfaultfd through raw
 //! ioctls (register a range, read fault events, resolve them with COPY / ZEROPAGE / CONTINUE /
 //! MOVE, or answer them with POISON, write-protect, wake, and PAGEMAP_SCAN for WP_ASYNC dirty
-//! tracking), with probe tests of the kernel facts the mapping's design relies on. The mapping
-//! built on it, the MMU trait with its simulated implementation on the sync facade, and their
-//! race scenarios (M1, …) come next; SPEC.md marks them planned.
+//! tracking), with probe tests of the kernel facts the mapping's design relies on. Over it:
+//! [`mmu`], the MMU as the protocol sees it (a trait), [`sim`], its simulated implementation on
+//! the sync facade, and [`core`], the mapping's protocol over either (SPEC §2.8), which loom and
+//! shuttle check over the simulation (scenarios M…). The public `Mapping` over userfaultfd comes
+//! next (issue 19).
 
+pub(crate) mod core;
+pub(crate) mod mmu;
+pub(crate) mod sim;
 #[cfg(target_os = "linux")]
 pub(crate) mod uffd;

@@ -28,6 +28,8 @@ pub struct ReadGuard<'a> {
     pub(crate) slot: &'a AtomicU64,
     pub(crate) frame: u32,
     pub(crate) page: u64,
+    /// The page's bytes: the frame's, or a mapped object's own memory's (`page_ptr`).
+    pub(crate) bytes: *mut u8,
     pub(crate) track: ManuallyDrop<Shared>,
 }
 
@@ -47,6 +49,8 @@ pub struct WriteGuard<'a> {
     pub(crate) slot: &'a AtomicU64,
     pub(crate) frame: u32,
     pub(crate) page: u64,
+    /// The page's bytes: the frame's, or a mapped object's own memory's (`page_ptr`).
+    pub(crate) bytes: *mut u8,
     pub(crate) track: ManuallyDrop<Exclusive>,
 }
 
@@ -91,7 +95,7 @@ impl Deref for ReadGuard<'_> {
     fn deref(&self) -> &[u8] {
         // SAFETY: the read pin keeps this page's entry naming this frame, with no writer and no reclaim,
         // for the guard's lifetime (I4); the memory lives as long as the pool, which `'a` outlives.
-        unsafe { std::slice::from_raw_parts(self.pages.bytes(self.frame), self.pages.page_size()) }
+        unsafe { std::slice::from_raw_parts(self.bytes, self.pages.page_size()) }
     }
 }
 
@@ -100,7 +104,7 @@ impl Deref for WriteGuard<'_> {
     #[inline(always)]
     fn deref(&self) -> &[u8] {
         // SAFETY: the writer bit gives this guard exclusive access (I4); see ReadGuard::deref.
-        unsafe { std::slice::from_raw_parts(self.pages.bytes(self.frame), self.pages.page_size()) }
+        unsafe { std::slice::from_raw_parts(self.bytes, self.pages.page_size()) }
     }
 }
 
@@ -109,9 +113,7 @@ impl DerefMut for WriteGuard<'_> {
     fn deref_mut(&mut self) -> &mut [u8] {
         // SAFETY: the writer bit excludes every other pin, filler and reclaimer (I4), and `&mut
         // self` excludes other borrows through this guard.
-        unsafe {
-            std::slice::from_raw_parts_mut(self.pages.bytes(self.frame), self.pages.page_size())
-        }
+        unsafe { std::slice::from_raw_parts_mut(self.bytes, self.pages.page_size()) }
     }
 }
 

@@ -116,6 +116,9 @@ pub(crate) struct MapperShared {
     pub(crate) layer: crate::object::layer::Layer,
     /// Where address spaces map it (for the reverse map).
     pub(crate) regions: Mutex<Vec<crate::regions::Registration>>,
+    /// A mapped object's page memory (its resident pages' bytes live there, not in their
+    /// frames); `None` for every other object.
+    pub(crate) memory: Option<ShareArc<dyn crate::object::memory::PageMemory>>,
 }
 
 /// Access wanted by a fault.
@@ -194,6 +197,34 @@ impl MapperShared {
             arb: crate::arbitration::Arbiter::new(id),
             layer,
             regions: Mutex::new(crate::sync::Level::Regions, Vec::new()),
+            memory: None,
+        }
+    }
+
+    /// The object, with its resident pages' bytes in `memory` (a mapped object).
+    pub(crate) fn with_memory(
+        mut self,
+        memory: ShareArc<dyn crate::object::memory::PageMemory>,
+    ) -> Self {
+        self.memory = Some(memory);
+        self
+    }
+
+    /// The bytes of `page`, resident in frame `f`: the frame's, or the object's own memory's.
+    #[inline(always)]
+    pub(crate) fn page_ptr(&self, page: u64, f: u32) -> *mut u8 {
+        match &self.memory {
+            None => self.pages.bytes(f),
+            Some(m) => m.bytes(page),
+        }
+    }
+
+    /// The access tracker of `page`'s bytes (resident in frame `f`; see [`Self::page_ptr`]).
+    #[inline(always)]
+    pub(crate) fn page_track(&self, page: u64, f: u32) -> &crate::sync::AccessTrack {
+        match &self.memory {
+            None => self.pages.track(f),
+            Some(m) => m.track(page),
         }
     }
 
@@ -552,10 +583,13 @@ impl MapperShared {
             );
         }
         let filled = {
-            let _t = pages.track(f).exclusive();
+            let _t = this.page_track(page, f).exclusive();
             // SAFETY: Filling frames are their obtainer's alone (I1): no guard, reclaimer or other
-            // filler can reach them, so this is the only reference to the bytes.
-            let buf = unsafe { std::slice::from_raw_parts_mut(pages.bytes(f), pages.page_size()) };
+            // filler can reach them, so this is the only reference to the bytes (a mapped
+            // object's page is not mapped while it fills: IM1, SPEC §2.8).
+            let buf = unsafe {
+                std::slice::from_raw_parts_mut(this.page_ptr(page, f), pages.page_size())
+            };
             crate::backing::accessor::guarded("fill", || this.accessor.fill(page, buf))
         };
         if let Err(e) = filled {

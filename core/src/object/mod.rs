@@ -1,13 +1,15 @@
 //! The object handle: [`PageMapper`], which every client of a memory object shares, and the
 //! object's internals: `mapper` (`MapperShared`: the fault path, write-back, close),
 //! `access_map` (the AccessMap of page entries), `guard` (read and write guards), `layer` (the
-//! object's place in a chain of copies, and the chain's operations it calls) and `reclaim`
+//! object's place in a chain of copies, and the chain's operations it calls), `memory` (a mapped
+//! object's own page memory) and `reclaim`
 //! (the object layer's half of reclaim: write-back of the pool's victims, asking holders).
 
 pub(crate) mod access_map;
 pub(crate) mod guard;
 pub(crate) mod layer;
 pub(crate) mod mapper;
+pub(crate) mod memory;
 pub(crate) mod reclaim;
 
 use crate::sync::atomic::Ordering;
@@ -121,7 +123,8 @@ impl PageMapper {
             slot,
             frame,
             page,
-            track: ManuallyDrop::new(pages.track(frame).shared()),
+            bytes: self.shared.page_ptr(page, frame),
+            track: ManuallyDrop::new(self.shared.page_track(page, frame).shared()),
         })
     }
 
@@ -154,7 +157,8 @@ impl PageMapper {
             slot,
             frame,
             page,
-            track: ManuallyDrop::new(pages.track(frame).shared()),
+            bytes: self.shared.page_ptr(page, frame),
+            track: ManuallyDrop::new(self.shared.page_track(page, frame).shared()),
         })
     }
 
@@ -168,7 +172,8 @@ impl PageMapper {
             slot,
             frame,
             page,
-            track: ManuallyDrop::new(pages.track(frame).exclusive()),
+            bytes: self.shared.page_ptr(page, frame),
+            track: ManuallyDrop::new(self.shared.page_track(page, frame).exclusive()),
         })
     }
 
@@ -181,7 +186,8 @@ impl PageMapper {
             slot,
             frame,
             page,
-            track: ManuallyDrop::new(pages.track(frame).exclusive()),
+            bytes: self.shared.page_ptr(page, frame),
+            track: ManuallyDrop::new(self.shared.page_track(page, frame).exclusive()),
         })
     }
 

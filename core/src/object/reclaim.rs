@@ -88,15 +88,39 @@ pub(crate) fn evict(pages: &PagesShared, v: Victim) -> Result<u32> {
     let failed = pages.with_victim(&v, |owner, bytes| {
         let o = owner?;
         o.slot()?;
+        let memory = o.mapper.memory.as_ref();
+        if let Some(m) = memory {
+            // A mapped page: no access through the mapping completes from here on (a store
+            // that did is in the bytes read below; a later one faults and waits for the page:
+            // it is taken). Clean pages too: their table entries must go before T8.
+            m.quiesce(o.page, true);
+        }
         if !dirty {
+            if let Some(m) = memory {
+                m.release(o.page);
+            }
             return None;
         }
-        let r = bytes.read(|buf| {
+        let flush = |buf: &[u8]| {
             crate::backing::accessor::guarded("flush", || o.mapper.accessor.flush(o.page, buf))
-        });
+        };
+        let r = match memory {
+            None => bytes.read(flush),
+            Some(m) => {
+                let _t = m.track(o.page).shared();
+                // SAFETY: the page is taken (RECLAIMING excludes every pin and filler, I4) and
+                // quiesced (no access through the mapping, IM1); its bytes live while the
+                // object does, which its owner reference keeps.
+                flush(unsafe { std::slice::from_raw_parts(m.bytes(o.page), pages.page_size()) })
+            }
+        };
         match r {
             Ok(()) => {
                 pages.counters.writebacks.incr();
+                if let Some(m) = memory {
+                    // Before T8: a fault after it fills these bytes afresh.
+                    m.release(o.page);
+                }
                 None
             }
             Err(e) => {

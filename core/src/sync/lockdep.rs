@@ -60,11 +60,14 @@ pub enum Level {
     ObjectError,
     /// A bundled accessor's own store (`MemoryAccessor`): a leaf, called with anything held.
     Store,
+    /// A simulated MMU's page tables and fault queue (`mmap::sim::SimMmu`): a leaf; a CPU's
+    /// access and every table change happen under it, as a TLB shootdown orders them.
+    Mmu,
 }
 
 impl Level {
     /// Every level, outermost first (SPEC.md §5.1's rows, in order; a test compares them).
-    pub const ALL: [Level; 18] = [
+    pub const ALL: [Level; 19] = [
         Level::Copy,
         Level::Regions,
         Level::Ranges,
@@ -83,6 +86,7 @@ impl Level {
         Level::FillOutcome,
         Level::ObjectError,
         Level::Store,
+        Level::Mmu,
     ];
 }
 
@@ -93,7 +97,7 @@ const _: () = {
         assert!(Level::ALL[i] as usize == i);
         i += 1;
     }
-    assert!(Level::Store as usize == Level::ALL.len() - 1);
+    assert!(Level::Mmu as usize == Level::ALL.len() - 1);
 };
 
 // Not `const { .. }` thread-local initializers: loom's and shuttle's `thread_local!` do not

@@ -18,10 +18,17 @@ impl MapperShared {
         if !EntryWord(slot.load(Ordering::Acquire)).dirty() {
             return self.arb.clear_error(pages, slot, page);
         }
+        if let Some(m) = &self.memory {
+            // No store through the mapping completes from here until a write fault, which waits
+            // for our pin and sets DIRTY again (IM1).
+            m.quiesce(page, false);
+        }
         let r = {
-            let _t = pages.track(f).shared();
-            // SAFETY: our read pin excludes writers, fillers and reclaimers (I4, I9).
-            let buf = unsafe { std::slice::from_raw_parts(pages.bytes(f), pages.page_size()) };
+            let _t = self.page_track(page, f).shared();
+            // SAFETY: our read pin excludes writers, fillers and reclaimers (I4, I9), and the
+            // quiesce above stores through a mapping (IM1).
+            let buf =
+                unsafe { std::slice::from_raw_parts(self.page_ptr(page, f), pages.page_size()) };
             crate::backing::accessor::guarded("flush", || self.accessor.flush(page, buf))
         };
         match r {

@@ -1,0 +1,77 @@
+//! The MMU as a mapping's protocol sees it: the operations the pager applies to a mapped range's
+//! page tables, and the source of the faults it serves. Two implementations: the kernel's, through
+//! userfaultfd (next: `CONTINUE`, `WRITEPROTECT`, `MADV_DONTNEED`, `PUNCH_HOLE`, `POISON`, `WAKE`
+//! on a memfd mapping; `docs/design/mmap.md`), and [`SimMmu`](super::sim::SimMmu), a model on the
+//! sync facade, so that loom and shuttle check the protocol over it (`MapCore`, SPEC §2.8).
+//!
+//! Every operation names one page; the kernel's take ranges, and batching them is the real
+//! implementation's business (the protocol calls them page by page, in order).
+
+use crate::sync::AccessTrack;
+
+/// A fault a CPU took on a mapped page, as the handler reads it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Fault {
+    /// The page index in the mapping.
+    pub page: u64,
+    /// A store (to an unmapped or a write-protected page), not a load.
+    pub write: bool,
+}
+
+/// Outcome of [`Mmu::map`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mapped {
+    /// The page is now mapped, and the CPUs waiting on it are woken.
+    Done,
+    /// It was mapped already (by another fault's service): nothing changed, nobody was woken
+    /// (userfaultfd's `EEXIST`).
+    Exists,
+}
+
+/// A mapped range's page tables and fault source (see the module doc).
+pub trait Mmu: Send + Sync {
+    /// Page size in bytes.
+    fn page_size(&self) -> usize;
+
+    /// Number of pages in the range.
+    fn pages(&self) -> u64;
+
+    /// Page `page`'s bytes, where the pager fills and writes back (a memfd page through the
+    /// pager's own unregistered alias; the model's page).
+    fn bytes(&self, page: u64) -> *mut u8;
+
+    /// The access tracker of page `page`'s bytes (loom fails a model in which a CPU's access
+    /// overlaps a conflicting access of the pager's).
+    fn track(&self, page: u64) -> &AccessTrack;
+
+    /// Maps page `page`, its bytes in place, read-only or `writable`, and wakes the CPUs that
+    /// wait on it.
+    fn map(&self, page: u64, writable: bool) -> Mapped;
+
+    /// Write-protects page `page` (`wp`: a later store faults), or makes it writable again and
+    /// wakes the CPUs that wait on it. No effect on an unmapped page's access.
+    fn protect(&self, page: u64, wp: bool);
+
+    /// Removes page `page`'s table entry and keeps its bytes: every later access faults. When
+    /// it returns, no access through the old entry is in progress (the TLB shootdown).
+    fn zap(&self, page: u64);
+
+    /// Gives page `page`'s bytes up (and its table entry): a later fill starts afresh.
+    fn free(&self, page: u64);
+
+    /// Wakes the CPUs waiting on page `page` without mapping it (they fault again if they
+    /// still cannot access it).
+    fn wake(&self, page: u64);
+
+    /// Answers the faults on page `page` with a bus error (a failed fill), and every later
+    /// access too, until the page is zapped.
+    fn poison(&self, page: u64);
+
+    /// Ends the mapping for its CPUs: every access from now on fails (the range is unmapped),
+    /// and the waiting ones are woken to fail.
+    fn unmap(&self);
+
+    /// The next fault to serve: waits for one if `block`. `None` when there is none (not
+    /// blocking) or the MMU was shut down ([`Mmu::unmap`] and no fault left).
+    fn next_fault(&self, block: bool) -> Option<Fault>;
+}

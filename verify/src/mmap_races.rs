@@ -1,0 +1,187 @@
+//! Mapped-memory races (M1-M5, SPEC §2.8 and §6): the mapping's protocol (`MapCore`) over the
+//! simulated MMU (`SimMmu`), whose CPUs are threads calling `load`/`store` and whose handler is
+//! a thread serving faults until the mapping ends. Page size 8: a CPU's access is one `u64`.
+
+use crate::{assert_conserved, assert_settled, initial, open, pool, read, Store, A, B, PAGE};
+use pagecore::internals::mmap::{CpuError, MapCore, SimMmu};
+use pagecore::internals::sync::atomic::Ordering::SeqCst;
+use pagecore::internals::sync::{thread, Arc};
+use pagecore::Pages;
+
+/// A mapping of a one-page store object (page 0 holds `initial(A, 0)`), and its handler thread.
+fn mapped(pages: &Pages) -> (Arc<MapCore<SimMmu>>, Arc<Store>, thread::JoinHandle<u64>) {
+    let s = Store::new(1, A);
+    let mmu = SimMmu::new(1, PAGE).expect("sim mmu");
+    let core = Arc::new(MapCore::new(pages, s.clone(), mmu).expect("mapping"));
+    let h = {
+        let core = core.clone();
+        thread::spawn(move || core.serve_all())
+    };
+    (core, s, h)
+}
+
+/// Ends the mapping, joins its handler, and checks the pool settles with every frame free.
+fn end(pages: &Pages, core: Arc<MapCore<SimMmu>>, h: thread::JoinHandle<u64>, name: &str) {
+    core.close().expect("close");
+    h.join().unwrap();
+    drop(core);
+    assert_settled(pages, name);
+    let c = assert_conserved(pages);
+    assert_eq!(
+        c.free,
+        c.total(),
+        "{name}: frames outlived the mapping: {c:?}"
+    );
+}
+
+/// M1 eviction vs a store through the mapping: one frame; the CPU stored 1 into A0 (mapped
+/// writable, dirty) and a thread stores 2 while the main thread faults another object's B0,
+/// which reclaims A0: the page is taken, its table entry zapped, its bytes written back, given
+/// up, and the entry emptied. The store lands before the zap (then the write-back carries it)
+/// or faults after it and waits for the page, which is filled again from the written-back
+/// bytes once B0's guard is gone. After a sync the store holds 2 and a load reads 2; B0 right;
+/// nothing pinned; every frame free once the mapping ends. Without the zap, a store after the
+/// write-back's read is lost with the page: both checkers fail.
+pub fn m1_evict_vs_store() {
+    let pages = pool(1);
+    let (core, s, h) = mapped(&pages);
+    core.mmu().store(0, 1).unwrap();
+    let sb = Store::new(1, B);
+    let b = open(&pages, &sb, 1);
+    let t = {
+        let core = core.clone();
+        thread::spawn(move || core.mmu().store(0, 2).unwrap())
+    };
+    let vb = read(&b, 0).unwrap().0;
+    t.join().unwrap();
+    assert_eq!(vb, initial(B, 0), "M1: the other object's fault");
+    core.sync().unwrap();
+    assert_eq!(s.get(0), 2, "M1: the store through the mapping was lost");
+    assert_eq!(
+        core.mmu().load(0),
+        Ok(2),
+        "M1: the mapping reads a stale page"
+    );
+    drop(b);
+    end(&pages, core, h, "M1");
+}
+
+/// M2 two faults on one page: two CPUs load A0 (absent) at once. The page is filled once (the
+/// second fault joins the first's fill, or finds the page resident, or is not even queued: a
+/// page has one fault queued at a time), both read the stored value, the later service's map
+/// finds the page mapped and wakes instead; nothing pinned; frames free after.
+pub fn m2_two_faults_one_fill() {
+    let pages = pool(1);
+    let (core, s, h) = mapped(&pages);
+    let t = {
+        let core = core.clone();
+        thread::spawn(move || core.mmu().load(0).unwrap())
+    };
+    let v = core.mmu().load(0).unwrap();
+    assert_eq!(
+        (v, t.join().unwrap()),
+        (initial(A, 0), initial(A, 0)),
+        "M2: a CPU read wrong bytes"
+    );
+    assert_eq!(s.fills.load(SeqCst), 1, "M2: the page was filled twice");
+    end(&pages, core, h, "M2");
+}
+
+/// M3 sync vs a store: the CPU stored 1 into A0 (writable, dirty) and a thread stores 2 while
+/// the main thread syncs. Sync write-protects the page before it reads it, so when it returns
+/// the store holds 2, or the page is dirty again (the store faulted on the protection and its
+/// service, which waited for sync's pin, set DIRTY before making the page writable: IM1); a
+/// second sync then stores 2. Never is the page clean with the store not holding 2.
+pub fn m3_sync_vs_store() {
+    let pages = pool(1);
+    let (core, s, h) = mapped(&pages);
+    core.mmu().store(0, 1).unwrap();
+    let t = {
+        let core = core.clone();
+        thread::spawn(move || core.mmu().store(0, 2).unwrap())
+    };
+    core.sync().unwrap();
+    t.join().unwrap();
+    if s.get(0) != 2 {
+        assert_eq!(
+            pages.census().unwrap().dirty,
+            1,
+            "M3: a store through the mapping is neither written back nor dirty"
+        );
+    }
+    core.sync().unwrap();
+    assert_eq!(s.get(0), 2, "M3: the store through the mapping was lost");
+    end(&pages, core, h, "M3");
+}
+
+/// M4 a fault vs the mapping's end: a CPU loads A0 while the main thread closes the mapping.
+/// The load reads the stored value or fails `Unmapped` (never hangs, never reads anything
+/// else); the handler ends; nothing pinned; every frame free.
+pub fn m4_fault_vs_close() {
+    let pages = pool(1);
+    let (core, _s, h) = mapped(&pages);
+    let t = {
+        let core = core.clone();
+        thread::spawn(move || core.mmu().load(0))
+    };
+    core.close().unwrap();
+    let r = t.join().unwrap();
+    assert!(
+        r == Ok(initial(A, 0)) || r == Err(CpuError::Unmapped),
+        "M4: a load racing the mapping's end got {r:?}"
+    );
+    end(&pages, core, h, "M4");
+}
+
+/// M5 a fill error vs the faults waiting for it: the store fails fills (EIO) and two CPUs load
+/// A0. Both get a bus error (the page is poisoned), never zeros; nothing pinned. Once fills
+/// work again and the page is retried (its poison cleared), a load fills and reads the value.
+pub fn m5_fill_error_vs_waiting_faults() {
+    let pages = pool(1);
+    let (core, s, h) = mapped(&pages);
+    s.fail_fill.store(5, SeqCst); // EIO
+    let t = {
+        let core = core.clone();
+        thread::spawn(move || core.mmu().load(0))
+    };
+    let r = core.mmu().load(0);
+    assert_eq!(
+        (r, t.join().unwrap()),
+        (Err(CpuError::SigBus), Err(CpuError::SigBus)),
+        "M5: a fault on a page whose fill failed"
+    );
+    assert_settled(&pages, "M5");
+    s.fail_fill.store(0, SeqCst);
+    core.retry(0);
+    assert_eq!(
+        core.mmu().load(0),
+        Ok(initial(A, 0)),
+        "M5: the retried page"
+    );
+    end(&pages, core, h, "M5");
+}
+
+/// M6 a fault's service vs a reclaim of the page it maps: one frame; a CPU loads A0 (absent)
+/// while the main thread faults another object's B0, which needs the frame. The service maps
+/// A0 while it holds the page pinned, so the reclaim waits for it or comes before the fill;
+/// a map after the pin is let go could expose a page the reclaim has just given up (zeros, or
+/// a later fill's bytes). The load reads A0's value; B0 right; nothing pinned; frames free.
+pub fn m6_fault_service_vs_reclaim() {
+    let pages = pool(1);
+    let (core, _s, h) = mapped(&pages);
+    let sb = Store::new(1, B);
+    let b = open(&pages, &sb, 1);
+    let t = {
+        let core = core.clone();
+        thread::spawn(move || core.mmu().load(0).unwrap())
+    };
+    let vb = read(&b, 0).unwrap().0;
+    assert_eq!(
+        t.join().unwrap(),
+        initial(A, 0),
+        "M6: the load read a page given up"
+    );
+    assert_eq!(vb, initial(B, 0), "M6: the other object's fault");
+    drop(b);
+    end(&pages, core, h, "M6");
+}
