@@ -185,3 +185,39 @@ pub fn m6_fault_service_vs_reclaim() {
     drop(b);
     end(&pages, core, h, "M6");
 }
+
+/// M7 a write guard vs a store through the mapping on the same page: the CPU stored 1 into A0
+/// (writable) and a thread stores 2 while the main thread takes a write guard on A0, reads it
+/// and writes 3. The guard takes the mapping's access away before it hands out the bytes, so
+/// the two are ordered: the guard sees 1 and the store lands after it (a load then reads 2), or
+/// it sees 2 and its 3 stays; never both at once (loom tracks the two accesses); after a sync
+/// the store holds what a load reads; nothing pinned; frames free.
+pub fn m7_write_guard_vs_store() {
+    let pages = pool(1);
+    let (core, s, h) = mapped(&pages);
+    core.mmu().store(0, 1).unwrap();
+    let t = {
+        let core = core.clone();
+        thread::spawn(move || core.mmu().store(0, 2).unwrap())
+    };
+    let seen = {
+        let mut g = core.object().write(0).unwrap();
+        let v = u64::from_le_bytes(g[..8].try_into().unwrap());
+        g[..8].copy_from_slice(&3u64.to_le_bytes());
+        v
+    };
+    t.join().unwrap();
+    let last = core.mmu().load(0).unwrap();
+    match seen {
+        1 => assert_eq!(last, 2, "M7: the store before the guard's write"),
+        2 => assert_eq!(last, 3, "M7: the guard's write lost"),
+        v => panic!("M7: the guard read {v}"),
+    }
+    core.sync().unwrap();
+    assert_eq!(
+        s.get(0),
+        last,
+        "M7: the store does not hold what the mapping reads"
+    );
+    end(&pages, core, h, "M7");
+}

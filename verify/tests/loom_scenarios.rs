@@ -475,3 +475,8 @@ fn m5_fill_error_vs_waiting_faults() {
 fn m6_fault_service_vs_reclaim() {
     model_capped("M6", NEW_SCENARIO_BOUND, s::m6_fault_service_vs_reclaim);
 }
+
+#[test]
+fn m7_write_guard_vs_store() {
+    model_capped("M7", NEW_SCENARIO_BOUND, s::m7_write_guard_vs_store);
+}

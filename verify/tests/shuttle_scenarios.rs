@@ -382,3 +382,8 @@ fn m5_fill_error_vs_waiting_faults() {
 fn m6_fault_service_vs_reclaim() {
     explore("M6", s::m6_fault_service_vs_reclaim);
 }
+
+#[test]
+fn m7_write_guard_vs_store() {
+    explore("M7", s::m7_write_guard_vs_store);
+}

@@ -84,4 +84,5 @@ fn scenarios_on_real_threads() {
     repeat(s::m4_fault_vs_close);
     repeat(s::m5_fill_error_vs_waiting_faults);
     repeat(s::m6_fault_service_vs_reclaim);
+    repeat(s::m7_write_guard_vs_store);
 }

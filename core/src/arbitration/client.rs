@@ -206,7 +206,7 @@ impl Client {
             slot,
             page,
             frame,
-            bytes: m.page_ptr(page, frame),
+            bytes: m.held_ptr(page, frame, access == Access::Write),
             access,
             track: ManuallyDrop::new(match access {
                 Access::Read => Track::Shared(track.shared()),
@@ -542,8 +542,8 @@ impl Grant<'_> {
         // change while we hold the page.
         if let Some(f) = EntryWord(self.slot.load(Ordering::Acquire)).frame() {
             self.frame = f;
-            self.bytes = m.page_ptr(self.page, f);
         }
+        self.bytes = m.held_ptr(self.page, self.frame, true);
         let track = m.page_track(self.page, self.frame);
         // SAFETY: replaced right below; we are the sole holder now.
         unsafe { ManuallyDrop::drop(&mut self.track) };

@@ -123,7 +123,7 @@ impl PageMapper {
             slot,
             frame,
             page,
-            bytes: self.shared.page_ptr(page, frame),
+            bytes: self.shared.held_ptr(page, frame, false),
             track: ManuallyDrop::new(self.shared.page_track(page, frame).shared()),
         })
     }
@@ -157,7 +157,7 @@ impl PageMapper {
             slot,
             frame,
             page,
-            bytes: self.shared.page_ptr(page, frame),
+            bytes: self.shared.held_ptr(page, frame, false),
             track: ManuallyDrop::new(self.shared.page_track(page, frame).shared()),
         })
     }
@@ -172,7 +172,7 @@ impl PageMapper {
             slot,
             frame,
             page,
-            bytes: self.shared.page_ptr(page, frame),
+            bytes: self.shared.held_ptr(page, frame, true),
             track: ManuallyDrop::new(self.shared.page_track(page, frame).exclusive()),
         })
     }
@@ -186,7 +186,7 @@ impl PageMapper {
             slot,
             frame,
             page,
-            bytes: self.shared.page_ptr(page, frame),
+            bytes: self.shared.held_ptr(page, frame, true),
             track: ManuallyDrop::new(self.shared.page_track(page, frame).exclusive()),
         })
     }
