@@ -167,6 +167,10 @@ pub enum Error {
         /// Its length.
         len: u64,
     },
+    /// A mapping could not be made: userfaultfd is not permitted (the message names the
+    /// remedies) or lacks a feature, or the memfd or its views could not be set up.
+    #[error("cannot map the object: {0}")]
+    Map(#[source] Arc<io::Error>),
     /// The object is mapped (its pages live in a mapping's memory): copies of a mapped object
     /// are not supported yet.
     #[error("the object is mapped: copies of a mapped object are not supported yet")]

@@ -55,6 +55,8 @@ pub use copies::CopyStats;
 pub use error::{Error, Result};
 pub use frames::queue::Policy;
 pub use frames::Census;
+#[cfg(all(target_os = "linux", not(any(pagecore_loom, feature = "shuttle"))))]
+pub use mmap::mapping::Mapping;
 pub use object::guard::{ReadGuard, WriteGuard};
 pub use object::PageMapper;
 pub use pages::{Pages, PagesBuilder, Stats, DEFAULT_SWAP_SLOTS, DEFAULT_WAIT_BOUND};

@@ -504,7 +504,7 @@ impl Grant<'_> {
             return Ok(());
         }
         let m = self.client.shared();
-        let track = m.pages.track(self.frame);
+        let track = m.page_track(self.page, self.frame);
         // SAFETY: replaced right below; the exclusive access ends before others may read.
         unsafe { ManuallyDrop::drop(&mut self.track) };
         self.track = ManuallyDrop::new(Track::Shared(track.shared()));

@@ -1,6 +1,6 @@
 //! The mapping's protocol over an [`Mmu`]: serving faults, and the object's page memory that
 //! reclaim and write-back go through (SPEC §2.8). It runs no thread of its own: a handler calls
-//! [`MapCore::serve`] for each fault it reads ([`MapCore::serve_all`] until the mapping ends).
+//! [`MapCore::serve`] for each fault it reads (`MapCore::serve_all` until the mapping ends).
 //!
 //! The object's resident pages live in the MMU's memory ([`Mmu::bytes`]); their frames are the
 //! pool's budget tokens. The invariant the protocol keeps (IM1): a page whose table entry is
@@ -22,10 +22,19 @@
 
 use super::mmu::{Fault, Mapped, Mmu};
 use crate::error::{Error, Result};
-use crate::object::mapper::{MapperShared, Want};
+use crate::object::mapper::{Bound, MapperShared, Want};
 use crate::object::memory::PageMemory;
-use crate::sync::{AccessTrack, Arc, ShareArc};
+use crate::sync::{thread, AccessTrack, Arc, Instant, Level, Parker, ShareArc};
 use crate::{Accessor, PageMapper, Pages};
+
+/// Whether a fault's error is the page's own and lasting (answered with a bus error), not a
+/// wait that ran out or a frame that could not be had for now (tried again).
+fn lasting(e: &Error) -> bool {
+    matches!(
+        e,
+        Error::Fill { .. } | Error::Closed | Error::ReadOnly | Error::OutOfRange { .. }
+    )
+}
 
 /// An MMU as an object's page memory.
 struct MmuMemory<M>(ShareArc<M>);
@@ -56,6 +65,8 @@ impl<M: Mmu> PageMemory for MmuMemory<M> {
 pub struct MapCore<M: Mmu + 'static> {
     mmu: ShareArc<M>,
     object: PageMapper,
+    /// Where a fault's server waits between tries (nobody wakes it: it times out).
+    retry_park: Parker,
 }
 
 impl<M: Mmu + 'static> std::fmt::Debug for MapCore<M> {
@@ -81,7 +92,11 @@ impl<M: Mmu + 'static> MapCore<M> {
         let limit = mmu.pages() * mmu.page_size() as u64;
         let memory: ShareArc<dyn PageMemory> = ShareArc::new(MmuMemory(mmu.clone()));
         let object = pages.open_with_memory(ShareArc::new(accessor), limit, memory)?;
-        Ok(Self { mmu, object })
+        Ok(Self {
+            mmu,
+            object,
+            retry_park: Parker::new(Level::Park),
+        })
     }
 
     /// The mapped object (its guards, clients and `sync` work beside the mapping).
@@ -96,21 +111,43 @@ impl<M: Mmu + 'static> MapCore<M> {
 
     /// Serves one fault: the page is faulted in (filled through the object's accessor, once
     /// however many faults, guards and clients want it) and mapped, read-only for a load,
-    /// writable and `DIRTY` for a store. A failed fill poisons the page (the CPU gets a bus
-    /// error) and is returned; so is any other error, after waking the CPU to fault again.
+    /// writable and `DIRTY` for a store. Waits for the page's holders and for a frame; a wait
+    /// that runs out, or a frame that cannot be had because write-backs fail, is tried again
+    /// (every few milliseconds) until the page is served or the mapping ends: the CPU waits, as
+    /// it would for memory. An error that is the page's own and lasting (a failed fill, a closed
+    /// object, a store to a read-only object) poisons the page, so the CPU gets a bus error
+    /// instead of faulting for ever, and is returned.
     pub fn serve(&self, fault: Fault) -> Result<()> {
+        loop {
+            match self.serve_with(fault, Bound::Pool) {
+                Ok(_) => return Ok(()),
+                Err(e) if lasting(&e) => return Err(e),
+                Err(_) => {
+                    let again = Instant::now().checked_add(std::time::Duration::from_millis(5));
+                    self.retry_park.park(again, || true);
+                }
+            }
+        }
+    }
+
+    /// As [`MapCore::serve`], waiting for nobody: `Ok(false)` if the page is held (a guard, a
+    /// grant, a reclaim, another fault's fill) or no frame can be had at once; then serve it with
+    /// [`MapCore::serve`] on a thread that may block.
+    pub fn try_serve(&self, fault: Fault) -> Result<bool> {
+        self.serve_with(fault, Bound::after(std::time::Duration::ZERO))
+    }
+
+    fn serve_with(&self, fault: Fault, bound: Bound) -> Result<bool> {
         let shared: &Arc<MapperShared> = &self.object.shared;
         let want = if fault.write { Want::Write } else { Want::Read };
-        let (_, slot) = match MapperShared::pin(shared, fault.page, want) {
+        let (_, slot) = match MapperShared::pin_bounded(shared, fault.page, want, bound) {
             Ok(pinned) => pinned,
-            Err(e) => {
-                if matches!(e, Error::Fill { .. }) {
-                    self.mmu.poison(fault.page);
-                } else {
-                    self.mmu.wake(fault.page);
-                }
+            Err(e) if lasting(&e) => {
+                self.mmu.poison(fault.page);
                 return Err(e);
             }
+            Err(_) if bound != Bound::Pool => return Ok(false),
+            Err(e) => return Err(e),
         };
         // Under the pin: reclaim cannot take the page (and give its bytes up) before it is
         // mapped. A write pin has set DIRTY (IM1 before the entry turns writable).
@@ -126,16 +163,28 @@ impl<M: Mmu + 'static> MapCore<M> {
         } else {
             pages.unpin_read(slot);
         }
-        Ok(())
+        Ok(true)
     }
 
-    /// Serves faults until the mapping ends ([`Mmu::unmap`]); returns how many it served. An
-    /// error serving one (a failed fill, which poisoned its page) does not stop it.
-    pub fn serve_all(&self) -> u64 {
+    /// Serves faults until the mapping ends ([`Mmu::unmap`]); returns how many it read. The
+    /// reading thread never waits for a page's holders or for a frame: a fault that would
+    /// ([`MapCore::try_serve`]) is served by a thread of its own, so a holder that faults on
+    /// another page meanwhile is still served (scenario M8). Those threads are joined before it
+    /// returns.
+    pub fn serve_all(this: &Arc<Self>) -> u64 {
         let mut n = 0;
-        while let Some(f) = self.mmu.next_fault(true) {
-            let _ = self.serve(f);
+        let mut workers = Vec::new();
+        while let Some(f) = this.mmu.next_fault(true) {
             n += 1;
+            if let Ok(false) = this.try_serve(f) {
+                let me = this.clone();
+                workers.push(thread::spawn(move || {
+                    let _ = me.serve(f);
+                }));
+            }
+        }
+        for w in workers {
+            let _ = w.join();
         }
         n
     }
@@ -152,7 +201,7 @@ impl<M: Mmu + 'static> MapCore<M> {
         self.mmu.zap(page);
     }
 
-    /// Ends the mapping: its CPUs' accesses fail from now on (handlers' [`MapCore::serve_all`]
+    /// Ends the mapping: its CPUs' accesses fail from now on (handlers' `MapCore::serve_all`
     /// returns), then the object is closed (written back, frames released).
     pub fn close(&self) -> Result<()> {
         self.mmu.unmap();

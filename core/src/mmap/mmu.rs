@@ -45,11 +45,14 @@ pub trait Mmu: Send + Sync {
     fn track(&self, page: u64) -> &AccessTrack;
 
     /// Maps page `page`, its bytes in place, read-only or `writable`, and wakes the CPUs that
-    /// wait on it.
+    /// wait on it. Read-only must trap a store to the handler (`CONTINUE` with `MODE_WP`, not a
+    /// plain read-only entry, which the kernel would make writable on a shared mapping's first
+    /// store with no event: the store would reach the page with `DIRTY` unset, IM1).
     fn map(&self, page: u64, writable: bool) -> Mapped;
 
-    /// Write-protects page `page` (`wp`: a later store faults), or makes it writable again and
-    /// wakes the CPUs that wait on it. No effect on an unmapped page's access.
+    /// Write-protects page `page` (`wp`: a later store faults, trapped to the handler as a
+    /// write-protect fault), or makes it writable again and wakes the CPUs that wait on it. No
+    /// effect on an unmapped page's access.
     fn protect(&self, page: u64, wp: bool);
 
     /// Removes page `page`'s table entry and keeps its bytes: every later access faults. When

@@ -6,11 +6,15 @@
 //! tracking), with probe tests of the kernel facts the mapping's design relies on. Over it:
 //! [`mmu`], the MMU as the protocol sees it (a trait), [`sim`], its simulated implementation on
 //! the sync facade, and [`core`], the mapping's protocol over either (SPEC §2.8), which loom and
-//! shuttle check over the simulation (scenarios M…). The public `Mapping` over userfaultfd comes
-//! next (issue 19).
+//! shuttle check over the simulation (scenarios M…); [`real`], the kernel's MMU (a memfd mapped
+//! twice, faults through userfaultfd); and [`mapping`], the public `Mapping` over it.
 
 pub(crate) mod core;
+#[cfg(all(target_os = "linux", not(any(pagecore_loom, feature = "shuttle"))))]
+pub(crate) mod mapping;
 pub(crate) mod mmu;
+#[cfg(all(target_os = "linux", not(any(pagecore_loom, feature = "shuttle"))))]
+pub(crate) mod real;
 pub(crate) mod sim;
 #[cfg(target_os = "linux")]
 pub(crate) mod uffd;

@@ -200,9 +200,11 @@ impl Mmu for SimMmu {
     fn map(&self, page: u64, writable: bool) -> Mapped {
         self.change(page, |st, i| {
             match st.pte[i] {
-                Pte::ReadOnly | Pte::Writable => return Mapped::Exists,
-                // The kernel's POISON leaves a marker that CONTINUE refuses with EEXIST too.
-                Pte::Poisoned => return Mapped::Exists,
+                // An answer: the waiting CPUs wake (and fault again if they still cannot go).
+                Pte::ReadOnly | Pte::Writable | Pte::Poisoned => {
+                    st.waiting[i] = false;
+                    return Mapped::Exists;
+                }
                 Pte::Absent => {}
             }
             st.pte[i] = if writable {
@@ -218,8 +220,12 @@ impl Mmu for SimMmu {
     fn protect(&self, page: u64, wp: bool) {
         self.change(page, |st, i| match (st.pte[i], wp) {
             (Pte::Writable, true) => st.pte[i] = Pte::ReadOnly,
-            (Pte::ReadOnly, false) => {
-                st.pte[i] = Pte::Writable;
+            (_, false) => {
+                // Clearing the protection wakes the page's waiters whatever its entry (the
+                // kernel's WRITEPROTECT without DONTWAKE): they fault again if they must.
+                if st.pte[i] == Pte::ReadOnly {
+                    st.pte[i] = Pte::Writable;
+                }
                 st.waiting[i] = false;
             }
             _ => {}
@@ -232,7 +238,11 @@ impl Mmu for SimMmu {
 
     fn free(&self, page: u64) {
         self.change(page, |st, i| {
-            st.pte[i] = Pte::Absent;
+            // A punch keeps a poison marker (the probe
+            // `punch_hole_keeps_a_poison_marker_so_the_next_access_still_sigbuses`).
+            if st.pte[i] != Pte::Poisoned {
+                st.pte[i] = Pte::Absent;
+            }
             let _t = self.tracks[i].exclusive();
             // SAFETY: the caller gives the page up: no access of its own is in progress, and
             // none of a CPU's (the entry is absent, under the lock).

@@ -131,7 +131,7 @@ pub(crate) enum Want {
 /// How long a fault may wait: for a frame, for a writer or a reclaim of the page to finish, for a
 /// copy-on-write break or a copy in progress. Not for another fault's fill it joined: that fill's
 /// accessor I/O is not interrupted, and the joined fault shares its outcome.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Bound {
     /// The pool's wait bound ([`crate::PagesBuilder::wait_bound`]).
     Pool,
@@ -700,6 +700,11 @@ impl MapperShared {
 
     /// A fill that will not be published: free the frame and hand `o` to the waiters.
     fn abandon(&self, f: u32, page: u64, o: Outcome) {
+        if let Some(m) = &self.memory {
+            // A mapped object's fill wrote the mapping's bytes (a memfd page outside the
+            // pool's budget once the frame goes): give them up before the next fill may start.
+            m.release(page);
+        }
         // SAFETY: `f` is still Filling and ours.
         let owner = unsafe { self.pages.set_owner(f, None) };
         self.pages.free(f);

@@ -1,0 +1,116 @@
+//! [`Mapping`]: a memory object mapped into this process's memory, its page faults served by
+//! pagecore through userfaultfd (`real.rs`) with the protocol of `core.rs` (SPEC §2.8).
+
+use super::core::MapCore;
+use super::real::UffdMmu;
+use crate::error::{Error, Result};
+use crate::sync::{thread, Arc, ShareArc};
+use crate::{Accessor, PageMapper, Pages};
+
+/// A memory object mapped into this process's memory: plain loads and stores in
+/// `[as_ptr(), as_ptr() + len())` read and write the object's pages, which pagecore faults in on
+/// first touch (through the accessor, once however many threads, guards and clients want a
+/// page), counts against the pool's frames, evicts under pressure (writing dirty pages back
+/// first; a store racing an eviction faults and waits, it is never lost) and writes back on
+/// [`Mapping::sync`] and on drop. One handler thread serves the faults.
+///
+/// Linux only; it needs userfaultfd on a memfd (`MISSING`, `MINOR`, write-protect, `POISON`:
+/// Linux 6.6 or later) and the pool's page size must be the system's. Where userfaultfd is not
+/// permitted, [`Mapping::new`] fails with [`Error::Map`], whose message names the remedies.
+///
+/// A page whose fill fails is poisoned: a thread touching it gets `SIGBUS`, not zeros (until
+/// the object's error is cleared and the page retried). Touching the range after the mapping is
+/// dropped is a segmentation fault, as after `munmap`. Copies of a mapped object are refused
+/// ([`Error::Mapped`]).
+///
+/// ```no_run
+/// use pagecore::{Mapping, MemoryAccessor, Pages};
+/// let pages = Pages::builder().page_size(4096).frames(64).build()?;
+/// let map = Mapping::new(&pages, MemoryAccessor::new(), 1 << 20)?; // 256 pages, 64 frames
+/// let p = map.as_ptr();
+/// for i in 0..256 {
+///     // SAFETY: inside the mapping, which outlives the loop; no other thread touches it.
+///     unsafe { *p.add(i * 4096) = i as u8 };   // faults, evicts, writes back as needed
+/// }
+/// map.sync()?;                                  // every page written back
+/// assert_eq!(map.object().read(255)?[0], 255); // the same object through a guard
+/// # Ok::<(), pagecore::Error>(())
+/// ```
+pub struct Mapping {
+    core: Arc<MapCore<UffdMmu>>,
+    handler: Option<thread::JoinHandle<u64>>,
+}
+
+impl std::fmt::Debug for Mapping {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Mapping")
+            .field("addr", &self.as_ptr())
+            .field("len", &self.len())
+            .finish()
+    }
+}
+
+impl Mapping {
+    /// Maps a new object of `len` bytes (rounded up to whole pages) backed by `accessor`, and
+    /// starts its handler thread.
+    pub fn new(pages: &Pages, accessor: impl Accessor, len: u64) -> Result<Self> {
+        let ps = pages.page_size() as u64;
+        // SAFETY: no arguments.
+        let system = unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as u64;
+        if ps != system {
+            return Err(Error::Map(ShareArc::new(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!("the pool's page size ({ps}) must be the system's ({system})"),
+            ))));
+        }
+        let n = len.div_ceil(ps).max(1);
+        let mmu = UffdMmu::new(n).map_err(|e| Error::Map(ShareArc::new(e)))?;
+        let core = Arc::new(MapCore::new(pages, accessor, mmu)?);
+        let handler = {
+            let core = core.clone();
+            thread::spawn(move || MapCore::serve_all(&core))
+        };
+        Ok(Self {
+            core,
+            handler: Some(handler),
+        })
+    }
+
+    /// The mapping's first byte.
+    pub fn as_ptr(&self) -> *mut u8 {
+        self.core.mmu().as_ptr()
+    }
+
+    /// The mapping's length in bytes (whole pages).
+    pub fn len(&self) -> usize {
+        self.core.mmu().len()
+    }
+
+    /// Whether the mapping is empty (never: it has at least one page).
+    pub fn is_empty(&self) -> bool {
+        self.core.mmu().is_empty()
+    }
+
+    /// The mapped object: its guards, clients and `sync` work beside the mapping (a guard takes
+    /// the mapping's access to its page away while it lives).
+    pub fn object(&self) -> &PageMapper {
+        self.core.object()
+    }
+
+    /// Writes back every page stored to through the mapping (or written otherwise) since it was
+    /// last written back.
+    pub fn sync(&self) -> Result<()> {
+        self.core.sync()
+    }
+}
+
+impl Drop for Mapping {
+    /// Writes the object back and unmaps it; the handler thread ends. No thread may touch the
+    /// range from here on.
+    fn drop(&mut self) {
+        let _ = self.core.close();
+        if let Some(h) = self.handler.take() {
+            let _ = h.join();
+        }
+    }
+}

@@ -1,0 +1,312 @@
+//! The kernel's MMU: a memfd mapped twice `MAP_SHARED` (the client range, registered with a
+//! userfaultfd for `MISSING | MINOR | WP`, and pagecore's alias, never registered), as
+//! `docs/design/mmap.md` §1 (c) chose. Fills and write-backs go through the alias; a fault is
+//! answered with `CONTINUE` (the page cache's page, read-only or writable), a write-protect
+//! fault with `WRITEPROTECT`; eviction zaps the client's entry with `MADV_DONTNEED` and gives
+//! the bytes up with `fallocate(PUNCH_HOLE)`; a failed fill is answered with `POISON`.
+//!
+//! Every operation here is a system call on pagecore's own descriptors and mappings; none takes
+//! a pagecore lock, and none waits for a handler (no `EVENT_REMOVE`: design §2 step 2).
+
+use super::mmu::{Fault, Mapped, Mmu};
+use super::uffd::{feature, mode, Event, Filled, Uffd};
+use crate::sync::atomic::{AtomicBool, Ordering};
+use crate::sync::{lock, AccessTrack, Level, Mutex};
+use std::collections::VecDeque;
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+
+/// The features the mapping's userfaultfd asks for (design §1 (c); no `EVENT_REMOVE`).
+const FEATURES: u64 = feature::MISSING_SHMEM
+    | feature::MINOR_SHMEM
+    | feature::WP
+    | feature::WP_SHMEM
+    | feature::POISON;
+
+fn check(r: libc::c_int) -> io::Result<()> {
+    if r < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
+/// One `MAP_SHARED` view of the memfd, unmapped on drop.
+struct View {
+    addr: *mut u8,
+    len: usize,
+}
+
+impl View {
+    fn new(fd: &OwnedFd, len: usize) -> io::Result<Self> {
+        // SAFETY: a fresh shared mapping of our own memfd; nothing else refers to it.
+        let p = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED,
+                fd.as_raw_fd(),
+                0,
+            )
+        };
+        if p == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        let v = Self {
+            addr: p.cast(),
+            len,
+        };
+        // A forked child would get a copy of the view with no table entries and no
+        // registration: its loads would read the page cache past pagecore (design §4).
+        // SAFETY: changes only how our own fresh mapping is inherited.
+        check(unsafe { libc::madvise(p, len, libc::MADV_DONTFORK) })?;
+        Ok(v)
+    }
+}
+
+impl Drop for View {
+    fn drop(&mut self) {
+        // SAFETY: unmaps the mapping `new` made, once.
+        unsafe { libc::munmap(self.addr.cast(), self.len) };
+    }
+}
+
+/// The kernel's MMU for one mapping (see the module doc).
+pub struct UffdMmu {
+    uffd: Uffd,
+    memfd: OwnedFd,
+    /// Written by `unmap` to wake a handler blocked in `poll`.
+    wakeup: OwnedFd,
+    client: View,
+    alias: View,
+    page_size: usize,
+    pages: u64,
+    tracks: Box<[AccessTrack]>,
+    /// Faults read and not yet handed out (one `read(2)` returns several).
+    pending: Mutex<VecDeque<Fault>>,
+    unmapped: AtomicBool,
+}
+
+// SAFETY: the raw pointers are two mappings this value owns; every access through them is the
+// protocol's (the pager's under a pin or a reclaim's take, the CPUs' through the kernel).
+unsafe impl Send for UffdMmu {}
+// SAFETY: as above; the mutable state is behind a lock or atomic.
+unsafe impl Sync for UffdMmu {}
+
+impl std::fmt::Debug for UffdMmu {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UffdMmu")
+            .field("client", &self.client.addr)
+            .field("pages", &self.pages)
+            .finish()
+    }
+}
+
+impl UffdMmu {
+    /// A mapping of `pages` pages of the system's page size: the memfd, both views and the
+    /// registration. Fails where userfaultfd is not permitted or lacks a feature (the error
+    /// says which and what to do).
+    pub fn new(pages: u64) -> io::Result<Self> {
+        // SAFETY: no arguments.
+        let page_size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as usize;
+        let len = usize::try_from(pages)
+            .ok()
+            .and_then(|p| p.checked_mul(page_size))
+            .filter(|&l| l > 0 && l <= isize::MAX as usize)
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "mapping size"))?;
+        let uffd = Uffd::open(FEATURES, true)?;
+        // SAFETY: the name is a valid C string; the descriptor is ours.
+        let fd = unsafe { libc::memfd_create(c"pagecore-mapping".as_ptr(), libc::MFD_CLOEXEC) };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: `fd` is ours; OwnedFd closes it.
+        let memfd = unsafe { OwnedFd::from_raw_fd(fd) };
+        // SAFETY: resizes our own memfd (sparse: every page a hole).
+        check(unsafe { libc::ftruncate(memfd.as_raw_fd(), len as libc::off_t) })?;
+        let alias = View::new(&memfd, len)?;
+        let client = View::new(&memfd, len)?;
+        uffd.register(
+            client.addr as usize,
+            len,
+            mode::MISSING | mode::MINOR | mode::WP,
+        )?;
+        // SAFETY: a new eventfd, ours.
+        let efd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
+        if efd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(Self {
+            uffd,
+            memfd,
+            // SAFETY: `efd` is ours.
+            wakeup: unsafe { OwnedFd::from_raw_fd(efd) },
+            client,
+            alias,
+            page_size,
+            pages,
+            tracks: (0..pages).map(|_| AccessTrack::new()).collect(),
+            pending: Mutex::new(Level::Mmu, VecDeque::new()),
+            unmapped: AtomicBool::new(false),
+        })
+    }
+
+    /// The client range's first byte.
+    pub fn as_ptr(&self) -> *mut u8 {
+        self.client.addr
+    }
+
+    /// The client range's length in bytes.
+    pub fn len(&self) -> usize {
+        self.client.len
+    }
+
+    /// Whether the range is empty (never: a mapping has at least one page).
+    pub fn is_empty(&self) -> bool {
+        self.client.len == 0
+    }
+
+    fn addr(&self, page: u64) -> usize {
+        self.client.addr as usize + page as usize * self.page_size
+    }
+
+    /// Runs a fill-like ioctl until it is not interrupted by a changing mapping (EAGAIN: the
+    /// rest of the page is retried; a one-page call either maps it or reports it mapped).
+    fn resolve(&self, mut op: impl FnMut() -> io::Result<Filled>) -> Mapped {
+        loop {
+            match op() {
+                Ok(Filled::Done) => return Mapped::Done,
+                Ok(Filled::Exists) => return Mapped::Exists,
+                Ok(Filled::Again(_)) => crate::sync::thread::yield_now(),
+                // The range is going away (ENOENT, ESRCH after unmap): nobody waits any more.
+                Err(_) => return Mapped::Exists,
+            }
+        }
+    }
+}
+
+impl Mmu for UffdMmu {
+    fn page_size(&self) -> usize {
+        self.page_size
+    }
+
+    fn pages(&self) -> u64 {
+        self.pages
+    }
+
+    fn bytes(&self, page: u64) -> *mut u8 {
+        debug_assert!(page < self.pages);
+        // SAFETY: page < pages: inside the alias.
+        unsafe { self.alias.addr.add(page as usize * self.page_size) }
+    }
+
+    fn track(&self, page: u64) -> &AccessTrack {
+        &self.tracks[page as usize]
+    }
+
+    fn map(&self, page: u64, writable: bool) -> Mapped {
+        let a = self.addr(page);
+        self.resolve(|| {
+            self.uffd
+                .continue_minor(a, self.page_size, !writable, false)
+        })
+    }
+
+    fn protect(&self, page: u64, wp: bool) {
+        // An error here is a range going away (after unmap): nothing to protect.
+        let _ = self
+            .uffd
+            .write_protect(self.addr(page), self.page_size, wp, false);
+    }
+
+    fn zap(&self, page: u64) {
+        // SAFETY: drops table entries of our own shared mapping; the page cache keeps the bytes
+        // and the next access faults (design §2 step 2; probe
+        // `madv_dontneed_on_the_shared_range_zaps_ptes_but_keeps_bytes_so_the_next_access_is_minor`).
+        unsafe {
+            libc::madvise(
+                self.addr(page) as *mut libc::c_void,
+                self.page_size,
+                libc::MADV_DONTNEED,
+            )
+        };
+    }
+
+    fn free(&self, page: u64) {
+        let mode = libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE;
+        let off = (page as usize * self.page_size) as libc::off_t;
+        // SAFETY: frees one page of our own memfd (both views then read a hole: zeros, and the
+        // client's next access is MISSING; design §2 step 4).
+        unsafe { libc::fallocate(self.memfd.as_raw_fd(), mode, off, self.page_size as _) };
+    }
+
+    fn wake(&self, page: u64) {
+        let _ = self.uffd.wake(self.addr(page), self.page_size);
+    }
+
+    fn poison(&self, page: u64) {
+        let _ = self.uffd.poison(self.addr(page), self.page_size, false);
+    }
+
+    fn unmap(&self) {
+        self.unmapped.store(true, Ordering::SeqCst);
+        // Every access from now on is a segmentation fault (the mapping is gone for its
+        // CPUs); the range itself stays reserved until drop. Unregistering wakes the threads
+        // waiting on a fault there, which then fault on the protection.
+        // SAFETY: changes the protection of our own client view.
+        unsafe { libc::mprotect(self.client.addr.cast(), self.client.len, libc::PROT_NONE) };
+        let _ = self
+            .uffd
+            .unregister(self.client.addr as usize, self.client.len);
+        let one: u64 = 1;
+        // SAFETY: writes 8 bytes to our own eventfd.
+        unsafe { libc::write(self.wakeup.as_raw_fd(), (&one as *const u64).cast(), 8) };
+    }
+
+    fn next_fault(&self, block: bool) -> Option<Fault> {
+        let mut events = Vec::new();
+        loop {
+            if let Some(f) = lock(&self.pending).pop_front() {
+                return Some(f);
+            }
+            if self.unmapped.load(Ordering::SeqCst) {
+                return None;
+            }
+            events.clear();
+            match self.uffd.read_events(&mut events, 32) {
+                Ok(0) | Err(_) => {}
+                Ok(_) => {
+                    let mut q = lock(&self.pending);
+                    for e in &events {
+                        if let Event::Fault { addr, write, .. } = *e {
+                            let base = self.client.addr as u64;
+                            let page = (addr - base) / self.page_size as u64;
+                            if page < self.pages {
+                                q.push_back(Fault { page, write });
+                            }
+                        }
+                    }
+                    continue;
+                }
+            }
+            if !block {
+                return None;
+            }
+            let mut fds = [
+                libc::pollfd {
+                    fd: self.uffd.raw_fd(),
+                    events: libc::POLLIN,
+                    revents: 0,
+                },
+                libc::pollfd {
+                    fd: self.wakeup.as_raw_fd(),
+                    events: libc::POLLIN,
+                    revents: 0,
+                },
+            ];
+            // SAFETY: two pollfds, valid for the call.
+            unsafe { libc::poll(fds.as_mut_ptr(), 2, -1) };
+        }
+    }
+}
