@@ -10,12 +10,17 @@ use pagecore::Pages;
 
 /// A mapping of a one-page store object (page 0 holds `initial(A, 0)`), and its handler thread.
 fn mapped(pages: &Pages) -> (Arc<MapCore<SimMmu>>, Arc<Store>, thread::JoinHandle<u64>) {
-    let s = Store::new(1, A);
-    let mmu = SimMmu::new(1, PAGE).expect("sim mmu");
+    mapped_n(pages, 1)
+}
+
+/// As [`mapped`], with `n` pages (page p holds `initial(A, p)`).
+fn mapped_n(pages: &Pages, n: u64) -> (Arc<MapCore<SimMmu>>, Arc<Store>, thread::JoinHandle<u64>) {
+    let s = Store::new(n as usize, A);
+    let mmu = SimMmu::new(n, PAGE).expect("sim mmu");
     let core = Arc::new(MapCore::new(pages, s.clone(), mmu).expect("mapping"));
     let h = {
         let core = core.clone();
-        thread::spawn(move || core.serve_all())
+        thread::spawn(move || MapCore::serve_all(&core))
     };
     (core, s, h)
 }
@@ -220,4 +225,26 @@ pub fn m7_write_guard_vs_store() {
         "M7: the store does not hold what the mapping reads"
     );
     end(&pages, core, h, "M7");
+}
+
+/// M8 a holder that faults while a store waits for it: two frames; the main thread holds a read
+/// guard on A0 while a CPU thread stores 2 into A0 (its service must wait for the guard), then
+/// loads A1 through the mapping. The handler that reads the faults never waits for a page's
+/// holders or a frame: the store's service goes to a thread of its own, so A1's fault is served
+/// and the main thread lets its guard go (a handler that waited for the guard deadlocks here:
+/// both checkers report it). A1 reads its value; A0 reads 2 after; nothing pinned; frames free.
+pub fn m8_holder_faults_while_a_store_waits_for_it() {
+    let pages = pool(2);
+    let (core, _s, h) = mapped_n(&pages, 2);
+    let g = core.object().read(0).unwrap();
+    let t = {
+        let core = core.clone();
+        thread::spawn(move || core.mmu().store(0, 2).unwrap())
+    };
+    let v1 = core.mmu().load(1).unwrap();
+    drop(g);
+    t.join().unwrap();
+    assert_eq!(v1, initial(A, 1), "M8: the holder's own fault");
+    assert_eq!(core.mmu().load(0), Ok(2), "M8: the waiting store");
+    end(&pages, core, h, "M8");
 }

@@ -387,3 +387,8 @@ fn m6_fault_service_vs_reclaim() {
 fn m7_write_guard_vs_store() {
     explore("M7", s::m7_write_guard_vs_store);
 }
+
+#[test]
+fn m8_holder_faults_while_a_store_waits_for_it() {
+    explore("M8", s::m8_holder_faults_while_a_store_waits_for_it);
+}
