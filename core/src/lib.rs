@@ -78,7 +78,7 @@ pub mod internals {
         pub use crate::sync::*;
     }
     /// The mapping's protocol over an MMU, and the simulated MMU the models check it over
-    /// (`core/src/mmap/`; the public `Mapping` over userfaultfd is to come).
+    /// (`core/src/mmap/`; [`Mapping`](crate::Mapping) is the public one over userfaultfd).
     pub mod mmap {
         pub use crate::mmap::core::MapCore;
         pub use crate::mmap::mmu::{Fault, Mapped, Mmu};

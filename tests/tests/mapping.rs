@@ -226,3 +226,42 @@ fn a_guard_and_the_mapping_see_one_page() {
     assert_eq!(load(&m, 2), 43, "a write guard's bytes are the mapping's");
     assert!(matches!(m.object().copy(), Err(Error::Mapped)));
 }
+
+#[test]
+fn read_and_write_system_calls_into_the_mapping_are_served() {
+    use std::io::{Read, Seek, Write};
+    let pages = pool(4);
+    let b = Arc::new(Backing::default());
+    let Some(m) = map(&pages, &b, 16) else { return };
+    let mut f = tempfile::tempfile().unwrap();
+    let data: Vec<u8> = (0..PAGE).map(|i| (i % 251) as u8).collect();
+    f.write_all(&data).unwrap();
+    f.rewind().unwrap();
+    // read(2) into page 5, never touched: the kernel's copy faults on it (from kernel mode).
+    // SAFETY: page 5 of the mapping, touched by no other thread while the slice lives.
+    let dst = unsafe { std::slice::from_raw_parts_mut(m.as_ptr().add(5 * PAGE), PAGE) };
+    f.read_exact(dst).unwrap();
+    assert_eq!(
+        load(&m, 5),
+        u64::from_le_bytes(data[..8].try_into().unwrap())
+    );
+    // write(2) from page 6, never touched.
+    let mut g = tempfile::tempfile().unwrap();
+    // SAFETY: as above, page 6.
+    let src = unsafe { std::slice::from_raw_parts(m.as_ptr().add(6 * PAGE), PAGE) };
+    g.write_all(src).unwrap();
+    g.rewind().unwrap();
+    let mut back = vec![0u8; PAGE];
+    g.read_exact(&mut back).unwrap();
+    assert_eq!(
+        back,
+        initial(6),
+        "write(2) from the mapping wrote the page's content"
+    );
+    m.sync().unwrap();
+    assert_eq!(
+        b.word(5),
+        u64::from_le_bytes(data[..8].try_into().unwrap()),
+        "the page read(2) filled was written back"
+    );
+}

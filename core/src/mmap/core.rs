@@ -27,12 +27,12 @@ use crate::object::memory::PageMemory;
 use crate::sync::{thread, AccessTrack, Arc, Instant, Level, Parker, ShareArc};
 use crate::{Accessor, PageMapper, Pages};
 
-/// Whether a fault's error is the page's own and lasting (answered with a bus error), not a
-/// wait that ran out or a frame that could not be had for now (tried again).
+/// Whether a fault's error is lasting (answered with a bus error): anything but a wait that ran
+/// out or a frame that could not be had for now because write-backs fail (tried again).
 fn lasting(e: &Error) -> bool {
-    matches!(
+    !matches!(
         e,
-        Error::Fill { .. } | Error::Closed | Error::ReadOnly | Error::OutOfRange { .. }
+        Error::Busy { .. } | Error::Exhausted { .. } | Error::WriteBack { .. }
     )
 }
 
@@ -114,14 +114,16 @@ impl<M: Mmu + 'static> MapCore<M> {
     /// writable and `DIRTY` for a store. Waits for the page's holders and for a frame; a wait
     /// that runs out, or a frame that cannot be had because write-backs fail, is tried again
     /// (every few milliseconds) until the page is served or the mapping ends: the CPU waits, as
-    /// it would for memory. An error that is the page's own and lasting (a failed fill, a closed
-    /// object, a store to a read-only object) poisons the page, so the CPU gets a bus error
-    /// instead of faulting for ever, and is returned.
+    /// it would for memory. Any other error (a failed fill, a closed object, a store to a
+    /// read-only object) poisons the page, so the CPU gets a bus error instead of faulting for
+    /// ever, and is returned.
     pub fn serve(&self, fault: Fault) -> Result<()> {
         loop {
             match self.serve_with(fault, Bound::Pool) {
                 Ok(_) => return Ok(()),
                 Err(e) if lasting(&e) => return Err(e),
+                // The mapping ended: nobody waits for this page any more.
+                Err(e) if self.mmu.ended() => return Err(e),
                 Err(_) => {
                     let again = Instant::now().checked_add(std::time::Duration::from_millis(5));
                     self.retry_park.park(again, || true);

@@ -18,10 +18,19 @@ use crate::{Accessor, PageMapper, Pages};
 /// Linux 6.6 or later) and the pool's page size must be the system's. Where userfaultfd is not
 /// permitted, [`Mapping::new`] fails with [`Error::Map`], whose message names the remedies.
 ///
-/// A page whose fill fails is poisoned: a thread touching it gets `SIGBUS`, not zeros (until
-/// the object's error is cleared and the page retried). Touching the range after the mapping is
-/// dropped is a segmentation fault, as after `munmap`. Copies of a mapped object are refused
-/// ([`Error::Mapped`]).
+/// A page whose fill fails is poisoned: a thread touching it gets `SIGBUS`, not zeros, until the
+/// page's marker goes (a write guard on the page, or its eviction, clears it; there is no retry
+/// call on `Mapping` yet). A store through a mapping of a read-only object is a `SIGBUS` too.
+/// System calls reading or writing the range (`read(2)` into it, `write(2)` from it) are served
+/// like any access where the process may have kernel-mode faults reported (root,
+/// `CAP_SYS_PTRACE`, `vm.unprivileged_userfaultfd = 1`); elsewhere they fail with `EFAULT` on a
+/// page not mapped yet. Touching the range after the mapping is dropped is a segmentation
+/// fault, as after `munmap`. Copies of a mapped object are refused ([`Error::Mapped`]).
+///
+/// Not yet (issue 19): `mlock` of the range (eviction's zap is refused there), long-term pins
+/// of its pages (`O_DIRECT`, io_uring fixed buffers), transparent huge pages on shmem (turn
+/// them off), fault-around and batched eviction; the threads that serve faults whose pages are
+/// held are joined only when the mapping ends.
 ///
 /// ```no_run
 /// use pagecore::{Mapping, MemoryAccessor, Pages};

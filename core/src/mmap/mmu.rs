@@ -1,7 +1,7 @@
 //! The MMU as a mapping's protocol sees it: the operations the pager applies to a mapped range's
 //! page tables, and the source of the faults it serves. Two implementations: the kernel's, through
-//! userfaultfd (next: `CONTINUE`, `WRITEPROTECT`, `MADV_DONTNEED`, `PUNCH_HOLE`, `POISON`, `WAKE`
-//! on a memfd mapping; `docs/design/mmap.md`), and [`SimMmu`](super::sim::SimMmu), a model on the
+//! userfaultfd (`UffdMmu` in `real.rs`: `CONTINUE`, `WRITEPROTECT`, `MADV_DONTNEED`,
+//! `PUNCH_HOLE`, `POISON`, `WAKE` on a memfd mapping; `docs/design/mmap.md`), and [`SimMmu`](super::sim::SimMmu), a model on the
 //! sync facade, so that loom and shuttle check the protocol over it (`MapCore`, SPEC §2.8).
 //!
 //! Every operation names one page; the kernel's take ranges, and batching them is the real
@@ -52,7 +52,8 @@ pub trait Mmu: Send + Sync {
 
     /// Write-protects page `page` (`wp`: a later store faults, trapped to the handler as a
     /// write-protect fault), or makes it writable again and wakes the CPUs that wait on it. No
-    /// effect on an unmapped page's access.
+    /// effect on an unmapped page's access (the kernel leaves a marker on a shared mapping's
+    /// absent page, which the next map replaces; the model does not keep it).
     fn protect(&self, page: u64, wp: bool);
 
     /// Removes page `page`'s table entry and keeps its bytes: every later access faults. When
@@ -73,6 +74,9 @@ pub trait Mmu: Send + Sync {
     /// Ends the mapping for its CPUs: every access from now on fails (the range is unmapped),
     /// and the waiting ones are woken to fail.
     fn unmap(&self);
+
+    /// Whether [`Mmu::unmap`] was called (a fault's server stops trying).
+    fn ended(&self) -> bool;
 
     /// The next fault to serve: waits for one if `block`. `None` when there is none (not
     /// blocking) or the MMU was shut down ([`Mmu::unmap`] and no fault left).

@@ -246,7 +246,20 @@ impl Mmu for UffdMmu {
     }
 
     fn poison(&self, page: u64) {
-        let _ = self.uffd.poison(self.addr(page), self.page_size, false);
+        let (a, ps) = (self.addr(page), self.page_size);
+        if let Ok(Filled::Done) = self.uffd.poison(a, ps, false) {
+            return;
+        }
+        // POISON refuses any entry but none, a uffd-wp marker (left by a zap of a protected
+        // page, or by a write-protect of an absent one) included, and then wakes nobody: clear
+        // the entry and the marker, and try again.
+        // SAFETY: drops table entries of our own shared mapping (bytes kept).
+        unsafe { libc::madvise(a as *mut libc::c_void, ps, libc::MADV_DONTNEED) };
+        let _ = self.uffd.write_protect(a, ps, false, true);
+        if !matches!(self.uffd.poison(a, ps, false), Ok(Filled::Done)) {
+            // Never leave a faulting thread asleep: it faults again.
+            let _ = self.uffd.wake(a, ps);
+        }
     }
 
     fn unmap(&self) {
@@ -262,6 +275,10 @@ impl Mmu for UffdMmu {
         let one: u64 = 1;
         // SAFETY: writes 8 bytes to our own eventfd.
         unsafe { libc::write(self.wakeup.as_raw_fd(), (&one as *const u64).cast(), 8) };
+    }
+
+    fn ended(&self) -> bool {
+        self.unmapped.load(Ordering::SeqCst)
     }
 
     fn next_fault(&self, block: bool) -> Option<Fault> {

@@ -275,6 +275,10 @@ impl Mmu for SimMmu {
         self.handlers.unpark_all();
     }
 
+    fn ended(&self) -> bool {
+        lock(&self.state).unmapped
+    }
+
     fn next_fault(&self, block: bool) -> Option<Fault> {
         loop {
             {

@@ -22,8 +22,9 @@
 //! file mode decides who may use it). Where neither is permitted, [`Uffd::open`] fails with
 //! `PermissionDenied` and [`NOT_PERMITTED`] names the remedies.
 //!
-//! Used by the mapping (issue 19's next part); its own tests exercise every operation on real
-//! memory here. Until the mapping lands, parts of it have no caller but those tests.
+//! Used by the kernel's MMU (`mmap/real.rs`, under `Mapping`); its own tests exercise every
+//! operation on real memory here. Parts of it (COPY, ZEROPAGE, MOVE, `PAGEMAP_SCAN`) have no
+//! caller but those tests yet.
 #![allow(dead_code)]
 
 use linux_raw_sys::general as sys;
@@ -197,13 +198,24 @@ fn check(r: libc::c_int) -> io::Result<()> {
 impl Uffd {
     /// Opens a userfaultfd (close-on-exec, non-blocking reads off unless `nonblocking`) and
     /// agrees on the API with `features` (every one must be supported: an unsupported one is an
-    /// `Unsupported` error naming the missing bits). Faults from user mode only.
+    /// `Unsupported` error naming the missing bits). Faults from kernel mode are reported too
+    /// where the process may ask for them; else from user mode only (`UFFD_USER_MODE_ONLY`).
     pub(crate) fn open(features: u64, nonblocking: bool) -> io::Result<Self> {
-        let flags = libc::O_CLOEXEC
-            | if nonblocking { libc::O_NONBLOCK } else { 0 }
-            | sys::UFFD_USER_MODE_ONLY as libc::c_int;
+        let flags = libc::O_CLOEXEC | if nonblocking { libc::O_NONBLOCK } else { 0 };
+        // Faults from kernel mode too (a `read(2)` into a page not mapped yet), where permitted:
+        // root, CAP_SYS_PTRACE, `vm.unprivileged_userfaultfd = 1`, or `/dev/userfaultfd`.
         // SAFETY: the system call takes one integer argument and returns a new descriptor.
         let mut fd = unsafe { libc::syscall(libc::SYS_userfaultfd, flags) } as libc::c_int;
+        if fd < 0 && io::Error::last_os_error().raw_os_error() == Some(libc::EPERM) {
+            // An unprivileged process may still ask for faults from user mode only; then a
+            // system call touching such a page fails with EFAULT instead of waiting for it.
+            let user_only = flags | sys::UFFD_USER_MODE_ONLY as libc::c_int;
+            // SAFETY: as above.
+            let fd2 = unsafe { libc::syscall(libc::SYS_userfaultfd, user_only) } as libc::c_int;
+            if fd2 >= 0 {
+                fd = fd2;
+            }
+        }
         if fd < 0 {
             let sys_err = io::Error::last_os_error();
             fd = Self::open_dev(flags).map_err(|dev_err| {
