@@ -265,3 +265,66 @@ fn read_and_write_system_calls_into_the_mapping_are_served() {
         "the page read(2) filled was written back"
     );
 }
+
+#[test]
+fn a_sequential_stream_has_pages_mapped_ahead_and_stores_to_them_are_written_back() {
+    let pages = pool(64);
+    let b = Arc::new(Backing::default());
+    let Some(m) = map(&pages, &b, 64) else { return };
+    assert_eq!(m.fault_around(), 32, "the default bound");
+    let fills = || b.fills.load(SeqCst);
+    assert_eq!(load(&m, 0), 0);
+    assert_eq!(fills(), 1, "a first fault is no stream: no fault-around");
+    assert_eq!(load(&m, 1), 1000);
+    // Page 1 continues the stream: the window opens at 4, mapped before the CPU is woken.
+    assert_eq!(fills(), 6, "pages 0, 1 and the four after 1");
+    for p in 2..6 {
+        assert!(m.object().is_resident(p), "page {p} mapped ahead");
+    }
+    assert!(!m.object().is_resident(6), "beyond the window");
+    for p in 2..6 {
+        assert_eq!(
+            load(&m, p),
+            p * 1000,
+            "page {p} mapped ahead reads its content"
+        );
+    }
+    assert_eq!(fills(), 6, "loads of pages mapped ahead fill nothing");
+    assert_eq!(load(&m, 6), 6000);
+    assert_eq!(
+        fills(),
+        6 + 1 + 8,
+        "the window doubles as the stream goes on"
+    );
+    // Pages mapped ahead are read-only: a store faults on the protection, and its service
+    // marks the page dirty before it makes it writable, so sync writes exactly them back.
+    let flushed = b.flushes.load(SeqCst);
+    for p in 0..15 {
+        store(&m, p, p + 5);
+    }
+    m.sync().unwrap();
+    for p in 0..15 {
+        assert_eq!(b.word(p), p + 5, "page {p} stored through the mapping");
+    }
+    assert_eq!(
+        b.flushes.load(SeqCst) - flushed,
+        15,
+        "only the stored pages"
+    );
+    // (Those stores' faults were a sequential stream too: pages after 14 may be mapped.)
+    // Off: a stream maps nothing ahead.
+    m.set_fault_around(0);
+    let before = fills();
+    assert_eq!(load(&m, 40), 40_000);
+    assert_eq!(load(&m, 41), 41_000);
+    assert_eq!(fills(), before + 2, "no fault-around when turned off");
+    assert!(!m.object().is_resident(42));
+    // A random fault is no stream either.
+    m.set_fault_around(32);
+    assert_eq!(load(&m, 50), 50_000);
+    assert_eq!(
+        fills(),
+        before + 3,
+        "a fault that continues nothing maps nothing ahead"
+    );
+}

@@ -248,3 +248,31 @@ pub fn m8_holder_faults_while_a_store_waits_for_it() {
     assert_eq!(core.mmu().load(0), Ok(2), "M8: the waiting store");
     end(&pages, core, h, "M8");
 }
+
+/// M9 fault-around vs a store: one frame, two pages. The main thread maps A1 ahead of a
+/// fault on A0 (`MapCore::map_ahead`, as a sequential stream's service does) while a CPU
+/// thread stores 2 into A1. Fault-around maps a page read-only under a read pin, as a load's
+/// service does: the store then faults on the protection (or on the absent page) and its
+/// service sets DIRTY before it makes the page writable (IM1). After a sync the store holds 2
+/// and a load of A1 reads 2; nothing pinned; frames free. Mapped writable, the store can land
+/// on a clean page, which the sync skips (mutant 091). (The map under the pin against a
+/// reclaim is M6's, the same step.)
+pub fn m9_fault_around_vs_store() {
+    let pages = pool(1);
+    let (core, s, h) = mapped_n(&pages, 2);
+    let t = {
+        let core = core.clone();
+        thread::spawn(move || core.mmu().store(1, 2).unwrap())
+    };
+    let mapped = core.map_ahead(0, 1);
+    t.join().unwrap();
+    assert!(mapped <= 1, "M9: one page after A0");
+    core.sync().unwrap();
+    assert_eq!(s.get(1), 2, "M9: the store on a page mapped ahead was lost");
+    assert_eq!(
+        core.mmu().load(1),
+        Ok(2),
+        "M9: the mapping reads a stale page"
+    );
+    end(&pages, core, h, "M9");
+}

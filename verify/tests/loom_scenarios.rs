@@ -497,3 +497,8 @@ fn m8_holder_faults_while_a_store_waits_for_it() {
         s::m8_holder_faults_while_a_store_waits_for_it,
     );
 }
+
+#[test]
+fn m9_fault_around_vs_store() {
+    model_capped("M9", MAPPING_BOUND, s::m9_fault_around_vs_store);
+}

@@ -392,3 +392,8 @@ fn m7_write_guard_vs_store() {
 fn m8_holder_faults_while_a_store_waits_for_it() {
     explore("M8", s::m8_holder_faults_while_a_store_waits_for_it);
 }
+
+#[test]
+fn m9_fault_around_vs_store() {
+    explore("M9", s::m9_fault_around_vs_store);
+}

@@ -61,12 +61,43 @@ impl<M: Mmu> PageMemory for MmuMemory<M> {
     }
 }
 
+/// Fault-around's default bound: at most this many pages after a faulting page are mapped with
+/// it ([`MapCore::set_fault_around`]).
+pub const FAULT_AROUND: u64 = 32;
+
+/// One handler's guess at a sequential stream of faults (fault-around, SPEC §2.8): a fault on
+/// the page right after what the previous fault mapped continues the stream, and the stream's
+/// window doubles (from 4) up to the bound; any other fault ends it.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Stream {
+    /// The page a continuing fault would be on (none before the first fault).
+    next: Option<u64>,
+    /// Pages mapped after the last fault.
+    window: u64,
+}
+
+impl Stream {
+    /// Records a fault on `page`; returns how many pages after it to map with it (at most
+    /// `bound`).
+    pub fn ahead(&mut self, page: u64, bound: u64) -> u64 {
+        self.window = if self.next == Some(page) {
+            (self.window * 2).clamp(4, bound.max(4)).min(bound)
+        } else {
+            0
+        };
+        self.next = page.checked_add(1 + self.window);
+        self.window
+    }
+}
+
 /// A memory object mapped through an [`Mmu`]: the protocol of SPEC §2.8 (see the module doc).
 pub struct MapCore<M: Mmu + 'static> {
     mmu: ShareArc<M>,
     object: PageMapper,
     /// Where a fault's server waits between tries (nobody wakes it: it times out).
     retry_park: Parker,
+    /// Fault-around's bound (0: off).
+    around: crate::sync::atomic::AtomicU64,
 }
 
 impl<M: Mmu + 'static> std::fmt::Debug for MapCore<M> {
@@ -96,7 +127,44 @@ impl<M: Mmu + 'static> MapCore<M> {
             mmu,
             object,
             retry_park: Parker::new(Level::Park),
+            around: crate::sync::atomic::AtomicU64::new(FAULT_AROUND),
         })
+    }
+
+    /// Sets fault-around's bound: a fault that continues a sequential stream of faults maps up
+    /// to `pages` pages after its own, read-only, before its CPU is woken (0 turns it off).
+    pub fn set_fault_around(&self, pages: u64) {
+        // Relaxed: a tuning knob; a handler that reads the old bound once is fine.
+        self.around
+            .store(pages, crate::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Fault-around's bound.
+    pub fn fault_around(&self) -> u64 {
+        // Relaxed: see set_fault_around.
+        self.around.load(crate::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Maps up to `n` pages after `page` read-only, as read faults served with a zero time-out
+    /// would (fault-around): a page that would wait (held, or no frame at once), or whose fill
+    /// fails, ends it (nobody faulted there: the failure is not poisoned). Returns how many it
+    /// mapped.
+    pub fn map_ahead(&self, page: u64, n: u64) -> u64 {
+        let shared: &Arc<MapperShared> = &self.object.shared;
+        let mut done = 0;
+        let first = page.saturating_add(1);
+        for q in first..first.saturating_add(n).min(self.mmu.pages()) {
+            let bound = Bound::after(std::time::Duration::ZERO);
+            let Ok((_, slot)) = MapperShared::pin_bounded(shared, q, Want::Read, bound) else {
+                break;
+            };
+            // Under the read pin, read-only (IM1 holds: no writable entry without DIRTY); a
+            // page mapped already (Exists) keeps its entry, and a CPU waiting on it is woken.
+            self.mmu.map(q, false);
+            shared.pages.unpin_read(slot);
+            done += 1;
+        }
+        done
     }
 
     /// The mapped object (its guards, clients and `sync` work beside the mapping).
@@ -176,8 +244,15 @@ impl<M: Mmu + 'static> MapCore<M> {
     pub fn serve_all(this: &Arc<Self>) -> u64 {
         let mut n = 0;
         let mut workers = Vec::new();
+        let mut stream = Stream::default();
         while let Some(f) = this.mmu.next_fault(true) {
             n += 1;
+            // Fault-around first: the faulting CPU is woken once, with the pages after its own
+            // mapped (a scan runs on through them without faulting).
+            let ahead = stream.ahead(f.page, this.fault_around());
+            if ahead > 0 {
+                this.map_ahead(f.page, ahead);
+            }
             if let Ok(false) = this.try_serve(f) {
                 let me = this.clone();
                 workers.push(thread::spawn(move || {
@@ -215,5 +290,37 @@ impl<M: Mmu + 'static> Drop for MapCore<M> {
     /// Ends the mapping as [`MapCore::close`] does; the object closes when its last handle goes.
     fn drop(&mut self) {
         self.mmu.unmap();
+    }
+}
+
+#[cfg(all(test, not(pagecore_loom), not(feature = "shuttle")))]
+mod tests {
+    use super::Stream;
+
+    #[test]
+    fn a_stream_opens_at_four_doubles_to_the_bound_and_ends_on_a_jump() {
+        let mut s = Stream::default();
+        assert_eq!(s.ahead(0, 32), 0, "a first fault is no stream");
+        assert_eq!(s.ahead(1, 32), 4);
+        // The next fault of the stream is on the page after the window: 1 + 4 + 1.
+        assert_eq!(s.ahead(6, 32), 8);
+        assert_eq!(s.ahead(15, 32), 16);
+        assert_eq!(s.ahead(32, 32), 32);
+        assert_eq!(s.ahead(65, 32), 32, "capped at the bound");
+        assert_eq!(s.ahead(65 + 33 + 5, 32), 0, "a jump ends it");
+        assert_eq!(s.ahead(104, 2), 2, "a bound under 4 caps the first window");
+        assert_eq!(s.ahead(107, 0), 0, "bound 0: off");
+    }
+
+    #[test]
+    fn a_stream_at_the_end_of_the_page_range_does_not_overflow() {
+        let mut s = Stream::default();
+        assert_eq!(s.ahead(u64::MAX - 1, 32), 0);
+        assert_eq!(s.ahead(u64::MAX, 32), 4);
+        assert_eq!(
+            s.ahead(u64::MAX, 32),
+            0,
+            "nothing continues past the last page"
+        );
     }
 }

@@ -27,10 +27,16 @@ use crate::{Accessor, PageMapper, Pages};
 /// page not mapped yet. Touching the range after the mapping is dropped is a segmentation
 /// fault, as after `munmap`. Copies of a mapped object are refused ([`Error::Mapped`]).
 ///
+/// Fault-around: a fault that continues a sequential stream of faults (on the page right after
+/// what the previous fault mapped) has up to [`Mapping::fault_around`] pages after its own
+/// (32 by default; the window doubles from 4 as the stream goes on) filled and mapped
+/// read-only before its thread is woken, so a scan takes a fault per window, not per page. A
+/// page that is held, or would need a frame the pool cannot give at once, ends the window.
+///
 /// Not yet (issue 19): `mlock` of the range (eviction's zap is refused there), long-term pins
 /// of its pages (`O_DIRECT`, io_uring fixed buffers), transparent huge pages on shmem (turn
-/// them off), fault-around and batched eviction; the threads that serve faults whose pages are
-/// held are joined only when the mapping ends.
+/// them off) and batched eviction; the threads that serve faults whose pages are held are
+/// joined only when the mapping ends.
 ///
 /// ```no_run
 /// use pagecore::{Mapping, MemoryAccessor, Pages};
@@ -95,6 +101,37 @@ impl Mapping {
         self.core.mmu().len()
     }
 
+    /// The mapping as a byte slice: a load of any byte faults its page in as a plain load does.
+    ///
+    /// A page whose fill fails raises `SIGBUS` at the load, as with any access (see the type's
+    /// doc).
+    ///
+    /// # Safety
+    ///
+    /// For the slice's life nothing may change the object's bytes: no store through the mapping
+    /// (from any thread), and no write guard, grant or `write_at` on [`Mapping::object`].
+    /// Loads elsewhere, evictions and faults are fine: a page evicted and faulted again reads
+    /// the bytes it was written back with.
+    pub unsafe fn as_slice(&self) -> &[u8] {
+        // SAFETY: the range is this mapping's for its whole life (the slice borrows it) and
+        // always readable (absent pages fault in); the caller keeps it unchanged meanwhile.
+        unsafe { std::slice::from_raw_parts(self.as_ptr(), self.len()) }
+    }
+
+    /// The mapping as a mutable byte slice: stores fault their pages in writable and dirty.
+    ///
+    /// # Safety
+    ///
+    /// For the slice's life nothing else may read or write the object's bytes: no access
+    /// through the mapping but the slice's, and no guard, grant, `read_at`, `write_at` or
+    /// `sync` on [`Mapping::object`] or [`Mapping::sync`] (drop the slice, then sync). Evictions
+    /// are fine: pagecore takes a page's entry away before it writes the page back.
+    #[allow(clippy::mut_from_ref)]
+    pub unsafe fn as_mut_slice(&self) -> &mut [u8] {
+        // SAFETY: as in `as_slice`; the caller makes this the only access meanwhile.
+        unsafe { std::slice::from_raw_parts_mut(self.as_ptr(), self.len()) }
+    }
+
     /// Whether the mapping is empty (never: it has at least one page).
     pub fn is_empty(&self) -> bool {
         self.core.mmu().is_empty()
@@ -104,6 +141,27 @@ impl Mapping {
     /// the mapping's access to its page away while it lives).
     pub fn object(&self) -> &PageMapper {
         self.core.object()
+    }
+
+    /// Sets fault-around's bound: a fault continuing a sequential stream maps up to `pages`
+    /// pages after its own (0 turns fault-around off, for random access that would only evict
+    /// useful pages).
+    ///
+    /// ```no_run
+    /// # use pagecore::{Mapping, MemoryAccessor, Pages};
+    /// # let pages = Pages::builder().page_size(4096).frames(64).build()?;
+    /// let map = Mapping::new(&pages, MemoryAccessor::new(), 1 << 20)?;
+    /// assert_eq!(map.fault_around(), 32);
+    /// map.set_fault_around(0);
+    /// # Ok::<(), pagecore::Error>(())
+    /// ```
+    pub fn set_fault_around(&self, pages: u64) {
+        self.core.set_fault_around(pages);
+    }
+
+    /// Fault-around's bound (32 unless [`Mapping::set_fault_around`] changed it).
+    pub fn fault_around(&self) -> u64 {
+        self.core.fault_around()
     }
 
     /// Writes back every page stored to through the mapping (or written otherwise) since it was
