@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# The main job: a 3-second run, a small eviction-policy study and a trace replay.
+# The main job: a 3-second run, a 2-second run through mappings, a small eviction-policy study and a trace replay.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TERM_COLOR=${CARGO_TERM_COLOR:-never}
 cargo run --release -p pagesim -- --seconds 3 --quiet
+# The same through mappings: plain loads and stores, faults served through userfaultfd.
+cargo run --release -p pagesim -- --mmap --seconds 2 --quiet
 cargo run --release -p pagesim -- study --pages 512 --ops 20000 --out target/ci-study
 # A small trace (one id per line, generated here) replayed at three sizes under every policy.
 mkdir -p target/ci-replay

@@ -28,6 +28,31 @@
 //! # Ok(()) }
 //! ```
 //!
+//! On Linux a [`Mapping`] maps an object into the process's memory: plain loads and stores fault
+//! its pages in through userfaultfd, within the pool's frames.
+//!
+//! ```
+//! # #[cfg(target_os = "linux")]
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! use pagecore::{Error, Mapping, MemoryAccessor, Pages};
+//! let pages = Pages::builder().page_size(4096).frames(8).build()?;
+//! let map = match Mapping::new(&pages, MemoryAccessor::new(), 64 * 4096) {
+//!     Ok(map) => map,
+//!     Err(Error::Map(why)) => return Ok(println!("no userfaultfd here: {why}")),
+//!     Err(e) => return Err(e.into()),
+//! };
+//! let bytes = map.as_ptr();
+//! for p in 0..64 {
+//!     // SAFETY: inside the mapping, which outlives the loop; no other thread touches it.
+//!     unsafe { *bytes.add(p * 4096) = p as u8 }; // faults, evicts, writes back
+//! }
+//! map.sync()?;
+//! assert_eq!(map.object().read(63)?[0], 63); // the same object through a guard
+//! # Ok(()) }
+//! # #[cfg(not(target_os = "linux"))]
+//! # fn main() {}
+//! ```
+//!
 //! Backends: std (default), loom (`RUSTFLAGS="--cfg pagecore_loom"`), shuttle (feature `shuttle`);
 //! see `core/src/sync/mod.rs`.
 
@@ -56,7 +81,7 @@ pub use error::{Error, Result};
 pub use frames::queue::Policy;
 pub use frames::Census;
 #[cfg(all(target_os = "linux", not(any(pagecore_loom, feature = "shuttle"))))]
-pub use mmap::mapping::Mapping;
+pub use mmap::mapping::{Mapping, MappingStats};
 pub use object::guard::{ReadGuard, WriteGuard};
 pub use object::PageMapper;
 pub use pages::{Pages, PagesBuilder, Stats, DEFAULT_SWAP_SLOTS, DEFAULT_WAIT_BOUND};

@@ -4,12 +4,14 @@
 //! latency of hits and misses. Its `study` runs every eviction policy on several workloads and
 //! cache sizes and writes a miss-ratio table and plot; its `replay` plays a recorded trace
 //! (libCacheSim's oracleGeneral, csv or one id per line) through every policy at several cache
-//! sizes.
+//! sizes. With `--mmap` the clients are plain loads and stores on a `pagecore::Mapping` of each
+//! object (faults served through userfaultfd).
 //!
 //! The binary (`cargo run --release -p pagesim`) is the project's main job; the library is what
 //! the benchmarks drive (`benches/end_to_end.rs`: pagesim's workload on pagecore beside the same
 //! workload on `quick_cache` plus positional reads, [`peer`]).
 
+mod mapped;
 pub mod peer;
 pub mod plot;
 pub mod replay;

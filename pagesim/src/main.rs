@@ -131,6 +131,13 @@ struct RunArgs {
     /// Random seed.
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// Touch each object through a mapping (plain loads and stores whose faults pagecore serves
+    /// through userfaultfd; Linux, the system's page size) instead of client requests.
+    #[arg(long)]
+    mmap: bool,
+    /// With --mmap: fault-around's bound in pages (0 = off).
+    #[arg(long, default_value_t = 32)]
+    fault_around: u64,
     /// Print the summary as JSON (and no progress bar).
     #[arg(long)]
     json: bool,
@@ -188,6 +195,8 @@ fn config(a: &RunArgs) -> Result<Config, String> {
         ops: a.ops,
         dir: a.dir.clone(),
         seed: a.seed,
+        mmap: a.mmap,
+        fault_around: a.fault_around,
         progress: !a.json && !a.quiet,
     })
 }

@@ -61,6 +61,12 @@ pub struct Config {
     pub dir: Option<PathBuf>,
     /// Random seed (thread `t` uses `seed + t`).
     pub seed: u64,
+    /// Touch the objects through a [`pagecore::Mapping`] each (plain loads and stores,
+    /// faults served through userfaultfd; Linux, the system's page size) instead of client
+    /// requests.
+    pub mmap: bool,
+    /// With `mmap`: fault-around's bound in pages (0 = off).
+    pub fault_around: u64,
     /// Show a progress bar on standard error.
     #[serde(skip)]
     pub progress: bool,
@@ -165,6 +171,10 @@ pub struct Summary {
     pub request_errors: u64,
     /// Seconds closing the objects took (writing every dirty page back).
     pub close_seconds: f64,
+    /// With `mmap`: faults the mappings' handlers served (0 otherwise).
+    pub faults: u64,
+    /// With `mmap`: pages fault-around mapped ahead of a fault.
+    pub mapped_ahead: u64,
 }
 
 /// Writes object `obj`'s file: each page starts with its page index and object index.
@@ -180,22 +190,25 @@ pub fn create_file(path: &Path, obj: u64, pages: u64, page_size: usize) -> std::
 }
 
 /// What one client thread measured.
-struct ThreadResult {
-    ops: u64,
-    hits: u64,
-    content_errors: u64,
-    request_errors: u64,
-    hit_latency: Histogram<u64>,
-    miss_latency: Histogram<u64>,
+pub(crate) struct ThreadResult {
+    pub(crate) ops: u64,
+    pub(crate) hits: u64,
+    pub(crate) content_errors: u64,
+    pub(crate) request_errors: u64,
+    pub(crate) hit_latency: Histogram<u64>,
+    pub(crate) miss_latency: Histogram<u64>,
 }
 
-fn histogram() -> Histogram<u64> {
+pub(crate) fn histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 600_000_000_000, 2).expect("valid bounds")
 }
 
 /// Runs the simulation.
 pub fn run(cfg: &Config) -> Result<Summary, SimError> {
     cfg.validate()?;
+    if cfg.mmap {
+        return crate::mapped::run(cfg);
+    }
     let tmp;
     let dir = match &cfg.dir {
         Some(d) => {
@@ -379,6 +392,8 @@ pub fn run(cfg: &Config) -> Result<Summary, SimError> {
         content_errors: bad,
         request_errors: failed,
         close_seconds,
+        faults: 0,
+        mapped_ahead: 0,
     })
 }
 
@@ -420,6 +435,16 @@ impl std::fmt::Display for Summary {
             "  latency: hits p50 {} ns, p99 {} ns; misses p50 {} ns, p99 {} ns",
             l.hit_p50, l.hit_p99, l.miss_p50, l.miss_p99
         )?;
+        if c.mmap {
+            writeln!(
+                f,
+                "  mapped (plain loads and stores): {} faults ({:.0}/s), {} pages mapped ahead (fault-around bound {})",
+                self.faults,
+                self.faults as f64 / self.seconds.max(1e-9),
+                self.mapped_ahead,
+                c.fault_around
+            )?;
+        }
         write!(
             f,
             "  close (write-back) {:.2} s; content errors {}, request errors {}",

@@ -56,6 +56,8 @@ fn small(kind: Kind) -> Config {
         ops: Some(3000),
         dir: None,
         seed: 5,
+        mmap: false,
+        fault_around: 32,
         progress: false,
     }
 }
@@ -216,4 +218,48 @@ fn the_study_measures_what_it_says() {
         .sum::<usize>();
     assert_eq!(curves, names * 3);
     assert!(svg.contains("miss ratio") && svg.contains("SIEVE") && svg.contains("zipf-0.9"));
+}
+
+/// `--mmap`: the same workloads as plain loads and stores on mappings. With one thread, every
+/// miss faults and fills once (fault-around fills the rest); the data read back is the files'.
+/// SKIPPED where userfaultfd is not permitted, unless `PAGECORE_REQUIRE_UFFD=1`.
+#[cfg(target_os = "linux")]
+#[test]
+fn mapped_runs_fault_fill_and_check_their_pages() {
+    for kind in [Kind::Zipf, Kind::Uniform, Kind::ScanZipf, Kind::Loop] {
+        let cfg = Config {
+            objects: 1,
+            clients_per_object: 1,
+            page_size: 4096,
+            mmap: true,
+            ..small(kind)
+        };
+        let s = match pagesim::run(&cfg) {
+            Ok(s) => s,
+            Err(e) if e.to_string().contains("userfaultfd") => {
+                if std::env::var_os("PAGECORE_REQUIRE_UFFD").is_some_and(|v| v == "1") {
+                    panic!("userfaultfd required (PAGECORE_REQUIRE_UFFD=1) but: {e}");
+                }
+                eprintln!("SKIPPED: {e}");
+                return;
+            }
+            Err(e) => panic!("{kind:?}: {e}"),
+        };
+        assert_eq!(s.hits + s.misses, 3000, "{kind:?}: {s:?}");
+        assert_eq!(s.content_errors, 0, "{kind:?}: {s:?}");
+        assert!(s.misses > 0, "{kind:?}: {s:?}");
+        assert!(s.faults >= s.misses, "every miss faults: {kind:?}: {s:?}");
+        assert!(s.fills >= s.misses, "every miss fills: {kind:?}: {s:?}");
+        assert!(
+            s.fills <= s.misses + s.mapped_ahead,
+            "nothing fills but a miss and fault-around: {kind:?}: {s:?}"
+        );
+    }
+    // A page size other than the system's is refused with a clear error.
+    let e = pagesim::run(&Config {
+        mmap: true,
+        ..small(Kind::Zipf)
+    })
+    .unwrap_err();
+    assert!(e.to_string().contains("--page-size"), "{e}");
 }

@@ -98,6 +98,9 @@ pub struct MapCore<M: Mmu + 'static> {
     retry_park: Parker,
     /// Fault-around's bound (0: off).
     around: crate::sync::atomic::AtomicU64,
+    /// Faults read, and pages mapped ahead ([`MapCore::counts`]).
+    faults: crate::sync::atomic::AtomicU64,
+    mapped_ahead: crate::sync::atomic::AtomicU64,
 }
 
 impl<M: Mmu + 'static> std::fmt::Debug for MapCore<M> {
@@ -128,7 +131,16 @@ impl<M: Mmu + 'static> MapCore<M> {
             object,
             retry_park: Parker::new(Level::Park),
             around: crate::sync::atomic::AtomicU64::new(FAULT_AROUND),
+            faults: crate::sync::atomic::AtomicU64::new(0),
+            mapped_ahead: crate::sync::atomic::AtomicU64::new(0),
         })
+    }
+
+    /// Faults the handlers have read, and pages fault-around has mapped, so far.
+    pub fn counts(&self) -> (u64, u64) {
+        // Relaxed: statistics, ordered with nothing.
+        let r = crate::sync::atomic::Ordering::Relaxed;
+        (self.faults.load(r), self.mapped_ahead.load(r))
     }
 
     /// Sets fault-around's bound: a fault that continues a sequential stream of faults maps up
@@ -245,13 +257,17 @@ impl<M: Mmu + 'static> MapCore<M> {
         let mut n = 0;
         let mut workers = Vec::new();
         let mut stream = Stream::default();
+        // Relaxed: statistics (see `counts`).
+        let r = crate::sync::atomic::Ordering::Relaxed;
         while let Some(f) = this.mmu.next_fault(true) {
             n += 1;
+            this.faults.fetch_add(1, r);
             // Fault-around first: the faulting CPU is woken once, with the pages after its own
             // mapped (a scan runs on through them without faulting).
             let ahead = stream.ahead(f.page, this.fault_around());
             if ahead > 0 {
-                this.map_ahead(f.page, ahead);
+                let mapped = this.map_ahead(f.page, ahead);
+                this.mapped_ahead.fetch_add(mapped, r);
             }
             if let Ok(false) = this.try_serve(f) {
                 let me = this.clone();
