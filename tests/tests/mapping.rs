@@ -20,6 +20,7 @@ struct Backing {
     fills: AtomicU64,
     flushes: AtomicU64,
     fail_flush: AtomicBool,
+    fail_fill: AtomicBool,
 }
 
 fn initial(p: u64) -> Vec<u8> {
@@ -41,6 +42,9 @@ impl Backing {
 
 impl Accessor for Backing {
     fn fill(&self, page: u64, buf: &mut [u8]) -> io::Result<()> {
+        if self.fail_fill.load(SeqCst) {
+            return Err(io::Error::from_raw_os_error(libc_eio()));
+        }
         let pages = self.pages.lock().unwrap();
         match pages.get(&page) {
             Some(v) => buf.copy_from_slice(v),
@@ -327,4 +331,36 @@ fn a_sequential_stream_has_pages_mapped_ahead_and_stores_to_them_are_written_bac
         before + 3,
         "a fault that continues nothing maps nothing ahead"
     );
+}
+
+#[test]
+fn a_failed_fill_poisons_the_page_until_retry() {
+    use std::io::Write;
+    let pages = pool(4);
+    let b = Arc::new(Backing::default());
+    let Some(m) = map(&pages, &b, 8) else { return };
+    m.set_fault_around(0);
+    // A write(2) from the mapping faults on the page from kernel mode: where a load would get
+    // SIGBUS, the system call fails with EFAULT, which a test can see.
+    let copy_out = |p: u64| {
+        let mut sink = tempfile::tempfile().unwrap();
+        // SAFETY: page p of the mapping; nothing stores to it meanwhile.
+        let src = unsafe { std::slice::from_raw_parts(m.as_ptr().add(p as usize * PAGE), PAGE) };
+        sink.write_all(src)
+    };
+    b.fail_fill.store(true, SeqCst);
+    let e = copy_out(3).expect_err("a page whose fill failed is not readable");
+    assert_eq!(
+        e.raw_os_error(),
+        Some(14),
+        "EFAULT: the page is poisoned, not zeros"
+    );
+    b.fail_fill.store(false, SeqCst);
+    let e = copy_out(3).expect_err("the poison stays until retry");
+    assert_eq!(e.raw_os_error(), Some(14));
+    m.retry(3).unwrap();
+    copy_out(3).expect("filled again after retry");
+    assert_eq!(load(&m, 3), 3000, "the page's content");
+    assert!(m.retry(8).is_err(), "a page past the end");
+    assert!(m.retry(u64::MAX).is_err(), "however far");
 }

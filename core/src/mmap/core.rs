@@ -270,6 +270,9 @@ impl<M: Mmu + 'static> MapCore<M> {
                 this.mapped_ahead.fetch_add(mapped, r);
             }
             if let Ok(false) = this.try_serve(f) {
+                // Join the servers that are done (a long mapping would keep a handle per
+                // fault that ever waited); the rest are joined at the end.
+                workers.retain(|w| !crate::sync::finished(w));
                 let me = this.clone();
                 workers.push(thread::spawn(move || {
                     let _ = me.serve(f);

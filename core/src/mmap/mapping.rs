@@ -2,6 +2,7 @@
 //! pagecore through userfaultfd (`real.rs`) with the protocol of `core.rs` (SPEC §2.8).
 
 use super::core::MapCore;
+use super::mmu::Mmu;
 use super::real::UffdMmu;
 use crate::error::{Error, Result};
 use crate::sync::{thread, Arc, ShareArc};
@@ -32,8 +33,8 @@ pub struct MappingStats {
 /// permitted, [`Mapping::new`] fails with [`Error::Map`], whose message names the remedies.
 ///
 /// A page whose fill fails is poisoned: a thread touching it gets `SIGBUS`, not zeros, until the
-/// page's marker goes (a write guard on the page, or its eviction, clears it; there is no retry
-/// call on `Mapping` yet). A store through a mapping of a read-only object is a `SIGBUS` too.
+/// page's marker goes ([`Mapping::retry`]; a write guard on the page, or its eviction, clears it
+/// too). A store through a mapping of a read-only object is a `SIGBUS` too.
 /// System calls reading or writing the range (`read(2)` into it, `write(2)` from it) are served
 /// like any access where the process may have kernel-mode faults reported (root,
 /// `CAP_SYS_PTRACE`, `vm.unprivileged_userfaultfd = 1`); elsewhere they fail with `EFAULT` on a
@@ -47,9 +48,8 @@ pub struct MappingStats {
 /// page that is held, or would need a frame the pool cannot give at once, ends the window.
 ///
 /// Not yet (issue 19): `mlock` of the range (eviction's zap is refused there), long-term pins
-/// of its pages (`O_DIRECT`, io_uring fixed buffers), transparent huge pages on shmem (turn
-/// them off) and batched eviction; the threads that serve faults whose pages are held are
-/// joined only when the mapping ends.
+/// of its pages (`O_DIRECT`, io_uring fixed buffers), several handler threads, and batched
+/// eviction (one system call per page evicted).
 ///
 /// ```no_run
 /// use pagecore::{Mapping, MemoryAccessor, Pages};
@@ -175,6 +175,22 @@ impl Mapping {
     /// Fault-around's bound (32 unless [`Mapping::set_fault_around`] changed it).
     pub fn fault_around(&self) -> u64 {
         self.core.fault_around()
+    }
+
+    /// Clears page `page`'s poison (left by a fill that failed: touching the page raises
+    /// `SIGBUS`), so that the next access faults and fills it again. On a page that is not
+    /// poisoned it only drops the page's table entry (the next access faults it back in).
+    /// Fails with [`Error::OutOfRange`] for a page past the mapping's end.
+    pub fn retry(&self, page: u64) -> Result<()> {
+        let ps = self.core.mmu().page_size() as u64;
+        if page >= self.core.mmu().pages() {
+            return Err(Error::OutOfRange {
+                offset: page.saturating_mul(ps),
+                limit: self.len() as u64,
+            });
+        }
+        self.core.retry(page);
+        Ok(())
     }
 
     /// What the mapping's handler has done so far.

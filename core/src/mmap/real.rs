@@ -64,6 +64,11 @@ impl View {
         // registration: its loads would read the page cache past pagecore (design §4).
         // SAFETY: changes only how our own fresh mapping is inherited.
         check(unsafe { libc::madvise(p, len, libc::MADV_DONTFORK) })?;
+        // One table entry per page: a huge page of shmem would map (and fill, and evict) 512
+        // pages at once behind the pool's back. Fails (EINVAL) only where the kernel has no
+        // transparent huge pages, which is as good.
+        // SAFETY: changes only the huge-page advice of our own fresh mapping.
+        unsafe { libc::madvise(p, len, libc::MADV_NOHUGEPAGE) };
         Ok(v)
     }
 }
@@ -119,8 +124,16 @@ impl UffdMmu {
             .filter(|&l| l > 0 && l <= isize::MAX as usize)
             .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "mapping size"))?;
         let uffd = Uffd::open(FEATURES, true)?;
+        // Not executable and sealed so (where `vm.memfd_noexec = 2` refuses any other memfd);
+        // kernels before 6.3 do not know the flag (EINVAL): then without it.
+        let name = c"pagecore-mapping";
+        let noexec = linux_raw_sys::general::MFD_NOEXEC_SEAL;
         // SAFETY: the name is a valid C string; the descriptor is ours.
-        let fd = unsafe { libc::memfd_create(c"pagecore-mapping".as_ptr(), libc::MFD_CLOEXEC) };
+        let mut fd = unsafe { libc::memfd_create(name.as_ptr(), libc::MFD_CLOEXEC | noexec) };
+        if fd < 0 && io::Error::last_os_error().raw_os_error() == Some(libc::EINVAL) {
+            // SAFETY: as above.
+            fd = unsafe { libc::memfd_create(name.as_ptr(), libc::MFD_CLOEXEC) };
+        }
         if fd < 0 {
             return Err(io::Error::last_os_error());
         }

@@ -160,6 +160,12 @@ pub(crate) enum Event {
         /// End.
         end: u64,
     },
+    /// An event this code does not know (a newer kernel's): reported, not an error, so that
+    /// the messages read with it are still handled.
+    Unknown {
+        /// The kernel's event number.
+        event: u32,
+    },
     /// The process forked; the child's userfaultfd.
     Fork {
         /// Its descriptor, owned by the reader now.
@@ -481,7 +487,7 @@ impl Uffd {
         for m in &msgs[..count] {
             // SAFETY: the kernel wrote `count` whole messages.
             let m = unsafe { m.assume_init() };
-            out.push(decode(&m)?);
+            out.push(decode(&m));
         }
         Ok(count)
     }
@@ -579,11 +585,11 @@ fn filled(r: io::Result<()>, done: i64, len: usize) -> io::Result<Filled> {
     }
 }
 
-fn decode(m: &sys::uffd_msg) -> io::Result<Event> {
+fn decode(m: &sys::uffd_msg) -> Event {
     let event = m.event as u32;
     // SAFETY: each arm reads the union member the kernel's `event` says it wrote; the members
     // are plain integers (any bit pattern is valid). Copies out of the packed struct.
-    let ev = unsafe {
+    unsafe {
         match event {
             sys::UFFD_EVENT_PAGEFAULT => {
                 let pf = m.arg.pagefault;
@@ -621,15 +627,9 @@ fn decode(m: &sys::uffd_msg) -> io::Result<Event> {
             sys::UFFD_EVENT_FORK => Event::Fork {
                 fd: m.arg.fork.ufd as RawFd,
             },
-            other => {
-                return Err(io::Error::new(
-                    io::ErrorKind::InvalidData,
-                    format!("userfaultfd: unknown event {other}"),
-                ))
-            }
+            other => Event::Unknown { event: other },
         }
-    };
-    Ok(ev)
+    }
 }
 
 #[cfg(test)]

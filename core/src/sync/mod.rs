@@ -44,6 +44,11 @@ mod imp {
 
     /// Whether [`super::Parker::park`] may really sleep on this backend.
     pub const REAL_TIME: bool = false;
+
+    /// Whether `h`'s thread has ended (the models keep every handle to the end: no).
+    pub fn finished<T>(_h: &thread::JoinHandle<T>) -> bool {
+        false
+    }
 }
 
 #[cfg(all(feature = "shuttle", not(pagecore_loom)))]
@@ -58,6 +63,11 @@ mod imp {
 
     /// shuttle's condvar may time out at any point of the schedule; that is fine.
     pub const REAL_TIME: bool = true;
+
+    /// Whether `h`'s thread has ended (the models keep every handle to the end: no).
+    pub fn finished<T>(_h: &thread::JoinHandle<T>) -> bool {
+        false
+    }
 }
 
 #[cfg(not(any(pagecore_loom, feature = "shuttle")))]
@@ -72,6 +82,11 @@ mod imp {
 
     /// Whether [`super::Parker::park`] may really sleep on this backend.
     pub const REAL_TIME: bool = true;
+
+    /// Whether `h`'s thread has ended (its join would not wait).
+    pub fn finished<T>(h: &thread::JoinHandle<T>) -> bool {
+        h.is_finished()
+    }
 }
 
 pub use imp::*;
