@@ -140,9 +140,7 @@ impl Arbiter {
             self.after(pages, slot, page, fx);
             match poll {
                 Poll::Granted => return Task::Ready(Ok(())),
-                Poll::CoreBlocked(e, own)
-                    if e.cow() && !e.reclaiming() && e.0 & EntryWord::PINNED_BITS == own =>
-                {
+                Poll::CoreBlocked(e, own) if breaks_cow(e, own) => {
                     let deadline = pages.deadline();
                     if let Err(err) = crate::copies::break_cow(mapper, page, slot, own, deadline) {
                         return Task::Ready(match self.cancel(pages, slot, c, page, want) {
@@ -198,9 +196,7 @@ impl Arbiter {
             self.after(pages, slot, page, fx);
             let timed_out = match poll {
                 Poll::Granted => return Ok(()),
-                Poll::CoreBlocked(e, own)
-                    if e.cow() && !e.reclaiming() && e.0 & EntryWord::PINNED_BITS == own =>
-                {
+                Poll::CoreBlocked(e, own) if breaks_cow(e, own) => {
                     if let Err(err) = crate::copies::break_cow(mapper, page, slot, own, deadline) {
                         // Withdraw (unless granted meanwhile: then the page was broken anyway).
                         return if self.cancel(pages, slot, c, page, want)? {
@@ -258,4 +254,12 @@ impl Arbiter {
         pages.counters.grant_waits.incr();
         self.wait(mapper, slot, c, page, Access::Write, deadline)
     }
+}
+
+/// Whether a request the core blocks on entry `e` (its own pins being `own`) is blocked only by
+/// a copy-on-write frame: nobody else pins the page and no reclaim holds it, so the request (a
+/// writer at the head) breaks the page itself instead of waiting. `wait` and `poll_wait` share
+/// it.
+fn breaks_cow(e: EntryWord, own: u64) -> bool {
+    e.cow() && !e.reclaiming() && e.0 & EntryWord::PINNED_BITS == own
 }
