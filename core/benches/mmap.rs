@@ -11,6 +11,8 @@
 //! * `evict` — a scan of a mapping ten times the pool, so that every fault after the first pool's
 //!   worth evicts a page: the marginal cost of an eviction (the scan's time minus a scan of a
 //!   mapping the pool holds whole, per eviction), as evictions per second.
+//! * `write_protect` — the first store to a write-protected page, synchronous (a fault to a
+//!   handler thread) against `WP_ASYNC` plus the `PAGEMAP_SCAN` that lists the written pages.
 //! * `rss` — resident memory (`Pss` in `/proc/self/smaps_rollup`, which counts a page mapped in
 //!   both of the mapping's views once) while scanning a mapping ten times the pool, against the
 //!   pool's budget.
@@ -507,6 +509,203 @@ mod linux {
         (t_tight.as_nanos() as f64 - t_roomy.as_nanos() as f64).max(1.0) / evicted
     }
 
+    /// Dirty tracking, the two ways userfaultfd offers it, on pagecore's layout (a memfd page
+    /// mapped shared, present and writable, then write-protected): `sync` — each first store
+    /// faults to a handler thread, which un-protects the page (what `Mapping` does: the handler
+    /// marks the page dirty) — against `WP_ASYNC` — the kernel un-protects in the fault itself
+    /// and a `PAGEMAP_SCAN` at sync time lists the written pages and protects them again.
+    /// Returns the median first store (ns) each way and the scan's cost per written page (ns).
+    pub fn write_protect(pages: usize, order: &[usize]) -> (f64, f64, f64) {
+        let sync = wp_run(pages, order, false);
+        let asy = wp_run(pages, order, true);
+        (sync.0, asy.0, asy.1)
+    }
+
+    fn wp_run(pages: usize, order: &[usize], asynchronous: bool) -> (f64, f64) {
+        use std::os::fd::{FromRawFd, OwnedFd};
+        let len = pages * PAGE;
+        // SAFETY: a new memfd, sized, mapped shared; the mapping keeps the file; every page
+        // written once (present, writable).
+        let view = unsafe {
+            let m = libc::memfd_create(c"wp".as_ptr(), libc::MFD_CLOEXEC);
+            check(m);
+            check(libc::ftruncate(m, len as libc::off_t));
+            let a = libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED,
+                m,
+                0,
+            );
+            assert_ne!(a, libc::MAP_FAILED);
+            libc::close(m);
+            for p in 0..pages {
+                *(a as *mut u8).add(p * PAGE) = 1;
+            }
+            a
+        };
+        let features = sys::UFFD_FEATURE_PAGEFAULT_FLAG_WP
+            | sys::UFFD_FEATURE_WP_HUGETLBFS_SHMEM
+            | if asynchronous {
+                sys::UFFD_FEATURE_WP_ASYNC
+            } else {
+                0
+            };
+        // SAFETY: a new userfaultfd, ours.
+        let fd = unsafe {
+            libc::syscall(libc::SYS_userfaultfd, libc::O_CLOEXEC | libc::O_NONBLOCK) as i32
+        };
+        check(fd);
+        // SAFETY: ours.
+        let uffd = unsafe { OwnedFd::from_raw_fd(fd) };
+        let mut api = sys::uffdio_api {
+            api: sys::UFFD_API as u64,
+            features: features as u64,
+            ioctls: 0,
+        };
+        let range = sys::uffdio_range {
+            start: view as u64,
+            len: len as u64,
+        };
+        let mut reg = sys::uffdio_register {
+            range,
+            mode: sys::UFFDIO_REGISTER_MODE_WP as u64,
+            ioctls: 0,
+        };
+        let mut wp = sys::uffdio_writeprotect { range, mode: 1 };
+        // SAFETY: the handshake, the registration of our view, its protection: each ioctl
+        // reads and writes its struct.
+        unsafe {
+            check(libc::ioctl(fd, ioctl::UFFDIO_API as _, &mut api));
+            check(libc::ioctl(fd, ioctl::UFFDIO_REGISTER as _, &mut reg));
+            check(libc::ioctl(fd, ioctl::UFFDIO_WRITEPROTECT as _, &mut wp));
+        }
+        // SAFETY: a new eventfd, ours.
+        let stop = unsafe { OwnedFd::from_raw_fd(libc::eventfd(0, libc::EFD_CLOEXEC)) };
+        let stop_fd = stop.as_raw_fd();
+        // WP_ASYNC keeps the descriptor here (closing it would unregister the view).
+        let (kept, uffd) = if asynchronous {
+            (Some(uffd), None)
+        } else {
+            (None, Some(uffd))
+        };
+        let handler = uffd.map(|uffd| {
+            std::thread::spawn(move || {
+                // SAFETY: a plain C struct; zeros are valid.
+                let mut msgs: [sys::uffd_msg; 16] = unsafe { std::mem::zeroed() };
+                loop {
+                    let mut fds = [
+                        libc::pollfd {
+                            fd: uffd.as_raw_fd(),
+                            events: libc::POLLIN,
+                            revents: 0,
+                        },
+                        libc::pollfd {
+                            fd: stop_fd,
+                            events: libc::POLLIN,
+                            revents: 0,
+                        },
+                    ];
+                    // SAFETY: two pollfds.
+                    check(unsafe { libc::poll(fds.as_mut_ptr(), 2, -1) });
+                    if fds[1].revents != 0 {
+                        return uffd;
+                    }
+                    // SAFETY: reads whole messages into `msgs`.
+                    let n = unsafe {
+                        libc::read(
+                            uffd.as_raw_fd(),
+                            msgs.as_mut_ptr().cast(),
+                            std::mem::size_of_val(&msgs),
+                        )
+                    };
+                    for m in &msgs[..n.max(0) as usize / std::mem::size_of::<sys::uffd_msg>()] {
+                        // SAFETY: a page-fault message's argument is the pagefault member.
+                        let at = unsafe { m.arg.pagefault.address } & !(PAGE as u64 - 1);
+                        let mut un = sys::uffdio_writeprotect {
+                            range: sys::uffdio_range {
+                                start: at,
+                                len: PAGE as u64,
+                            },
+                            mode: 0,
+                        };
+                        // SAFETY: un-protects one page of the registered view (and wakes).
+                        unsafe {
+                            libc::ioctl(uffd.as_raw_fd(), ioctl::UFFDIO_WRITEPROTECT as _, &mut un)
+                        };
+                    }
+                }
+            })
+        });
+        let mut ns = Vec::with_capacity(order.len());
+        for &p in order {
+            let t = Instant::now();
+            // SAFETY: inside our view.
+            unsafe { std::ptr::write_volatile((view as *mut u8).add(p * PAGE + 8), 2) };
+            ns.push(t.elapsed().as_nanos() as f64);
+        }
+        let mut scan = 0.0;
+        if asynchronous {
+            let pagemap = std::fs::File::open("/proc/self/pagemap").unwrap();
+            let mut regions = vec![
+                sys::page_region {
+                    start: 0,
+                    end: 0,
+                    categories: 0
+                };
+                256
+            ];
+            let (mut start, end) = (view as u64, view as u64 + len as u64);
+            let (t, mut written) = (Instant::now(), 0);
+            while start < end {
+                let mut arg = sys::pm_scan_arg {
+                    size: std::mem::size_of::<sys::pm_scan_arg>() as u64,
+                    flags: (sys::PM_SCAN_WP_MATCHING | sys::PM_SCAN_CHECK_WPASYNC) as u64,
+                    start,
+                    end,
+                    walk_end: 0,
+                    vec: regions.as_mut_ptr() as u64,
+                    vec_len: regions.len() as u64,
+                    max_pages: 0,
+                    category_inverted: 0,
+                    category_mask: sys::PAGE_IS_WRITTEN as u64,
+                    category_anyof_mask: 0,
+                    return_mask: sys::PAGE_IS_WRITTEN as u64,
+                };
+                let scan_op = (3u32 << 30)
+                    | ((std::mem::size_of::<sys::pm_scan_arg>() as u32) << 16)
+                    | ((b'f' as u32) << 8)
+                    | 16;
+                // SAFETY: PAGEMAP_SCAN reads `arg` and writes at most `vec_len` regions; it
+                // re-protects our own registered view's written pages.
+                let n = unsafe { libc::ioctl(pagemap.as_raw_fd(), scan_op as _, &mut arg) };
+                check(n);
+                written += regions[..n as usize]
+                    .iter()
+                    .map(|r| (r.end - r.start) / PAGE as u64)
+                    .sum::<u64>();
+                if arg.walk_end <= start {
+                    break;
+                }
+                start = arg.walk_end;
+            }
+            scan = t.elapsed().as_nanos() as f64 / written.max(1) as f64;
+            assert_eq!(written, order.len() as u64, "every stored page is listed");
+        }
+        if let Some(h) = handler {
+            let one = 1u64;
+            // SAFETY: 8 bytes to our eventfd.
+            unsafe { libc::write(stop_fd, (&one as *const u64).cast(), 8) };
+            drop(h.join().unwrap());
+        }
+        drop(kept);
+        // SAFETY: our view, unused from here.
+        unsafe { libc::munmap(view, len) };
+        ns.sort_by(|a, b| a.total_cmp(b));
+        (ns[ns.len() / 2], scan)
+    }
+
     pub fn bench(c: &mut Criterion) {
         if !permitted() {
             return;
@@ -573,6 +772,7 @@ mod linux {
         let mut one_cpu = [vec![], vec![], vec![], vec![], vec![]];
         let mut scans = [vec![], vec![], vec![], vec![], vec![]];
         let (mut zc, mut zv, mut ev, mut rs) = (vec![], vec![], vec![], vec![]);
+        let (mut wps, mut wpa, mut wscan) = (vec![], vec![], vec![]);
         for _ in 0..rounds {
             let runs = [
                 faults(&Core::new(&image, PAGES, PAGES), &order),
@@ -612,6 +812,10 @@ mod linux {
             zv.push(loads(vec.as_ptr(), &offsets).as_nanos() as f64);
             ev.push(evict(&image));
             rs.push(rss(&image));
+            let (a, b, c) = write_protect(PAGES, &order);
+            wps.push(a);
+            wpa.push(b);
+            wscan.push(c);
         }
         let med = support::median;
         let f: Vec<f64> = fault.iter_mut().map(|v| med(v)).collect();
@@ -657,6 +861,11 @@ mod linux {
         println!(
             "resident memory scanning a mapping 10x the pool: {:.2}x the pool's budget (goal <= 1.1x)",
             med(&mut rs)
+        );
+        let (s, a, sc) = (med(&mut wps), med(&mut wpa), med(&mut wscan));
+        println!(
+            "dirty tracking, first store to a write-protected page (median): sync {s:.0} ns (a fault to the handler), WP_ASYNC {a:.0} ns + PAGEMAP_SCAN {sc:.0} ns per written page = {:.2}x faster",
+            s / (a + sc)
         );
     }
 }
