@@ -81,7 +81,7 @@ pub use error::{Error, Result};
 pub use frames::queue::Policy;
 pub use frames::Census;
 #[cfg(all(target_os = "linux", not(any(pagecore_loom, feature = "shuttle"))))]
-pub use mmap::mapping::{Mapping, MappingStats};
+pub use mmap::mapping::{Mapping, MappingBuilder, MappingStats};
 pub use object::guard::{ReadGuard, WriteGuard};
 pub use object::PageMapper;
 pub use pages::{Pages, PagesBuilder, Stats, DEFAULT_SWAP_SLOTS, DEFAULT_WAIT_BOUND};

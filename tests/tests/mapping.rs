@@ -134,9 +134,24 @@ fn a_scan_of_ten_times_the_pool_evicts_refaults_and_writes_back() {
 
 #[test]
 fn stores_from_threads_under_eviction_pressure_match_a_model() {
+    stores_under_pressure(1);
+}
+
+#[test]
+fn four_handler_threads_serve_stores_under_eviction_pressure() {
+    stores_under_pressure(4);
+}
+
+fn stores_under_pressure(handlers: usize) {
     let pages = pool(6);
     let b = Arc::new(Backing::default());
-    let Some(m) = map(&pages, &b, 48) else { return };
+    if map(&pages, &b, 1).is_none() {
+        return;
+    }
+    let m = Mapping::builder()
+        .handlers(handlers)
+        .build(&pages, b.clone(), 48 * PAGE as u64)
+        .unwrap();
     let m = Arc::new(m);
     let threads: Vec<_> = (0..4u64)
         .map(|t| {
@@ -363,4 +378,110 @@ fn a_failed_fill_poisons_the_page_until_retry() {
     assert_eq!(load(&m, 3), 3000, "the page's content");
     assert!(m.retry(8).is_err(), "a page past the end");
     assert!(m.retry(u64::MAX).is_err(), "however far");
+}
+
+#[test]
+fn a_mapping_has_one_to_64_handler_threads() {
+    let pages = pool(4);
+    let b = Arc::new(Backing::default());
+    if map(&pages, &b, 1).is_none() {
+        return;
+    }
+    for bad in [0, 65, usize::MAX] {
+        let r = Mapping::builder()
+            .handlers(bad)
+            .build(&pages, b.clone(), PAGE as u64);
+        assert!(
+            matches!(&r, Err(Error::Map(e)) if e.to_string().contains("handler threads")),
+            "{bad} handlers: {r:?}"
+        );
+    }
+    let m = Mapping::builder()
+        .handlers(64)
+        .fault_around(7)
+        .build(&pages, b.clone(), 4 * PAGE as u64)
+        .unwrap();
+    assert_eq!(m.fault_around(), 7);
+    assert_eq!(load(&m, 3), 3000);
+}
+
+#[test]
+fn fault_around_in_a_small_pool_fills_each_page_of_a_scan_once() {
+    // A window as large as the pool would evict its own pages (the helper's reproduction:
+    // 16 frames, 512 pages, bound 32: 784 fills). A window takes at most a quarter of the pool.
+    let pages = pool(16);
+    let b = Arc::new(Backing::default());
+    let Some(m) = map(&pages, &b, 512) else {
+        return;
+    };
+    for p in 0..512 {
+        assert_eq!(load(&m, p), p * 1000);
+    }
+    let s = m.stats();
+    assert_eq!(b.fills.load(SeqCst), 512, "each page filled once: {s:?}");
+    assert!(s.faults < 512 / 3, "fault-around saved faults: {s:?}");
+    assert_eq!(s.faults + s.mapped_ahead, 512, "{s:?}");
+}
+
+#[test]
+fn a_store_stream_maps_nothing_ahead() {
+    let pages = pool(64);
+    let b = Arc::new(Backing::default());
+    let Some(m) = map(&pages, &b, 128) else {
+        return;
+    };
+    for p in 0..128 {
+        store(&m, p, p + 1);
+    }
+    let s = m.stats();
+    assert_eq!(
+        s.mapped_ahead, 0,
+        "a store's page is mapped writable, no stream: {s:?}"
+    );
+    assert_eq!(s.faults, 128, "{s:?}");
+    m.sync().unwrap();
+    for p in 0..128 {
+        assert_eq!(b.word(p), p + 1);
+    }
+}
+
+#[test]
+fn a_zero_length_mapping_is_refused() {
+    let pages = pool(4);
+    let b = Arc::new(Backing::default());
+    if map(&pages, &b, 1).is_none() {
+        return;
+    }
+    let r = Mapping::new(&pages, b.clone(), 0);
+    assert!(
+        matches!(&r, Err(Error::Map(e)) if e.to_string().contains("0 bytes")),
+        "{r:?}"
+    );
+    let r = Mapping::new(&pages, b.clone(), u64::MAX);
+    assert!(matches!(r, Err(Error::Map(_))), "{r:?}");
+}
+
+#[test]
+fn close_reports_a_failed_write_back_and_loses_nothing() {
+    let pages = pool(4);
+    let b = Arc::new(Backing::default());
+    let Some(m) = map(&pages, &b, 4) else { return };
+    let object = m.object().clone();
+    store(&m, 2, 77);
+    b.fail_flush.store(true, SeqCst);
+    assert!(
+        matches!(m.close(), Err(Error::WriteBack { .. })),
+        "close says its write-back failed"
+    );
+    assert!(
+        !object.is_closed(),
+        "the object stays open with its dirty page"
+    );
+    b.fail_flush.store(false, SeqCst);
+    object.close().unwrap();
+    assert_eq!(
+        b.word(2),
+        77,
+        "the store reached the backing store once write-back worked"
+    );
 }

@@ -502,3 +502,8 @@ fn m8_holder_faults_while_a_store_waits_for_it() {
 fn m9_fault_around_vs_store() {
     model_capped("M9", MAPPING_BOUND, s::m9_fault_around_vs_store);
 }
+
+#[test]
+fn m10_two_handlers() {
+    model_capped("M10", MAPPING_BOUND, s::m10_two_handlers);
+}

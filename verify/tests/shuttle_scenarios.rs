@@ -397,3 +397,8 @@ fn m8_holder_faults_while_a_store_waits_for_it() {
 fn m9_fault_around_vs_store() {
     explore("M9", s::m9_fault_around_vs_store);
 }
+
+#[test]
+fn m10_two_handlers() {
+    explore("M10", s::m10_two_handlers);
+}

@@ -87,4 +87,5 @@ fn scenarios_on_real_threads() {
     repeat(s::m7_write_guard_vs_store);
     repeat(s::m8_holder_faults_while_a_store_waits_for_it);
     repeat(s::m9_fault_around_vs_store);
+    repeat(s::m10_two_handlers);
 }

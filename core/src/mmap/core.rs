@@ -65,9 +65,11 @@ impl<M: Mmu> PageMemory for MmuMemory<M> {
 /// it ([`MapCore::set_fault_around`]).
 pub const FAULT_AROUND: u64 = 32;
 
-/// One handler's guess at a sequential stream of faults (fault-around, SPEC §2.8): a fault on
-/// the page right after what the previous fault mapped continues the stream, and the stream's
-/// window doubles (from 4) up to the bound; any other fault ends it.
+/// One handler's guess at a sequential stream of loads (fault-around, SPEC §2.8): a read fault
+/// on the page right after what the previous one mapped continues the stream, and the stream's
+/// window doubles (from 4) up to the bound; any other read fault ends it. Write faults are no
+/// part of it (a page mapped ahead is read-only, so a store to it faults anyway: a scan that
+/// stores to the pages it loads keeps its stream).
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Stream {
     /// The page a continuing fault would be on (none before the first fault).
@@ -98,6 +100,9 @@ pub struct MapCore<M: Mmu + 'static> {
     retry_park: Parker,
     /// Fault-around's bound (0: off).
     around: crate::sync::atomic::AtomicU64,
+    /// The pool's frames: a window takes at most a quarter of them, so that pages mapped
+    /// ahead do not evict each other (or the stream's next page) in a small pool.
+    frames: u64,
     /// Faults read, and pages mapped ahead ([`MapCore::counts`]).
     faults: crate::sync::atomic::AtomicU64,
     mapped_ahead: crate::sync::atomic::AtomicU64,
@@ -131,6 +136,7 @@ impl<M: Mmu + 'static> MapCore<M> {
             object,
             retry_park: Parker::new(Level::Park),
             around: crate::sync::atomic::AtomicU64::new(FAULT_AROUND),
+            frames: u64::from(pages.frames()),
             faults: crate::sync::atomic::AtomicU64::new(0),
             mapped_ahead: crate::sync::atomic::AtomicU64::new(0),
         })
@@ -151,6 +157,11 @@ impl<M: Mmu + 'static> MapCore<M> {
             .store(pages, crate::sync::atomic::Ordering::Relaxed);
     }
 
+    /// The window fault-around may use: its bound, and at most a quarter of the pool's frames.
+    fn window_bound(&self) -> u64 {
+        self.fault_around().min(self.frames / 4)
+    }
+
     /// Fault-around's bound.
     pub fn fault_around(&self) -> u64 {
         // Relaxed: see set_fault_around.
@@ -160,7 +171,7 @@ impl<M: Mmu + 'static> MapCore<M> {
     /// Maps up to `n` pages after `page` read-only, as read faults served with a zero time-out
     /// would (fault-around): a page that would wait (held, or no frame at once), or whose fill
     /// fails, ends it (nobody faulted there: the failure is not poisoned). Returns how many it
-    /// mapped.
+    /// mapped (a page mapped already is not counted).
     pub fn map_ahead(&self, page: u64, n: u64) -> u64 {
         let shared: &Arc<MapperShared> = &self.object.shared;
         let mut done = 0;
@@ -172,9 +183,11 @@ impl<M: Mmu + 'static> MapCore<M> {
             };
             // Under the read pin, read-only (IM1 holds: no writable entry without DIRTY); a
             // page mapped already (Exists) keeps its entry, and a CPU waiting on it is woken.
-            self.mmu.map(q, false);
+            let mapped = self.mmu.map(q, false);
             shared.pages.unpin_read(slot);
-            done += 1;
+            if mapped == Mapped::Done {
+                done += 1;
+            }
         }
         done
     }
@@ -264,7 +277,11 @@ impl<M: Mmu + 'static> MapCore<M> {
             this.faults.fetch_add(1, r);
             // Fault-around first: the faulting CPU is woken once, with the pages after its own
             // mapped (a scan runs on through them without faulting).
-            let ahead = stream.ahead(f.page, this.fault_around());
+            let ahead = if f.write {
+                0
+            } else {
+                stream.ahead(f.page, this.window_bound())
+            };
             if ahead > 0 {
                 let mapped = this.map_ahead(f.page, ahead);
                 this.mapped_ahead.fetch_add(mapped, r);

@@ -24,8 +24,9 @@ pub struct MappingStats {
 /// first touch (through the accessor, once however many threads, guards and clients want a
 /// page), counts against the pool's frames, evicts under pressure (writing dirty pages back
 /// first; a store racing an eviction faults and waits, it is never lost) and writes back on
-/// [`Mapping::sync`] and on drop. One handler thread serves the faults; after each it looks for
-/// the next one for 50 µs before it sleeps (a thread woken from a fault often faults again at
+/// [`Mapping::sync`] and on drop. Handler threads serve the faults (one unless
+/// [`Mapping::builder`] says more); after each fault a handler looks for the next one for 50 µs
+/// before it sleeps (a thread woken from a fault often faults again at
 /// once, and waking a sleeping CPU costs tens of microseconds on a VM).
 ///
 /// Linux only; it needs userfaultfd on a memfd (`MISSING`, `MINOR`, write-protect, `POISON`:
@@ -41,15 +42,22 @@ pub struct MappingStats {
 /// page not mapped yet. Touching the range after the mapping is dropped is a segmentation
 /// fault, as after `munmap`. Copies of a mapped object are refused ([`Error::Mapped`]).
 ///
-/// Fault-around: a fault that continues a sequential stream of faults (on the page right after
-/// what the previous fault mapped) has up to [`Mapping::fault_around`] pages after its own
-/// (32 by default; the window doubles from 4 as the stream goes on) filled and mapped
-/// read-only before its thread is woken, so a scan takes a fault per window, not per page. A
-/// page that is held, or would need a frame the pool cannot give at once, ends the window.
+/// Fault-around: a load's fault that continues a sequential stream of them (on the page right
+/// after what the previous one mapped) has up to [`Mapping::fault_around`] pages after its own
+/// (32 by default, and never more than a quarter of the pool's frames; the window doubles from
+/// 4 as the stream goes on) filled and mapped read-only before its thread is woken, so a scan
+/// takes a fault per window, not per page. A page that is held, or would need a frame the pool
+/// cannot give at once, ends the window. The window's fills run on the handler thread before
+/// the fault is answered: with a slow accessor, lower the bound or add handler threads
+/// ([`Mapping::builder`]). Stores are not streamed (a page mapped ahead is read-only, so a
+/// store to it faults once, to be marked dirty).
+///
+/// A fault's service lets its pin on the page go just after it wakes the faulting thread, so
+/// [`Pages::census`](crate::Pages::census) taken right after may still count the page pinned.
 ///
 /// Not yet (issue 19): `mlock` of the range (eviction's zap is refused there), long-term pins
-/// of its pages (`O_DIRECT`, io_uring fixed buffers), several handler threads, and batched
-/// eviction (one system call per page evicted).
+/// of its pages (`O_DIRECT`, io_uring fixed buffers), and batched eviction (one system call
+/// per page evicted).
 ///
 /// ```no_run
 /// use pagecore::{Mapping, MemoryAccessor, Pages};
@@ -66,7 +74,85 @@ pub struct MappingStats {
 /// ```
 pub struct Mapping {
     core: Arc<MapCore<UffdMmu>>,
-    handler: Option<thread::JoinHandle<u64>>,
+    handlers: Vec<thread::JoinHandle<u64>>,
+}
+
+/// The options of a [`Mapping`] ([`Mapping::builder`]): handler threads and fault-around.
+///
+/// ```no_run
+/// use pagecore::{Mapping, MemoryAccessor, Pages};
+/// let pages = Pages::builder().page_size(4096).frames(256).build()?;
+/// let map = Mapping::builder()
+///     .handlers(4)      // four threads serve faults (fills from a slow store overlap)
+///     .fault_around(0)  // random access: map nothing ahead
+///     .build(&pages, MemoryAccessor::new(), 64 << 20)?;
+/// # Ok::<(), pagecore::Error>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct MappingBuilder {
+    handlers: usize,
+    fault_around: u64,
+}
+
+/// The most handler threads a mapping may have.
+const MAX_HANDLERS: usize = 64;
+
+impl MappingBuilder {
+    /// Threads that read and serve the mapping's faults (1 to 64; default 1). With several,
+    /// faults on different pages are served at once (a fault whose page is held, or which
+    /// waits for a frame, gets a thread of its own either way).
+    pub fn handlers(mut self, n: usize) -> Self {
+        self.handlers = n;
+        self
+    }
+
+    /// Fault-around's bound in pages (default 32; 0 turns it off): see [`Mapping`].
+    pub fn fault_around(mut self, pages: u64) -> Self {
+        self.fault_around = pages;
+        self
+    }
+
+    /// Maps a new object of `len` bytes (rounded up to whole pages) backed by `accessor`, and
+    /// starts its handler threads. Fails with [`Error::Map`] where userfaultfd is not
+    /// permitted (the message names the remedies), the pool's page size is not the system's,
+    /// `len` is 0 or more than the address space can map, or the handler count is not 1 to 64.
+    pub fn build(self, pages: &Pages, accessor: impl Accessor, len: u64) -> Result<Mapping> {
+        let invalid = |what: String| {
+            Error::Map(ShareArc::new(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                what,
+            )))
+        };
+        if !(1..=MAX_HANDLERS).contains(&self.handlers) {
+            return Err(invalid(format!(
+                "{} handler threads: a mapping has 1 to {MAX_HANDLERS}",
+                self.handlers
+            )));
+        }
+        let ps = pages.page_size() as u64;
+        // SAFETY: no arguments.
+        let system = unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as u64;
+        if ps != system {
+            return Err(invalid(format!(
+                "the pool's page size ({ps}) must be the system's ({system})"
+            )));
+        }
+        if len == 0 {
+            return Err(invalid("a mapping of 0 bytes".into()));
+        }
+        let n = len.div_ceil(ps);
+        let mmu = UffdMmu::new(n).map_err(|e| Error::Map(ShareArc::new(e)))?;
+        mmu.set_readers(self.handlers);
+        let core = Arc::new(MapCore::new(pages, accessor, mmu)?);
+        core.set_fault_around(self.fault_around);
+        let handlers = (0..self.handlers)
+            .map(|_| {
+                let core = core.clone();
+                thread::spawn(move || MapCore::serve_all(&core))
+            })
+            .collect();
+        Ok(Mapping { core, handlers })
+    }
 }
 
 impl std::fmt::Debug for Mapping {
@@ -79,29 +165,21 @@ impl std::fmt::Debug for Mapping {
 }
 
 impl Mapping {
-    /// Maps a new object of `len` bytes (rounded up to whole pages) backed by `accessor`, and
-    /// starts its handler thread.
+    /// Maps a new object of `len` bytes (rounded up to whole pages) backed by `accessor`, with
+    /// one handler thread and fault-around's default bound ([`Mapping::builder`] for others).
+    /// Fails with [`Error::Map`] where userfaultfd is not permitted (the message names the
+    /// remedies), the pool's page size is not the system's, or `len` is 0 or more than the
+    /// address space can map.
     pub fn new(pages: &Pages, accessor: impl Accessor, len: u64) -> Result<Self> {
-        let ps = pages.page_size() as u64;
-        // SAFETY: no arguments.
-        let system = unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as u64;
-        if ps != system {
-            return Err(Error::Map(ShareArc::new(std::io::Error::new(
-                std::io::ErrorKind::InvalidInput,
-                format!("the pool's page size ({ps}) must be the system's ({system})"),
-            ))));
+        Self::builder().build(pages, accessor, len)
+    }
+
+    /// A mapping with options: handler threads, fault-around.
+    pub fn builder() -> MappingBuilder {
+        MappingBuilder {
+            handlers: 1,
+            fault_around: super::core::FAULT_AROUND,
         }
-        let n = len.div_ceil(ps).max(1);
-        let mmu = UffdMmu::new(n).map_err(|e| Error::Map(ShareArc::new(e)))?;
-        let core = Arc::new(MapCore::new(pages, accessor, mmu)?);
-        let handler = {
-            let core = core.clone();
-            thread::spawn(move || MapCore::serve_all(&core))
-        };
-        Ok(Self {
-            core,
-            handler: Some(handler),
-        })
     }
 
     /// The mapping's first byte.
@@ -139,8 +217,7 @@ impl Mapping {
     /// through the mapping but the slice's, and no guard, grant, `read_at`, `write_at` or
     /// `sync` on [`Mapping::object`] or [`Mapping::sync`] (drop the slice, then sync). Evictions
     /// are fine: pagecore takes a page's entry away before it writes the page back.
-    #[allow(clippy::mut_from_ref)]
-    pub unsafe fn as_mut_slice(&self) -> &mut [u8] {
+    pub unsafe fn as_mut_slice(&mut self) -> &mut [u8] {
         // SAFETY: as in `as_slice`; the caller makes this the only access meanwhile.
         unsafe { std::slice::from_raw_parts_mut(self.as_ptr(), self.len()) }
     }
@@ -151,14 +228,16 @@ impl Mapping {
     }
 
     /// The mapped object: its guards, clients and `sync` work beside the mapping (a guard takes
-    /// the mapping's access to its page away while it lives).
+    /// the mapping's access to its page away while it lives). Do not `close` it while the
+    /// mapping is used: every later access through the mapping is a `SIGBUS` ([`Mapping::close`]
+    /// ends both).
     pub fn object(&self) -> &PageMapper {
         self.core.object()
     }
 
-    /// Sets fault-around's bound: a fault continuing a sequential stream maps up to `pages`
-    /// pages after its own (0 turns fault-around off, for random access that would only evict
-    /// useful pages).
+    /// Sets fault-around's bound: a load's fault continuing a sequential stream maps up to
+    /// `pages` pages after its own, and never more than a quarter of the pool's frames (0 turns
+    /// fault-around off, for random access that would only evict useful pages).
     ///
     /// ```no_run
     /// # use pagecore::{Mapping, MemoryAccessor, Pages};
@@ -203,9 +282,27 @@ impl Mapping {
     }
 
     /// Writes back every page stored to through the mapping (or written otherwise) since it was
-    /// last written back.
+    /// last written back, as [`PageMapper::sync`] does: a write-back that failed earlier (during
+    /// an eviction, whose page then stayed resident and dirty) is reported once, by the next
+    /// sync, which still writes the rest back; nothing is lost, and a later sync retries.
     pub fn sync(&self) -> Result<()> {
         self.core.sync()
+    }
+
+    /// Ends the mapping and reports how: writes every page back and closes the object (as drop
+    /// does, which cannot report an error), unmaps the range and joins the handler threads. If
+    /// a write-back fails the object stays open with its dirty pages (nothing is lost): a handle
+    /// taken from [`Mapping::object`] before (a clone) can `sync` or `close` it again later.
+    pub fn close(mut self) -> Result<()> {
+        self.end()
+    }
+
+    fn end(&mut self) -> Result<()> {
+        let r = self.core.close();
+        for h in self.handlers.drain(..) {
+            let _ = h.join();
+        }
+        r
     }
 }
 
@@ -213,9 +310,8 @@ impl Drop for Mapping {
     /// Writes the object back and unmaps it; the handler thread ends. No thread may touch the
     /// range from here on.
     fn drop(&mut self) {
-        let _ = self.core.close();
-        if let Some(h) = self.handler.take() {
-            let _ = h.join();
+        if !self.handlers.is_empty() {
+            let _ = self.end();
         }
     }
 }

@@ -10,7 +10,7 @@
 
 use super::mmu::{Fault, Mapped, Mmu};
 use super::uffd::{feature, mode, Event, Filled, Uffd};
-use crate::sync::atomic::{AtomicBool, Ordering};
+use crate::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use crate::sync::{lock, AccessTrack, Level, Mutex};
 use std::collections::VecDeque;
 use std::io;
@@ -94,6 +94,8 @@ pub struct UffdMmu {
     /// Faults read and not yet handed out (one `read(2)` returns several).
     pending: Mutex<VecDeque<Fault>>,
     unmapped: AtomicBool,
+    /// Faults taken per read (`set_readers`).
+    batch: AtomicUsize,
 }
 
 // SAFETY: the raw pointers are two mappings this value owns; every access through them is the
@@ -165,7 +167,17 @@ impl UffdMmu {
             tracks: (0..pages).map(|_| AccessTrack::new()).collect(),
             pending: Mutex::new(Level::Mmu, VecDeque::new()),
             unmapped: AtomicBool::new(false),
+            batch: AtomicUsize::new(32),
         })
+    }
+
+    /// How many threads read this MMU's faults: with several, each read takes one fault, so
+    /// that a thread waking to a burst of faults does not take them all while the others
+    /// sleep (the kernel wakes every poller; the first to read would win the whole batch).
+    pub(crate) fn set_readers(&self, readers: usize) {
+        let batch = if readers > 1 { 1 } else { 32 };
+        // Relaxed: read by `next_fault` as a hint; set before the readers start.
+        self.batch.store(batch, Ordering::Relaxed);
     }
 
     /// The client range's first byte.
@@ -308,7 +320,9 @@ impl Mmu for UffdMmu {
                 return None;
             }
             events.clear();
-            match self.uffd.read_events(&mut events, 32) {
+            // Relaxed: a tuning knob (see `set_readers`).
+            let batch = self.batch.load(Ordering::Relaxed);
+            match self.uffd.read_events(&mut events, batch) {
                 Ok(0) | Err(_) => {}
                 Ok(_) => {
                     let mut q = lock(&self.pending);
