@@ -485,3 +485,21 @@ fn close_reports_a_failed_write_back_and_loses_nothing() {
         "the store reached the backing store once write-back worked"
     );
 }
+
+#[test]
+fn a_window_over_a_page_mapped_already_maps_the_others_in_one_pass() {
+    let pages = pool(64);
+    let b = Arc::new(Backing::default());
+    let Some(m) = map(&pages, &b, 16) else { return };
+    assert_eq!(load(&m, 3), 3000); // page 3 mapped first
+    assert_eq!(load(&m, 0), 0); // a jump: no stream
+    assert_eq!(load(&m, 1), 1000); // the stream: pages 2..=5 ahead, 3 mapped already
+    let s = m.stats();
+    assert_eq!(s.mapped_ahead, 3, "2, 4 and 5 mapped, 3 kept: {s:?}");
+    assert_eq!(s.faults, 3, "{s:?}");
+    for p in 2..6 {
+        assert_eq!(load(&m, p), p * 1000, "page {p}");
+    }
+    assert_eq!(m.stats().faults, 3, "pages mapped ahead take no fault");
+    assert_eq!(b.fills.load(SeqCst), 6, "pages 0 to 5, each once");
+}

@@ -174,20 +174,21 @@ impl<M: Mmu + 'static> MapCore<M> {
     /// mapped (a page mapped already is not counted).
     pub fn map_ahead(&self, page: u64, n: u64) -> u64 {
         let shared: &Arc<MapperShared> = &self.object.shared;
-        let mut done = 0;
         let first = page.saturating_add(1);
-        for q in first..first.saturating_add(n).min(self.mmu.pages()) {
+        let end = first.saturating_add(n).min(self.mmu.pages());
+        let mut pinned = Vec::new();
+        for q in first..end {
             let bound = Bound::after(std::time::Duration::ZERO);
             let Ok((_, slot)) = MapperShared::pin_bounded(shared, q, Want::Read, bound) else {
                 break;
             };
-            // Under the read pin, read-only (IM1 holds: no writable entry without DIRTY); a
-            // page mapped already (Exists) keeps its entry, and a CPU waiting on it is woken.
-            let mapped = self.mmu.map(q, false);
+            pinned.push(slot);
+        }
+        // Under the read pins, read-only (IM1 holds: no writable entry without DIRTY), in one
+        // operation; a page mapped already keeps its entry.
+        let done = self.mmu.map_read_only(first, pinned.len() as u64);
+        for slot in pinned {
             shared.pages.unpin_read(slot);
-            if mapped == Mapped::Done {
-                done += 1;
-            }
         }
         done
     }

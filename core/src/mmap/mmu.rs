@@ -50,6 +50,16 @@ pub trait Mmu: Send + Sync {
     /// store with no event: the store would reach the page with `DIRTY` unset, IM1).
     fn map(&self, page: u64, writable: bool) -> Mapped;
 
+    /// Maps pages `[first, first + n)` read-only, as `map(page, false)` on each would, in one
+    /// operation where the MMU can (the kernel's `CONTINUE` takes a range; the model maps page
+    /// by page). Returns how many it mapped; a page mapped already keeps its entry and is not
+    /// counted. The caller holds every page of the range pinned.
+    fn map_read_only(&self, first: u64, n: u64) -> u64 {
+        (first..first.saturating_add(n))
+            .filter(|&p| self.map(p, false) == Mapped::Done)
+            .count() as u64
+    }
+
     /// Write-protects page `page` (`wp`: a later store faults, trapped to the handler as a
     /// write-protect fault), or makes it writable again and wakes the CPUs that wait on it. No
     /// effect on an unmapped page's access (the kernel leaves a marker on a shared mapping's

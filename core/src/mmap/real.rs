@@ -241,6 +241,30 @@ impl Mmu for UffdMmu {
         })
     }
 
+    fn map_read_only(&self, first: u64, n: u64) -> u64 {
+        // One CONTINUE over the range. It stops at a page mapped already: EEXIST when that is
+        // the first page (skip it), else EAGAIN with the bytes it mapped (go on from there,
+        // where the next call says EEXIST); EAGAIN with nothing mapped is a changing mapping
+        // (try again). Any other error is a range going away: stop.
+        let ps = self.page_size as u64;
+        let (mut at, end) = (first, first.saturating_add(n).min(self.pages));
+        let mut done = 0;
+        while at < end {
+            let len = ((end - at) * ps) as usize;
+            match self.uffd.continue_minor(self.addr(at), len, true, false) {
+                Ok(Filled::Done) => return done + (end - at),
+                Ok(Filled::Again(0)) => crate::sync::thread::yield_now(),
+                Ok(Filled::Again(bytes)) => {
+                    done += bytes / ps;
+                    at += bytes / ps;
+                }
+                Ok(Filled::Exists) => at += 1,
+                Err(_) => break,
+            }
+        }
+        done
+    }
+
     fn protect(&self, page: u64, wp: bool) {
         // An error here is a range going away (after unmap): nothing to protect.
         let _ = self
