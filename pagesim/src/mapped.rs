@@ -7,7 +7,10 @@
 //! on a page resident before it counts as a hit (it may still fault once: a store to a page
 //! mapped read-only), any other as a miss.
 
-use crate::sim::{create_file, histogram, Config, Latency, SimError, Summary, ThreadResult};
+#[cfg(target_os = "linux")]
+use crate::sim::{create_file, histogram, Latency, ThreadResult};
+use crate::sim::{Config, SimError, Summary};
+#[cfg(target_os = "linux")]
 use hdrhistogram::Histogram;
 
 /// Runs `cfg` through mappings (Linux only).
@@ -17,8 +20,7 @@ pub(crate) fn run(cfg: &Config) -> Result<Summary, SimError> {
     use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
     use std::time::{Duration, Instant};
 
-    // SAFETY: no arguments.
-    let system = unsafe { libc_page_size() };
+    let system = system_page_size();
     if cfg.page_size != system {
         return Err(format!(
             "--mmap needs --page-size {system} (the system's page size), not {}",
@@ -134,13 +136,21 @@ pub(crate) fn run(cfg: &Config) -> Result<Summary, SimError> {
         let s = m.stats();
         (f + s.faults, a + s.mapped_ahead)
     });
-    // Every stored page written back before the mapping goes; then the file is checked.
+    // Every stored page written back as the mappings close; then each file is read back: every
+    // page still starts with its page and object index.
     let t = Instant::now();
-    for m in &maps {
-        m.sync()?;
+    for m in maps {
+        m.close()?;
     }
-    drop(maps);
     let close_seconds = t.elapsed().as_secs_f64();
+    for o in 0..cfg.objects {
+        let data = std::fs::read(dir.join(format!("object-{o}.bin")))?;
+        for (p, page) in data.chunks_exact(ps).enumerate() {
+            if page[..8] != (p as u64).to_le_bytes() || page[8..16] != (o as u64).to_le_bytes() {
+                bad += 1;
+            }
+        }
+    }
     Ok(Summary {
         config: cfg.clone(),
         threads,
@@ -174,11 +184,12 @@ pub(crate) fn run(_cfg: &Config) -> Result<Summary, SimError> {
 }
 
 #[cfg(target_os = "linux")]
-unsafe fn libc_page_size() -> usize {
-    // SAFETY: the caller's; sysconf takes no pointer.
+fn system_page_size() -> usize {
+    // SAFETY: sysconf takes no pointer and has no precondition.
     unsafe { libc::sysconf(libc::_SC_PAGESIZE) as usize }
 }
 
+#[cfg(target_os = "linux")]
 fn latency(hh: &Histogram<u64>, hm: &Histogram<u64>) -> Latency {
     let pct = |h: &Histogram<u64>, q: f64| {
         if h.is_empty() {

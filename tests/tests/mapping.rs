@@ -330,7 +330,6 @@ fn a_sequential_stream_has_pages_mapped_ahead_and_stores_to_them_are_written_bac
         15,
         "only the stored pages"
     );
-    // (Those stores' faults were a sequential stream too: pages after 14 may be mapped.)
     // Off: a stream maps nothing ahead.
     m.set_fault_around(0);
     let before = fills();
@@ -487,7 +486,7 @@ fn close_reports_a_failed_write_back_and_loses_nothing() {
 }
 
 #[test]
-fn a_window_over_a_page_mapped_already_maps_the_others_in_one_pass() {
+fn a_window_over_a_page_mapped_already_maps_the_others_and_keeps_it() {
     let pages = pool(64);
     let b = Arc::new(Backing::default());
     let Some(m) = map(&pages, &b, 16) else { return };
@@ -502,4 +501,25 @@ fn a_window_over_a_page_mapped_already_maps_the_others_in_one_pass() {
     }
     assert_eq!(m.stats().faults, 3, "pages mapped ahead take no fault");
     assert_eq!(b.fills.load(SeqCst), 6, "pages 0 to 5, each once");
+}
+
+#[test]
+fn a_scan_served_by_four_handlers_still_maps_ahead() {
+    // One stream per mapping, whichever handler reads a fault (with one per handler, a scan's
+    // faults alternate between them and look like jumps).
+    let pages = pool(256);
+    let b = Arc::new(Backing::default());
+    if map(&pages, &b, 1).is_none() {
+        return;
+    }
+    let m = Mapping::builder()
+        .handlers(4)
+        .build(&pages, b.clone(), 256 * PAGE as u64)
+        .unwrap();
+    for p in 0..256 {
+        assert_eq!(load(&m, p), p * 1000);
+    }
+    let s = m.stats();
+    assert!(s.faults < 256 / 3, "{s:?}");
+    assert_eq!(b.fills.load(SeqCst), 256, "each page filled once: {s:?}");
 }

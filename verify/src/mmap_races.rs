@@ -264,9 +264,8 @@ pub fn m9_fault_around_vs_store() {
         let core = core.clone();
         thread::spawn(move || core.mmu().store(1, 2).unwrap())
     };
-    let mapped = core.map_ahead(0, 1);
+    core.map_ahead(0, 1);
     t.join().unwrap();
-    assert!(mapped <= 1, "M9: one page after A0");
     core.sync().unwrap();
     assert_eq!(s.get(1), 2, "M9: the store on a page mapped ahead was lost");
     assert_eq!(
@@ -279,9 +278,9 @@ pub fn m9_fault_around_vs_store() {
 
 /// M10 two handler threads: two frames, two pages; two CPUs load A0 and A1 at once while two
 /// handlers read the faults (`Mapping::builder().handlers(2)`). Each page is filled once and
-/// reads its value whichever handler serves it (a handler's fault-around stream is its own: one
-/// that serves A0 then A1 sees a stream, maps nothing past the end); closing the mapping ends
-/// both handlers; nothing pinned; frames free.
+/// reads its value whichever handler serves it; closing the mapping ends both handlers; nothing
+/// pinned; frames free. (Fault-around takes no part: a window takes at most a quarter of the
+/// pool's frames, none of two; M9 checks it.)
 pub fn m10_two_handlers() {
     let pages = pool(2);
     let s = Store::new(2, A);

@@ -24,7 +24,7 @@ use super::mmu::{Fault, Mapped, Mmu};
 use crate::error::{Error, Result};
 use crate::object::mapper::{Bound, MapperShared, Want};
 use crate::object::memory::PageMemory;
-use crate::sync::{thread, AccessTrack, Arc, Instant, Level, Parker, ShareArc};
+use crate::sync::{lock, thread, AccessTrack, Arc, Instant, Level, Mutex, Parker, ShareArc};
 use crate::{Accessor, PageMapper, Pages};
 
 /// Whether a fault's error is lasting (answered with a bus error): anything but a wait that ran
@@ -65,7 +65,7 @@ impl<M: Mmu> PageMemory for MmuMemory<M> {
 /// it ([`MapCore::set_fault_around`]).
 pub const FAULT_AROUND: u64 = 32;
 
-/// One handler's guess at a sequential stream of loads (fault-around, SPEC §2.8): a read fault
+/// A mapping's guess at a sequential stream of loads (fault-around, SPEC §2.8): a read fault
 /// on the page right after what the previous one mapped continues the stream, and the stream's
 /// window doubles (from 4) up to the bound; any other read fault ends it. Write faults are no
 /// part of it (a page mapped ahead is read-only, so a store to it faults anyway: a scan that
@@ -83,7 +83,7 @@ impl Stream {
     /// `bound`).
     pub fn ahead(&mut self, page: u64, bound: u64) -> u64 {
         self.window = if self.next == Some(page) {
-            (self.window * 2).clamp(4, bound.max(4)).min(bound)
+            (self.window * 2).max(4).min(bound)
         } else {
             0
         };
@@ -103,6 +103,10 @@ pub struct MapCore<M: Mmu + 'static> {
     /// The pool's frames: a window takes at most a quarter of them, so that pages mapped
     /// ahead do not evict each other (or the stream's next page) in a small pool.
     frames: u64,
+    /// The stream of loads fault-around follows: one for the mapping, whichever handler thread
+    /// reads a fault (with a stream per thread, a scan's faults would alternate between them
+    /// and look like jumps).
+    stream: Mutex<Stream>,
     /// Faults read, and pages mapped ahead ([`MapCore::counts`]).
     faults: crate::sync::atomic::AtomicU64,
     mapped_ahead: crate::sync::atomic::AtomicU64,
@@ -137,6 +141,7 @@ impl<M: Mmu + 'static> MapCore<M> {
             retry_park: Parker::new(Level::Park),
             around: crate::sync::atomic::AtomicU64::new(FAULT_AROUND),
             frames: u64::from(pages.frames()),
+            stream: Mutex::new(Level::Mmu, Stream::default()),
             faults: crate::sync::atomic::AtomicU64::new(0),
             mapped_ahead: crate::sync::atomic::AtomicU64::new(0),
         })
@@ -270,7 +275,6 @@ impl<M: Mmu + 'static> MapCore<M> {
     pub fn serve_all(this: &Arc<Self>) -> u64 {
         let mut n = 0;
         let mut workers = Vec::new();
-        let mut stream = Stream::default();
         // Relaxed: statistics (see `counts`).
         let r = crate::sync::atomic::Ordering::Relaxed;
         while let Some(f) = this.mmu.next_fault(true) {
@@ -278,10 +282,11 @@ impl<M: Mmu + 'static> MapCore<M> {
             this.faults.fetch_add(1, r);
             // Fault-around first: the faulting CPU is woken once, with the pages after its own
             // mapped (a scan runs on through them without faulting).
-            let ahead = if f.write {
+            let bound = this.window_bound();
+            let ahead = if f.write || bound == 0 {
                 0
             } else {
-                stream.ahead(f.page, this.window_bound())
+                lock(&this.stream).ahead(f.page, bound)
             };
             if ahead > 0 {
                 let mapped = this.map_ahead(f.page, ahead);

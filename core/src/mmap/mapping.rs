@@ -75,6 +75,8 @@ pub struct MappingStats {
 pub struct Mapping {
     core: Arc<MapCore<UffdMmu>>,
     handlers: Vec<thread::JoinHandle<u64>>,
+    /// `close` ran (drop has nothing left to do).
+    closed: bool,
 }
 
 /// The options of a [`Mapping`] ([`Mapping::builder`]): handler threads and fault-around.
@@ -145,13 +147,23 @@ impl MappingBuilder {
         mmu.set_readers(self.handlers);
         let core = Arc::new(MapCore::new(pages, accessor, mmu)?);
         core.set_fault_around(self.fault_around);
-        let handlers = (0..self.handlers)
-            .map(|_| {
-                let core = core.clone();
-                thread::spawn(move || MapCore::serve_all(&core))
-            })
-            .collect();
-        Ok(Mapping { core, handlers })
+        let mut map = Mapping {
+            core,
+            handlers: Vec::with_capacity(self.handlers),
+            closed: false,
+        };
+        for i in 0..self.handlers {
+            let core = map.core.clone();
+            let started = thread::Builder::new()
+                .name(format!("pagecore-uffd-{i}"))
+                .spawn(move || MapCore::serve_all(&core));
+            match started {
+                Ok(h) => map.handlers.push(h),
+                // Ends the mapping and joins the handlers started so far (drop).
+                Err(e) => return Err(Error::Map(ShareArc::new(e))),
+            }
+        }
+        Ok(map)
     }
 }
 
@@ -298,6 +310,7 @@ impl Mapping {
     }
 
     fn end(&mut self) -> Result<()> {
+        self.closed = true;
         let r = self.core.close();
         for h in self.handlers.drain(..) {
             let _ = h.join();
@@ -307,10 +320,10 @@ impl Mapping {
 }
 
 impl Drop for Mapping {
-    /// Writes the object back and unmaps it; the handler thread ends. No thread may touch the
-    /// range from here on.
+    /// Writes the object back and unmaps it, as [`Mapping::close`] does (an error is lost: call
+    /// `close` to see it); the handler threads end. No thread may touch the range from here on.
     fn drop(&mut self) {
-        if !self.handlers.is_empty() {
+        if !self.closed {
             let _ = self.end();
         }
     }

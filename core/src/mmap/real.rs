@@ -176,6 +176,7 @@ impl UffdMmu {
     /// sleep (the kernel wakes every poller; the first to read would win the whole batch).
     pub(crate) fn set_readers(&self, readers: usize) {
         let batch = if readers > 1 { 1 } else { 32 };
+        // (`next_fault` reads it too: a batch of one means other readers, and no spin.)
         // Relaxed: read by `next_fault` as a hint; set before the readers start.
         self.batch.store(batch, Ordering::Relaxed);
     }
@@ -335,7 +336,11 @@ impl Mmu for UffdMmu {
 
     fn next_fault(&self, block: bool) -> Option<Fault> {
         let mut events = Vec::new();
-        let mut spin_until: Option<Option<std::time::Instant>> = None;
+        // Relaxed: a tuning knob, set before the readers start (`set_readers`).
+        let alone = self.batch.load(Ordering::Relaxed) > 1;
+        // The spin's end, once it started; none after it (or with other readers).
+        let mut spin: Option<std::time::Instant> = None;
+        let mut spun = !alone;
         loop {
             if let Some(f) = lock(&self.pending).pop_front() {
                 return Some(f);
@@ -368,16 +373,17 @@ impl Mmu for UffdMmu {
             // A fault often follows soon after the last one was served (the CPU it woke runs
             // on and faults again): look for it a little while before sleeping, so that
             // neither this CPU nor the faulting one has to be woken from idle (on a VM, tens
-            // of microseconds each way).
-            if let Some(until) = spin_until.get_or_insert_with(|| {
-                std::time::Instant::now().checked_add(std::time::Duration::from_micros(SPIN_US))
-            }) {
-                if std::time::Instant::now() < *until {
+            // of microseconds each way). Once per call, and only for a mapping's one reader
+            // (several would all spin after each wake, for a fault one of them takes).
+            if !spun {
+                let now = std::time::Instant::now();
+                let until = *spin.get_or_insert(now + std::time::Duration::from_micros(SPIN_US));
+                if now < until {
                     crate::sync::hint::spin_loop();
                     continue;
                 }
+                spun = true;
             }
-            spin_until = None;
             let mut fds = [
                 libc::pollfd {
                     fd: self.uffd.raw_fd(),

@@ -60,8 +60,10 @@ pub enum Level {
     ObjectError,
     /// A bundled accessor's own store (`MemoryAccessor`): a leaf, called with anything held.
     Store,
-    /// A simulated MMU's page tables and fault queue (`mmap::sim::SimMmu`): a leaf; a CPU's
-    /// access and every table change happen under it, as a TLB shootdown orders them.
+    /// A simulated MMU's page tables and fault queue (`mmap::sim::SimMmu`), the kernel MMU's
+    /// queue of faults read (`mmap::real::UffdMmu`), a mapping's fault-around stream
+    /// (`mmap::core::MapCore`): leaves, taken one at a time. A simulated CPU's access and every
+    /// table change happen under the first, as a TLB shootdown orders them.
     Mmu,
 }
 
