@@ -25,9 +25,9 @@ pub struct MappingStats {
 /// page), counts against the pool's frames, evicts under pressure (writing dirty pages back
 /// first; a store racing an eviction faults and waits, it is never lost) and writes back on
 /// [`Mapping::sync`] and on drop. Handler threads serve the faults (one unless
-/// [`Mapping::builder`] says more); after each fault a handler looks for the next one for 50 µs
-/// before it sleeps (a thread woken from a fault often faults again at
-/// once, and waking a sleeping CPU costs tens of microseconds on a VM).
+/// [`Mapping::builder`] says more); a mapping's only handler looks for the next fault for 50 µs
+/// after each before it sleeps (a thread woken from a fault often faults again at once, and
+/// waking a sleeping CPU costs tens of microseconds on a VM); several sleep at once.
 ///
 /// Linux only; it needs userfaultfd on a memfd (`MISSING`, `MINOR`, write-protect, `POISON`:
 /// Linux 6.6 or later) and the pool's page size must be the system's. Where userfaultfd is not
