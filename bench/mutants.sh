@@ -29,6 +29,8 @@
 #   MUTANTS_ONLY=survivors.txt MUTANTS_SUITE=loom MUTANTS_TESTS=c11 bash bench/mutants.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# cargo-mutants does not create the output directory's parent (target/ on a fresh checkout).
+mkdir -p target
 command -v cargo-mutants >/dev/null || cargo install cargo-mutants --locked
 only=()
 if [ "${MUTANTS_SUITE:-}" = shuttle ] || [ "${MUTANTS_SUITE:-}" = loom ]; then
