@@ -96,6 +96,38 @@ async fn a_release_on_another_thread_wakes_the_waiting_task() {
     releaser.join().unwrap();
 }
 
+/// An awaited write request queued behind a reader on a copy-on-write page: once the reader
+/// lets go, the write is blocked only by the shared frame, which its poll breaks (the object
+/// gets a private page). A poll that waited for the entry instead would wait for ever
+/// (cargo-mutants' survivors at `poll_wait`'s break condition: no test reached it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_awaited_write_behind_a_reader_breaks_the_copy_on_write_page() {
+    let (_pages, obj) = object();
+    obj.write(5).unwrap()[0] = 7;
+    let snap = obj.copy().unwrap(); // page 5 is shared copy-on-write from here
+    let obj = Arc::new(obj);
+    let reader = obj.register().unwrap();
+    let r = reader.request(5, Access::Read).unwrap();
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let o = obj.clone();
+    let task = tokio::spawn(async move {
+        let writer = o.register().unwrap();
+        let p = writer.enqueue(5, Access::Write).unwrap();
+        tx.send(()).unwrap();
+        let mut g = p.await.unwrap();
+        g.bytes_mut().unwrap()[0] = 9;
+    });
+    rx.await.unwrap();
+    tokio::time::sleep(Duration::from_millis(20)).await; // the write waits behind the reader
+    drop(r);
+    tokio::time::timeout(Duration::from_secs(30), task)
+        .await
+        .expect("the write is granted once the reader lets go")
+        .unwrap();
+    assert_eq!(obj.read(5).unwrap()[0], 9, "the object's write");
+    assert_eq!(snap.read(5).unwrap()[0], 7, "the copy keeps its page");
+}
+
 #[test]
 fn polling_a_completed_request_again_is_an_error_not_a_panic() {
     use std::future::Future;
