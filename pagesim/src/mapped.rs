@@ -8,10 +8,8 @@
 //! mapped read-only), any other as a miss.
 
 #[cfg(target_os = "linux")]
-use crate::sim::{create_file, histogram, Latency, ThreadResult};
+use crate::sim::{create_file, histogram, latency, ThreadResult};
 use crate::sim::{Config, SimError, Summary};
-#[cfg(target_os = "linux")]
-use hdrhistogram::Histogram;
 
 /// Runs `cfg` through mappings (Linux only).
 #[cfg(target_os = "linux")]
@@ -187,21 +185,4 @@ pub(crate) fn run(_cfg: &Config) -> Result<Summary, SimError> {
 fn system_page_size() -> usize {
     // SAFETY: sysconf takes no pointer and has no precondition.
     unsafe { libc::sysconf(libc::_SC_PAGESIZE) as usize }
-}
-
-#[cfg(target_os = "linux")]
-fn latency(hh: &Histogram<u64>, hm: &Histogram<u64>) -> Latency {
-    let pct = |h: &Histogram<u64>, q: f64| {
-        if h.is_empty() {
-            0
-        } else {
-            h.value_at_quantile(q)
-        }
-    };
-    Latency {
-        hit_p50: pct(hh, 0.5),
-        hit_p99: pct(hh, 0.99),
-        miss_p50: pct(hm, 0.5),
-        miss_p99: pct(hm, 0.99),
-    }
 }

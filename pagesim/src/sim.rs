@@ -203,6 +203,23 @@ pub(crate) fn histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 600_000_000_000, 2).expect("valid bounds")
 }
 
+/// The percentiles of hits (`hh`) and misses (`hm`); 0 for an empty histogram.
+pub(crate) fn latency(hh: &Histogram<u64>, hm: &Histogram<u64>) -> Latency {
+    let pct = |h: &Histogram<u64>, q: f64| {
+        if h.is_empty() {
+            0
+        } else {
+            h.value_at_quantile(q)
+        }
+    };
+    Latency {
+        hit_p50: pct(hh, 0.5),
+        hit_p99: pct(hh, 0.99),
+        miss_p50: pct(hm, 0.5),
+        miss_p99: pct(hm, 0.99),
+    }
+}
+
 /// Runs the simulation.
 pub fn run(cfg: &Config) -> Result<Summary, SimError> {
     cfg.validate()?;
@@ -358,13 +375,6 @@ pub fn run(cfg: &Config) -> Result<Summary, SimError> {
         o.close()?;
     }
     let close_seconds = t.elapsed().as_secs_f64();
-    let pct = |h: &Histogram<u64>, q: f64| {
-        if h.is_empty() {
-            0
-        } else {
-            h.value_at_quantile(q)
-        }
-    };
     Ok(Summary {
         config: cfg.clone(),
         threads,
@@ -383,12 +393,7 @@ pub fn run(cfg: &Config) -> Result<Summary, SimError> {
         writebacks: stats.writebacks,
         grant_waits: stats.grant_waits,
         revocations: stats.revocations,
-        latency_ns: Latency {
-            hit_p50: pct(&hh, 0.5),
-            hit_p99: pct(&hh, 0.99),
-            miss_p50: pct(&hm, 0.5),
-            miss_p99: pct(&hm, 0.99),
-        },
+        latency_ns: latency(&hh, &hm),
         content_errors: bad,
         request_errors: failed,
         close_seconds,
