@@ -313,3 +313,116 @@ pub fn m10_two_handlers() {
     let c = assert_conserved(&pages);
     assert_eq!(c.free, c.total(), "M10: frames outlived the mapping: {c:?}");
 }
+
+/// Another mapping of `core`'s object (a view of the same pages: `SimMmu::share`), and its
+/// handler thread.
+fn share(
+    core: &MapCore<SimMmu>,
+    read_only: bool,
+) -> (Arc<MapCore<SimMmu>>, thread::JoinHandle<u64>) {
+    let view = core.mmu().share(read_only);
+    let other = Arc::new(core.share(view).expect("share"));
+    let h = {
+        let other = other.clone();
+        thread::spawn(move || MapCore::serve_all(&other))
+    };
+    (other, h)
+}
+
+/// M11 a store through one mapping vs a load through another: one frame, two mappings X and Y
+/// of one object (sharing its pages, as two mappings of a memfd do). A thread stores 1 into A0
+/// through X while the main thread loads A0 through Y; both pages are absent. The load reads
+/// the stored value or 1 (never anything else); once the store has returned, a load through Y
+/// reads 1 (the mappings share the page: no stale copy); the page is filled once for both;
+/// after a sync the store holds 1; ending X leaves the object to Y, whose end closes it; nothing
+/// pinned; frames free.
+pub fn m11_store_in_one_mapping_vs_load_in_another() {
+    let pages = pool(1);
+    let (x, s, hx) = mapped(&pages);
+    let (y, hy) = share(&x, false);
+    let t = {
+        let x = x.clone();
+        thread::spawn(move || x.mmu().store(0, 1).unwrap())
+    };
+    let v = y.mmu().load(0).unwrap();
+    assert!(
+        v == initial(A, 0) || v == 1,
+        "M11: a load through the other mapping read {v:#x}"
+    );
+    t.join().unwrap();
+    assert_eq!(
+        y.mmu().load(0),
+        Ok(1),
+        "M11: the other mapping reads a stale page after the store returned"
+    );
+    assert_eq!(s.fills.load(SeqCst), 1, "M11: the page was filled twice");
+    y.sync().unwrap();
+    assert_eq!(s.get(0), 1, "M11: the store through X was lost");
+    x.close().expect("close X");
+    hx.join().unwrap();
+    assert_eq!(y.mappings(), 1, "M11: X's end left its view behind");
+    end(&pages, y, hy, "M11");
+}
+
+/// M12 eviction vs stores through two mappings of one page: one frame; A0 is mapped writable
+/// and dirty in both X and Y. A thread stores 2 through Y while the main thread faults another
+/// object's B0, which reclaims A0: its access is taken away in every mapping (each view's entry
+/// zapped) before its bytes are written back. The store lands before (and the write-back
+/// carries it) or faults and waits for the page. After a sync the store holds 2 and a guard
+/// reads 2; nothing pinned; frames free. Zapping only one mapping's entry lets Y's store land
+/// after the write-back's read: lost (semantic mutant 092).
+pub fn m12_evict_vs_stores_in_two_mappings() {
+    let pages = pool(1);
+    let (x, s, hx) = mapped(&pages);
+    let (y, hy) = share(&x, false);
+    x.mmu().store(0, 1).unwrap();
+    y.mmu().store(0, 1).unwrap();
+    let sb = Store::new(1, B);
+    let b = open(&pages, &sb, 1);
+    let t = {
+        let y = y.clone();
+        thread::spawn(move || y.mmu().store(0, 2).unwrap())
+    };
+    let vb = read(&b, 0).unwrap().0;
+    t.join().unwrap();
+    assert_eq!(vb, initial(B, 0), "M12: the other object's fault");
+    drop(b);
+    x.sync().unwrap();
+    assert_eq!(s.get(0), 2, "M12: the store through Y was lost");
+    assert_eq!(
+        read(x.object(), 0).unwrap().0,
+        2,
+        "M12: the object's page is stale"
+    );
+    y.close().expect("close Y");
+    hy.join().unwrap();
+    end(&pages, x, hx, "M12");
+}
+
+/// M13 the end of one mapping vs a fault in another: one frame; A0 is mapped writable and
+/// dirty in X. A thread stores 2 through Y (a fault) while the main thread closes X. X's end
+/// unmaps X only: the object stays open for Y (X was not its last mapping), the store completes,
+/// a load through Y reads 2 and one through X fails `Unmapped`; nothing X stored is lost (a
+/// sync writes 2); Y's end closes the object; nothing pinned; frames free.
+pub fn m13_close_one_mapping_vs_fault_in_another() {
+    let pages = pool(1);
+    let (x, s, hx) = mapped(&pages);
+    let (y, hy) = share(&x, false);
+    x.mmu().store(0, 1).unwrap();
+    let t = {
+        let y = y.clone();
+        thread::spawn(move || y.mmu().store(0, 2))
+    };
+    x.close().expect("close X");
+    hx.join().unwrap();
+    assert_eq!(t.join().unwrap(), Ok(()), "M13: Y's store failed");
+    assert_eq!(y.mmu().load(0), Ok(2), "M13: Y reads a stale page");
+    assert_eq!(
+        x.mmu().load(0),
+        Err(CpuError::Unmapped),
+        "M13: X still maps the page"
+    );
+    y.sync().unwrap();
+    assert_eq!(s.get(0), 2, "M13: the store through Y was lost");
+    end(&pages, y, hy, "M13");
+}

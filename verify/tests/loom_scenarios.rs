@@ -507,3 +507,26 @@ fn m9_fault_around_vs_store() {
 fn m10_two_handlers() {
     model_capped("M10", MAPPING_BOUND, s::m10_two_handlers);
 }
+
+#[test]
+fn m11_store_in_one_mapping_vs_load_in_another() {
+    model_capped(
+        "M11",
+        MAPPING_BOUND,
+        s::m11_store_in_one_mapping_vs_load_in_another,
+    );
+}
+
+#[test]
+fn m12_evict_vs_stores_in_two_mappings() {
+    model_capped("M12", MAPPING_BOUND, s::m12_evict_vs_stores_in_two_mappings);
+}
+
+#[test]
+fn m13_close_one_mapping_vs_fault_in_another() {
+    model_capped(
+        "M13",
+        MAPPING_BOUND,
+        s::m13_close_one_mapping_vs_fault_in_another,
+    );
+}

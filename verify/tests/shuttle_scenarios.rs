@@ -402,3 +402,18 @@ fn m9_fault_around_vs_store() {
 fn m10_two_handlers() {
     explore("M10", s::m10_two_handlers);
 }
+
+#[test]
+fn m11_store_in_one_mapping_vs_load_in_another() {
+    explore("M11", s::m11_store_in_one_mapping_vs_load_in_another);
+}
+
+#[test]
+fn m12_evict_vs_stores_in_two_mappings() {
+    explore("M12", s::m12_evict_vs_stores_in_two_mappings);
+}
+
+#[test]
+fn m13_close_one_mapping_vs_fault_in_another() {
+    explore("M13", s::m13_close_one_mapping_vs_fault_in_another);
+}

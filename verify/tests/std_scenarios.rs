@@ -88,4 +88,7 @@ fn scenarios_on_real_threads() {
     repeat(s::m8_holder_faults_while_a_store_waits_for_it);
     repeat(s::m9_fault_around_vs_store);
     repeat(s::m10_two_handlers);
+    repeat(s::m11_store_in_one_mapping_vs_load_in_another);
+    repeat(s::m12_evict_vs_stores_in_two_mappings);
+    repeat(s::m13_close_one_mapping_vs_fault_in_another);
 }

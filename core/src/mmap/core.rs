@@ -36,28 +36,50 @@ fn lasting(e: &Error) -> bool {
     )
 }
 
-/// An MMU as an object's page memory.
-struct MmuMemory<M>(ShareArc<M>);
+/// The views an object is mapped in (several mappings of one object share its pages' bytes,
+/// SPEC §2.8): the object's page memory. Bytes, trackers and `release` go through the first
+/// view's MMU, whose store every view shares (a memfd, the model's pages); `quiesce` takes the
+/// page's access away in every view, so no store through any mapping completes after it.
+struct Views<M> {
+    /// The first view: its MMU holds the pages (kept while the object lives, whichever
+    /// mappings go).
+    store: ShareArc<M>,
+    /// The views mapped now. A view leaves only after its MMU is unmapped (no access through
+    /// it completes after), so a quiesce that misses it misses nothing.
+    list: Mutex<Vec<ShareArc<M>>>,
+}
 
-impl<M: Mmu> PageMemory for MmuMemory<M> {
+impl<M: Mmu> Views<M> {
+    /// Removes `view` (once unmapped); returns how many views are left.
+    fn leave(&self, view: &ShareArc<M>) -> usize {
+        let mut list = lock(&self.list);
+        list.retain(|v| !ShareArc::ptr_eq(v, view));
+        list.len()
+    }
+}
+
+impl<M: Mmu> PageMemory for Views<M> {
     fn bytes(&self, page: u64) -> *mut u8 {
-        self.0.bytes(page)
+        self.store.bytes(page)
     }
 
     fn track(&self, page: u64) -> &AccessTrack {
-        self.0.track(page)
+        self.store.track(page)
     }
 
     fn quiesce(&self, page: u64, evict: bool) {
-        if evict {
-            self.0.zap(page);
-        } else {
-            self.0.protect(page, true);
+        // Under the list's lock: a view that leaves meanwhile was unmapped first.
+        for v in lock(&self.list).iter() {
+            if evict {
+                v.zap(page);
+            } else {
+                v.protect(page, true);
+            }
         }
     }
 
     fn release(&self, page: u64) {
-        self.0.free(page);
+        self.store.free(page);
     }
 }
 
@@ -95,6 +117,8 @@ impl Stream {
 /// A memory object mapped through an [`Mmu`]: the protocol of SPEC §2.8 (see the module doc).
 pub struct MapCore<M: Mmu + 'static> {
     mmu: ShareArc<M>,
+    /// Every view of the object, this one included until it ends.
+    views: ShareArc<Views<M>>,
     object: PageMapper,
     /// Where a fault's server waits between tries (nobody wakes it: it times out).
     retry_park: Parker,
@@ -133,18 +157,61 @@ impl<M: Mmu + 'static> MapCore<M> {
         }
         let mmu = ShareArc::new(mmu);
         let limit = mmu.pages() * mmu.page_size() as u64;
-        let memory: ShareArc<dyn PageMemory> = ShareArc::new(MmuMemory(mmu.clone()));
+        let views = ShareArc::new(Views {
+            store: mmu.clone(),
+            list: Mutex::new(Level::Views, vec![mmu.clone()]),
+        });
+        let memory: ShareArc<dyn PageMemory> = views.clone();
         let object = pages.open_with_memory(ShareArc::new(accessor), limit, memory)?;
-        Ok(Self {
+        Ok(Self::view(mmu, views, object, u64::from(pages.frames())))
+    }
+
+    fn view(mmu: ShareArc<M>, views: ShareArc<Views<M>>, object: PageMapper, frames: u64) -> Self {
+        Self {
             mmu,
+            views,
             object,
             retry_park: Parker::new(Level::Park),
             around: crate::sync::atomic::AtomicU64::new(FAULT_AROUND),
-            frames: u64::from(pages.frames()),
+            frames,
             stream: Mutex::new(Level::Mmu, Stream::default()),
             faults: crate::sync::atomic::AtomicU64::new(0),
             mapped_ahead: crate::sync::atomic::AtomicU64::new(0),
-        })
+        }
+    }
+
+    /// Another mapping of this one's object through `mmu`, a view of the same pages (the
+    /// kernel's: another mapping of the memfd; the model's: [`SimMmu::share`](super::sim::SimMmu::share)).
+    /// Its faults are its own (serve them with [`MapCore::serve_all`] on it); reclaim and
+    /// write-back take a page's access away in every view. Fails with [`Error::Map`] if the
+    /// view's size is not the object's, or [`Error::Closed`] if every mapping of the object
+    /// has ended.
+    pub fn share(&self, mmu: M) -> Result<Self> {
+        if mmu.pages() != self.mmu.pages() || mmu.page_size() != self.mmu.page_size() {
+            return Err(Error::Map(ShareArc::new(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "a view of another size than the object's",
+            ))));
+        }
+        let mmu = ShareArc::new(mmu);
+        {
+            let mut list = lock(&self.views.list);
+            if list.is_empty() {
+                return Err(Error::Closed);
+            }
+            list.push(mmu.clone());
+        }
+        Ok(Self::view(
+            mmu,
+            self.views.clone(),
+            self.object.clone(),
+            self.frames,
+        ))
+    }
+
+    /// How many mappings of the object are live (this one included, until it ends).
+    pub fn mappings(&self) -> usize {
+        lock(&self.views.list).len()
     }
 
     /// Faults the handlers have read, and pages fault-around has mapped, so far.
@@ -321,17 +388,27 @@ impl<M: Mmu + 'static> MapCore<M> {
     }
 
     /// Ends the mapping: its CPUs' accesses fail from now on (handlers' `MapCore::serve_all`
-    /// returns), then the object is closed (written back, frames released).
+    /// returns). The last mapping of the object to end closes it (written back, frames
+    /// released); an earlier one leaves its pages (dirty ones included) to the others.
     pub fn close(&self) -> Result<()> {
+        if self.end() == 0 {
+            self.object.close()
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Unmaps this view, then takes it out of the object's views; returns how many are left.
+    fn end(&self) -> usize {
         self.mmu.unmap();
-        self.object.close()
+        self.views.leave(&self.mmu)
     }
 }
 
 impl<M: Mmu + 'static> Drop for MapCore<M> {
     /// Ends the mapping as [`MapCore::close`] does; the object closes when its last handle goes.
     fn drop(&mut self) {
-        self.mmu.unmap();
+        self.end();
     }
 }
 

@@ -42,6 +42,11 @@ pub struct MappingStats {
 /// page not mapped yet. Touching the range after the mapping is dropped is a segmentation
 /// fault, as after `munmap`. Copies of a mapped object are refused ([`Error::Mapped`]).
 ///
+/// An object may be mapped several times ([`Mapping::share`], [`MappingBuilder::share`]),
+/// read-write or read-only ([`MappingBuilder::read_only`]): the mappings share each resident
+/// page's bytes (one copy, one frame), so they are coherent as two `MAP_SHARED` mappings of a
+/// file are, and the object closes when the last of them ends.
+///
 /// Fault-around: a load's fault that continues a sequential stream of them (on the page right
 /// after what the previous one mapped) has up to [`Mapping::fault_around`] pages after its own
 /// (32 by default, and never more than a quarter of the pool's frames; the window doubles from
@@ -94,6 +99,7 @@ pub struct Mapping {
 pub struct MappingBuilder {
     handlers: usize,
     fault_around: u64,
+    read_only: bool,
 }
 
 /// The most handler threads a mapping may have.
@@ -114,41 +120,63 @@ impl MappingBuilder {
         self
     }
 
-    /// Maps a new object of `len` bytes (rounded up to whole pages) backed by `accessor`, and
-    /// starts its handler threads. Fails with [`Error::Map`] where userfaultfd is not
-    /// permitted (the message names the remedies), the pool's page size is not the system's,
-    /// `len` is 0 or more than the address space can map, or the handler count is not 1 to 64.
-    pub fn build(self, pages: &Pages, accessor: impl Accessor, len: u64) -> Result<Mapping> {
-        let invalid = |what: String| {
-            Error::Map(ShareArc::new(std::io::Error::new(
-                std::io::ErrorKind::InvalidInput,
-                what,
-            )))
-        };
+    /// Maps the range read-only (default: read-write): a store through it is the kernel's
+    /// `SIGSEGV`, as with any `PROT_READ` mapping, and never reaches the object; a `write(2)`
+    /// or `read(2)` into it fails with `EFAULT`. Loads see every store made through the
+    /// object's other mappings, guards and grants.
+    pub fn read_only(mut self, read_only: bool) -> Self {
+        self.read_only = read_only;
+        self
+    }
+
+    /// Maps `of`'s object again: another range of this process's memory whose loads and
+    /// stores reach the same pages, with its own handler threads and fault-around (this
+    /// builder's) and protection ([`MappingBuilder::read_only`]). The mappings share each
+    /// resident page (one copy of its bytes, one frame, one table entry per mapping that
+    /// touched it), so a store through one is seen by the next load through any other, as
+    /// with two `MAP_SHARED` mappings of one file; reclaim and write-back take a page's access
+    /// away in every mapping. The object lives until every mapping of it has ended: ending
+    /// one (drop, [`Mapping::close`]) leaves its pages, dirty ones included, to the others, and
+    /// the last one writes back and closes the object. Fails with [`Error::Map`] as
+    /// [`MappingBuilder::build`] does.
+    ///
+    /// ```no_run
+    /// use pagecore::{Mapping, MemoryAccessor, Pages};
+    /// let pages = Pages::builder().page_size(4096).frames(64).build()?;
+    /// let a = Mapping::new(&pages, MemoryAccessor::new(), 1 << 20)?;
+    /// let b = Mapping::builder().read_only(true).share(&a)?;
+    /// // SAFETY: both inside their mappings; no other thread touches them.
+    /// unsafe { *a.as_ptr().add(4096) = 7 };
+    /// assert_eq!(unsafe { *b.as_ptr().add(4096) }, 7); // the same page
+    /// # Ok::<(), pagecore::Error>(())
+    /// ```
+    pub fn share(self, of: &Mapping) -> Result<Mapping> {
+        self.check_handlers()?;
+        let mmu = of
+            .core
+            .mmu()
+            .share(self.read_only)
+            .map_err(|e| Error::Map(ShareArc::new(e)))?;
+        let core = of.core.share(mmu)?;
+        self.start(core)
+    }
+
+    fn check_handlers(&self) -> Result<()> {
         if !(1..=MAX_HANDLERS).contains(&self.handlers) {
             return Err(invalid(format!(
                 "{} handler threads: a mapping has 1 to {MAX_HANDLERS}",
                 self.handlers
             )));
         }
-        let ps = pages.page_size() as u64;
-        // SAFETY: no arguments.
-        let system = unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as u64;
-        if ps != system {
-            return Err(invalid(format!(
-                "the pool's page size ({ps}) must be the system's ({system})"
-            )));
-        }
-        if len == 0 {
-            return Err(invalid("a mapping of 0 bytes".into()));
-        }
-        let n = len.div_ceil(ps);
-        let mmu = UffdMmu::new(n).map_err(|e| Error::Map(ShareArc::new(e)))?;
-        mmu.set_readers(self.handlers);
-        let core = Arc::new(MapCore::new(pages, accessor, mmu)?);
+        Ok(())
+    }
+
+    /// Sets the knobs on `core` and starts its handler threads.
+    fn start(self, core: MapCore<UffdMmu>) -> Result<Mapping> {
+        core.mmu().set_readers(self.handlers);
         core.set_fault_around(self.fault_around);
         let mut map = Mapping {
-            core,
+            core: Arc::new(core),
             handlers: Vec::with_capacity(self.handlers),
             closed: false,
         };
@@ -165,6 +193,37 @@ impl MappingBuilder {
         }
         Ok(map)
     }
+
+    /// Maps a new object of `len` bytes (rounded up to whole pages) backed by `accessor`, and
+    /// starts its handler threads. Fails with [`Error::Map`] where userfaultfd is not
+    /// permitted (the message names the remedies), the pool's page size is not the system's,
+    /// `len` is 0 or more than the address space can map, or the handler count is not 1 to 64.
+    pub fn build(self, pages: &Pages, accessor: impl Accessor, len: u64) -> Result<Mapping> {
+        self.check_handlers()?;
+        let ps = pages.page_size() as u64;
+        // SAFETY: no arguments.
+        let system = unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as u64;
+        if ps != system {
+            return Err(invalid(format!(
+                "the pool's page size ({ps}) must be the system's ({system})"
+            )));
+        }
+        if len == 0 {
+            return Err(invalid("a mapping of 0 bytes".into()));
+        }
+        let n = len.div_ceil(ps);
+        let mmu = UffdMmu::new(n, self.read_only).map_err(|e| Error::Map(ShareArc::new(e)))?;
+        let core = MapCore::new(pages, accessor, mmu)?;
+        self.start(core)
+    }
+}
+
+/// An invalid argument, as [`Error::Map`].
+fn invalid(what: String) -> Error {
+    Error::Map(ShareArc::new(std::io::Error::new(
+        std::io::ErrorKind::InvalidInput,
+        what,
+    )))
 }
 
 impl std::fmt::Debug for Mapping {
@@ -186,11 +245,37 @@ impl Mapping {
         Self::builder().build(pages, accessor, len)
     }
 
-    /// A mapping with options: handler threads, fault-around.
+    /// Maps this mapping's object again, read-write, with one handler thread and
+    /// fault-around's default bound ([`MappingBuilder::share`] for others, and what sharing
+    /// means): a store through either is seen by the other's next load.
+    ///
+    /// ```no_run
+    /// use pagecore::{Mapping, MemoryAccessor, Pages};
+    /// let pages = Pages::builder().page_size(4096).frames(64).build()?;
+    /// let a = Mapping::new(&pages, MemoryAccessor::new(), 1 << 20)?;
+    /// let b = a.share()?;
+    /// assert_eq!(b.mappings(), 2);
+    /// drop(a);                   // b keeps the object (and a's stores)
+    /// assert_eq!(b.mappings(), 1);
+    /// # Ok::<(), pagecore::Error>(())
+    /// ```
+    pub fn share(&self) -> Result<Mapping> {
+        Self::builder().share(self)
+    }
+
+    /// How many mappings of this mapping's object are live, this one included
+    /// ([`Mapping::share`]).
+    pub fn mappings(&self) -> usize {
+        self.core.mappings()
+    }
+
+    /// A mapping with options: handler threads, fault-around, read-only, another mapping of
+    /// an object already mapped.
     pub fn builder() -> MappingBuilder {
         MappingBuilder {
             handlers: 1,
             fault_around: super::core::FAULT_AROUND,
+            read_only: false,
         }
     }
 
@@ -301,10 +386,12 @@ impl Mapping {
         self.core.sync()
     }
 
-    /// Ends the mapping and reports how: writes every page back and closes the object (as drop
-    /// does, which cannot report an error), unmaps the range and joins the handler threads. If
-    /// a write-back fails the object stays open with its dirty pages (nothing is lost): a handle
-    /// taken from [`Mapping::object`] before (a clone) can `sync` or `close` it again later.
+    /// Ends the mapping and reports how: unmaps the range, joins the handler threads and, if it
+    /// was the object's last mapping ([`Mapping::share`]), writes every page back and closes
+    /// the object (as drop does, which cannot report an error); an earlier one leaves its
+    /// pages, dirty ones included, to the object's other mappings. If a write-back fails the
+    /// object stays open with its dirty pages (nothing is lost): a handle taken from
+    /// [`Mapping::object`] before (a clone) can `sync` or `close` it again later.
     pub fn close(mut self) -> Result<()> {
         self.end()
     }

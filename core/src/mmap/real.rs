@@ -11,7 +11,7 @@
 use super::mmu::{Fault, Mapped, Mmu};
 use super::uffd::{feature, mode, Event, Filled, Uffd};
 use crate::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use crate::sync::{lock, AccessTrack, Level, Mutex};
+use crate::sync::{lock, AccessTrack, Level, Mutex, ShareArc};
 use std::collections::VecDeque;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
@@ -41,13 +41,18 @@ struct View {
 }
 
 impl View {
-    fn new(fd: &OwnedFd, len: usize) -> io::Result<Self> {
+    fn new(fd: &OwnedFd, len: usize, read_only: bool) -> io::Result<Self> {
+        let prot = if read_only {
+            libc::PROT_READ
+        } else {
+            libc::PROT_READ | libc::PROT_WRITE
+        };
         // SAFETY: a fresh shared mapping of our own memfd; nothing else refers to it.
         let p = unsafe {
             libc::mmap(
                 std::ptr::null_mut(),
                 len,
-                libc::PROT_READ | libc::PROT_WRITE,
+                prot,
                 libc::MAP_SHARED,
                 fd.as_raw_fd(),
                 0,
@@ -80,17 +85,27 @@ impl Drop for View {
     }
 }
 
-/// The kernel's MMU for one mapping (see the module doc).
+/// An object's pages: the memfd and pagecore's alias of it (never registered), shared by every
+/// mapping of the object.
+struct Shm {
+    memfd: OwnedFd,
+    alias: View,
+    tracks: Box<[AccessTrack]>,
+}
+
+/// The kernel's MMU for one mapping (see the module doc): a view of an object's memfd, with
+/// its own userfaultfd.
 pub struct UffdMmu {
     uffd: Uffd,
-    memfd: OwnedFd,
+    shm: ShareArc<Shm>,
     /// Written by `unmap` to wake a handler blocked in `poll`.
     wakeup: OwnedFd,
     client: View,
-    alias: View,
+    /// Mapped `PROT_READ`, registered without write-protect: a store is the kernel's
+    /// `SIGSEGV`, never a fault to the handler.
+    read_only: bool,
     page_size: usize,
     pages: u64,
-    tracks: Box<[AccessTrack]>,
     /// Faults read and not yet handed out (one `read(2)` returns several).
     pending: Mutex<VecDeque<Fault>>,
     unmapped: AtomicBool,
@@ -98,8 +113,14 @@ pub struct UffdMmu {
     batch: AtomicUsize,
 }
 
-// SAFETY: the raw pointers are two mappings this value owns; every access through them is the
-// protocol's (the pager's under a pin or a reclaim's take, the CPUs' through the kernel).
+// SAFETY: the alias's pointer is a mapping this value owns; every access through it is the
+// protocol's (the pager's under a pin or a reclaim's take).
+unsafe impl Send for Shm {}
+// SAFETY: as above; the trackers are the facade's (shared use is their purpose).
+unsafe impl Sync for Shm {}
+
+// SAFETY: the client range's pointer is a mapping this value owns (the alias's is `Shm`'s);
+// every access through it is a CPU's, through the kernel.
 unsafe impl Send for UffdMmu {}
 // SAFETY: as above; the mutable state is behind a lock or atomic.
 unsafe impl Sync for UffdMmu {}
@@ -117,7 +138,7 @@ impl UffdMmu {
     /// A mapping of `pages` pages of the system's page size: the memfd, both views and the
     /// registration. Fails where userfaultfd is not permitted or lacks a feature (the error
     /// says which and what to do).
-    pub fn new(pages: u64) -> io::Result<Self> {
+    pub fn new(pages: u64, read_only: bool) -> io::Result<Self> {
         // SAFETY: no arguments.
         let page_size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as usize;
         let len = usize::try_from(pages)
@@ -125,7 +146,6 @@ impl UffdMmu {
             .and_then(|p| p.checked_mul(page_size))
             .filter(|&l| l > 0 && l <= isize::MAX as usize)
             .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "mapping size"))?;
-        let uffd = Uffd::open(FEATURES, true)?;
         // Not executable and sealed so (where `vm.memfd_noexec = 2` refuses any other memfd);
         // kernels before 6.3 do not know the flag (EINVAL): then without it.
         let name = c"pagecore-mapping";
@@ -143,13 +163,33 @@ impl UffdMmu {
         let memfd = unsafe { OwnedFd::from_raw_fd(fd) };
         // SAFETY: resizes our own memfd (sparse: every page a hole).
         check(unsafe { libc::ftruncate(memfd.as_raw_fd(), len as libc::off_t) })?;
-        let alias = View::new(&memfd, len)?;
-        let client = View::new(&memfd, len)?;
-        uffd.register(
-            client.addr as usize,
-            len,
-            mode::MISSING | mode::MINOR | mode::WP,
-        )?;
+        let alias = View::new(&memfd, len, false)?;
+        let shm = ShareArc::new(Shm {
+            memfd,
+            alias,
+            tracks: (0..pages).map(|_| AccessTrack::new()).collect(),
+        });
+        Self::view(shm, pages, page_size, read_only)
+    }
+
+    /// Another mapping of the same object's pages (the same memfd), with its own range and
+    /// userfaultfd; `read_only`: mapped `PROT_READ` (a store through it is a `SIGSEGV`).
+    pub fn share(&self, read_only: bool) -> io::Result<Self> {
+        Self::view(self.shm.clone(), self.pages, self.page_size, read_only)
+    }
+
+    fn view(shm: ShareArc<Shm>, pages: u64, page_size: usize, read_only: bool) -> io::Result<Self> {
+        let len = shm.alias.len;
+        let uffd = Uffd::open(FEATURES, true)?;
+        let client = View::new(&shm.memfd, len, read_only)?;
+        // A read-only range cannot take a write-protect registration, and needs none: no store
+        // goes through it.
+        let modes = if read_only {
+            mode::MISSING | mode::MINOR
+        } else {
+            mode::MISSING | mode::MINOR | mode::WP
+        };
+        uffd.register(client.addr as usize, len, modes)?;
         // SAFETY: a new eventfd, ours.
         let efd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
         if efd < 0 {
@@ -157,14 +197,13 @@ impl UffdMmu {
         }
         Ok(Self {
             uffd,
-            memfd,
+            shm,
             // SAFETY: `efd` is ours.
             wakeup: unsafe { OwnedFd::from_raw_fd(efd) },
             client,
-            alias,
+            read_only,
             page_size,
             pages,
-            tracks: (0..pages).map(|_| AccessTrack::new()).collect(),
             pending: Mutex::new(Level::Mmu, VecDeque::new()),
             unmapped: AtomicBool::new(false),
             batch: AtomicUsize::new(32),
@@ -227,19 +266,18 @@ impl Mmu for UffdMmu {
     fn bytes(&self, page: u64) -> *mut u8 {
         debug_assert!(page < self.pages);
         // SAFETY: page < pages: inside the alias.
-        unsafe { self.alias.addr.add(page as usize * self.page_size) }
+        unsafe { self.shm.alias.addr.add(page as usize * self.page_size) }
     }
 
     fn track(&self, page: u64) -> &AccessTrack {
-        &self.tracks[page as usize]
+        &self.shm.tracks[page as usize]
     }
 
     fn map(&self, page: u64, writable: bool) -> Mapped {
         let a = self.addr(page);
-        self.resolve(|| {
-            self.uffd
-                .continue_minor(a, self.page_size, !writable, false)
-        })
+        // A read-only range maps read-only by its protection (no write-protect mode there).
+        let wp = !writable && !self.read_only;
+        self.resolve(|| self.uffd.continue_minor(a, self.page_size, wp, false))
     }
 
     fn map_read_only(&self, first: u64, n: u64) -> u64 {
@@ -252,7 +290,8 @@ impl Mmu for UffdMmu {
         let mut done = 0;
         while at < end {
             let len = ((end - at) * ps) as usize;
-            match self.uffd.continue_minor(self.addr(at), len, true, false) {
+            let wp = !self.read_only;
+            match self.uffd.continue_minor(self.addr(at), len, wp, false) {
                 Ok(Filled::Done) => return done + (end - at),
                 Ok(Filled::Again(0)) => crate::sync::thread::yield_now(),
                 Ok(Filled::Again(bytes)) => {
@@ -267,6 +306,10 @@ impl Mmu for UffdMmu {
     }
 
     fn protect(&self, page: u64, wp: bool) {
+        if self.read_only {
+            // Never writable; no write-protect registration to change.
+            return;
+        }
         // An error here is a range going away (after unmap): nothing to protect.
         let _ = self
             .uffd
@@ -289,9 +332,9 @@ impl Mmu for UffdMmu {
     fn free(&self, page: u64) {
         let mode = libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE;
         let off = (page as usize * self.page_size) as libc::off_t;
-        // SAFETY: frees one page of our own memfd (both views then read a hole: zeros, and the
+        // SAFETY: frees one page of our own memfd (every view then reads a hole: zeros, and a
         // client's next access is MISSING; design §2 step 4).
-        unsafe { libc::fallocate(self.memfd.as_raw_fd(), mode, off, self.page_size as _) };
+        unsafe { libc::fallocate(self.shm.memfd.as_raw_fd(), mode, off, self.page_size as _) };
     }
 
     fn wake(&self, page: u64) {

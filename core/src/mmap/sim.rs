@@ -1,14 +1,20 @@
 //! A simulated MMU on the sync facade (std, loom or shuttle): the model the mapping's protocol
 //! is checked over (SPEC §2.8, scenarios M…).
 //!
-//! Per page: a table entry ([`Pte`]: absent, read-only, writable, poisoned), the page's bytes
-//! (one zeroed allocation, like the memfd's pages), and whether a fault is queued for it. A
-//! "CPU" is any thread calling [`SimMmu::load`] or [`SimMmu::store`]: the access happens under
-//! the model's one lock, the table changes too, so an access is ordered before or after each
-//! change, never across it (the TLB shootdown). An access the entry does not allow queues a
-//! fault (once per page until it is served, as the kernel's `userfaultfd` reports a fault once)
-//! and parks until that page's entry changes or it is woken, then tries again, as a CPU would
-//! return to the faulting instruction.
+//! One object's pages ([`SimMmu::new`]) may be mapped in several views ([`SimMmu::share`]), as
+//! a memfd is in several mappings: the views share the pages' bytes, and each has its own
+//! table entries and fault queue. Per page and view: a table entry ([`Pte`]: absent,
+//! read-only, writable, poisoned) and whether a fault is queued for it; per page: its bytes
+//! (one zeroed allocation, like the memfd's pages). A "CPU" is any thread calling
+//! [`SimMmu::load`] or [`SimMmu::store`] on a view: the access happens under the model's one
+//! lock (one for every view: a machine's), the table changes too, so an access is ordered
+//! before or after each change, never across it (the TLB shootdown), and two CPUs' accesses
+//! of one page through two views are ordered as the hardware's coherent caches order them. An
+//! access the entry does not allow queues a fault (once per page and view until it is served,
+//! as the kernel's `userfaultfd` reports a fault once) and parks until that page's entry
+//! changes or it is woken, then tries again, as a CPU would return to the faulting
+//! instruction. A store through a read-only view fails at once ([`CpuError::ReadOnly`]: the
+//! kernel's `SIGSEGV`, with no fault to the handler).
 //!
 //! Orderings: none of its own; the lock orders every table change, access and queue change.
 //! Wake-ups run after the lock is dropped; a parked CPU re-checks its page's generation (bumped
@@ -17,7 +23,7 @@
 use super::mmu::{Fault, Mapped, Mmu};
 use crate::error::Result;
 use crate::frames::memory::Memory;
-use crate::sync::{lock, AccessTrack, Level, Mutex, Parker};
+use crate::sync::{lock, AccessTrack, Arc, Level, Mutex, Parker};
 use std::collections::VecDeque;
 
 /// A simulated page-table entry.
@@ -40,9 +46,12 @@ pub enum CpuError {
     SigBus,
     /// The mapping is gone (`SIGSEGV` on real memory).
     Unmapped,
+    /// A store through a read-only view (`SIGSEGV` on real memory).
+    ReadOnly,
 }
 
-struct SimState {
+/// One view's table and fault queue.
+struct ViewState {
     pte: Vec<Pte>,
     /// A fault is queued for the page and not yet served.
     waiting: Vec<bool>,
@@ -50,19 +59,41 @@ struct SimState {
     generation: Vec<u64>,
     queue: VecDeque<Fault>,
     unmapped: bool,
+    /// Stores fail without a fault (a read-only view).
+    read_only: bool,
     /// Faults queued so far (statistics for the scenarios' checks).
     faults: u64,
 }
 
-/// The simulated MMU (see the module doc).
-pub struct SimMmu {
+impl ViewState {
+    fn new(n: usize, read_only: bool) -> Self {
+        Self {
+            pte: vec![Pte::Absent; n],
+            waiting: vec![false; n],
+            generation: vec![0; n],
+            queue: VecDeque::new(),
+            unmapped: false,
+            read_only,
+            faults: 0,
+        }
+    }
+}
+
+/// The pages and every view's tables (one per object).
+struct Machine {
     memory: Memory,
     tracks: Box<[AccessTrack]>,
-    state: Mutex<SimState>,
-    /// CPUs waiting for their page.
+    views: Mutex<Vec<ViewState>>,
+    /// CPUs waiting for their page (any view's).
     cpus: Parker,
-    /// Handlers waiting for a fault.
+    /// Handlers waiting for a fault (any view's).
     handlers: Parker,
+}
+
+/// A view of a simulated object's pages (see the module doc).
+pub struct SimMmu {
+    machine: Arc<Machine>,
+    view: usize,
 }
 
 impl std::fmt::Debug for SimMmu {
@@ -70,32 +101,41 @@ impl std::fmt::Debug for SimMmu {
         f.debug_struct("SimMmu")
             .field("pages", &self.pages())
             .field("page_size", &self.page_size())
+            .field("view", &self.view)
             .finish()
     }
 }
 
 impl SimMmu {
-    /// A range of `pages` pages of `page_size` bytes, all zero and unmapped.
+    /// A range of `pages` pages of `page_size` bytes, all zero and unmapped: an object's first
+    /// view, writable.
     pub fn new(pages: u64, page_size: usize) -> Result<Self> {
         Memory::check_page_size(page_size)?;
         let n = pages.max(1);
         Ok(Self {
-            memory: Memory::new(n, page_size)?,
-            tracks: (0..n).map(|_| AccessTrack::new()).collect(),
-            state: Mutex::new(
-                Level::Mmu,
-                SimState {
-                    pte: vec![Pte::Absent; n as usize],
-                    waiting: vec![false; n as usize],
-                    generation: vec![0; n as usize],
-                    queue: VecDeque::new(),
-                    unmapped: false,
-                    faults: 0,
-                },
-            ),
-            cpus: Parker::new(Level::Park),
-            handlers: Parker::new(Level::Park),
+            machine: Arc::new(Machine {
+                memory: Memory::new(n, page_size)?,
+                tracks: (0..n).map(|_| AccessTrack::new()).collect(),
+                views: Mutex::new(Level::Mmu, vec![ViewState::new(n as usize, false)]),
+                cpus: Parker::new(Level::Park),
+                handlers: Parker::new(Level::Park),
+            }),
+            view: 0,
         })
+    }
+
+    /// Another view of the same pages (another mapping of the object), every entry absent;
+    /// `read_only`: a store through it fails ([`CpuError::ReadOnly`]).
+    pub fn share(&self, read_only: bool) -> Self {
+        let mut views = lock(&self.machine.views);
+        views.push(ViewState::new(
+            self.machine.memory.frames() as usize,
+            read_only,
+        ));
+        Self {
+            machine: self.machine.clone(),
+            view: views.len() - 1,
+        }
     }
 
     /// A CPU's 8-byte load at the start of page `page` (faulting, and waiting for the fault's
@@ -109,38 +149,45 @@ impl SimMmu {
         self.access(page, Some(v)).map(|_| ())
     }
 
-    /// Page `page`'s table entry now.
+    /// Page `page`'s table entry in this view now.
     pub fn pte(&self, page: u64) -> Pte {
-        lock(&self.state).pte[page as usize]
+        lock(&self.machine.views)[self.view].pte[page as usize]
     }
 
-    /// Faults queued so far.
+    /// Faults queued in this view so far.
     pub fn faults(&self) -> u64 {
-        lock(&self.state).faults
+        lock(&self.machine.views)[self.view].faults
     }
 
     fn access(&self, page: u64, store: Option<u64>) -> std::result::Result<u64, CpuError> {
         assert!(page < self.pages(), "a CPU access outside the mapping");
         let i = page as usize;
+        let m = &*self.machine;
         loop {
-            let mut st = lock(&self.state);
+            let mut views = lock(&m.views);
+            let st = &mut views[self.view];
             if st.unmapped {
                 return Err(CpuError::Unmapped);
+            }
+            if st.read_only && store.is_some() {
+                return Err(CpuError::ReadOnly);
             }
             match (st.pte[i], store) {
                 (Pte::Poisoned, _) => return Err(CpuError::SigBus),
                 (Pte::Writable, Some(v)) => {
-                    let _t = self.tracks[i].exclusive();
+                    let _t = m.tracks[i].exclusive();
                     // SAFETY: the entry is writable, which the pager makes it only while no
                     // access of its own can overlap (IM1: DIRTY set, no write-back reads until
-                    // a zap or a write-protect, which take this lock); 8 <= page size.
+                    // a zap or a write-protect, which take this lock); every other CPU's access
+                    // (any view's) is under this lock too; 8 <= page size.
                     unsafe { (self.bytes(page) as *mut u64).write_unaligned(v) };
                     return Ok(v);
                 }
                 (Pte::Writable | Pte::ReadOnly, None) => {
-                    let _t = self.tracks[i].shared();
+                    let _t = m.tracks[i].shared();
                     // SAFETY: mapped: the pager writes the page's bytes only while it is not
-                    // (a fill), or while it holds it exclusively after a zap.
+                    // mapped in any view (a fill), or while it holds it exclusively after a
+                    // zap of every view.
                     return Ok(unsafe { (self.bytes(page) as *const u64).read_unaligned() });
                 }
                 _ => {}
@@ -155,46 +202,49 @@ impl SimMmu {
                 });
             }
             let seen = st.generation[i];
-            drop(st);
+            drop(views);
             if queued {
-                self.handlers.unpark_all();
+                m.handlers.unpark_all();
             }
-            self.cpus.park(None, || {
-                let st = lock(&self.state);
+            m.cpus.park(None, || {
+                let views = lock(&m.views);
+                let st = &views[self.view];
                 st.generation[i] == seen && !st.unmapped
             });
         }
     }
 
-    /// Changes page `page`'s state under the lock, bumps its generation, then wakes the CPUs.
-    fn change<R>(&self, page: u64, f: impl FnOnce(&mut SimState, usize) -> R) -> R {
+    /// Changes page `page`'s state in this view under the lock, bumps its generation, then
+    /// wakes the CPUs.
+    fn change<R>(&self, page: u64, f: impl FnOnce(&mut ViewState, usize) -> R) -> R {
         let i = page as usize;
         let r = {
-            let mut st = lock(&self.state);
-            let r = f(&mut st, i);
+            let mut views = lock(&self.machine.views);
+            let st = &mut views[self.view];
+            let r = f(st, i);
             st.generation[i] += 1;
             r
         };
-        self.cpus.unpark_all();
+        self.machine.cpus.unpark_all();
         r
     }
 }
 
 impl Mmu for SimMmu {
     fn page_size(&self) -> usize {
-        self.memory.page_size()
+        self.machine.memory.page_size()
     }
 
     fn pages(&self) -> u64 {
-        self.memory.frames() as u64
+        self.machine.memory.frames() as u64
     }
 
     fn bytes(&self, page: u64) -> *mut u8 {
-        self.memory.frame_ptr(page as u32)
+        self.machine.memory.frame_ptr(page as u32)
     }
 
     fn track(&self, page: u64) -> &AccessTrack {
-        &self.tracks[page as usize]
+        &self.machine.tracks[page as usize]
     }
 
     fn map(&self, page: u64, writable: bool) -> Mapped {
@@ -207,7 +257,7 @@ impl Mmu for SimMmu {
                 }
                 Pte::Absent => {}
             }
-            st.pte[i] = if writable {
+            st.pte[i] = if writable && !st.read_only {
                 Pte::Writable
             } else {
                 Pte::ReadOnly
@@ -223,7 +273,7 @@ impl Mmu for SimMmu {
             (_, false) => {
                 // Clearing the protection wakes the page's waiters whatever its entry (the
                 // kernel's WRITEPROTECT without DONTWAKE): they fault again if they must.
-                if st.pte[i] == Pte::ReadOnly {
+                if st.pte[i] == Pte::ReadOnly && !st.read_only {
                     st.pte[i] = Pte::Writable;
                 }
                 st.waiting[i] = false;
@@ -237,17 +287,24 @@ impl Mmu for SimMmu {
     }
 
     fn free(&self, page: u64) {
-        self.change(page, |st, i| {
-            // A punch keeps a poison marker (the probe
+        let i = page as usize;
+        {
+            let mut views = lock(&self.machine.views);
+            // A punch of the object's page takes its entry away in every view, and keeps a
+            // poison marker (the probe
             // `punch_hole_keeps_a_poison_marker_so_the_next_access_still_sigbuses`).
-            if st.pte[i] != Pte::Poisoned {
-                st.pte[i] = Pte::Absent;
+            for st in views.iter_mut() {
+                if st.pte[i] != Pte::Poisoned {
+                    st.pte[i] = Pte::Absent;
+                }
+                st.generation[i] += 1;
             }
-            let _t = self.tracks[i].exclusive();
+            let _t = self.machine.tracks[i].exclusive();
             // SAFETY: the caller gives the page up: no access of its own is in progress, and
-            // none of a CPU's (the entry is absent, under the lock).
+            // none of a CPU's (every view's entry is absent, under the lock).
             unsafe { std::ptr::write_bytes(self.bytes(page), 0, self.page_size()) };
-        })
+        }
+        self.machine.cpus.unpark_all();
     }
 
     fn wake(&self, page: u64) {
@@ -265,24 +322,27 @@ impl Mmu for SimMmu {
 
     fn unmap(&self) {
         {
-            let mut st = lock(&self.state);
+            let mut views = lock(&self.machine.views);
+            let st = &mut views[self.view];
             st.unmapped = true;
             for p in st.pte.iter_mut() {
                 *p = Pte::Absent;
             }
         }
-        self.cpus.unpark_all();
-        self.handlers.unpark_all();
+        self.machine.cpus.unpark_all();
+        self.machine.handlers.unpark_all();
     }
 
     fn ended(&self) -> bool {
-        lock(&self.state).unmapped
+        lock(&self.machine.views)[self.view].unmapped
     }
 
     fn next_fault(&self, block: bool) -> Option<Fault> {
+        let m = &*self.machine;
         loop {
             {
-                let mut st = lock(&self.state);
+                let mut views = lock(&m.views);
+                let st = &mut views[self.view];
                 if let Some(f) = st.queue.pop_front() {
                     return Some(f);
                 }
@@ -290,8 +350,9 @@ impl Mmu for SimMmu {
                     return None;
                 }
             }
-            self.handlers.park(None, || {
-                let st = lock(&self.state);
+            m.handlers.park(None, || {
+                let views = lock(&m.views);
+                let st = &views[self.view];
                 st.queue.is_empty() && !st.unmapped
             });
         }

@@ -38,6 +38,10 @@ pub enum Level {
     /// An object's fill-table shards (`MapperShared::fills`): fill de-duplication; a copy or a
     /// collapse holds all of one object's, in index order.
     FillShard,
+    /// The views a mapped object is mapped in (`mmap::core::Views::list`): reclaim and
+    /// write-back change each view's table entry under it, so a view that leaves (unmapped
+    /// first) is never half-quiesced. A simulated MMU's table and parkers are taken under it.
+    Views,
     /// The parkers of the pool, frames, pages, fills and layers: a waiter's re-check may take the
     /// lists lock or a fill's outcome; a waker takes a parker with no lock after it held (wakes
     /// are deferred until the lists lock is dropped).
@@ -69,7 +73,7 @@ pub enum Level {
 
 impl Level {
     /// Every level, outermost first (SPEC.md §5.1's rows, in order; a test compares them).
-    pub const ALL: [Level; 19] = [
+    pub const ALL: [Level; 20] = [
         Level::Copy,
         Level::Regions,
         Level::Ranges,
@@ -78,6 +82,7 @@ impl Level {
         Level::Records,
         Level::Clients,
         Level::FillShard,
+        Level::Views,
         Level::Park,
         Level::Lists,
         Level::LayerState,
