@@ -4,8 +4,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TERM_COLOR=${CARGO_TERM_COLOR:-never}
 cargo run --release -p pagesim -- --seconds 3 --quiet
-# The same through mappings: plain loads and stores, faults served through userfaultfd.
-cargo run --release -p pagesim -- --mmap --seconds 2 --quiet
+# The same through mappings (two of each object, sharing its pages): plain loads and stores, faults served through userfaultfd.
+cargo run --release -p pagesim -- --mmap --mappings-per-object 2 --seconds 2 --quiet
 cargo run --release -p pagesim -- study --pages 512 --ops 20000 --out target/ci-study
 # A small trace (one id per line, generated here) replayed at three sizes under every policy.
 mkdir -p target/ci-replay

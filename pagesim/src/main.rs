@@ -138,6 +138,10 @@ struct RunArgs {
     /// With --mmap: fault-around's bound in pages (0 = off).
     #[arg(long, default_value_t = 32)]
     fault_around: u64,
+    /// With --mmap: mappings of each object, sharing its pages (the object's client threads
+    /// take them in turn: see --clients-per-object).
+    #[arg(long, default_value_t = 1)]
+    mappings_per_object: usize,
     /// Print the summary as JSON (and no progress bar).
     #[arg(long)]
     json: bool,
@@ -197,6 +201,7 @@ fn config(a: &RunArgs) -> Result<Config, String> {
         seed: a.seed,
         mmap: a.mmap,
         fault_around: a.fault_around,
+        mappings_per_object: a.mappings_per_object,
         progress: !a.json && !a.quiet,
     })
 }

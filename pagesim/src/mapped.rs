@@ -5,7 +5,9 @@
 //! written); a write stores the operation's number into bytes 16..24, so reads stay checkable.
 //! Both are atomic 8-byte accesses (threads of one object touch the same pages). An operation
 //! on a page resident before it counts as a hit (it may still fault once: a store to a page
-//! mapped read-only), any other as a miss.
+//! mapped read-only), any other as a miss. With several mappings per object
+//! (`--mappings-per-object`), the object's client threads take them in turn: every mapping
+//! shares the object's pages, so a thread's read checks what any other mapping stored.
 
 #[cfg(target_os = "linux")]
 use crate::sim::{create_file, histogram, latency, ThreadResult};
@@ -18,6 +20,11 @@ pub(crate) fn run(cfg: &Config) -> Result<Summary, SimError> {
     use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
     use std::time::{Duration, Instant};
 
+    if cfg.mappings_per_object == 0 {
+        return Err("--mappings-per-object must be at least 1"
+            .to_string()
+            .into());
+    }
     let system = system_page_size();
     if cfg.page_size != system {
         return Err(format!(
@@ -51,7 +58,13 @@ pub(crate) fn run(cfg: &Config) -> Result<Summary, SimError> {
         let map = Mapping::new(&pages, acc, object_pages * cfg.page_size as u64)
             .map_err(|e| format!("--mmap: {e}"))?;
         map.set_fault_around(cfg.fault_around);
-        maps.push(map);
+        let mut views = vec![map];
+        for _ in 1..cfg.mappings_per_object {
+            let more = views[0].share().map_err(|e| format!("--mmap: {e}"))?;
+            more.set_fault_around(cfg.fault_around);
+            views.push(more);
+        }
+        maps.push(views);
     }
     let threads = cfg.objects * cfg.clients_per_object;
     let stop = AtomicBool::new(false);
@@ -60,7 +73,9 @@ pub(crate) fn run(cfg: &Config) -> Result<Summary, SimError> {
     let results: Vec<ThreadResult> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..threads)
             .map(|t| {
-                let (stop, map) = (&stop, &maps[t % cfg.objects]);
+                // Object t % objects, through its mapping (t / objects) % mappings_per_object.
+                let views = &maps[t % cfg.objects];
+                let (stop, map) = (&stop, &views[(t / cfg.objects) % views.len()]);
                 let o = (t % cfg.objects) as u64;
                 s.spawn(move || {
                     let base = map.as_ptr() as usize;
@@ -130,14 +145,14 @@ pub(crate) fn run(cfg: &Config) -> Result<Summary, SimError> {
         hm.add(&r.miss_latency)?;
     }
     let stats = pages.stats();
-    let (faults, mapped_ahead) = maps.iter().fold((0, 0), |(f, a), m| {
+    let (faults, mapped_ahead) = maps.iter().flatten().fold((0, 0), |(f, a), m| {
         let s = m.stats();
         (f + s.faults, a + s.mapped_ahead)
     });
     // Every stored page written back as the mappings close; then each file is read back: every
     // page still starts with its page and object index.
     let t = Instant::now();
-    for m in maps {
+    for m in maps.into_iter().flatten() {
         m.close()?;
     }
     let close_seconds = t.elapsed().as_secs_f64();

@@ -67,6 +67,8 @@ pub struct Config {
     pub mmap: bool,
     /// With `mmap`: fault-around's bound in pages (0 = off).
     pub fault_around: u64,
+    /// With `mmap`: mappings of each object (its client threads spread over them; 1 or more).
+    pub mappings_per_object: usize,
     /// Show a progress bar on standard error.
     #[serde(skip)]
     pub progress: bool,
@@ -443,7 +445,8 @@ impl std::fmt::Display for Summary {
         if c.mmap {
             writeln!(
                 f,
-                "  mapped (plain loads and stores): {} faults ({:.0}/s), {} pages mapped ahead (fault-around bound {})",
+                "  mapped (plain loads and stores, {} mapping(s) per object): {} faults ({:.0}/s), {} pages mapped ahead (fault-around bound {})",
+                c.mappings_per_object,
                 self.faults,
                 self.faults as f64 / self.seconds.max(1e-9),
                 self.mapped_ahead,

@@ -58,6 +58,7 @@ fn small(kind: Kind) -> Config {
         seed: 5,
         mmap: false,
         fault_around: 32,
+        mappings_per_object: 1,
         progress: false,
     }
 }
@@ -262,4 +263,46 @@ fn mapped_runs_fault_fill_and_check_their_pages() {
     })
     .unwrap_err();
     assert!(e.to_string().contains("--page-size"), "{e}");
+}
+
+/// `--mmap --mappings-per-object 2`: each object's four threads go through two mappings of it
+/// (sharing its pages); reads check what either mapping stored, the files read back right, and
+/// a page is filled once however many mappings touch it (fills stay within the misses and
+/// fault-around's pages, as with one mapping).
+#[cfg(target_os = "linux")]
+#[test]
+fn two_mappings_per_object_share_its_pages() {
+    let cfg = Config {
+        objects: 2,
+        clients_per_object: 4,
+        page_size: 4096,
+        mmap: true,
+        mappings_per_object: 2,
+        ..small(Kind::Zipf)
+    };
+    let s = match pagesim::run(&cfg) {
+        Ok(s) => s,
+        Err(e) if e.to_string().contains("userfaultfd") => {
+            if std::env::var_os("PAGECORE_REQUIRE_UFFD").is_some_and(|v| v == "1") {
+                panic!("userfaultfd required (PAGECORE_REQUIRE_UFFD=1) but: {e}");
+            }
+            eprintln!("SKIPPED: {e}");
+            return;
+        }
+        Err(e) => panic!("{e}"),
+    };
+    assert_eq!(s.threads, 8);
+    assert_eq!(s.hits + s.misses, 8 * 3000, "{s:?}");
+    assert_eq!(s.content_errors, 0, "{s:?}");
+    assert!(
+        s.writebacks > 0,
+        "stores through the mappings reached the files: {s:?}"
+    );
+    assert!(s.faults > 0, "{s:?}");
+    let e = pagesim::run(&Config {
+        mappings_per_object: 0,
+        ..cfg
+    })
+    .unwrap_err();
+    assert!(e.to_string().contains("--mappings-per-object"), "{e}");
 }

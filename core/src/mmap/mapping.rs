@@ -62,7 +62,7 @@ pub struct MappingStats {
 ///
 /// Not yet (issue 19): `mlock` of the range (eviction's zap is refused there), long-term pins
 /// of its pages (`O_DIRECT`, io_uring fixed buffers), and batched eviction (one system call
-/// per page evicted).
+/// per page evicted). Not yet (issue 20): private (copy-on-write) mappings.
 ///
 /// ```no_run
 /// use pagecore::{Mapping, MemoryAccessor, Pages};

@@ -17,7 +17,8 @@
 //! kernel's `SIGSEGV`, with no fault to the handler).
 //!
 //! Orderings: none of its own; the lock orders every table change, access and queue change.
-//! Wake-ups run after the lock is dropped; a parked CPU re-checks its page's generation (bumped
+//! Each view has its own parkers for its CPUs and its handlers (a change in one view wakes
+//! nobody in another). Wake-ups run after the lock is dropped; a parked CPU re-checks its page's generation (bumped
 //! by each change of the page's entry and by each wake) under the parker's lock.
 
 use super::mmu::{Fault, Mapped, Mmu};
@@ -84,16 +85,16 @@ struct Machine {
     memory: Memory,
     tracks: Box<[AccessTrack]>,
     views: Mutex<Vec<ViewState>>,
-    /// CPUs waiting for their page (any view's).
-    cpus: Parker,
-    /// Handlers waiting for a fault (any view's).
-    handlers: Parker,
 }
 
 /// A view of a simulated object's pages (see the module doc).
 pub struct SimMmu {
     machine: Arc<Machine>,
     view: usize,
+    /// This view's CPUs waiting for their page (a change in another view wakes none of them).
+    cpus: Parker,
+    /// This view's handlers waiting for a fault.
+    handlers: Parker,
 }
 
 impl std::fmt::Debug for SimMmu {
@@ -117,10 +118,10 @@ impl SimMmu {
                 memory: Memory::new(n, page_size)?,
                 tracks: (0..n).map(|_| AccessTrack::new()).collect(),
                 views: Mutex::new(Level::Mmu, vec![ViewState::new(n as usize, false)]),
-                cpus: Parker::new(Level::Park),
-                handlers: Parker::new(Level::Park),
             }),
             view: 0,
+            cpus: Parker::new(Level::Park),
+            handlers: Parker::new(Level::Park),
         })
     }
 
@@ -135,6 +136,8 @@ impl SimMmu {
         Self {
             machine: self.machine.clone(),
             view: views.len() - 1,
+            cpus: Parker::new(Level::Park),
+            handlers: Parker::new(Level::Park),
         }
     }
 
@@ -204,9 +207,9 @@ impl SimMmu {
             let seen = st.generation[i];
             drop(views);
             if queued {
-                m.handlers.unpark_all();
+                self.handlers.unpark_all();
             }
-            m.cpus.park(None, || {
+            self.cpus.park(None, || {
                 let views = lock(&m.views);
                 let st = &views[self.view];
                 st.generation[i] == seen && !st.unmapped
@@ -225,7 +228,7 @@ impl SimMmu {
             st.generation[i] += 1;
             r
         };
-        self.machine.cpus.unpark_all();
+        self.cpus.unpark_all();
         r
     }
 }
@@ -292,19 +295,21 @@ impl Mmu for SimMmu {
             let mut views = lock(&self.machine.views);
             // A punch of the object's page takes its entry away in every view, and keeps a
             // poison marker (the probe
-            // `punch_hole_keeps_a_poison_marker_so_the_next_access_still_sigbuses`).
+            // `punch_hole_keeps_a_poison_marker_so_the_next_access_still_sigbuses`). The
+            // protocol zapped every view's entry first, so no other view's CPU is running on
+            // it or needs waking (its waiting CPUs wait for a map in their own view).
             for st in views.iter_mut() {
                 if st.pte[i] != Pte::Poisoned {
                     st.pte[i] = Pte::Absent;
                 }
-                st.generation[i] += 1;
             }
+            views[self.view].generation[i] += 1;
             let _t = self.machine.tracks[i].exclusive();
             // SAFETY: the caller gives the page up: no access of its own is in progress, and
             // none of a CPU's (every view's entry is absent, under the lock).
             unsafe { std::ptr::write_bytes(self.bytes(page), 0, self.page_size()) };
         }
-        self.machine.cpus.unpark_all();
+        self.cpus.unpark_all();
     }
 
     fn wake(&self, page: u64) {
@@ -329,8 +334,8 @@ impl Mmu for SimMmu {
                 *p = Pte::Absent;
             }
         }
-        self.machine.cpus.unpark_all();
-        self.machine.handlers.unpark_all();
+        self.cpus.unpark_all();
+        self.handlers.unpark_all();
     }
 
     fn ended(&self) -> bool {
@@ -350,7 +355,7 @@ impl Mmu for SimMmu {
                     return None;
                 }
             }
-            m.handlers.park(None, || {
+            self.handlers.park(None, || {
                 let views = lock(&m.views);
                 let st = &views[self.view];
                 st.queue.is_empty() && !st.unmapped
