@@ -86,7 +86,7 @@ pub use object::guard::{ReadGuard, WriteGuard};
 pub use object::PageMapper;
 pub use pages::{Pages, PagesBuilder, Stats, DEFAULT_SWAP_SLOTS, DEFAULT_WAIT_BOUND};
 pub use regions::{AddressSpace, Fault, Protection, RegionInfo, RegionRef, Sharing};
-pub use rmap::{FrameMap, Holder, PageRef};
+pub use rmap::{FrameMap, Holder, MappedAt, PageRef};
 pub use sync::ShareArc;
 
 /// The internals the project's own harnesses use (`verify/`, `tests/`, `fuzz/`): the sync

@@ -6,8 +6,10 @@
 //! and copy-on-write breaking use: reclaim unmaps the proxies nobody pins before taking a frame
 //! and asks the clients holding it to let go; a break finds the layer it copies from; `close`
 //! unmaps an object's proxies. [`crate::Pages::rmap`] reports the whole picture for one frame:
-//! owner, proxies, the clients holding each page, and the regions of address spaces
-//! ([`crate::regions`]) that map each page.
+//! owner, proxies, the clients holding each page, the regions of address spaces
+//! ([`crate::regions`]) that map each page, and the mappings of real memory ([`crate::Mapping`])
+//! whose page tables map it (an object's mappings are its own reverse map: reclaim takes a page
+//! away from each of them before the write-back, SPEC §2.8).
 //!
 //! Memory per frame (SPEC.md §3): 8 bytes of lifecycle tag, 16 of owner (object, page), 8 of
 //! proxy-list pointer (a shared frame adds 16 bytes per proxy), 12 of queue link.
@@ -37,6 +39,18 @@ pub struct Holder {
     pub access: Access,
 }
 
+/// A mapping of this process's memory where a frame's page is mapped ([`FrameMap::mappings`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct MappedAt {
+    /// The object and page mapped there.
+    pub at: PageRef,
+    /// The page's address in the mapping ([`crate::Mapping::as_ptr`] plus the page's offset).
+    pub addr: usize,
+    /// Whether its table entry lets a store through (else a store faults to pagecore's
+    /// handler, or is refused: a read-only mapping).
+    pub writable: bool,
+}
+
 /// Everything that uses one frame (a racy snapshot: exact while nothing else runs).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FrameMap {
@@ -52,6 +66,11 @@ pub struct FrameMap {
     pub holders: Vec<Holder>,
     /// The regions of address spaces mapping it, through the owner or a proxy.
     pub regions: Vec<RegionRef>,
+    /// The mappings of this process's memory ([`crate::Mapping`]) whose page tables map it
+    /// now: every mapping of the owner's object that touched the page since it was last taken
+    /// away (reclaim takes it away from all of them, through the object's mappings, before it
+    /// writes the page back).
+    pub mappings: Vec<MappedAt>,
 }
 
 fn page_ref(o: &Owner) -> PageRef {
@@ -70,6 +89,7 @@ pub(crate) fn frame_map(pages: &PagesShared, frame: u32) -> Option<FrameMap> {
         proxies: proxies.iter().map(page_ref).collect(),
         holders: Vec::new(),
         regions: Vec::new(),
+        mappings: Vec::new(),
     };
     let ps = pages.page_size() as u64;
     for o in owner.iter().chain(&proxies) {
@@ -82,6 +102,17 @@ pub(crate) fn frame_map(pages: &PagesShared, frame: u32) -> Option<FrameMap> {
                 });
             }
         }
+        if let Some(m) = &o.mapper.memory {
+            map.mappings.extend(
+                m.mapped_at(o.page)
+                    .into_iter()
+                    .map(|(addr, writable)| MappedAt {
+                        at: page_ref(o),
+                        addr,
+                        writable,
+                    }),
+            );
+        }
         let regs = crate::sync::lock(&o.mapper.regions);
         map.regions
             .extend(crate::regions::regions_at(&regs, o.page * ps));
@@ -91,7 +122,8 @@ pub(crate) fn frame_map(pages: &PagesShared, frame: u32) -> Option<FrameMap> {
 
 impl crate::pages::Pages {
     /// The reverse map of frame `frame`: its state, the page it holds, the pages mapping it
-    /// copy-on-write, the clients holding it and the regions mapping it ([`FrameMap`]).
+    /// copy-on-write, the clients holding it, the regions mapping it and the mappings of real
+    /// memory whose page tables map it ([`FrameMap`]).
     /// `None` for a frame index beyond the pool.
     ///
     /// ```

@@ -257,3 +257,67 @@ impl Drop for Fd {
         unsafe { libc::close(self.0) };
     }
 }
+
+/// The frame of `obj`'s page `page`, found through the reverse map (no guard: a guard would
+/// take the mappings' access away).
+fn frame_of(pages: &pagecore::Pages, obj: &pagecore::PageMapper, page: u64) -> u32 {
+    (0..pages.frames())
+        .find(|&f| {
+            pages
+                .rmap(f)
+                .and_then(|m| m.owner)
+                .is_some_and(|o| o.object == obj.id() && o.page == page)
+        })
+        .expect("the page is resident")
+}
+
+#[test]
+fn the_reverse_map_names_every_mapping_of_a_page() {
+    let pages = pool(8);
+    let b = Arc::new(Backing::default());
+    let Some(x) = map(&pages, &b, 4) else { return };
+    x.set_fault_around(0);
+    let y = Mapping::builder().fault_around(0).share(&x).unwrap();
+    let r = Mapping::builder()
+        .fault_around(0)
+        .read_only(true)
+        .share(&x)
+        .unwrap();
+    store(&x, 1, 5);
+    assert_eq!(load(&y, 1), 5);
+    assert_eq!(load(&r, 1), 5);
+    let f = frame_of(&pages, x.object(), 1);
+    let mut at: Vec<(usize, bool)> = pages
+        .rmap(f)
+        .unwrap()
+        .mappings
+        .iter()
+        .map(|m| {
+            assert_eq!((m.at.object, m.at.page), (x.object().id(), 1));
+            (m.addr, m.writable)
+        })
+        .collect();
+    at.sort();
+    let mut want = vec![
+        (x.as_ptr() as usize + PAGE, true),
+        (y.as_ptr() as usize + PAGE, false),
+        (r.as_ptr() as usize + PAGE, false),
+    ];
+    want.sort();
+    assert_eq!(at, want, "x stored (writable), y and r loaded (read-only)");
+    // A page only one mapping touched is mapped there only.
+    store(&y, 2, 6);
+    let f2 = frame_of(&pages, x.object(), 2);
+    let m2 = pages.rmap(f2).unwrap().mappings;
+    assert_eq!(m2.len(), 1, "{m2:?}");
+    assert_eq!(
+        (m2[0].addr, m2[0].writable),
+        (y.as_ptr() as usize + 2 * PAGE, true)
+    );
+    // A sync write-protects the page in every mapping.
+    x.sync().unwrap();
+    assert!(pages.rmap(f).unwrap().mappings.iter().all(|m| !m.writable));
+    // An ended mapping is no longer named.
+    drop(r);
+    assert_eq!(pages.rmap(f).unwrap().mappings.len(), 2);
+}

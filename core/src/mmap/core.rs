@@ -81,6 +81,13 @@ impl<M: Mmu> PageMemory for Views<M> {
     fn release(&self, page: u64) {
         self.store.free(page);
     }
+
+    fn mapped_at(&self, page: u64) -> Vec<(usize, bool)> {
+        lock(&self.list)
+            .iter()
+            .filter_map(|v| v.mapped_at(page))
+            .collect()
+    }
 }
 
 /// Fault-around's default bound: at most this many pages after a faulting page are mapped with

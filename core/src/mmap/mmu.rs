@@ -85,6 +85,11 @@ pub trait Mmu: Send + Sync {
     /// and the waiting ones are woken to fail.
     fn unmap(&self);
 
+    /// Page `page`'s address in this range and whether it is writable, if its table entry is
+    /// present (the reverse map's view of the mapping; a racy snapshot). The model's
+    /// addresses are its own: view `v`'s page `p` at `(v * pages + p) * page_size`.
+    fn mapped_at(&self, page: u64) -> Option<(usize, bool)>;
+
     /// Whether [`Mmu::unmap`] was called (a fault's server stops trying).
     fn ended(&self) -> bool;
 

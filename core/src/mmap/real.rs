@@ -373,6 +373,21 @@ impl Mmu for UffdMmu {
         unsafe { libc::write(self.wakeup.as_raw_fd(), (&one as *const u64).cast(), 8) };
     }
 
+    fn mapped_at(&self, page: u64) -> Option<(usize, bool)> {
+        use std::os::unix::fs::FileExt;
+        let addr = self.addr(page);
+        // /proc/self/pagemap: 8 bytes per virtual page; bit 63 present, bit 57 write-protected
+        // by userfaultfd (Documentation/admin-guide/mm/pagemap.rst). A diagnostic: opened per
+        // call.
+        let pagemap = std::fs::File::open("/proc/self/pagemap").ok()?;
+        let mut entry = [0u8; 8];
+        let at = (addr / self.page_size) as u64 * 8;
+        pagemap.read_exact_at(&mut entry, at).ok()?;
+        let e = u64::from_le_bytes(entry);
+        let (present, wp) = ((e >> 63) & 1 == 1, (e >> 57) & 1 == 1);
+        present.then_some((addr, !self.read_only && !wp))
+    }
+
     fn ended(&self) -> bool {
         self.unmapped.load(Ordering::SeqCst)
     }

@@ -338,6 +338,16 @@ impl Mmu for SimMmu {
         self.handlers.unpark_all();
     }
 
+    fn mapped_at(&self, page: u64) -> Option<(usize, bool)> {
+        let pte = lock(&self.machine.views)[self.view].pte[page as usize];
+        let addr = (self.view as u64 * self.pages() + page) as usize * self.page_size();
+        match pte {
+            Pte::ReadOnly => Some((addr, false)),
+            Pte::Writable => Some((addr, true)),
+            Pte::Absent | Pte::Poisoned => None,
+        }
+    }
+
     fn ended(&self) -> bool {
         lock(&self.machine.views)[self.view].unmapped
     }

@@ -39,4 +39,8 @@ pub(crate) trait PageMemory: Send + Sync {
 
     /// Reclaim is about to empty `page` (T8) after its write-back: its bytes are given up.
     fn release(&self, page: u64);
+
+    /// Where `page` is mapped now, for the reverse map (`Pages::rmap`): each mapping whose
+    /// table entry for it is present, as (address, writable). A racy snapshot.
+    fn mapped_at(&self, page: u64) -> Vec<(usize, bool)>;
 }
