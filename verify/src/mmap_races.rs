@@ -333,8 +333,9 @@ fn share(
 /// of one object (sharing its pages, as two mappings of a memfd do). A thread stores 1 into A0
 /// through X while the main thread loads A0 through Y; both pages are absent. The load reads
 /// the stored value or 1 (never anything else); once the store has returned, a load through Y
-/// reads 1 (the mappings share the page: no stale copy); the page is filled once for both;
-/// after a sync the store holds 1; ending X leaves the object to Y, whose end closes it; nothing
+/// reads 1 (the mappings share the page: no stale copy); the page is filled once for both; the
+/// reverse map names both mappings (X's entry writable, Y's read-only); after a sync the store
+/// holds 1; ending X leaves the object to Y, whose end closes it; nothing
 /// pinned; frames free.
 pub fn m11_store_in_one_mapping_vs_load_in_another() {
     let pages = pool(1);
@@ -356,6 +357,16 @@ pub fn m11_store_in_one_mapping_vs_load_in_another() {
         "M11: the other mapping reads a stale page after the store returned"
     );
     assert_eq!(s.fills.load(SeqCst), 1, "M11: the page was filled twice");
+    // The reverse map names both mappings: X's entry writable (its store), Y's read-only.
+    let mut at: Vec<bool> = pages
+        .rmap(0)
+        .expect("frame 0")
+        .mappings
+        .iter()
+        .map(|m| m.writable)
+        .collect();
+    at.sort();
+    assert_eq!(at, [false, true], "M11: the reverse map's mappings");
     y.sync().unwrap();
     assert_eq!(s.get(0), 1, "M11: the store through X was lost");
     x.close().expect("close X");
