@@ -67,6 +67,14 @@ impl<M: Mmu> PageMemory for Views<M> {
         self.store.track(page)
     }
 
+    fn fill(
+        &self,
+        page: u64,
+        fill: &mut dyn FnMut(&mut [u8]) -> std::io::Result<()>,
+    ) -> std::io::Result<()> {
+        self.store.fill(page, fill)
+    }
+
     fn quiesce(&self, page: u64, evict: bool) {
         // Under the list's lock: a view that leaves meanwhile was unmapped first.
         for v in lock(&self.list).iter() {

@@ -40,6 +40,21 @@ pub trait Mmu: Send + Sync {
     /// pager's own unregistered alias; the model's page).
     fn bytes(&self, page: u64) -> *mut u8;
 
+    /// Fills page `page`'s bytes through `fill` (a fault's fill: the page is mapped nowhere
+    /// while it fills, and the caller holds it exclusively). By default in place
+    /// ([`Mmu::bytes`]); the kernel's fills a buffer and writes it into the memfd, which spares
+    /// the alias's first-touch fault and the new page's zeroing.
+    fn fill(
+        &self,
+        page: u64,
+        fill: &mut dyn FnMut(&mut [u8]) -> std::io::Result<()>,
+    ) -> std::io::Result<()> {
+        // SAFETY: the caller holds the page exclusively while it fills (see above), so these
+        // are the only references to its bytes; `bytes` is `page_size` bytes long.
+        let buf = unsafe { std::slice::from_raw_parts_mut(self.bytes(page), self.page_size()) };
+        fill(buf)
+    }
+
     /// The access tracker of page `page`'s bytes (loom fails a model in which a CPU's access
     /// overlaps a conflicting access of the pager's).
     fn track(&self, page: u64) -> &AccessTrack;

@@ -1,6 +1,8 @@
 //! The kernel's MMU: a memfd mapped twice `MAP_SHARED` (the client range, registered with a
 //! userfaultfd for `MISSING | MINOR | WP`, and pagecore's alias, never registered), as
-//! `docs/design/mmap.md` §1 (c) chose. Fills and write-backs go through the alias; a fault is
+//! `docs/design/mmap.md` §1 (c) chose. A fill is written into the memfd from a buffer
+//! (`pwrite`: no alias entry, no zeroing of the new page); write-backs, guards and grants reach
+//! the bytes through the alias; a fault is
 //! answered with `CONTINUE` (the page cache's page, read-only or writable), a write-protect
 //! fault with `WRITEPROTECT`; eviction zaps the client's entry with `MADV_DONTNEED` and gives
 //! the bytes up with `fallocate(PUNCH_HOLE)`; a failed fill is answered with `POISON`.
@@ -271,6 +273,54 @@ impl Mmu for UffdMmu {
 
     fn track(&self, page: u64) -> &AccessTrack {
         &self.shm.tracks[page as usize]
+    }
+
+    fn fill(&self, page: u64, fill: &mut dyn FnMut(&mut [u8]) -> io::Result<()>) -> io::Result<()> {
+        // The accessor fills a buffer of this thread's, which `pwrite` copies into the memfd:
+        // shmem allocates the page for a whole-page write without zeroing it, and no alias
+        // entry is made (the alias's first touch would be a page fault, then the zeroing, then
+        // the copy). Like a pool frame, the buffer holds the previous fill's bytes: an accessor
+        // fills the whole page (`Accessor::fill`).
+        thread_local! {
+            static BUFFER: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+        }
+        let ps = self.page_size;
+        let mut write = |buf: &mut [u8]| -> io::Result<()> {
+            fill(buf)?;
+            let mut done = 0;
+            while done < ps {
+                let off = (page as usize * ps + done) as libc::off_t;
+                // SAFETY: writes from our own live buffer into our own memfd.
+                let n = unsafe {
+                    libc::pwrite(
+                        self.shm.memfd.as_raw_fd(),
+                        buf[done..].as_ptr().cast(),
+                        ps - done,
+                        off,
+                    )
+                };
+                match n {
+                    n if n > 0 => done += n as usize,
+                    0 => return Err(io::Error::from(io::ErrorKind::WriteZero)),
+                    _ => {
+                        let e = io::Error::last_os_error();
+                        if e.kind() != io::ErrorKind::Interrupted {
+                            return Err(e);
+                        }
+                    }
+                }
+            }
+            Ok(())
+        };
+        BUFFER.with(|b| match b.try_borrow_mut() {
+            Ok(mut b) => {
+                b.resize(ps, 0);
+                write(&mut b)
+            }
+            // An accessor whose fill fills another mapped page on this thread: a buffer of its
+            // own.
+            Err(_) => write(&mut vec![0u8; ps]),
+        })
     }
 
     fn map(&self, page: u64, writable: bool) -> Mapped {

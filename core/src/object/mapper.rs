@@ -600,13 +600,23 @@ impl MapperShared {
         }
         let filled = {
             let _t = this.page_track(page, f).exclusive();
-            // SAFETY: Filling frames are their obtainer's alone (I1): no guard, reclaimer or other
-            // filler can reach them, so this is the only reference to the bytes (a mapped
-            // object's page is not mapped while it fills: IM1, SPEC §2.8).
-            let buf = unsafe {
-                std::slice::from_raw_parts_mut(this.page_ptr(page, f), pages.page_size())
+            let mut fill = |buf: &mut [u8]| {
+                crate::backing::accessor::guarded("fill", || this.accessor.fill(page, buf))
             };
-            crate::backing::accessor::guarded("fill", || this.accessor.fill(page, buf))
+            match &this.memory {
+                // A mapped object's page is mapped nowhere while it fills (IM1, SPEC §2.8) and
+                // its frame is ours (I1): the memory fills it as it best can.
+                Some(m) => m.fill(page, &mut fill),
+                None => {
+                    // SAFETY: Filling frames are their obtainer's alone (I1): no guard,
+                    // reclaimer or other filler can reach them, so this is the only reference
+                    // to the bytes.
+                    let buf = unsafe {
+                        std::slice::from_raw_parts_mut(pages.bytes(f), pages.page_size())
+                    };
+                    fill(buf)
+                }
+            }
         };
         if let Err(e) = filled {
             pages.counters.fill_errors.incr();

@@ -28,6 +28,14 @@ pub(crate) trait PageMemory: Send + Sync {
     /// Page `page`'s bytes (the object's page size), valid while the caller holds the page.
     fn bytes(&self, page: u64) -> *mut u8;
 
+    /// Fills page `page` through `fill`, which the caller runs the accessor in: the page is
+    /// mapped nowhere while it fills and the caller holds it exclusively (a frame in `Filling`).
+    fn fill(
+        &self,
+        page: u64,
+        fill: &mut dyn FnMut(&mut [u8]) -> std::io::Result<()>,
+    ) -> std::io::Result<()>;
+
     /// The access tracker of page `page`'s bytes (loom: conflicting accesses fail the model).
     fn track(&self, page: u64) -> &AccessTrack;
 
