@@ -321,3 +321,32 @@ fn the_reverse_map_names_every_mapping_of_a_page() {
     drop(r);
     assert_eq!(pages.rmap(f).unwrap().mappings.len(), 2);
 }
+
+/// A write guard takes the page away from every mapping (the pager forces it: no mapping is
+/// asked): a load through any mapping made while the guard lives waits for it and reads what
+/// the guard wrote, never the bytes from before.
+#[test]
+fn a_write_guard_takes_the_page_from_every_mapping() {
+    let pages = pool(8);
+    let b = Arc::new(Backing::default());
+    let Some(x) = map(&pages, &b, 4) else { return };
+    let y = x.share().unwrap();
+    store(&x, 0, 7);
+    assert_eq!(load(&y, 0), 7);
+    let maps = Arc::new([x, y]);
+    let mut g = maps[0].object().write(0).unwrap();
+    let readers: Vec<_> = (0..2)
+        .map(|i| {
+            let maps = maps.clone();
+            std::thread::spawn(move || load(&maps[i], 0))
+        })
+        .collect();
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    g[..8].copy_from_slice(&42u64.to_le_bytes());
+    drop(g);
+    for (i, r) in readers.into_iter().enumerate() {
+        assert_eq!(r.join().unwrap(), 42, "mapping {i} read the page from before the guard");
+    }
+    maps[1].sync().unwrap();
+    assert_eq!(b.word(0), 42);
+}
