@@ -199,14 +199,17 @@ impl<M: Mmu + 'static> MapCore<M> {
     /// kernel's: another mapping of the memfd; the model's: [`SimMmu::share`](super::sim::SimMmu::share)).
     /// Its faults are its own (serve them with [`MapCore::serve_all`] on it); reclaim and
     /// write-back take a page's access away in every view. Fails with [`Error::Map`] if the
-    /// view's size is not the object's, or [`Error::Closed`] if every mapping of the object
-    /// has ended.
+    /// view's size is not the object's, or [`Error::Closed`] if the object was closed or every
+    /// mapping of it has ended.
     pub fn share(&self, mmu: M) -> Result<Self> {
         if mmu.pages() != self.mmu.pages() || mmu.page_size() != self.mmu.page_size() {
             return Err(Error::Map(ShareArc::new(std::io::Error::new(
                 std::io::ErrorKind::InvalidInput,
                 "a view of another size than the object's",
             ))));
+        }
+        if self.object.shared.is_closed() {
+            return Err(Error::Closed);
         }
         let mmu = ShareArc::new(mmu);
         {

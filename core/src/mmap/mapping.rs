@@ -24,7 +24,7 @@ pub struct MappingStats {
 /// first touch (through the accessor, once however many threads, guards and clients want a
 /// page), counts against the pool's frames, evicts under pressure (writing dirty pages back
 /// first; a store racing an eviction faults and waits, it is never lost) and writes back on
-/// [`Mapping::sync`] and on drop. Handler threads serve the faults (one unless
+/// [`Mapping::sync`] and when the object's last mapping ends (drop or [`Mapping::close`]). Handler threads serve the faults (one unless
 /// [`Mapping::builder`] says more); a mapping's only handler looks for the next fault for 50 µs
 /// after each before it sleeps (a thread woken from a fault often faults again at once, and
 /// waking a sleeping CPU costs tens of microseconds on a VM); several sleep at once.
@@ -84,7 +84,9 @@ pub struct Mapping {
     closed: bool,
 }
 
-/// The options of a [`Mapping`] ([`Mapping::builder`]): handler threads and fault-around.
+/// The options of a [`Mapping`] ([`Mapping::builder`]): handler threads, fault-around and
+/// protection; it maps a new object ([`MappingBuilder::build`]) or one already mapped
+/// ([`MappingBuilder::share`]).
 ///
 /// ```no_run
 /// use pagecore::{Mapping, MemoryAccessor, Pages};
@@ -121,9 +123,10 @@ impl MappingBuilder {
     }
 
     /// Maps the range read-only (default: read-write): a store through it is the kernel's
-    /// `SIGSEGV`, as with any `PROT_READ` mapping, and never reaches the object; a `write(2)`
-    /// or `read(2)` into it fails with `EFAULT`. Loads see every store made through the
-    /// object's other mappings, guards and grants.
+    /// `SIGSEGV`, as with any `PROT_READ` mapping, and never reaches the object; a system
+    /// call that copies into it (`read(2)` into the range) fails with `EFAULT`, while one that
+    /// copies from it (`write(2)` from the range) is a load and works. Loads see every store
+    /// made through the object's other mappings, guards and grants.
     pub fn read_only(mut self, read_only: bool) -> Self {
         self.read_only = read_only;
         self
@@ -138,7 +141,8 @@ impl MappingBuilder {
     /// away in every mapping. The object lives until every mapping of it has ended: ending
     /// one (drop, [`Mapping::close`]) leaves its pages, dirty ones included, to the others, and
     /// the last one writes back and closes the object. Fails with [`Error::Map`] as
-    /// [`MappingBuilder::build`] does.
+    /// [`MappingBuilder::build`] does, and with [`Error::Closed`] if the object was closed
+    /// ([`PageMapper::close`] on [`Mapping::object`]).
     ///
     /// ```no_run
     /// use pagecore::{Mapping, MemoryAccessor, Pages};
@@ -296,8 +300,9 @@ impl Mapping {
     ///
     /// # Safety
     ///
-    /// For the slice's life nothing may change the object's bytes: no store through the mapping
-    /// (from any thread), and no write guard, grant or `write_at` on [`Mapping::object`].
+    /// For the slice's life nothing may change the object's bytes: no store through this
+    /// mapping or any other mapping of the object ([`Mapping::share`]; they share its pages),
+    /// from any thread, and no write guard, grant or `write_at` on [`Mapping::object`].
     /// Loads elsewhere, evictions and faults are fine: a page evicted and faulted again reads
     /// the bytes it was written back with.
     pub unsafe fn as_slice(&self) -> &[u8] {
@@ -311,7 +316,8 @@ impl Mapping {
     /// # Safety
     ///
     /// For the slice's life nothing else may read or write the object's bytes: no access
-    /// through the mapping but the slice's, and no guard, grant, `read_at`, `write_at` or
+    /// through this mapping but the slice's, none through any other mapping of the object
+    /// ([`Mapping::share`]; they share its pages), and no guard, grant, `read_at`, `write_at` or
     /// `sync` on [`Mapping::object`] or [`Mapping::sync`] (drop the slice, then sync). Evictions
     /// are fine: pagecore takes a page's entry away before it writes the page back.
     pub unsafe fn as_mut_slice(&mut self) -> &mut [u8] {
@@ -325,9 +331,9 @@ impl Mapping {
     }
 
     /// The mapped object: its guards, clients and `sync` work beside the mapping (a guard takes
-    /// the mapping's access to its page away while it lives). Do not `close` it while the
-    /// mapping is used: every later access through the mapping is a `SIGBUS` ([`Mapping::close`]
-    /// ends both).
+    /// the access of every mapping of the object to its page away while it lives). Do not
+    /// `close` it while a mapping of it is used: every later access through one is a `SIGBUS`
+    /// (the object's last mapping to end closes it: [`Mapping::close`]).
     pub fn object(&self) -> &PageMapper {
         self.core.object()
     }
@@ -353,8 +359,10 @@ impl Mapping {
         self.core.fault_around()
     }
 
-    /// Clears page `page`'s poison (left by a fill that failed: touching the page raises
-    /// `SIGBUS`), so that the next access faults and fills it again. On a page that is not
+    /// Clears page `page`'s poison in this mapping (left by a fill that failed: touching the
+    /// page raises `SIGBUS`), so that the next access faults and fills it again. Poison is per
+    /// mapping (the mapping whose fault's fill failed); a write guard on the page, or its
+    /// eviction, clears it in every mapping. On a page that is not
     /// poisoned it only drops the page's table entry (the next access faults it back in).
     /// Fails with [`Error::OutOfRange`] for a page past the mapping's end.
     pub fn retry(&self, page: u64) -> Result<()> {
@@ -378,8 +386,8 @@ impl Mapping {
         }
     }
 
-    /// Writes back every page stored to through the mapping (or written otherwise) since it was
-    /// last written back, as [`PageMapper::sync`] does: a write-back that failed earlier (during
+    /// Writes back every page of the object stored to through this mapping or any other of it
+    /// (or written otherwise) since it was last written back, as [`PageMapper::sync`] does: a write-back that failed earlier (during
     /// an eviction, whose page then stayed resident and dirty) is reported once, by the next
     /// sync, which still writes the rest back; nothing is lost, and a later sync retries.
     pub fn sync(&self) -> Result<()> {
@@ -407,8 +415,9 @@ impl Mapping {
 }
 
 impl Drop for Mapping {
-    /// Writes the object back and unmaps it, as [`Mapping::close`] does (an error is lost: call
-    /// `close` to see it); the handler threads end. No thread may touch the range from here on.
+    /// Unmaps the range and ends the handler threads, and if this was the object's last
+    /// mapping writes it back and closes it, as [`Mapping::close`] does (an error is lost: call
+    /// `close` to see it). No thread may touch the range from here on.
     fn drop(&mut self) {
         if !self.closed {
             let _ = self.end();
