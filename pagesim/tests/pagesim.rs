@@ -235,17 +235,7 @@ fn mapped_runs_fault_fill_and_check_their_pages() {
             mmap: true,
             ..small(kind)
         };
-        let s = match pagesim::run(&cfg) {
-            Ok(s) => s,
-            Err(e) if e.to_string().contains("userfaultfd") => {
-                if std::env::var_os("PAGECORE_REQUIRE_UFFD").is_some_and(|v| v == "1") {
-                    panic!("userfaultfd required (PAGECORE_REQUIRE_UFFD=1) but: {e}");
-                }
-                eprintln!("SKIPPED: {e}");
-                return;
-            }
-            Err(e) => panic!("{kind:?}: {e}"),
-        };
+        let Some(s) = run_mapped(&cfg) else { return };
         assert_eq!(s.hits + s.misses, 3000, "{kind:?}: {s:?}");
         assert_eq!(s.content_errors, 0, "{kind:?}: {s:?}");
         assert!(s.misses > 0, "{kind:?}: {s:?}");
@@ -280,17 +270,7 @@ fn two_mappings_per_object_share_its_pages() {
         mappings_per_object: 2,
         ..small(Kind::Zipf)
     };
-    let s = match pagesim::run(&cfg) {
-        Ok(s) => s,
-        Err(e) if e.to_string().contains("userfaultfd") => {
-            if std::env::var_os("PAGECORE_REQUIRE_UFFD").is_some_and(|v| v == "1") {
-                panic!("userfaultfd required (PAGECORE_REQUIRE_UFFD=1) but: {e}");
-            }
-            eprintln!("SKIPPED: {e}");
-            return;
-        }
-        Err(e) => panic!("{e}"),
-    };
+    let Some(s) = run_mapped(&cfg) else { return };
     assert_eq!(s.threads, 8);
     assert_eq!(s.hits + s.misses, 8 * 3000, "{s:?}");
     assert_eq!(s.content_errors, 0, "{s:?}");
@@ -305,4 +285,21 @@ fn two_mappings_per_object_share_its_pages() {
     })
     .unwrap_err();
     assert!(e.to_string().contains("--mappings-per-object"), "{e}");
+}
+
+/// Runs a `--mmap` configuration; `None` (after printing SKIPPED) where userfaultfd is not
+/// permitted, unless `PAGECORE_REQUIRE_UFFD=1`.
+#[cfg(target_os = "linux")]
+fn run_mapped(cfg: &Config) -> Option<pagesim::Summary> {
+    match pagesim::run(cfg) {
+        Ok(s) => Some(s),
+        Err(e) if e.to_string().contains("userfaultfd") => {
+            if std::env::var_os("PAGECORE_REQUIRE_UFFD").is_some_and(|v| v == "1") {
+                panic!("userfaultfd required (PAGECORE_REQUIRE_UFFD=1) but: {e}");
+            }
+            eprintln!("SKIPPED: {e}");
+            None
+        }
+        Err(e) => panic!("{cfg:?}: {e}"),
+    }
 }
