@@ -22,6 +22,7 @@ pub struct PagesBuilder {
     swap: Option<sync::ShareArc<swap::SwapArea>>,
     swap_slots: u32,
     policy: queue::Policy,
+    evict_batch: Option<u32>,
 }
 
 /// Default size, in slots, of the temporary swap area a pool makes on first use (the file is
@@ -38,6 +39,7 @@ impl Default for PagesBuilder {
             swap: None,
             swap_slots: DEFAULT_SWAP_SLOTS,
             policy: queue::Policy::default(),
+            evict_batch: None,
         }
     }
 }
@@ -96,6 +98,19 @@ impl PagesBuilder {
         self
     }
 
+    /// How many pages a reclaim that evicts a page of a [`Mapping`](crate::Mapping) evicts at
+    /// once (default: 16, or a sixteenth of the frames if that is fewer, at least 1; at most the
+    /// frames). The pages of one object are taken out of its mappings and their memory given up
+    /// a range at a time, one system call per run of consecutive pages instead of one per page;
+    /// the frames beyond the first go to the free list, for the next faults to take without
+    /// reclaiming. A batch takes only pages nobody holds, and writes back the dirty ones first,
+    /// as any eviction does. 1 turns batching off. Pools whose evictions are all of pages outside
+    /// mappings are not affected.
+    pub fn evict_batch(mut self, pages: u32) -> Self {
+        self.evict_batch = Some(pages);
+        self
+    }
+
     /// Allocates the pool.
     pub fn build(self) -> Result<Pages> {
         memory::Memory::check_page_size(self.page_size)?;
@@ -119,6 +134,7 @@ impl PagesBuilder {
                 self.page_size,
                 self.wait_bound,
                 self.policy,
+                self.evict_batch,
             )?),
             swap: sync::ShareArc::new(swap::PoolSwap::new(
                 self.swap,

@@ -5,8 +5,8 @@
 
 mod mapped;
 
-use mapped::{initial, load, map, pool, store, Backing, PAGE};
-use pagecore::{Error, Mapping};
+use mapped::{initial, load, map, pool, pool_batched, store, Backing, PAGE};
+use pagecore::{Error, Mapping, Pages, Policy};
 use rand::{Rng, SeedableRng};
 use std::collections::HashMap;
 use std::sync::atomic::Ordering::SeqCst;
@@ -14,7 +14,16 @@ use std::sync::Arc;
 
 #[test]
 fn a_scan_of_ten_times_the_pool_evicts_refaults_and_writes_back() {
-    let pages = pool(8);
+    scan_ten_times_the_pool(1);
+}
+
+#[test]
+fn a_scan_with_batched_evictions_evicts_refaults_and_writes_back() {
+    scan_ten_times_the_pool(4);
+}
+
+fn scan_ten_times_the_pool(batch: u32) {
+    let pages = pool_batched(8, batch);
     let b = Arc::new(Backing::default());
     let Some(m) = map(&pages, &b, 80) else { return };
     assert_eq!(m.len(), 80 * PAGE);
@@ -53,8 +62,17 @@ fn four_handler_threads_serve_stores_under_eviction_pressure() {
     stores_under_pressure(4);
 }
 
+#[test]
+fn batched_evictions_lose_no_store_under_pressure() {
+    stores_under_pressure_batched(2, 4);
+}
+
 fn stores_under_pressure(handlers: usize) {
-    let pages = pool(6);
+    stores_under_pressure_batched(handlers, 1);
+}
+
+fn stores_under_pressure_batched(handlers: usize, batch: u32) {
+    let pages = pool_batched(6, batch);
     let b = Arc::new(Backing::default());
     if map(&pages, &b, 1).is_none() {
         return;
@@ -101,7 +119,16 @@ fn stores_under_pressure(handlers: usize) {
 
 #[test]
 fn failed_write_backs_lose_nothing_written_through_the_mapping() {
-    let pages = pool(4);
+    failed_write_backs(1);
+}
+
+#[test]
+fn failed_write_backs_of_a_batch_lose_nothing() {
+    failed_write_backs(4);
+}
+
+fn failed_write_backs(batch: u32) {
+    let pages = pool_batched(4, batch);
     let b = Arc::new(Backing::default());
     let Some(m) = map(&pages, &b, 16) else { return };
     for p in 0..4 {
@@ -433,4 +460,71 @@ fn a_scan_served_by_four_handlers_still_maps_ahead() {
     let s = m.stats();
     assert!(s.faults < 256 / 3, "{s:?}");
     assert_eq!(b.fills.load(SeqCst), 256, "each page filled once: {s:?}");
+}
+
+/// The fault on page 32 in a full pool of 32 frames (FIFO) evicts pages 0 to `batch - 1`,
+/// writing each back, and leaves the frames beyond the one it fills free.
+fn one_batch(batch: u32) -> (Pages, Arc<Backing>, Option<Mapping>) {
+    let pages = Pages::builder()
+        .page_size(PAGE)
+        .frames(32)
+        .policy(Policy::Fifo)
+        .evict_batch(batch)
+        .build()
+        .unwrap();
+    let b = Arc::new(Backing::default());
+    let Some(m) = map(&pages, &b, 64) else {
+        return (pages, b, None);
+    };
+    for p in 0..32 {
+        store(&m, p, p + 1);
+    }
+    assert_eq!(pages.census().unwrap().free, 0);
+    store(&m, 32, 33);
+    (pages, b, Some(m))
+}
+
+#[test]
+fn a_batched_eviction_writes_back_its_pages_and_frees_the_frames_beyond_the_first() {
+    let (pages, b, Some(m)) = one_batch(8) else {
+        return;
+    };
+    let (c, s) = (pages.census().unwrap(), pages.stats());
+    assert_eq!(c.free, 7, "the batch's other frames are free: {c:?}");
+    assert_eq!((s.reclaims, s.writebacks), (8, 8), "{s:?}");
+    for p in 0..64 {
+        let written = b.word(p);
+        if p < 8 {
+            assert_eq!(
+                written,
+                p + 1,
+                "page {p} was written back before its frame went"
+            );
+        } else {
+            assert_eq!(
+                written,
+                p * 1000,
+                "page {p} was not evicted, nor written back"
+            );
+        }
+    }
+    // The next seven faults take the free frames without evicting anything.
+    for p in 33..40 {
+        store(&m, p, p + 1);
+    }
+    assert_eq!(pages.stats().reclaims, 8);
+    assert_eq!(pages.census().unwrap().free, 0);
+    for p in 0..40 {
+        assert_eq!(load(&m, p), p + 1, "page {p} through the mapping");
+    }
+}
+
+#[test]
+fn without_batching_an_eviction_takes_one_page() {
+    let (pages, b, Some(_m)) = one_batch(1) else {
+        return;
+    };
+    assert_eq!(pages.census().unwrap().free, 0);
+    assert_eq!((pages.stats().reclaims, pages.stats().writebacks), (1, 1));
+    assert_eq!((b.word(0), b.word(1)), (1, 1000));
 }

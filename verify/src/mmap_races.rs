@@ -437,3 +437,49 @@ pub fn m13_close_one_mapping_vs_fault_in_another() {
     assert_eq!(s.get(0), 2, "M13: the store through Y was lost");
     end(&pages, y, hy, "M13");
 }
+
+/// M15 a batched eviction vs a store: two frames, a reclaim of a mapped page evicting up to two
+/// at once (`PagesBuilder::evict_batch(2)`). A0 and A1 are mapped writable and dirty (1 each);
+/// a thread stores 2 into A1 while the main thread reads another object's B0, whose reclaim
+/// takes A0 and, if nobody pins it, A1 with it: both pages' entries are zapped (a run of
+/// consecutive pages in one `zap_range`) before either is written back, and their bytes are
+/// given up (`free_range`) only after. The store lands before the zap (and the write-back
+/// carries it) or faults and waits for A1, which is filled again from the written-back bytes,
+/// in the batch's second frame or a reclaimed one. After a sync A0 holds 1 and A1 2, the mapping
+/// reads them, B0 is right; nothing pinned; frames free. A batch that wrote back before its
+/// zap would lose the store (`tests/tests/mapping.rs` plants it on real memory).
+pub fn m15_batched_evict_vs_store() {
+    let pages = Pages::builder()
+        .page_size(PAGE)
+        .frames(2)
+        .wait_bound(None)
+        .swap_slots(64)
+        .evict_batch(2)
+        .build()
+        .expect("valid pool");
+    let (core, s, h) = mapped_n(&pages, 2);
+    core.mmu().store(0, 1).unwrap();
+    core.mmu().store(1, 1).unwrap();
+    let sb = Store::new(1, B);
+    let b = open(&pages, &sb, 1);
+    let t = {
+        let core = core.clone();
+        thread::spawn(move || core.mmu().store(1, 2).unwrap())
+    };
+    let vb = read(&b, 0).unwrap().0;
+    t.join().unwrap();
+    assert_eq!(vb, initial(B, 0), "M15: the other object's fault");
+    drop(b);
+    core.sync().unwrap();
+    assert_eq!(
+        (s.get(0), s.get(1)),
+        (1, 2),
+        "M15: a store through the mapping was lost"
+    );
+    assert_eq!(
+        (core.mmu().load(0), core.mmu().load(1)),
+        (Ok(1), Ok(2)),
+        "M15: the mapping reads a stale page"
+    );
+    end(&pages, core, h, "M15");
+}

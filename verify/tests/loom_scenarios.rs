@@ -530,3 +530,8 @@ fn m13_close_one_mapping_vs_fault_in_another() {
         s::m13_close_one_mapping_vs_fault_in_another,
     );
 }
+
+#[test]
+fn m15_batched_evict_vs_store() {
+    model_capped("M15", MAPPING_BOUND, s::m15_batched_evict_vs_store);
+}

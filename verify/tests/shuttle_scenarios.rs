@@ -417,3 +417,8 @@ fn m12_evict_vs_stores_in_two_mappings() {
 fn m13_close_one_mapping_vs_fault_in_another() {
     explore("M13", s::m13_close_one_mapping_vs_fault_in_another);
 }
+
+#[test]
+fn m15_batched_evict_vs_store() {
+    explore("M15", s::m15_batched_evict_vs_store);
+}

@@ -91,4 +91,5 @@ fn scenarios_on_real_threads() {
     repeat(s::m11_store_in_one_mapping_vs_load_in_another);
     repeat(s::m12_evict_vs_stores_in_two_mappings);
     repeat(s::m13_close_one_mapping_vs_fault_in_another);
+    repeat(s::m15_batched_evict_vs_store);
 }

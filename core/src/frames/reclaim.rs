@@ -58,6 +58,20 @@ impl PagesShared {
             self.set_tag(f, Tag::Filling);
             return Pick::Free(f);
         }
+        match self.pick_victim(l, mark, later) {
+            Some((f, w)) => Pick::Victim(f, w),
+            None => Pick::None,
+        }
+    }
+
+    /// Under the lists lock: a victim the policy picks from the queue, taken (`Reclaiming`), as
+    /// [`pick`](Self::pick) takes one when no frame is free.
+    fn pick_victim(
+        &self,
+        l: &mut Lists,
+        mark: bool,
+        later: &mut Deferred,
+    ) -> Option<(u32, EntryWord)> {
         let n = l.queue.len();
         match self.policy {
             Policy::Fifo | Policy::Clock => {
@@ -72,7 +86,7 @@ impl PagesShared {
                     }
                     if let Some(w) = self.take_victim(l, f, mark, later) {
                         self.set_tag(f, Tag::Reclaiming);
-                        return Pick::Victim(f, w);
+                        return Some((f, w));
                     }
                     l.queue.push_back(f);
                 }
@@ -88,13 +102,13 @@ impl PagesShared {
                         // Unlinked where it stands; the hand moves on past it.
                         l.queue.remove(f);
                         self.set_tag(f, Tag::Reclaiming);
-                        return Pick::Victim(f, w);
+                        return Some((f, w));
                     }
                     l.queue.advance_hand(f);
                 }
             }
         }
-        Pick::None
+        None
     }
 
     /// Under the lists lock, for a queued (`Resident`) frame: whether its page was hit since the
@@ -266,6 +280,27 @@ impl PagesShared {
         p.into_got()
     }
 
+    /// A batch's further victims (`PagesBuilder::evict_batch`): while the free list is empty,
+    /// takes up to `more` more victims as the policy picks them, without waiting or marking
+    /// (each now `Reclaiming`, the caller's, to be finished as any victim is), into `out`. Stops
+    /// at the first pick that finds none, or once a frame is free (another reclaim or a close
+    /// freed one: the batch has done its part).
+    pub(crate) fn take_victims(&self, more: usize, out: &mut Vec<Victim>) {
+        let mut later = Deferred::default();
+        let mut l = lock(&self.lists);
+        for _ in 0..more {
+            if !l.free.is_empty() {
+                break;
+            }
+            let Some((frame, taken)) = self.pick_victim(&mut l, false, &mut later) else {
+                break;
+            };
+            out.push(Victim { frame, taken });
+        }
+        drop(l);
+        later.run(self);
+    }
+
     /// Waits (up to `deadline`) for a frame to become free or reclaimable, leaving `WAIT_POOL` on
     /// the pages in the way so their last unpin wakes this waiter. A pick made while getting ready
     /// to park is returned at once, as from [`try_obtain`](Self::try_obtain).
@@ -375,6 +410,13 @@ impl PagesShared {
         // Relaxed store: we hold the frame exclusively (see set_tag).
         self.set_tag(f, Tag::Filling);
         self.counters.reclaims.incr();
+    }
+
+    /// A batch's frame beyond the first, its page evicted (T8): counted as reclaimed and put on
+    /// the free list (T9), where the next obtainer finds it without reclaiming.
+    pub(crate) fn reclaimed_ahead(&self, f: u32) {
+        self.counters.reclaims.incr();
+        self.free(f);
     }
 
     /// T10, `Reclaiming -> Resident` after a failed write-back: `RECLAIMING` cleared (dirty

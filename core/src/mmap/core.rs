@@ -49,6 +49,21 @@ struct Views<M> {
     list: Mutex<Vec<ShareArc<M>>>,
 }
 
+/// The runs of consecutive pages in `pages` (sorted, distinct), as (first, length).
+fn runs(pages: &[u64]) -> impl Iterator<Item = (u64, u64)> + '_ {
+    let mut rest = pages;
+    std::iter::from_fn(move || {
+        let (&first, _) = rest.split_first()?;
+        let n = rest
+            .iter()
+            .zip(first..)
+            .take_while(|(&p, want)| p == *want)
+            .count();
+        rest = &rest[n..];
+        Some((first, n as u64))
+    })
+}
+
 impl<M: Mmu> Views<M> {
     /// Removes `view` (once unmapped); returns how many views are left.
     fn leave(&self, view: &ShareArc<M>) -> usize {
@@ -88,6 +103,21 @@ impl<M: Mmu> PageMemory for Views<M> {
 
     fn release(&self, page: u64) {
         self.store.free(page);
+    }
+
+    fn quiesce_evicted(&self, pages: &[u64]) {
+        // As `quiesce(p, true)` on each, a run of consecutive pages per call, in every view.
+        for v in lock(&self.list).iter() {
+            for (first, n) in runs(pages) {
+                v.zap_range(first, n);
+            }
+        }
+    }
+
+    fn release_many(&self, pages: &[u64]) {
+        for (first, n) in runs(pages) {
+            self.store.free_range(first, n);
+        }
     }
 
     fn mapped_at(&self, page: u64) -> Vec<(usize, bool)> {
@@ -432,7 +462,16 @@ impl<M: Mmu + 'static> Drop for MapCore<M> {
 
 #[cfg(all(test, not(pagecore_loom), not(feature = "shuttle")))]
 mod tests {
-    use super::Stream;
+    use super::{runs, Stream};
+
+    #[test]
+    fn runs_split_sorted_pages_where_they_stop_being_consecutive() {
+        let r = |p: &[u64]| runs(p).collect::<Vec<_>>();
+        assert_eq!(r(&[]), []);
+        assert_eq!(r(&[7]), [(7, 1)]);
+        assert_eq!(r(&[3, 4, 5, 9, 10, 12]), [(3, 3), (9, 2), (12, 1)]);
+        assert_eq!(r(&[u64::MAX - 1, u64::MAX]), [(u64::MAX - 1, 2)]);
+    }
 
     #[test]
     fn a_stream_opens_at_four_doubles_to_the_bound_and_ends_on_a_jump() {

@@ -4,8 +4,9 @@
 //! `PUNCH_HOLE`, `POISON`, `WAKE` on a memfd mapping; `docs/design/mmap.md`), and [`SimMmu`](super::sim::SimMmu), a model on the
 //! sync facade, so that loom and shuttle check the protocol over it (`MapCore`, SPEC §2.8).
 //!
-//! Every operation names one page; the kernel's take ranges, and batching them is the real
-//! implementation's business (the protocol calls them page by page, in order).
+//! Most operations name one page; those a batch uses (`map_read_only` for fault-around,
+//! `zap_range` and `free_range` for a batched eviction) take a range, which the kernel's do in
+//! one system call and the model page by page, in order.
 
 use crate::sync::AccessTrack;
 
@@ -85,8 +86,24 @@ pub trait Mmu: Send + Sync {
     /// it returns, no access through the old entry is in progress (the TLB shootdown).
     fn zap(&self, page: u64);
 
+    /// Zaps pages `[first, first + n)`, as `zap` on each would, in one operation where the
+    /// MMU can (the kernel's `MADV_DONTNEED` takes a range).
+    fn zap_range(&self, first: u64, n: u64) {
+        for p in first..first.saturating_add(n) {
+            self.zap(p);
+        }
+    }
+
     /// Gives page `page`'s bytes up (and its table entry): a later fill starts afresh.
     fn free(&self, page: u64);
+
+    /// Frees pages `[first, first + n)`, as `free` on each would, in one operation where the
+    /// MMU can (the kernel's `PUNCH_HOLE` takes a range).
+    fn free_range(&self, first: u64, n: u64) {
+        for p in first..first.saturating_add(n) {
+            self.free(p);
+        }
+    }
 
     /// Wakes the CPUs waiting on page `page` without mapping it (they fault again if they
     /// still cannot access it).

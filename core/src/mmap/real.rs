@@ -241,6 +241,13 @@ impl UffdMmu {
         self.client.addr as usize + page as usize * self.page_size
     }
 
+    /// The length in bytes of pages `[first, first + n)` cut at the range's end; `None` if
+    /// that leaves nothing.
+    fn range_len(&self, first: u64, n: u64) -> Option<usize> {
+        let end = first.saturating_add(n).min(self.pages);
+        (first < end).then(|| (end - first) as usize * self.page_size)
+    }
+
     /// Runs a fill-like ioctl until it is not interrupted by a changing mapping (EAGAIN: the
     /// rest of the page is retried; a one-page call either maps it or reports it mapped).
     fn resolve(&self, mut op: impl FnMut() -> io::Result<Filled>) -> Mapped {
@@ -367,24 +374,39 @@ impl Mmu for UffdMmu {
     }
 
     fn zap(&self, page: u64) {
-        // SAFETY: drops table entries of our own shared mapping; the page cache keeps the bytes
-        // and the next access faults (design §2 step 2; probe
+        self.zap_range(page, 1);
+    }
+
+    fn zap_range(&self, first: u64, n: u64) {
+        let Some(len) = self.range_len(first, n) else {
+            return;
+        };
+        // SAFETY: drops table entries of our own shared mapping (`range_len` keeps the range
+        // inside it); the page cache keeps the bytes and the next access faults (design §2 step
+        // 2; probe
         // `madv_dontneed_on_the_shared_range_zaps_ptes_but_keeps_bytes_so_the_next_access_is_minor`).
         unsafe {
             libc::madvise(
-                self.addr(page) as *mut libc::c_void,
-                self.page_size,
+                self.addr(first) as *mut libc::c_void,
+                len,
                 libc::MADV_DONTNEED,
             )
         };
     }
 
     fn free(&self, page: u64) {
+        self.free_range(page, 1);
+    }
+
+    fn free_range(&self, first: u64, n: u64) {
+        let Some(len) = self.range_len(first, n) else {
+            return;
+        };
         let mode = libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE;
-        let off = (page as usize * self.page_size) as libc::off_t;
-        // SAFETY: frees one page of our own memfd (every view then reads a hole: zeros, and a
+        let off = (first as usize * self.page_size) as libc::off_t;
+        // SAFETY: frees pages of our own memfd (every view then reads a hole: zeros, and a
         // client's next access is MISSING; design §2 step 4).
-        unsafe { libc::fallocate(self.shm.memfd.as_raw_fd(), mode, off, self.page_size as _) };
+        unsafe { libc::fallocate(self.shm.memfd.as_raw_fd(), mode, off, len as _) };
     }
 
     fn wake(&self, page: u64) {

@@ -48,6 +48,22 @@ pub(crate) trait PageMemory: Send + Sync {
     /// Reclaim is about to empty `page` (T8) after its write-back: its bytes are given up.
     fn release(&self, page: u64);
 
+    /// A batched eviction's `quiesce(page, true)` of every page in `pages` (sorted, distinct),
+    /// a run of consecutive pages in one operation where the memory can.
+    fn quiesce_evicted(&self, pages: &[u64]) {
+        for &p in pages {
+            self.quiesce(p, true);
+        }
+    }
+
+    /// A batched eviction's `release` of every page in `pages` (sorted, distinct), a run of
+    /// consecutive pages in one operation where the memory can.
+    fn release_many(&self, pages: &[u64]) {
+        for &p in pages {
+            self.release(p);
+        }
+    }
+
     /// Where `page` is mapped now, for the reverse map (`Pages::rmap`): each mapping whose
     /// table entry for it is present, as (address, writable). A racy snapshot.
     fn mapped_at(&self, page: u64) -> Vec<(usize, bool)>;

@@ -9,10 +9,12 @@
 //! `EMPTY`) and `revert` (`Release`) carry every edge; the write-back reads the frame's bytes
 //! while the victim token proves `RECLAIMING` is held (I4).
 
+use crate::arbitration::PageError;
 use crate::error::{Error, Result};
-use crate::frames::{Got, PagesShared, Victim, Waited};
-use crate::object::mapper::Bound;
-use crate::sync::{Instant, ShareArc};
+use crate::frames::{Got, Owner, PagesShared, Victim, VictimBytes, Waited};
+use crate::object::mapper::{Bound, MapperShared};
+use crate::object::memory::PageMemory;
+use crate::sync::{Arc, Instant, ShareArc};
 
 /// How many holders one round of asking asks at most.
 const ASK_AT_MOST: usize = 8;
@@ -33,7 +35,7 @@ pub(crate) fn obtain_by(pages: &PagesShared, bound: Bound) -> Result<u32> {
     loop {
         match pending.take().or_else(|| pages.try_obtain()) {
             Some(Got::Frame(f)) => return Ok(f),
-            Some(Got::Victim(v)) => match evict(pages, v) {
+            Some(Got::Victim(v)) => match evict_batch(pages, v) {
                 Ok(f) => {
                     pages.reclaimed(f);
                     return Ok(f);
@@ -75,6 +77,9 @@ fn ask_holders(pages: &PagesShared) {
     }
 }
 
+/// A write-back's failure: the error to return, and for an unusual one the page to record it on.
+type Failure = (Error, Option<(Arc<MapperShared>, u64, PageError)>);
+
 /// Finishes a victim: writes its page back if dirty, then T8 (the frame, still `Reclaiming`
 /// and the caller's, is returned to be refilled or freed). On a failed write-back the frame goes
 /// back to `Resident` (T10: dirty, at the queue tail), the error is recorded with the owner, and
@@ -95,48 +100,146 @@ pub(crate) fn evict(pages: &PagesShared, v: Victim) -> Result<u32> {
             // it is taken). Clean pages too: their table entries must go before T8.
             m.quiesce(o.page, true);
         }
-        if !dirty {
-            if let Some(m) = memory {
-                m.release(o.page);
-            }
-            return None;
-        }
-        let flush = |buf: &[u8]| {
-            crate::backing::accessor::guarded("flush", || o.mapper.accessor.flush(o.page, buf))
+        let failed = if dirty {
+            write_back(pages, o, bytes)
+        } else {
+            None
         };
-        let r = match memory {
-            None => bytes.read(flush),
-            Some(m) => {
-                let _t = m.track(o.page).shared();
-                // SAFETY: the page is taken (RECLAIMING excludes every pin and filler, I4) and
-                // quiesced (no access through the mapping, IM1); its bytes live while the
-                // object does, which its owner reference keeps.
-                flush(unsafe { std::slice::from_raw_parts(m.bytes(o.page), pages.page_size()) })
-            }
-        };
-        match r {
-            Ok(()) => {
-                pages.counters.writebacks.incr();
-                if let Some(m) = memory {
-                    // Before T8: a fault after it fills these bytes afresh.
-                    m.release(o.page);
-                }
-                None
-            }
-            Err(e) => {
-                pages.counters.writeback_errors.incr();
-                let source = ShareArc::new(e);
-                let unusual = crate::arbitration::PageError::of(&source);
-                let err = Error::WriteBack {
-                    object: o.mapper.id,
-                    page: o.page,
-                    source,
-                };
-                o.mapper.record_error(err.clone());
-                Some((err, unusual.map(|pe| (o.mapper.clone(), o.page, pe))))
-            }
+        if let (None, Some(m)) = (&failed, memory) {
+            // Before T8: a fault after it fills these bytes afresh.
+            m.release(o.page);
         }
+        failed
     });
+    finish(pages, v, failed)
+}
+
+/// As [`evict`], for the victim of a reclaim that may take more (`PagesBuilder::evict_batch`):
+/// if `first` is a mapped page, the pool's next victims are taken with it, every mapped page
+/// of the batch is quiesced, and later released, a run of an object's consecutive pages at a
+/// time (one system call per run on real memory), the dirty ones written back in between.
+/// Returns the first frame evicted; the others go to the free list. The error of the first
+/// failed write-back if none was evicted.
+pub(crate) fn evict_batch(pages: &PagesShared, first: Victim) -> Result<u32> {
+    let batch = pages.evict_batch();
+    if batch <= 1 || !pages.with_victim(&first, |o, _| o.is_some_and(|o| o.mapper.memory.is_some()))
+    {
+        return evict(pages, first);
+    }
+    let mut victims = Vec::with_capacity(batch);
+    victims.push(first);
+    pages.take_victims(batch - 1, &mut victims);
+    if let [_] = victims[..] {
+        return evict(pages, victims.swap_remove(0));
+    }
+    // Every mapped page of the batch, with its object's memory, as the victims hold them.
+    let mapped: Vec<Option<(ShareArc<dyn PageMemory>, u64)>> = victims
+        .iter()
+        .map(|v| {
+            pages.with_victim(v, |o, _| {
+                let o = o?;
+                o.slot()?;
+                Some((o.mapper.memory.clone()?, o.page))
+            })
+        })
+        .collect();
+    // No access through a mapping completes from here on (as `evict`'s quiesce, per page).
+    by_runs(&mapped, |m, run| m.quiesce_evicted(run));
+    let failed: Vec<Option<Failure>> = victims
+        .iter()
+        .map(|v| {
+            let dirty = v.taken().dirty();
+            pages.with_victim(v, |o, bytes| {
+                let o = o?;
+                o.slot()?;
+                if dirty {
+                    write_back(pages, o, bytes)
+                } else {
+                    None
+                }
+            })
+        })
+        .collect();
+    // Before T8, the pages written back (or clean) give their bytes up.
+    let released: Vec<_> = mapped
+        .into_iter()
+        .zip(&failed)
+        .map(|(m, f)| m.filter(|_| f.is_none()))
+        .collect();
+    by_runs(&released, |m, run| m.release_many(run));
+    let mut results = victims
+        .into_iter()
+        .zip(failed)
+        .map(|(v, f)| finish(pages, v, f));
+    let mut got = results.next().unwrap_or(Err(Error::Closed));
+    for r in results {
+        match (r, &got) {
+            // A frame beyond the first, for the next faults.
+            (Ok(f), Ok(_)) => pages.reclaimed_ahead(f),
+            (Ok(f), Err(_)) => got = Ok(f),
+            // Recorded with its object (`write_back`); the page is back in the queue.
+            (Err(_), _) => {}
+        }
+    }
+    got
+}
+
+/// Calls `f` with each object's memory and the sorted pages of it named in `pages`.
+fn by_runs(
+    pages: &[Option<(ShareArc<dyn PageMemory>, u64)>],
+    mut f: impl FnMut(&dyn PageMemory, &[u64]),
+) {
+    let mut keyed: Vec<(*const u8, u64, &ShareArc<dyn PageMemory>)> = pages
+        .iter()
+        .flatten()
+        .map(|(m, p)| (ShareArc::as_ptr(m) as *const u8, *p, m))
+        .collect();
+    keyed.sort_unstable_by_key(|&(m, p, _)| (m, p));
+    for group in keyed.chunk_by(|a, b| a.0 == b.0) {
+        let run: Vec<u64> = group.iter().map(|&(_, p, _)| p).collect();
+        f(group[0].2.as_ref(), &run);
+    }
+}
+
+/// Writes the victim's page (owner `o`, its frame's `bytes`, or its mapping's memory, quiesced
+/// already) back; on failure, counts and records the error with the object.
+fn write_back(pages: &PagesShared, o: &Owner, bytes: VictimBytes<'_>) -> Option<Failure> {
+    let flush = |buf: &[u8]| {
+        crate::backing::accessor::guarded("flush", || o.mapper.accessor.flush(o.page, buf))
+    };
+    let r = match o.mapper.memory.as_ref() {
+        None => bytes.read(flush),
+        Some(m) => {
+            let _t = m.track(o.page).shared();
+            // SAFETY: the page is taken (RECLAIMING excludes every pin and filler, I4) and
+            // quiesced (no access through the mapping, IM1); its bytes live while the object
+            // does, which its owner reference keeps.
+            flush(unsafe { std::slice::from_raw_parts(m.bytes(o.page), pages.page_size()) })
+        }
+    };
+    match r {
+        Ok(()) => {
+            pages.counters.writebacks.incr();
+            None
+        }
+        Err(e) => {
+            pages.counters.writeback_errors.incr();
+            let source = ShareArc::new(e);
+            let unusual = PageError::of(&source);
+            let err = Error::WriteBack {
+                object: o.mapper.id,
+                page: o.page,
+                source,
+            };
+            o.mapper.record_error(err.clone());
+            Some((err, unusual.map(|pe| (o.mapper.clone(), o.page, pe))))
+        }
+    }
+}
+
+/// Ends an eviction: T8 if nothing `failed`, else T10 and the error, recorded on the page if
+/// unusual.
+fn finish(pages: &PagesShared, v: Victim, failed: Option<Failure>) -> Result<u32> {
     let Some((err, unusual)) = failed else {
         return Ok(pages.evicted(v));
     };

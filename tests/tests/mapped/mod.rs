@@ -98,3 +98,13 @@ pub fn pool(frames: u64) -> Pages {
         .build()
         .expect("pool")
 }
+
+/// A pool whose reclaims of mapped pages evict `batch` pages at once.
+pub fn pool_batched(frames: u64, batch: u32) -> Pages {
+    Pages::builder()
+        .page_size(PAGE)
+        .frames(frames)
+        .evict_batch(batch)
+        .build()
+        .expect("pool")
+}
