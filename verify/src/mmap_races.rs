@@ -1,4 +1,4 @@
-//! Mapped-memory races (M1-M13, SPEC §2.8 and §6): the mapping's protocol (`MapCore`) over the
+//! Mapped-memory races (M1-M13, M15, SPEC §2.8 and §6): the mapping's protocol (`MapCore`) over the
 //! simulated MMU (`SimMmu`), whose CPUs are threads calling `load`/`store` and whose handler is
 //! a thread serving faults until the mapping ends. Page size 8: a CPU's access is one `u64`.
 

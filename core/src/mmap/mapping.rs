@@ -60,9 +60,14 @@ pub struct MappingStats {
 /// A fault's service lets its pin on the page go just after it wakes the faulting thread, so
 /// [`Pages::census`](crate::Pages::census) taken right after may still count the page pinned.
 ///
-/// Not yet (issue 19): `mlock` of the range (eviction's zap is refused there), long-term pins
-/// of its pages (`O_DIRECT`, io_uring fixed buffers), and batched eviction (one system call
-/// per page evicted). Not yet (issue 20): private (copy-on-write) mappings.
+/// Evictions are batched: a reclaim of a mapped page evicts up to
+/// [`PagesBuilder::evict_batch`](crate::PagesBuilder::evict_batch) pages at once (16 by
+/// default), taking each run of consecutive pages out of the mappings and giving its memory up
+/// in one system call, and leaves the frames beyond the one it needed free for the next faults.
+///
+/// Not yet (issue 19): `mlock` of the range (eviction's zap is refused there) and long-term pins
+/// of its pages (`O_DIRECT`, io_uring fixed buffers). Not yet (issue 20): private
+/// (copy-on-write) mappings.
 ///
 /// ```no_run
 /// use pagecore::{Mapping, MemoryAccessor, Pages};

@@ -4,6 +4,9 @@
 //! eviction through the pool: T8 (`PagesShared::evicted`) or, on a failed write-back, T10
 //! (`PagesShared::revert`). When every frame is pinned it asks the clients holding the oldest
 //! pages to release them (`PagesShared::held_pages`, then the arbiter) and waits on the pool.
+//! A victim that is a mapped page brings the pool's next victims with it (`evict_batch`): the
+//! batch's mapped pages are taken out of their mappings and given up a run of consecutive pages
+//! at a time, its frames beyond the first go to the free list (SPEC §2.8, M15).
 //!
 //! Orderings: none of its own. The pool's take (`Acquire`), `evicted` (`Release` swap to
 //! `EMPTY`) and `revert` (`Release`) carry every edge; the write-back reads the frame's bytes
