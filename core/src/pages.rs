@@ -104,8 +104,12 @@ impl PagesBuilder {
     /// a range at a time, one system call per run of consecutive pages instead of one per page;
     /// the frames beyond the first go to the free list, for the next faults to take without
     /// reclaiming. A batch takes only pages nobody holds, and writes back the dirty ones first,
-    /// as any eviction does. 1 turns batching off. Pools whose evictions are all of pages outside
-    /// mappings are not affected.
+    /// as any eviction does. 1 turns batching off. A batch starts only at a mapped page, but
+    /// takes the policy's next victims whatever their objects (pages outside mappings are then
+    /// evicted ahead of need, their write-backs one call each); pools without mappings are not
+    /// affected. It takes none while an obtainer waits for a frame. A large batch lengthens the
+    /// fault that takes it (its dirty pages are written back one after the other) and may evict
+    /// pages fault-around has just mapped: keep it well below the frames.
     pub fn evict_batch(mut self, pages: u32) -> Self {
         self.evict_batch = Some(pages);
         self
@@ -156,7 +160,8 @@ pub struct Stats {
     /// Fills that failed.
     pub fill_errors: u64,
     /// Frames reclaimed for reuse: taken from their page (written back first if dirty) by
-    /// the eviction policy for a fill or a copy-on-write break.
+    /// the eviction policy for a fill or a copy-on-write break, or by a batched eviction
+    /// ([`PagesBuilder::evict_batch`]) for the free list.
     pub reclaims: u64,
     /// Dirty pages written back (by reclaim, sync or close).
     pub writebacks: u64,

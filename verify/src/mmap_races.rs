@@ -447,7 +447,7 @@ pub fn m13_close_one_mapping_vs_fault_in_another() {
 /// carries it) or faults and waits for A1, which is filled again from the written-back bytes,
 /// in the batch's second frame or a reclaimed one. After a sync A0 holds 1 and A1 2, the mapping
 /// reads them, B0 is right; nothing pinned; frames free. A batch that wrote back before its
-/// zap would lose the store (`tests/tests/mapping.rs` plants it on real memory).
+/// zap would lose the store (semantic mutant 093).
 pub fn m15_batched_evict_vs_store() {
     let pages = Pages::builder()
         .page_size(PAGE)

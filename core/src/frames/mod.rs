@@ -196,7 +196,8 @@ pub(crate) struct PagesShared {
 }
 
 /// `PagesBuilder::evict_batch`'s default bound (the kernel reclaims 32 pages a round; half of
-/// that keeps one fault's extra latency near a dozen microseconds on real memory).
+/// that keeps one fault's extra latency near a dozen microseconds on real memory when the
+/// pages are clean; each dirty one adds its write-back).
 const DEFAULT_EVICT_BATCH: u32 = 16;
 
 /// What a scan of the lists produced.

@@ -280,16 +280,18 @@ impl PagesShared {
         p.into_got()
     }
 
-    /// A batch's further victims (`PagesBuilder::evict_batch`): while the free list is empty,
-    /// takes up to `more` more victims as the policy picks them, without waiting or marking
-    /// (each now `Reclaiming`, the caller's, to be finished as any victim is), into `out`. Stops
-    /// at the first pick that finds none, or once a frame is free (another reclaim or a close
-    /// freed one: the batch has done its part).
+    /// A batch's further victims (`PagesBuilder::evict_batch`): while the free list is empty
+    /// and no obtainer waits, takes up to `more` more victims as the policy picks them, without
+    /// waiting or marking (each now `Reclaiming`, the caller's, to be finished as any victim
+    /// is), into `out`. Stops at the first pick that finds none, once a frame is free (another
+    /// reclaim or a close freed one: the batch has done its part), or when an obtainer waits
+    /// (the page it waits to be unpinned must not be taken from under it by a batch, whose
+    /// write-backs it would then wait behind).
     pub(crate) fn take_victims(&self, more: usize, out: &mut Vec<Victim>) {
         let mut later = Deferred::default();
         let mut l = lock(&self.lists);
         for _ in 0..more {
-            if !l.free.is_empty() {
+            if !l.free.is_empty() || l.waiting_obtainers > 0 {
                 break;
             }
             let Some((frame, taken)) = self.pick_victim(&mut l, false, &mut later) else {

@@ -53,11 +53,11 @@ struct Views<M> {
 fn runs(pages: &[u64]) -> impl Iterator<Item = (u64, u64)> + '_ {
     let mut rest = pages;
     std::iter::from_fn(move || {
-        let (&first, _) = rest.split_first()?;
-        let n = rest
-            .iter()
-            .zip(first..)
-            .take_while(|(&p, want)| p == *want)
+        let &first = rest.first()?;
+        // Neighbours one apart (no range past the last page: `u64::MAX` may be in a run).
+        let n = 1 + rest
+            .windows(2)
+            .take_while(|w| w[0].checked_add(1) == Some(w[1]))
             .count();
         rest = &rest[n..];
         Some((first, n as u64))
@@ -471,6 +471,7 @@ mod tests {
         assert_eq!(r(&[7]), [(7, 1)]);
         assert_eq!(r(&[3, 4, 5, 9, 10, 12]), [(3, 3), (9, 2), (12, 1)]);
         assert_eq!(r(&[u64::MAX - 1, u64::MAX]), [(u64::MAX - 1, 2)]);
+        assert_eq!(r(&[0, 2, 3, u64::MAX]), [(0, 1), (2, 2), (u64::MAX, 1)]);
     }
 
     #[test]

@@ -62,7 +62,8 @@ pub struct MappingStats {
 ///
 /// Evictions are batched: a reclaim of a mapped page evicts up to
 /// [`PagesBuilder::evict_batch`](crate::PagesBuilder::evict_batch) pages at once (16 by
-/// default), taking each run of consecutive pages out of the mappings and giving its memory up
+/// default in a pool of 256 frames or more, a sixteenth of the frames in a smaller one), taking
+/// each run of consecutive pages out of the mappings and giving its memory up
 /// in one system call, and leaves the frames beyond the one it needed free for the next faults.
 ///
 /// Not yet (issue 19): `mlock` of the range (eviction's zap is refused there) and long-term pins

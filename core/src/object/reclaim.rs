@@ -39,14 +39,14 @@ pub(crate) fn obtain_by(pages: &PagesShared, bound: Bound) -> Result<u32> {
         match pending.take().or_else(|| pages.try_obtain()) {
             Some(Got::Frame(f)) => return Ok(f),
             Some(Got::Victim(v)) => match evict_batch(pages, v) {
-                Ok(f) => {
+                (Ok(f), _) => {
                     pages.reclaimed(f);
                     return Ok(f);
                 }
-                Err(e) => {
-                    // The victim went back to the queue tail, dirty; try another one, but give
-                    // up once every frame has failed us.
-                    failures += 1;
+                (Err(e), failed) => {
+                    // The victims went back to the queue tail, dirty; try another one, but give
+                    // up once every frame has failed us (each write-back of a batch counts).
+                    failures = failures.saturating_add(failed);
                     if failures >= pages.frame_count() {
                         return Err(e);
                     }
@@ -121,19 +121,24 @@ pub(crate) fn evict(pages: &PagesShared, v: Victim) -> Result<u32> {
 /// if `first` is a mapped page, the pool's next victims are taken with it, every mapped page
 /// of the batch is quiesced, and later released, a run of an object's consecutive pages at a
 /// time (one system call per run on real memory), the dirty ones written back in between.
-/// Returns the first frame evicted; the others go to the free list. The error of the first
-/// failed write-back if none was evicted.
-pub(crate) fn evict_batch(pages: &PagesShared, first: Victim) -> Result<u32> {
+/// Returns the first frame evicted (the others go to the free list), or the first victim's
+/// error if none was evicted; and how many write-backs failed.
+pub(crate) fn evict_batch(pages: &PagesShared, first: Victim) -> (Result<u32>, u32) {
+    let one = |v| {
+        let r = evict(pages, v);
+        let failed = u32::from(r.is_err());
+        (r, failed)
+    };
     let batch = pages.evict_batch();
     if batch <= 1 || !pages.with_victim(&first, |o, _| o.is_some_and(|o| o.mapper.memory.is_some()))
     {
-        return evict(pages, first);
+        return one(first);
     }
     let mut victims = Vec::with_capacity(batch);
     victims.push(first);
     pages.take_victims(batch - 1, &mut victims);
     if let [_] = victims[..] {
-        return evict(pages, victims.swap_remove(0));
+        return one(victims.swap_remove(0));
     }
     // Every mapped page of the batch, with its object's memory, as the victims hold them.
     let mapped: Vec<Option<(ShareArc<dyn PageMemory>, u64)>> = victims
@@ -170,6 +175,7 @@ pub(crate) fn evict_batch(pages: &PagesShared, first: Victim) -> Result<u32> {
         .map(|(m, f)| m.filter(|_| f.is_none()))
         .collect();
     by_runs(&released, |m, run| m.release_many(run));
+    let failures = failed.iter().filter(|f| f.is_some()).count() as u32;
     let mut results = victims
         .into_iter()
         .zip(failed)
@@ -184,7 +190,7 @@ pub(crate) fn evict_batch(pages: &PagesShared, first: Victim) -> Result<u32> {
             (Err(_), _) => {}
         }
     }
-    got
+    (got, failures)
 }
 
 /// Calls `f` with each object's memory and the sorted pages of it named in `pages`.
