@@ -457,3 +457,30 @@ pub fn c9_sieve_hand_vs_hits() {
     assert_eq!(read(&a, 0).unwrap().0, initial(A, 0));
     assert_settled(&pages, "C9");
 }
+
+/// C48 a fault that waits for the pool after the page in its way was unpinned and pinned again:
+/// one frame holds A0, read-pinned by the main thread's guard. A thread faults B0: its first
+/// pick (`try_obtain`, without waiting) finds A0 pinned, and it then parks for the pool
+/// (no wait bound), marking A0 (`WAIT_POOL`) in the pick it makes under the parker's lock. The
+/// main thread meanwhile drops its guard, pins A0 again with a second guard and drops that one
+/// too. Whichever of the two unpins falls after the fault's last pick must find A0 marked and
+/// wake it: a mark left by the first pick only is consumed by the first unpin, which may come
+/// before the fault parks (frames/reclaim.rs, `take_or_mark`: the mark must be made by the pick
+/// that parks, not by one that does not wait; the cargo-mutants survivor at :36). The fault
+/// reads B0; the second guard reads A0 (a hit, or a fault again if B0's took the frame in
+/// between); census; nothing pinned and nobody waiting.
+pub fn c48_pool_wait_after_the_page_is_pinned_again() {
+    let pages = pool(1);
+    let (sa, sb) = (Store::new(1, A), Store::new(1, B));
+    let (a, b) = (open(&pages, &sa, 1), open(&pages, &sb, 1));
+    let g1 = a.read(0).unwrap();
+    let t = {
+        let b = b.clone();
+        thread::spawn(move || read(&b, 0).unwrap().0)
+    };
+    drop(g1);
+    let va = read(&a, 0).unwrap().0;
+    assert_eq!(va, initial(A, 0), "C48: A0");
+    assert_eq!(t.join().unwrap(), initial(B, 0), "C48: B0");
+    assert_settled(&pages, "C48");
+}

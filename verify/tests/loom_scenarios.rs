@@ -452,6 +452,11 @@ fn c47_request_resolving_through_a_paged_out_layer() {
 }
 
 #[test]
+fn c48_pool_wait_after_the_page_is_pinned_again() {
+    model("C48", s::c48_pool_wait_after_the_page_is_pinned_again);
+}
+
+#[test]
 fn m1_evict_vs_store() {
     model_capped("M1", MAPPING_BOUND, s::m1_evict_vs_store);
 }

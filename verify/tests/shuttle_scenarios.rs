@@ -354,6 +354,11 @@ fn c47_request_resolving_through_a_paged_out_layer() {
 }
 
 #[test]
+fn c48_pool_wait_after_the_page_is_pinned_again() {
+    explore("C48", s::c48_pool_wait_after_the_page_is_pinned_again);
+}
+
+#[test]
 fn m1_evict_vs_store() {
     explore("M1", s::m1_evict_vs_store);
 }
