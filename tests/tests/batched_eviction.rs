@@ -66,6 +66,21 @@ fn map(pages: &Pages, accessor: impl Accessor, n: u64) -> (Map, JoinHandle<u64>)
     (core, h)
 }
 
+/// A CPU's store through `m`, then a wait until the fault's service has let its pin go (it
+/// wakes the CPU first, then unpins): the next fault's batch may then take the page. Without
+/// the wait a batch can find the page still pinned and take one page fewer.
+fn store(pages: &Pages, m: &Map, p: u64, v: u64) {
+    m.mmu().store(p, v).unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while pages.census().unwrap().pinned > 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "a service kept its pin"
+        );
+        std::thread::sleep(std::time::Duration::from_micros(100));
+    }
+}
+
 fn end(core: Map, h: JoinHandle<u64>) {
     core.close().unwrap();
     h.join().unwrap();
@@ -82,10 +97,10 @@ fn a_batch_writes_back_its_pages_and_frees_the_frames_beyond_the_first() {
     let x = Arc::new(MemoryAccessor::new());
     let (m, h) = map(&pages, x.clone(), 8);
     for p in 0..4 {
-        m.mmu().store(p, p + 1).unwrap();
+        store(&pages, &m, p, p + 1);
     }
     assert_eq!(pages.census().unwrap().free, 0);
-    m.mmu().store(4, 5).unwrap();
+    store(&pages, &m, 4, 5);
     let (c, s) = (pages.census().unwrap(), pages.stats());
     assert_eq!(c.free, 3, "the batch's three other frames are free: {c:?}");
     assert_eq!((s.reclaims, s.writebacks), (4, 4), "{s:?}");
@@ -98,7 +113,7 @@ fn a_batch_writes_back_its_pages_and_frees_the_frames_beyond_the_first() {
     }
     // Three more faults take the free frames: no reclaim.
     for p in 5..8 {
-        m.mmu().store(p, p + 1).unwrap();
+        store(&pages, &m, p, p + 1);
     }
     assert_eq!(pages.stats().reclaims, 4);
     for p in 0..8 {
@@ -112,7 +127,7 @@ fn one_page_at_a_time_without_batching() {
     let pages = pool(4, 1);
     let (m, h) = map(&pages, MemoryAccessor::new(), 8);
     for p in 0..5 {
-        m.mmu().store(p, p + 1).unwrap();
+        store(&pages, &m, p, p + 1);
     }
     assert_eq!(pages.census().unwrap().free, 0);
     assert_eq!(pages.stats().reclaims, 1);
@@ -134,13 +149,13 @@ fn a_batch_spans_objects_and_takes_each_page_from_its_own_mapping() {
     let (x, hx) = map(&pages, xa.clone(), 8);
     let (y, hy) = map(&pages, ya.clone(), 8);
     let z = pages.open(za.clone(), 8 * PAGE as u64).unwrap();
-    x.mmu().store(0, 10).unwrap();
-    y.mmu().store(5, 55).unwrap();
+    store(&pages, &x, 0, 10);
+    store(&pages, &y, 5, 55);
     z.write(3).unwrap()[..8].copy_from_slice(&33u64.to_le_bytes());
-    x.mmu().store(1, 11).unwrap();
-    y.mmu().store(6, 66).unwrap();
+    store(&pages, &x, 1, 11);
+    store(&pages, &y, 6, 66);
     // X0 is the oldest page: a mapped victim, whose batch takes all five.
-    x.mmu().store(2, 12).unwrap();
+    store(&pages, &x, 2, 12);
     let s = pages.stats();
     assert_eq!((s.reclaims, s.writebacks), (5, 5), "{s:?}");
     assert_eq!(pages.census().unwrap().free, 4);
@@ -152,7 +167,7 @@ fn a_batch_spans_objects_and_takes_each_page_from_its_own_mapping() {
         "the unmapped page was written back too"
     );
     // Every page faults again: a store through Y reaches Y's object.
-    y.mmu().store(5, 56).unwrap();
+    store(&pages, &y, 5, 56);
     y.sync().unwrap();
     assert_eq!(
         stored(&ya, 5),
@@ -175,12 +190,12 @@ fn a_failed_write_back_in_a_batch_loses_nothing() {
     let good = Arc::new(MemoryAccessor::new());
     let (b, hb) = map(&pages, bad.clone(), 4);
     let (g, hg) = map(&pages, good.clone(), 8);
-    b.mmu().store(0, 7).unwrap();
+    store(&pages, &b, 0, 7);
     for p in 0..3 {
-        g.mmu().store(p, p + 1).unwrap();
+        store(&pages, &g, p, p + 1);
     }
     bad.fail.store(true, SeqCst);
-    g.mmu().store(3, 4).unwrap();
+    store(&pages, &g, 3, 4);
     let s = pages.stats();
     assert_eq!((s.writebacks, s.writeback_errors), (3, 1), "{s:?}");
     let c = pages.census().unwrap();

@@ -184,6 +184,56 @@ fn a_guard_and_the_mapping_see_one_page() {
     assert!(matches!(m.object().copy(), Err(Error::Mapped)));
 }
 
+/// A client that holds a page the mapping needs is asked to give it back (its `Revoke`
+/// callback), as a conflicting client's request would ask it: a holder that releases only when
+/// asked no longer blocks a store through the mapping for ever (found by a fresh-eyes pass: the
+/// callback never ran, the store waited past every bound). A load asks a writer to downgrade.
+#[test]
+fn a_client_holding_a_page_is_asked_to_release_it_for_a_fault() {
+    use pagecore::{Access, Revocation};
+    use std::sync::mpsc;
+    let pages = pool(4);
+    let b = Arc::new(Backing::default());
+    let Some(m) = map(&pages, &b, 8) else { return };
+    store(&m, 2, 42);
+    for (held, by_store, want) in [
+        (Access::Read, true, Revocation::Release),
+        (Access::Write, false, Revocation::Downgrade),
+    ] {
+        let (asked_tx, asked_rx) = mpsc::channel::<(u64, Revocation)>();
+        let asked_tx = std::sync::Mutex::new(asked_tx);
+        let c = m
+            .object()
+            .register_with(move |page: u64, ask: Revocation| {
+                let _ = asked_tx.lock().unwrap().send((page, ask));
+            })
+            .unwrap();
+        let g = c.request(2, held).unwrap();
+        std::thread::scope(|s| {
+            let t = s.spawn(|| {
+                if by_store {
+                    store(&m, 2, 43);
+                    43
+                } else {
+                    load(&m, 2)
+                }
+            });
+            let (page, ask) = asked_rx
+                .recv_timeout(std::time::Duration::from_secs(30))
+                .expect("the holder was never asked to give the page back");
+            assert_eq!((page, ask), (2, want));
+            drop(g);
+            assert_eq!(
+                t.join().unwrap(),
+                43,
+                "the first round's store, then the load of it"
+            );
+        });
+    }
+    assert_eq!(load(&m, 2), 43);
+    assert!(pages.stats().revocations >= 2, "{:?}", pages.stats());
+}
+
 #[test]
 fn read_and_write_system_calls_into_the_mapping_are_served() {
     use std::io::{Read, Seek, Write};

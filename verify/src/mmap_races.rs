@@ -483,3 +483,48 @@ pub fn m15_batched_evict_vs_store() {
     );
     end(&pages, core, h, "M15");
 }
+
+/// M16 a fault on a page a client holds, asked back: one frame; client 0 of the mapped object
+/// (its `Revoke` callback signals the main thread) holds A0 for reading, and releases it only
+/// when asked. A CPU thread stores 2 into A0: the fault's service cannot pin the page for
+/// writing while the grant lives, so it goes to a thread of its own, which asks the page's
+/// client holders to give it back (`Revocation::Release`, as a conflicting request would) and
+/// waits. The main thread waits for the ask, then drops the grant; the store completes. A
+/// service that never asks leaves both threads waiting for ever (a deadlock both checkers
+/// report; on real memory a fresh-eyes pass found the store blocked past every bound). The
+/// ask names A0 and `Release`; A0 reads 2 after; arbitration idle; nothing pinned; frames free.
+pub fn m16_fault_asks_a_client_holder_to_release() {
+    use pagecore::internals::sync::{Condvar, RawMutex};
+    use pagecore::{Access, Revocation};
+    let pages = pool(1);
+    let (core, _s, h) = mapped(&pages);
+    let asked = Arc::new((RawMutex::new(None::<(u64, Revocation)>), Condvar::new()));
+    let c = {
+        let asked = asked.clone();
+        core.object()
+            .register_with(move |page: u64, ask: Revocation| {
+                *asked.0.lock().unwrap() = Some((page, ask));
+                asked.1.notify_all();
+            })
+            .unwrap()
+    };
+    let g = c.request(0, Access::Read).unwrap();
+    let t = {
+        let core = core.clone();
+        thread::spawn(move || core.mmu().store(0, 2).unwrap())
+    };
+    let got = {
+        let mut a = asked.0.lock().unwrap();
+        while a.is_none() {
+            a = asked.1.wait(a).unwrap();
+        }
+        a.take()
+    };
+    assert_eq!(got, Some((0, Revocation::Release)), "M16: the ask");
+    drop(g);
+    t.join().unwrap();
+    assert_eq!(core.mmu().load(0), Ok(2), "M16: the store");
+    drop(c);
+    crate::assert_arbitration_idle(core.object());
+    end(&pages, core, h, "M16");
+}

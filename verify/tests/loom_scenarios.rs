@@ -540,3 +540,12 @@ fn m13_close_one_mapping_vs_fault_in_another() {
 fn m15_batched_evict_vs_store() {
     model_capped("M15", MAPPING_BOUND, s::m15_batched_evict_vs_store);
 }
+
+#[test]
+fn m16_fault_asks_a_client_holder_to_release() {
+    model_capped(
+        "M16",
+        MAPPING_BOUND,
+        s::m16_fault_asks_a_client_holder_to_release,
+    );
+}

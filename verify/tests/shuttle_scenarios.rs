@@ -427,3 +427,8 @@ fn m13_close_one_mapping_vs_fault_in_another() {
 fn m15_batched_evict_vs_store() {
     explore("M15", s::m15_batched_evict_vs_store);
 }
+
+#[test]
+fn m16_fault_asks_a_client_holder_to_release() {
+    explore("M16", s::m16_fault_asks_a_client_holder_to_release);
+}

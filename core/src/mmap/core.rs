@@ -179,6 +179,9 @@ pub struct MapCore<M: Mmu + 'static> {
     /// Faults read, and pages mapped ahead ([`MapCore::counts`]).
     faults: crate::sync::atomic::AtomicU64,
     mapped_ahead: crate::sync::atomic::AtomicU64,
+    /// [`MapCore::retry`]s so far, counted under the views' lock: a service whose fill failed
+    /// poisons its page only if no retry came since it began (see `serve_with`).
+    retries: crate::sync::atomic::AtomicU64,
 }
 
 impl<M: Mmu + 'static> std::fmt::Debug for MapCore<M> {
@@ -222,6 +225,7 @@ impl<M: Mmu + 'static> MapCore<M> {
             stream: Mutex::new(Level::Mmu, Stream::default()),
             faults: crate::sync::atomic::AtomicU64::new(0),
             mapped_ahead: crate::sync::atomic::AtomicU64::new(0),
+            retries: crate::sync::atomic::AtomicU64::new(0),
         }
     }
 
@@ -333,6 +337,7 @@ impl<M: Mmu + 'static> MapCore<M> {
     /// ever, and is returned.
     pub fn serve(&self, fault: Fault) -> Result<()> {
         loop {
+            self.ask_holders(fault);
             match self.serve_with(fault, Bound::Pool) {
                 Ok(_) => return Ok(()),
                 Err(e) if lasting(&e) => return Err(e),
@@ -346,6 +351,28 @@ impl<M: Mmu + 'static> MapCore<M> {
         }
     }
 
+    /// Clients holding the fault's page in the way are asked to give it back, as a conflicting
+    /// request asks them ([`Revoke`](crate::Revoke)): every holder for a store, a writer (to
+    /// downgrade) for a load. Each holder is asked once per grant; a page without client
+    /// holders costs one load of its entry.
+    fn ask_holders(&self, fault: Fault) {
+        let shared: &Arc<MapperShared> = &self.object.shared;
+        let Some(slot) = shared.map.slot(fault.page) else {
+            return;
+        };
+        // Relaxed: a hint; `ask` decides under the arbitration's shard lock.
+        let e = crate::pack::EntryWord(slot.load(crate::sync::atomic::Ordering::Relaxed));
+        if !e.held() {
+            return;
+        }
+        let ask = if fault.write {
+            crate::arbitration::Revocation::Release
+        } else {
+            crate::arbitration::Revocation::Downgrade
+        };
+        shared.arb.ask(&shared.pages, slot, fault.page, ask);
+    }
+
     /// As [`MapCore::serve`], waiting for nobody: `Ok(false)` if the page is held (a guard, a
     /// grant, a reclaim, another fault's fill) or no frame can be had at once; then serve it with
     /// [`MapCore::serve`] on a thread that may block.
@@ -356,10 +383,23 @@ impl<M: Mmu + 'static> MapCore<M> {
     fn serve_with(&self, fault: Fault, bound: Bound) -> Result<bool> {
         let shared: &Arc<MapperShared> = &self.object.shared;
         let want = if fault.write { Want::Write } else { Want::Read };
+        // Relaxed: a hint; the look that decides is made again under the views' lock.
+        let retries = self.retries.load(crate::sync::atomic::Ordering::Relaxed);
         let (_, slot) = match MapperShared::pin_bounded(shared, fault.page, want, bound) {
             Ok(pinned) => pinned,
             Err(e) if lasting(&e) => {
-                self.mmu.poison(fault.page);
+                // Under the views' lock, as `retry` counts and zaps: a retry since we began (the
+                // fault may be a stale or duplicate one, read before the user mended the store
+                // and retried) must not be undone by our poison, which would then outlive it
+                // (scenario M5, with one fault queued per faulting CPU). Then the page's CPUs
+                // are woken instead: one that still waits faults again and is served anew.
+                let _views = lock(&self.views.list);
+                // Relaxed: the count changes only under this lock.
+                if self.retries.load(crate::sync::atomic::Ordering::Relaxed) == retries {
+                    self.mmu.poison(fault.page);
+                } else {
+                    self.mmu.wake(fault.page);
+                }
                 return Err(e);
             }
             Err(_) if bound != Bound::Pool => return Ok(false),
@@ -432,6 +472,10 @@ impl<M: Mmu + 'static> MapCore<M> {
     /// Clears a poisoned page (a failed fill, [`MapCore::serve`]): the next access faults and
     /// fills it again.
     pub fn retry(&self, page: u64) {
+        let _views = lock(&self.views.list);
+        // Relaxed: counted and read under the views' lock (see `serve_with`).
+        self.retries
+            .fetch_add(1, crate::sync::atomic::Ordering::Relaxed);
         self.mmu.zap(page);
     }
 

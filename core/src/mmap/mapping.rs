@@ -39,8 +39,18 @@ pub struct MappingStats {
 /// System calls reading or writing the range (`read(2)` into it, `write(2)` from it) are served
 /// like any access where the process may have kernel-mode faults reported (root,
 /// `CAP_SYS_PTRACE`, `vm.unprivileged_userfaultfd = 1`); elsewhere they fail with `EFAULT` on a
-/// page not mapped yet. Touching the range after the mapping is dropped is a segmentation
-/// fault, as after `munmap`. Copies of a mapped object are refused ([`Error::Mapped`]).
+/// page not mapped yet, and a system call that copies into the range (`read(2)` into it) also
+/// on a page mapped read-only (after a load, fault-around or a sync). Touching the range after
+/// the mapping is dropped is a segmentation fault, as after `munmap`; so is touching it in a
+/// child after `fork` (the range is `MADV_DONTFORK`: the child has no mapping there). Copies
+/// of a mapped object are refused ([`Error::Mapped`]).
+///
+/// A fault waits for the page's holders, as a guard would: a thread that holds a guard or a
+/// grant on a page and then touches that page through the mapping waits for itself, for ever
+/// (as a thread that takes a lock it holds). Drop the guard first, or reach the page through
+/// the guard. A [`Client`](crate::Client) holding the page is asked to give it back (its
+/// [`Revoke`](crate::Revoke) callback: every holder for a store, a writer to downgrade for a
+/// load), as a conflicting request would ask it.
 ///
 /// An object may be mapped several times ([`Mapping::share`], [`MappingBuilder::share`]),
 /// read-write or read-only ([`MappingBuilder::read_only`]): the mappings share each resident
@@ -207,7 +217,8 @@ impl MappingBuilder {
     /// Maps a new object of `len` bytes (rounded up to whole pages) backed by `accessor`, and
     /// starts its handler threads. Fails with [`Error::Map`] where userfaultfd is not
     /// permitted (the message names the remedies), the pool's page size is not the system's,
-    /// `len` is 0 or more than the address space can map, or the handler count is not 1 to 64.
+    /// `len` is 0 or more than the address space can map, or the handler count is not 1 to 64;
+    /// with [`Error::AccessorPageSize`] if `accessor` works in pages of another size.
     pub fn build(self, pages: &Pages, accessor: impl Accessor, len: u64) -> Result<Mapping> {
         self.check_handlers()?;
         let ps = pages.page_size() as u64;
@@ -250,7 +261,8 @@ impl Mapping {
     /// one handler thread and fault-around's default bound ([`Mapping::builder`] for others).
     /// Fails with [`Error::Map`] where userfaultfd is not permitted (the message names the
     /// remedies), the pool's page size is not the system's, or `len` is 0 or more than the
-    /// address space can map.
+    /// address space can map; with [`Error::AccessorPageSize`] if `accessor` works in pages of
+    /// another size.
     pub fn new(pages: &Pages, accessor: impl Accessor, len: u64) -> Result<Self> {
         Self::builder().build(pages, accessor, len)
     }
@@ -405,7 +417,10 @@ impl Mapping {
     /// the object (as drop does, which cannot report an error); an earlier one leaves its
     /// pages, dirty ones included, to the object's other mappings. If a write-back fails the
     /// object stays open with its dirty pages (nothing is lost): a handle taken from
-    /// [`Mapping::object`] before (a clone) can `sync` or `close` it again later.
+    /// [`Mapping::object`] before (a clone) can `sync` or `close` it again later. Closing
+    /// the object waits, as [`PageMapper::close`] does, for guards and grants on its pages (up
+    /// to the pool's wait bound), and fails with [`Error::Busy`] if one is still held then
+    /// (the object stays open; drop waits as long and drops the error).
     pub fn close(mut self) -> Result<()> {
         self.end()
     }

@@ -147,7 +147,15 @@ impl UffdMmu {
             .ok()
             .and_then(|p| p.checked_mul(page_size))
             .filter(|&l| l > 0 && l <= isize::MAX as usize)
-            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "mapping size"))?;
+            .ok_or_else(|| {
+                io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!(
+                        "a mapping of {pages} pages of {page_size} bytes: it must be at least one \
+                         page and at most isize::MAX bytes"
+                    ),
+                )
+            })?;
         // Not executable and sealed so (where `vm.memfd_noexec = 2` refuses any other memfd);
         // kernels before 6.3 do not know the flag (EINVAL): then without it.
         let name = c"pagecore-mapping";

@@ -4,22 +4,26 @@
 //! One object's pages ([`SimMmu::new`]) may be mapped in several views ([`SimMmu::share`]), as
 //! a memfd is in several mappings: the views share the pages' bytes, and each has its own
 //! table entries and fault queue. Per page and view: a table entry ([`Pte`]: absent,
-//! read-only, writable, poisoned) and whether a fault is queued for it; per page: its bytes
-//! (one zeroed allocation, like the memfd's pages). A "CPU" is any thread calling
+//! read-only, writable, poisoned); per page: its bytes (one zeroed allocation, like the memfd's
+//! pages). A "CPU" is any thread calling
 //! [`SimMmu::load`] or [`SimMmu::store`] on a view: the access happens under the model's one
 //! lock (one for every view: a machine's), the table changes too, so an access is ordered
 //! before or after each change, never across it (the TLB shootdown), and two CPUs' accesses
 //! of one page through two views are ordered as the hardware's coherent caches order them. An
-//! access the entry does not allow queues a fault (once per page and view until it is served,
-//! as the kernel's `userfaultfd` reports a fault once) and parks until that page's entry
-//! changes or it is woken, then tries again, as a CPU would return to the faulting
-//! instruction. A store through a read-only view fails at once ([`CpuError::ReadOnly`]: the
-//! kernel's `SIGSEGV`, with no fault to the handler).
+//! access the entry does not allow queues a fault of its own (as the kernel's `userfaultfd`
+//! queues a message per faulting thread: two CPUs faulting on a page report it twice, and a CPU
+//! woken before its page is mapped faults again, so handlers meet duplicate and stale faults)
+//! and parks until that page's entry changes or it is woken, then tries again, as a CPU would
+//! return to the faulting instruction. A map of a page already mapped is the kernel's `EEXIST`:
+//! it changes nothing and wakes nobody. A store through a read-only view fails at once
+//! ([`CpuError::ReadOnly`]: the kernel's `SIGSEGV`, with no fault to the handler).
 //!
 //! Orderings: none of its own; the lock orders every table change, access and queue change.
 //! Each view has its own parkers for its CPUs and its handlers (a change in one view wakes
-//! nobody in another). Wake-ups run after the lock is dropped; a parked CPU re-checks its page's generation (bumped
-//! by each change of the page's entry and by each wake) under the parker's lock.
+//! nobody in another). Wake-ups run after the lock is dropped; a parked CPU re-checks its page's
+//! generation under the parker's lock. The generation is bumped only by what the kernel wakes
+//! a faulting thread for: a map, a write-protect's removal, a wake, a poison, the mapping's
+//! end (a zap, a write-protect and a punch wake nobody).
 
 use super::mmu::{Fault, Mapped, Mmu};
 use crate::error::Result;
@@ -54,8 +58,6 @@ pub enum CpuError {
 /// One view's table and fault queue.
 struct ViewState {
     pte: Vec<Pte>,
-    /// A fault is queued for the page and not yet served.
-    waiting: Vec<bool>,
     /// Bumped by every change of the page's entry and every wake.
     generation: Vec<u64>,
     queue: VecDeque<Fault>,
@@ -70,7 +72,6 @@ impl ViewState {
     fn new(n: usize, read_only: bool) -> Self {
         Self {
             pte: vec![Pte::Absent; n],
-            waiting: vec![false; n],
             generation: vec![0; n],
             queue: VecDeque::new(),
             unmapped: false,
@@ -195,40 +196,51 @@ impl SimMmu {
                 }
                 _ => {}
             }
-            let queued = !st.waiting[i];
-            if queued {
-                st.waiting[i] = true;
-                st.faults += 1;
-                st.queue.push_back(Fault {
-                    page,
-                    write: store.is_some(),
-                });
-            }
+            // Every faulting access queues a fault of its own, as the kernel queues a message
+            // per faulting thread: a page two CPUs fault on is reported twice, and a CPU woken
+            // before its page is mapped (by a change of the entry, a wake) faults again, so a
+            // handler meets duplicate and stale faults.
+            st.faults += 1;
+            st.queue.push_back(Fault {
+                page,
+                write: store.is_some(),
+            });
             let seen = st.generation[i];
             drop(views);
-            if queued {
-                self.handlers.unpark_all();
-            }
-            self.cpus.park(None, || {
+            self.handlers.unpark_all();
+            // Blocked until the page's fault is answered (its generation moves) or the mapping
+            // ends: a wake-up for another page of the view puts the CPU back to sleep rather
+            // than have it fault again, as the kernel wakes only the faulting threads of the
+            // range it answers.
+            let waiting = || {
                 let views = lock(&m.views);
                 let st = &views[self.view];
                 st.generation[i] == seen && !st.unmapped
-            });
+            };
+            while waiting() {
+                self.cpus.park(None, waiting);
+            }
         }
     }
 
-    /// Changes page `page`'s state in this view under the lock, bumps its generation, then
-    /// wakes the CPUs.
-    fn change<R>(&self, page: u64, f: impl FnOnce(&mut ViewState, usize) -> R) -> R {
+    /// Changes page `page`'s state in this view under the lock; with `wake`, bumps its
+    /// generation and then wakes the CPUs waiting for it. As in the kernel, only an answer to
+    /// a fault wakes them (a map, a write-protect's removal, a wake, a poison): a zap or a
+    /// write-protect does not, and a CPU woken otherwise would only fault again.
+    fn change<R>(&self, page: u64, wake: bool, f: impl FnOnce(&mut ViewState, usize) -> R) -> R {
         let i = page as usize;
         let r = {
             let mut views = lock(&self.machine.views);
             let st = &mut views[self.view];
             let r = f(st, i);
-            st.generation[i] += 1;
+            if wake {
+                st.generation[i] += 1;
+            }
             r
         };
-        self.cpus.unpark_all();
+        if wake {
+            self.cpus.unpark_all();
+        }
         r
     }
 }
@@ -251,42 +263,38 @@ impl Mmu for SimMmu {
     }
 
     fn map(&self, page: u64, writable: bool) -> Mapped {
-        self.change(page, |st, i| {
-            match st.pte[i] {
-                // An answer: the waiting CPUs wake (and fault again if they still cannot go).
-                Pte::ReadOnly | Pte::Writable | Pte::Poisoned => {
-                    st.waiting[i] = false;
-                    return Mapped::Exists;
-                }
-                Pte::Absent => {}
+        let i = page as usize;
+        {
+            let mut views = lock(&self.machine.views);
+            let st = &mut views[self.view];
+            // The kernel's EEXIST: nothing changes and nobody is woken (the caller must wake
+            // the page's CPUs, or un-protect the page, if one of them may wait).
+            if st.pte[i] != Pte::Absent {
+                return Mapped::Exists;
             }
             st.pte[i] = if writable && !st.read_only {
                 Pte::Writable
             } else {
                 Pte::ReadOnly
             };
-            st.waiting[i] = false;
-            Mapped::Done
-        })
+            st.generation[i] += 1;
+        }
+        self.cpus.unpark_all();
+        Mapped::Done
     }
 
     fn protect(&self, page: u64, wp: bool) {
-        self.change(page, |st, i| match (st.pte[i], wp) {
+        self.change(page, !wp, |st, i| match (st.pte[i], wp) {
             (Pte::Writable, true) => st.pte[i] = Pte::ReadOnly,
-            (_, false) => {
-                // Clearing the protection wakes the page's waiters whatever its entry (the
-                // kernel's WRITEPROTECT without DONTWAKE): they fault again if they must.
-                if st.pte[i] == Pte::ReadOnly && !st.read_only {
-                    st.pte[i] = Pte::Writable;
-                }
-                st.waiting[i] = false;
-            }
+            // Clearing the protection wakes the page's waiters whatever its entry (the
+            // kernel's WRITEPROTECT without DONTWAKE): they fault again if they must.
+            (Pte::ReadOnly, false) if !st.read_only => st.pte[i] = Pte::Writable,
             _ => {}
         })
     }
 
     fn zap(&self, page: u64) {
-        self.change(page, |st, i| st.pte[i] = Pte::Absent)
+        self.change(page, false, |st, i| st.pte[i] = Pte::Absent)
     }
 
     fn free(&self, page: u64) {
@@ -303,25 +311,22 @@ impl Mmu for SimMmu {
                     st.pte[i] = Pte::Absent;
                 }
             }
-            views[self.view].generation[i] += 1;
             let _t = self.machine.tracks[i].exclusive();
             // SAFETY: the caller gives the page up: no access of its own is in progress, and
             // none of a CPU's (every view's entry is absent, under the lock).
             unsafe { std::ptr::write_bytes(self.bytes(page), 0, self.page_size()) };
         }
-        self.cpus.unpark_all();
     }
 
     fn wake(&self, page: u64) {
-        self.change(page, |st, i| st.waiting[i] = false)
+        self.change(page, true, |_, _| ())
     }
 
     fn poison(&self, page: u64) {
-        self.change(page, |st, i| {
+        self.change(page, true, |st, i| {
             if st.pte[i] == Pte::Absent {
                 st.pte[i] = Pte::Poisoned;
             }
-            st.waiting[i] = false;
         })
     }
 

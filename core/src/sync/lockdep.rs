@@ -40,7 +40,8 @@ pub enum Level {
     FillShard,
     /// The views a mapped object is mapped in (`mmap::core::Views::list`): reclaim and
     /// write-back change each view's table entry under it, so a view that leaves (unmapped
-    /// first) is never half-quiesced. A simulated MMU's table and parkers are taken under it.
+    /// first) is never half-quiesced; a failed fill's poison and a retry (`MapCore::retry`)
+    /// are ordered by it. A simulated MMU's table and parkers are taken under it.
     Views,
     /// The parkers of the pool, frames, pages, fills and layers: a waiter's re-check may take the
     /// lists lock or a fill's outcome; a waker takes a parker with no lock after it held (wakes
