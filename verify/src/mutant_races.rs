@@ -294,3 +294,51 @@ pub fn c42_hit_on_a_layer_page_moved_up_after_its_fill() {
     assert_eq!(swap.in_use(), 0, "C42: swap slots outlived the objects");
     assert_eq!(b_swap.in_use(), 0, "C42: B's swap slots outlived it");
 }
+
+/// C49 a reclaim vs a proxy whose last client holder is releasing while a request waits on it:
+/// X0 (anonymous, 5) is copied to Y, so X0 is a proxy of the frozen layer's frame; two frames,
+/// the other held by a guard on C0. Client 0 of X holds X0 for reading; client 1's write
+/// request queues behind it (`ARB_SLOW` on X0's entry). A thread R releases client 0's grant:
+/// the release's fast half clears its hold bits, and its slow half then settles the waiter
+/// under the shard lock; between the two, X0's entry has no pin and no holder, only `ARB_SLOW`.
+/// A thread T meanwhile faults B0, whose reclaim looks at the layer's frame: a proxy with
+/// arbitration state must not be unmapped (`unmap_locked`), or the slow half settles a waiter
+/// on an entry that names no frame any more (cargo-mutants' survivor at frames/reclaim.rs
+/// :226, `PINNED_BITS | ARB_SLOW & RECLAIMING`: the arbitration check, run once R is done while
+/// the request still waits, finds `ARB_SLOW` gone from an emptied entry whose side word holds
+/// the waiter). The main thread then withdraws client 1's request and lets C0 go. Whatever the
+/// interleaving: the waiter is queued on an entry that agrees with its side word; B0 right; X0
+/// and Y0 read 5; arbitration idle; census; nothing pinned.
+pub fn c49_reclaim_vs_a_proxy_releasing_with_a_waiter() {
+    let pages = pool(2);
+    let (x, _swap) = anonymous(&pages, 1, 8);
+    let (sb, sc) = (Store::new(1, B), Store::new(1, C));
+    let (b, c) = (open(&pages, &sb, 1), open(&pages, &sc, 1));
+    write(&x, 0, 5).unwrap();
+    let y = x.copy().unwrap();
+    let gc = c.read(0).unwrap();
+    let c0 = std::sync::Arc::new(x.register().unwrap());
+    let c1 = x.register().unwrap();
+    let g0 = pagecore::OwnedGrant::request(&c0, 0, Access::Read).unwrap();
+    let p1 = c1.enqueue(0, Access::Write).unwrap();
+    let r = thread::spawn(move || drop(g0));
+    let t = {
+        let b = b.clone();
+        thread::spawn(move || read(&b, 0).unwrap().0)
+    };
+    r.join().unwrap();
+    // The waiter is still queued on X0: its entry must still name the layer's frame with
+    // `ARB_SLOW` (I9-I12), whatever T's reclaim did meanwhile.
+    let census = x
+        .arbitration()
+        .unwrap_or_else(|e| panic!("C49: arbitration broken while a request waits: {e}"));
+    assert_eq!(census.waiting, 1, "C49: {census:?}");
+    drop(p1);
+    drop(gc);
+    assert_eq!(t.join().unwrap(), initial(B, 0), "C49: B0");
+    assert_eq!(read(&x, 0).unwrap().0, 5, "C49: X0");
+    assert_eq!(read(&y, 0).unwrap().0, 5, "C49: Y0");
+    drop((c0, c1));
+    crate::assert_arbitration_idle(&x);
+    assert_settled(&pages, "C49");
+}

@@ -457,6 +457,15 @@ fn c48_pool_wait_after_the_page_is_pinned_again() {
 }
 
 #[test]
+fn c49_reclaim_vs_a_proxy_releasing_with_a_waiter() {
+    model_capped(
+        "C49",
+        NEW_SCENARIO_BOUND,
+        s::c49_reclaim_vs_a_proxy_releasing_with_a_waiter,
+    );
+}
+
+#[test]
 fn m1_evict_vs_store() {
     model_capped("M1", MAPPING_BOUND, s::m1_evict_vs_store);
 }

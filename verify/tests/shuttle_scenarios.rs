@@ -359,6 +359,11 @@ fn c48_pool_wait_after_the_page_is_pinned_again() {
 }
 
 #[test]
+fn c49_reclaim_vs_a_proxy_releasing_with_a_waiter() {
+    explore("C49", s::c49_reclaim_vs_a_proxy_releasing_with_a_waiter);
+}
+
+#[test]
 fn m1_evict_vs_store() {
     explore("M1", s::m1_evict_vs_store);
 }

@@ -79,6 +79,7 @@ fn scenarios_on_real_threads() {
     repeat(s::c46_timed_joiner_leaves_a_fill_vs_its_publication);
     repeat(s::c47_request_resolving_through_a_paged_out_layer);
     repeat(s::c48_pool_wait_after_the_page_is_pinned_again);
+    repeat(s::c49_reclaim_vs_a_proxy_releasing_with_a_waiter);
     repeat(s::m1_evict_vs_store);
     repeat(s::m2_two_faults_one_fill);
     repeat(s::m3_sync_vs_store);
