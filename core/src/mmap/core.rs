@@ -27,6 +27,13 @@ use crate::object::memory::PageMemory;
 use crate::sync::{lock, thread, AccessTrack, Arc, Instant, Level, Mutex, Parker, ShareArc};
 use crate::{Accessor, PageMapper, Pages};
 
+/// A fault service's first pause before it tries again a page it could not have (see
+/// [`MapCore::serve`]).
+const RETRY_FIRST: std::time::Duration = std::time::Duration::from_millis(5);
+/// The longest pause between a fault service's tries: what a store waits at most, once the
+/// cause (a failing store, a full pool) is gone, before its page is tried again.
+const RETRY_AT_MOST: std::time::Duration = std::time::Duration::from_millis(100);
+
 /// Whether a fault's error is lasting (answered with a bus error): anything but a wait that ran
 /// out or a frame that could not be had for now because write-backs fail (tried again).
 fn lasting(e: &Error) -> bool {
@@ -331,11 +338,13 @@ impl<M: Mmu + 'static> MapCore<M> {
     /// however many faults, guards and clients want it) and mapped, read-only for a load,
     /// writable and `DIRTY` for a store. Waits for the page's holders and for a frame; a wait
     /// that runs out, or a frame that cannot be had because write-backs fail, is tried again
-    /// (every few milliseconds) until the page is served or the mapping ends: the CPU waits, as
-    /// it would for memory. Any other error (a failed fill, a closed object, a store to a
-    /// read-only object) poisons the page, so the CPU gets a bus error instead of faulting for
-    /// ever, and is returned.
+    /// (after 5 ms, doubling up to 100 ms while it keeps failing, so that a store
+    /// waiting out a failing store does not retry its write-backs hundreds of times a second)
+    /// until the page is served or the mapping ends: the CPU waits, as it would for memory. Any
+    /// other error (a failed fill, a closed object, a store to a read-only object) poisons the
+    /// page, so the CPU gets a bus error instead of faulting for ever, and is returned.
     pub fn serve(&self, fault: Fault) -> Result<()> {
+        let mut pause = RETRY_FIRST;
         loop {
             self.ask_holders(fault);
             match self.serve_with(fault, Bound::Pool) {
@@ -344,8 +353,9 @@ impl<M: Mmu + 'static> MapCore<M> {
                 // The mapping ended: nobody waits for this page any more.
                 Err(e) if self.mmu.ended() => return Err(e),
                 Err(_) => {
-                    let again = Instant::now().checked_add(std::time::Duration::from_millis(5));
+                    let again = Instant::now().checked_add(pause);
                     self.retry_park.park(again, || true);
+                    pause = (pause * 2).min(RETRY_AT_MOST);
                 }
             }
         }
