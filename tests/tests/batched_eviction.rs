@@ -134,6 +134,22 @@ fn one_page_at_a_time_without_batching() {
     end(m, h);
 }
 
+/// A victim that is not mapped is evicted alone, whatever the batch: batching is for mapped
+/// pages (their zaps and punches by the run); a plain object's reclaim takes one page, as
+/// before batching (cargo-mutants' `||` to `&&` in `evict_batch`'s guard batched them too).
+#[test]
+fn an_unmapped_victim_is_evicted_alone() {
+    let pages = pool(4, 4);
+    let a = Arc::new(MemoryAccessor::new());
+    let obj = pages.open(a.clone(), 8 * PAGE as u64).unwrap();
+    for p in 0..5 {
+        obj.write(p).unwrap()[..8].copy_from_slice(&(p + 1).to_le_bytes());
+    }
+    let (c, s) = (pages.census().unwrap(), pages.stats());
+    assert_eq!((s.reclaims, s.writebacks, c.free), (1, 1, 0), "{s:?} {c:?}");
+    assert_eq!(stored(&a, 0), Some(1));
+}
+
 /// A batch over pages of two mappings (objects X and Y, at different page numbers) and of an
 /// object with no mapping (Z): each mapping's pages are taken out of its own table, and each
 /// object's bytes are the ones written back. Were Y's pages zapped in X's table instead, Y's
