@@ -108,7 +108,8 @@ pub enum Revocation {
 /// block.
 ///
 /// It is called at most once per holder and conflict, from the thread of the request (or the
-/// reclaim) that needs the page, outside every pagecore lock. It may arrive late, after the client
+/// reclaim, or the thread serving a [`Mapping`](crate::Mapping)'s fault) that needs the page,
+/// outside every pagecore lock. It may arrive late, after the client
 /// released the page on its own: ignore a revocation for a page you no longer hold. Any
 /// `Fn(u64, Revocation) + Send + Sync + 'static` closure is a `Revoke`; for one callback serving
 /// clients of several objects, [`RevokeIn`] wraps a closure that is told the object too.
