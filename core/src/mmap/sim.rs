@@ -13,8 +13,8 @@
 //! access the entry does not allow queues a fault of its own (as the kernel's `userfaultfd`
 //! queues a message per faulting thread: two CPUs faulting on a page report it twice, and a CPU
 //! woken before its page is mapped faults again, so handlers meet duplicate and stale faults)
-//! and parks until that page's entry changes or it is woken, then tries again, as a CPU would
-//! return to the faulting instruction. A map of a page already mapped is the kernel's `EEXIST`:
+//! and parks until its fault is answered (see the generation below) or the mapping ends, then
+//! tries again, as a CPU would return to the faulting instruction. A map of a page already mapped is the kernel's `EEXIST`:
 //! it changes nothing and wakes nobody. A store through a read-only view fails at once
 //! ([`CpuError::ReadOnly`]: the kernel's `SIGSEGV`, with no fault to the handler).
 //!
