@@ -33,6 +33,9 @@ pub enum Error {
         /// The pool's page size in bytes.
         page_size: usize,
     },
+    /// An eviction policy's parameters are out of range ([`crate::S3Fifo::new`]).
+    #[error("invalid policy parameter: {0}")]
+    InvalidPolicy(&'static str),
     /// An accessor made for another page size than the pool's ([`crate::Pages::open`]; see
     /// [`crate::Accessor::page_size`]).
     #[error("the accessor's pages are {accessor} bytes, the pool's {page_size}")]

@@ -78,7 +78,7 @@ pub use backing::anonymous::Anonymous;
 pub use backing::swap::{Slot, SwapArea};
 pub use copies::CopyStats;
 pub use error::{Error, Result};
-pub use frames::queue::Policy;
+pub use frames::queue::{Policy, S3Fifo};
 pub use frames::Census;
 #[cfg(all(target_os = "linux", not(any(pagecore_loom, feature = "shuttle"))))]
 pub use mmap::mapping::{Mapping, MappingBuilder, MappingStats};

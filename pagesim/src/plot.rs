@@ -23,6 +23,7 @@ pub fn style(p: PolicyArg) -> (&'static str, &'static str) {
         PolicyArg::Fifo => ("#d62728", "FIFO"),
         PolicyArg::Clock => ("#ff7f0e", "CLOCK"),
         PolicyArg::Sieve => ("#1f77b4", "SIEVE"),
+        PolicyArg::S3fifo => ("#2ca02c", "S3-FIFO"),
     }
 }
 

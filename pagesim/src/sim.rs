@@ -24,6 +24,8 @@ pub enum PolicyArg {
     Clock,
     /// SIEVE.
     Sieve,
+    /// S3-FIFO with its authors' defaults (small 10%, ghost 90%, move to main at 2 hits).
+    S3fifo,
 }
 
 impl From<PolicyArg> for Policy {
@@ -32,6 +34,7 @@ impl From<PolicyArg> for Policy {
             PolicyArg::Fifo => Policy::Fifo,
             PolicyArg::Clock => Policy::Clock,
             PolicyArg::Sieve => Policy::Sieve,
+            PolicyArg::S3fifo => Policy::S3Fifo(pagecore::S3Fifo::default()),
         }
     }
 }

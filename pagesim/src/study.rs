@@ -55,7 +55,12 @@ pub fn workloads(pages: u64) -> Vec<Workload> {
 pub const CACHE_PCTS: [f64; 7] = [1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 50.0];
 
 /// The policies compared.
-pub const POLICIES: [PolicyArg; 3] = [PolicyArg::Fifo, PolicyArg::Clock, PolicyArg::Sieve];
+pub const POLICIES: [PolicyArg; 4] = [
+    PolicyArg::Fifo,
+    PolicyArg::Clock,
+    PolicyArg::Sieve,
+    PolicyArg::S3fifo,
+];
 
 /// Runs the study: `ops` operations per measurement over `pages` pages of `page_size` bytes,
 /// files under `dir`.
@@ -163,6 +168,20 @@ pub fn goals(rows: &[Row], policy: PolicyArg) -> (f64, f64, String) {
     (gain, worst.0, worst.1)
 }
 
+/// At how many of the cache sizes `p` misses less than `than` on workload `w`, and of how many
+/// sizes measured for both.
+pub fn ahead(rows: &[Row], p: PolicyArg, than: PolicyArg, w: &str) -> (usize, usize) {
+    let mut ahead = 0;
+    let mut sizes = 0;
+    for &pct in &CACHE_PCTS {
+        if let (Some(a), Some(b)) = (misses(rows, w, pct, p), misses(rows, w, pct, than)) {
+            sizes += 1;
+            ahead += (a < b) as usize;
+        }
+    }
+    (ahead, sizes)
+}
+
 /// Which policy wins on workload `w`: the one with the fewest misses at the most cache sizes
 /// (sizes where every policy ties count for none).
 pub fn winner(rows: &[Row], w: &str) -> String {
@@ -209,7 +228,7 @@ pub fn markdown(rows: &[Row], pages: u64, ops: u64) -> String {
         out,
         "Miss ratio (misses / operations) over a working set of {pages} pages, {ops} operations \
          per cell, one thread, through the real library (`pagesim study`). Lower is better; the \
-         last column is SIEVE's change in misses against FIFO.\n"
+         last columns are SIEVE's and S3-FIFO's change in misses against FIFO.\n"
     );
     let mut names: Vec<&str> = Vec::new();
     for r in rows {
@@ -219,8 +238,11 @@ pub fn markdown(rows: &[Row], pages: u64, ops: u64) -> String {
     }
     for w in names {
         let _ = writeln!(out, "### {w}\n");
-        let _ = writeln!(out, "| cache | FIFO | CLOCK | SIEVE | SIEVE vs FIFO |");
-        let _ = writeln!(out, "|---|---|---|---|---|");
+        let _ = writeln!(
+            out,
+            "| cache | FIFO | CLOCK | SIEVE | S3-FIFO | SIEVE vs FIFO | S3-FIFO vs FIFO |"
+        );
+        let _ = writeln!(out, "|---|---|---|---|---|---|---|");
         for &pct in &CACHE_PCTS {
             let cell = |p| {
                 rows.iter()
@@ -228,9 +250,9 @@ pub fn markdown(rows: &[Row], pages: u64, ops: u64) -> String {
                     .map(|r| format!("{:.4}", r.miss_ratio))
                     .unwrap_or_default()
             };
-            let delta = match (
+            let delta = |p| match (
                 misses(rows, w, pct, PolicyArg::Fifo),
-                misses(rows, w, pct, PolicyArg::Sieve),
+                misses(rows, w, pct, p),
             ) {
                 (Some(f), Some(s)) if f > 0 => {
                     format!("{:+.1}%", 100.0 * (s as f64 - f as f64) / f as f64)
@@ -239,10 +261,13 @@ pub fn markdown(rows: &[Row], pages: u64, ops: u64) -> String {
             };
             let _ = writeln!(
                 out,
-                "| {pct}% | {} | {} | {} | {delta} |",
+                "| {pct}% | {} | {} | {} | {} | {} | {} |",
                 cell(PolicyArg::Fifo),
                 cell(PolicyArg::Clock),
-                cell(PolicyArg::Sieve)
+                cell(PolicyArg::Sieve),
+                cell(PolicyArg::S3fifo),
+                delta(PolicyArg::Sieve),
+                delta(PolicyArg::S3fifo)
             );
         }
         let _ = writeln!(out, "\n{}\n", winner(rows, w));

@@ -8,7 +8,12 @@ use pagesim::PolicyArg;
 use std::collections::{HashSet, VecDeque};
 use std::io::Write;
 
-const ALL: [PolicyArg; 3] = [PolicyArg::Fifo, PolicyArg::Clock, PolicyArg::Sieve];
+const ALL: [PolicyArg; 4] = [
+    PolicyArg::Fifo,
+    PolicyArg::Clock,
+    PolicyArg::Sieve,
+    PolicyArg::S3fifo,
+];
 
 /// A skewed id sequence (deterministic): ids drawn from a small hot set and a long tail.
 fn ids(n: usize) -> Vec<u64> {

@@ -518,8 +518,10 @@ pub fn assert_store(
 
 /// Every eviction policy (the model-based tests run under each: which pages stay resident
 /// changes, what a client sees must not).
-pub const POLICIES: [pagecore::Policy; 3] = [
+pub const POLICIES: [pagecore::Policy; 4] = [
     pagecore::Policy::Fifo,
     pagecore::Policy::Clock,
     pagecore::Policy::Sieve,
+    // The authors' defaults; a pool of a few frames gets a small segment of one frame.
+    pagecore::Policy::S3Fifo(pagecore::S3Fifo::DEFAULT),
 ];

@@ -427,7 +427,7 @@ pub fn c17_failed_writeback_reverts_for_a_waiting_fault() {
 }
 
 /// C9 the SIEVE hand vs hits and unlinks: a pool of two frames under SIEVE holds A0 (older) and
-/// B0. A thread hits A0 twice (each pin's CAS sets its REFERENCED bit) while the main thread faults
+/// B0. A thread hits A0 twice (each pin's CAS raises its `FREQ` count) while the main thread faults
 /// A1, so the hand clears A0's bit and passes it, or evicts it, or evicts B0; then closes B,
 /// unlinking B0 wherever the hand points. Every read sees its page's value; the census holds
 /// (the queue links exactly the resident frames), and later faults under the hand still find
@@ -456,6 +456,48 @@ pub fn c9_sieve_hand_vs_hits() {
     assert_eq!(read(&a, 2).unwrap().0, initial(A, 2));
     assert_eq!(read(&a, 0).unwrap().0, initial(A, 0));
     assert_settled(&pages, "C9");
+}
+
+/// C50 S3-FIFO's promotion and eviction vs hits on the same page: a pool of three frames under
+/// S3-FIFO (a small FIFO of one frame, a main FIFO of two, a ghost of two ids; one hit moves a
+/// page to main). A0 is in the small FIFO, B0 and B1 in main (the pool filled up before its first
+/// eviction). A thread hits A0 twice (each pin's CAS raises its `FREQ` count) while the main
+/// thread faults A1 and then A2. The first pick finds A0 at the small FIFO's head: hit, it moves
+/// to main with its count cleared (a hit landing between the pick's read and its clear is
+/// counted or cleared, never a lost pin); not hit and unpinned, it is evicted and remembered in
+/// the ghost; pinned, it rotates. The second pick may find A0 in main and lower its count by one,
+/// racing the reader's second hit. Whatever the interleaving: every read sees its page's value;
+/// the census holds (both segments link exactly the resident frames); A0 faulted again (through
+/// the ghost, into main) reads right; nothing pinned after.
+pub fn c50_s3fifo_promotion_vs_hits() {
+    let policy = pagecore::Policy::S3Fifo(pagecore::S3Fifo::new(10, 90, 1).expect("in range"));
+    let pages = Pages::builder()
+        .page_size(PAGE)
+        .frames(3)
+        .wait_bound(None)
+        .policy(policy)
+        .build()
+        .expect("valid pool");
+    let (sa, sb) = (Store::new(3, A), Store::new(2, B));
+    let (a, b) = (open(&pages, &sa, 3), open(&pages, &sb, 2));
+    assert_eq!(read(&a, 0).unwrap().0, initial(A, 0));
+    assert_eq!(read(&b, 0).unwrap().0, initial(B, 0));
+    assert_eq!(read(&b, 1).unwrap().0, initial(B, 1));
+    let t = {
+        let a = a.clone();
+        thread::spawn(move || (read(&a, 0).unwrap().0, read(&a, 0).unwrap().0))
+    };
+    assert_eq!(read(&a, 1).unwrap().0, initial(A, 1), "C50: A1");
+    assert_eq!(read(&a, 2).unwrap().0, initial(A, 2), "C50: A2");
+    assert_eq!(
+        t.join().unwrap(),
+        (initial(A, 0), initial(A, 0)),
+        "C50: A0's hits"
+    );
+    assert_conserved(&pages);
+    assert_eq!(read(&a, 0).unwrap().0, initial(A, 0), "C50: A0 again");
+    assert_eq!(read(&b, 0).unwrap().0, initial(B, 0), "C50: B0 again");
+    assert_settled(&pages, "C50");
 }
 
 /// C48 a fault that waits for the pool after the page in its way was unpinned and pinned again:

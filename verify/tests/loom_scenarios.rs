@@ -247,6 +247,11 @@ fn c9_sieve_hand_vs_hits() {
 }
 
 #[test]
+fn c50_s3fifo_promotion_vs_hits() {
+    model_capped("C50", NEW_SCENARIO_BOUND, s::c50_s3fifo_promotion_vs_hits);
+}
+
+#[test]
 fn c23_unusual_writeback_failure_vs_reclaim() {
     model("C23", s::c23_unusual_writeback_failure_vs_reclaim);
 }

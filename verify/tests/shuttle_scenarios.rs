@@ -220,6 +220,11 @@ fn c9_sieve_hand_vs_hits() {
 }
 
 #[test]
+fn c50_s3fifo_promotion_vs_hits() {
+    explore("C50", s::c50_s3fifo_promotion_vs_hits);
+}
+
+#[test]
 fn c23_unusual_writeback_failure_vs_reclaim() {
     explore("C23", s::c23_unusual_writeback_failure_vs_reclaim);
 }

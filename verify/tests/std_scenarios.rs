@@ -57,6 +57,7 @@ fn scenarios_on_real_threads() {
     repeat(s::c35_collapse_into_a_layer_being_unlinked);
     repeat(s::c43_unusual_failure_vs_successful_sync);
     repeat(s::c9_sieve_hand_vs_hits);
+    repeat(s::c50_s3fifo_promotion_vs_hits);
     repeat(s::c25_reclaim_vs_a_hit_that_leaves_the_entry_as_it_was);
     repeat(s::c26_double_fault_in_an_existing_leaf);
     repeat(s::c27_read_and_write_faults_on_an_absent_page);

@@ -282,11 +282,10 @@ impl Arbiter {
                 return None;
             }
             // The same CAS marks the page hit for the eviction policy.
-            let new = EntryWord::REFERENCED.mask()
-                | match want {
-                    Access::Read => cur.0 | EntryWord::hold_bit(c, false),
-                    Access::Write => cur.0 | EntryWord::hold_bit(c, true) | EntryWord::DIRTY.mask(),
-                };
+            let new = EntryWord::hit(match want {
+                Access::Read => cur.0 | EntryWord::hold_bit(c, false),
+                Access::Write => cur.0 | EntryWord::hold_bit(c, true) | EntryWord::DIRTY.mask(),
+            });
             // Acquire: pairs with the previous holder's / unpinner's Release and the fill's
             // publication.
             match slot.compare_exchange_weak(cur.0, new, Ordering::Acquire, Ordering::Relaxed) {

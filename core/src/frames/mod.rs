@@ -78,6 +78,7 @@ mod pin;
 mod proxy;
 pub(crate) mod queue;
 mod reclaim;
+mod s3fifo;
 #[cfg(test)]
 mod tests;
 
@@ -161,6 +162,8 @@ struct Lists {
     free: Vec<u32>,
     queue: PageQueue,
     waiting_obtainers: usize,
+    /// S3-FIFO's ghost and segment sizes (`None` under the other policies).
+    s3: Option<s3fifo::S3State>,
 }
 
 /// Pool-wide event counters.
@@ -400,6 +403,10 @@ impl PagesShared {
                     free: (0..n).rev().collect(),
                     queue: PageQueue::new(n),
                     waiting_obtainers: 0,
+                    s3: match policy {
+                        Policy::S3Fifo(p) => Some(s3fifo::S3State::new(p, n)),
+                        _ => None,
+                    },
                 },
             ),
             pool_park: Parker::new(crate::sync::Level::Park),

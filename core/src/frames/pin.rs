@@ -29,7 +29,7 @@ impl PagesShared {
             // The same CAS marks the page hit for the eviction policy (no extra store).
             match slot.compare_exchange_weak(
                 cur.0,
-                (cur.0 + EntryWord::PINS.one()) | EntryWord::REFERENCED.mask(),
+                EntryWord::hit(cur.0 + EntryWord::PINS.one()),
                 Ordering::Acquire,
                 Ordering::Relaxed,
             ) {
@@ -51,10 +51,11 @@ impl PagesShared {
             if cur.frame().is_none() || cur.0 & EntryWord::NO_WRITE_BITS != 0 {
                 return Err(cur);
             }
-            let new = cur
-                .with(EntryWord::WRITER, true)
-                .with(EntryWord::DIRTY, true)
-                .with(EntryWord::REFERENCED, true);
+            let new = EntryWord(EntryWord::hit(
+                cur.with(EntryWord::WRITER, true)
+                    .with(EntryWord::DIRTY, true)
+                    .0,
+            ));
             // Acquire: as in try_pin_read; the writer must also see every earlier reader done.
             match slot.compare_exchange_weak(cur.0, new.0, Ordering::Acquire, Ordering::Relaxed) {
                 Ok(_) => return Ok(cur),

@@ -157,7 +157,7 @@ impl PagesShared {
         // SAFETY: `f2` is Filling and the caller's alone.
         let old = unsafe { self.set_owner(f2, Some(me.clone())) };
         self.set_tag(f2, Tag::Resident);
-        l.queue.push_back(f2);
+        self.link_new(&mut l, f2);
         let removed = self.with_proxies(&mut l, f, |p| p.remove(&me.mapper, me.page));
         let wake_pool = l.waiting_obtainers > 0;
         drop(l);

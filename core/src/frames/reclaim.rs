@@ -50,7 +50,7 @@ impl PagesShared {
     }
 
     /// Under the lists lock: a free frame, else a victim the pool's policy picks from the queue
-    /// (`queue::Policy`: FIFO, CLOCK or SIEVE; pinned pages are passed over), else nothing. A
+    /// (`queue::Policy`: FIFO, CLOCK, SIEVE or S3-FIFO; pinned pages are passed over), else nothing. A
     /// frame pinned only by copy-on-write proxies has those proxies unmapped first (wake-ups and
     /// drops go to `later`).
     fn pick(&self, l: &mut Lists, mark: bool, later: &mut Deferred) -> Pick {
@@ -107,19 +107,20 @@ impl PagesShared {
                     l.queue.advance_hand(f);
                 }
             }
+            Policy::S3Fifo(_) => return self.pick_s3fifo(l, mark, later),
         }
         None
     }
 
     /// Under the lists lock, for a queued (`Resident`) frame: whether its page was hit since the
-    /// policy last looked (the `REFERENCED` bit of its owner's entry or of a proxy), clearing it.
+    /// policy last looked (the `FREQ` count of its owner's entry or of a proxy), clearing it.
     fn clear_referenced(&self, l: &mut Lists, f: u32) -> bool {
         let clear = |slot: &AtomicU64| {
             // Relaxed: the bit is a hint for the policy and orders nothing. Every entry naming a
             // queued frame keeps naming it until the lists lock, which we hold, is released.
             let e = EntryWord(slot.load(Ordering::Relaxed));
             e.referenced()
-                && EntryWord(slot.fetch_and(!EntryWord::REFERENCED.mask(), Ordering::Relaxed))
+                && EntryWord(slot.fetch_and(!EntryWord::FREQ.mask(), Ordering::Relaxed))
                     .referenced()
         };
         // SAFETY: lists lock held and `f` queued, hence Resident (I1).
@@ -136,7 +137,7 @@ impl PagesShared {
     /// if unpinned; if only proxies pin it, unmaps every proxy nobody pins (the reverse map in
     /// use: Linux's try_to_unmap) and tries again. With `mark`, leaves `WAIT_POOL` on whatever
     /// still pins it (the owner's entry and the remaining proxies).
-    fn take_victim(
+    pub(super) fn take_victim(
         &self,
         l: &mut Lists,
         f: u32,
@@ -443,7 +444,7 @@ impl PagesShared {
             );
         }
         self.set_tag(f, Tag::Resident);
-        l.queue.push_back(f);
+        self.link_again(&mut l, f);
         let wake_pool = l.waiting_obtainers > 0;
         drop(l);
         self.notify(f, prev & EntryWord::WAIT_BITS);
@@ -490,7 +491,7 @@ impl PagesShared {
             return false;
         }
         self.set_tag(f, Tag::Resident);
-        l.queue.push_back(f);
+        self.link_new(&mut l, f);
         let wake_pool = l.waiting_obtainers > 0;
         drop(l);
         if wake_pool {

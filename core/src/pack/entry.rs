@@ -10,8 +10,8 @@ use super::*;
 /// | bits | field | invariant |
 /// |---|---|---|
 /// | 0..32 | `FRAME1` | frame index + 1; `0` means no frame, and then the whole word is `0` (`EMPTY`). |
-/// | 32..46 | `PINS` | live plain read pins (read guards, `sync` write-backs, pre-pins for faults that joined the fill, the resolution pins of copy-on-write proxies naming this page's frame). |
-/// | 46 | `REFERENCED` | the page was hit (pinned or granted by a hit) since the eviction policy last looked at it (`queue::Policy`); set by the hit's own CAS, cleared by the policy under the lists lock. |
+/// | 32..45 | `PINS` | live plain read pins (read guards, `sync` write-backs, pre-pins for faults that joined the fill, the resolution pins of copy-on-write proxies naming this page's frame). |
+/// | 45..47 | `FREQ` | hits since the eviction policy last looked at the page, saturating at 3 (`queue::Policy`): raised by the hit's own CAS (every pin and grant), cleared by CLOCK and SIEVE, lowered by one or cleared by S3-FIFO, all under the lists lock. |
 /// | 47 | `COW` | the frame is shared copy-on-write: this entry is a *proxy* of a frame owned by a frozen layer (it holds one read pin on the owner's entry), or (only while a copy of the object runs) a private page being frozen. Read pins and read grants are taken as usual; write pins and write grants are refused (a writer breaks the copy first). Never with a writer of any kind. |
 /// | 48..56 | `HOLD` | inline ACCESSLIST: for client slot `i` in `0..4`, bit `48+2i` = holds read, bit `49+2i` = holds write. At most one write bit, and then no other `HOLD` bit and `PINS == 0`. Zero when `EXT_*` is set. |
 /// | 56 | `WRITER` | a plain write guard holds the page; then `PINS == 0` and no client holds it. |
@@ -33,11 +33,12 @@ impl EntryWord {
     /// Frame index plus one.
     pub const FRAME1: Field = Field::first(32);
     /// Plain read pins.
-    pub const PINS: Field = Self::FRAME1.next(14);
-    /// Hit since the eviction policy last looked (CLOCK's and SIEVE's visited bit).
-    pub const REFERENCED: Field = Self::PINS.next(1);
+    pub const PINS: Field = Self::FRAME1.next(13);
+    /// Hits since the eviction policy last looked, saturating at 3 (CLOCK's and SIEVE's visited
+    /// bit when not 0; S3-FIFO's frequency).
+    pub const FREQ: Field = Self::PINS.next(2);
     /// Shared copy-on-write (a proxy of a frozen layer's frame): no writer of any kind.
-    pub const COW: Field = Self::REFERENCED.next(1);
+    pub const COW: Field = Self::FREQ.next(1);
     /// Inline ACCESSLIST of client slots 0..4 (read bit, write bit per slot).
     pub const HOLD: Field = Self::COW.next(8);
     /// Plain write guard held.
@@ -60,7 +61,7 @@ impl EntryWord {
     pub const FIELDS: &'static [(&'static str, Field)] = &[
         ("FRAME1", Self::FRAME1),
         ("PINS", Self::PINS),
-        ("REFERENCED", Self::REFERENCED),
+        ("FREQ", Self::FREQ),
         ("COW", Self::COW),
         ("HOLD", Self::HOLD),
         ("WRITER", Self::WRITER),
@@ -198,10 +199,24 @@ impl EntryWord {
         Self::DIRTY.is_set(self.0)
     }
 
-    /// Hit since the eviction policy last looked at it.
+    /// Hits since the eviction policy last looked at it (0 to 3).
+    #[inline(always)]
+    pub const fn freq(self) -> u64 {
+        Self::FREQ.get(self.0)
+    }
+
+    /// Hit since the eviction policy last looked at it (`FREQ` not 0).
     #[inline(always)]
     pub const fn referenced(self) -> bool {
-        Self::REFERENCED.is_set(self.0)
+        Self::FREQ.is_set(self.0)
+    }
+
+    /// `word` marked hit once more: `FREQ` plus one, unless it is already 3. What every pin's and
+    /// grant's CAS stores, so a hit costs no extra store whatever the policy.
+    #[inline(always)]
+    pub const fn hit(word: u64) -> u64 {
+        let saturated = Self::FREQ.get(word) == Self::FREQ.max();
+        word + ((!saturated as u64) << Self::FREQ.shift())
     }
 
     /// Shared copy-on-write (a proxy, or a private page a running copy is freezing).
@@ -276,6 +291,12 @@ impl EntryWord {
         Self(Self::PINS.set(self.0, pins))
     }
 
+    /// With `FREQ` replaced (`freq <= 3`; wider values are truncated).
+    #[inline(always)]
+    pub const fn with_freq(self, freq: u64) -> Self {
+        Self(Self::FREQ.set(self.0, freq))
+    }
+
     /// With `HOLD` replaced.
     #[inline(always)]
     pub const fn with_hold(self, hold: u64) -> Self {
@@ -290,6 +311,7 @@ impl fmt::Debug for EntryWord {
             .field("pins", &self.pins())
             .field("writer", &self.writer())
             .field("dirty", &self.dirty())
+            .field("freq", &self.freq())
             .field("reclaiming", &self.reclaiming())
             .field("cow", &self.cow())
             .field("hold", &format_args!("{:#010b}", self.hold()))

@@ -135,7 +135,7 @@ pub fn check_codecs(raw: u64) -> Result<(), String> {
             };
         };
         let rebuilt = EntryWord::resident(f, e.pins())
-            .with(EntryWord::REFERENCED, e.referenced())
+            .with_freq(e.freq())
             .with(EntryWord::COW, e.cow())
             .with_hold(e.hold())
             .with(EntryWord::WRITER, e.writer())

@@ -195,9 +195,9 @@ proptest! {
     fn entry_word_round_trips(frame in 0u32..=EntryWord::MAX_FRAME,
                               pins in 0u64..=EntryWord::PINS.max(), hold in 0u64..256,
                               writer: bool, dirty: bool, wp: bool, wq: bool, rec: bool,
-                              slow: bool, xr: bool, xw: bool, cow: bool, rf: bool) {
+                              slow: bool, xr: bool, xw: bool, cow: bool, fq in 0u64..4) {
         let e = EntryWord::resident(frame, pins).with_hold(hold).with(EntryWord::WRITER, writer)
-            .with(EntryWord::COW, cow).with(EntryWord::REFERENCED, rf)
+            .with(EntryWord::COW, cow).with_freq(fq)
             .with(EntryWord::DIRTY, dirty).with(EntryWord::WAIT_PAGE, wp)
             .with(EntryWord::WAIT_POOL, wq).with(EntryWord::RECLAIMING, rec)
             .with(EntryWord::ARB_SLOW, slow).with(EntryWord::EXT_READ, xr)
@@ -212,7 +212,12 @@ proptest! {
         prop_assert_eq!(e.ext_read(), xr);
         prop_assert_eq!(e.ext_write(), xw);
         prop_assert_eq!(e.cow(), cow);
-        prop_assert_eq!(e.referenced(), rf);
+        prop_assert_eq!(e.freq(), fq);
+        prop_assert_eq!(e.referenced(), fq != 0);
+        // A hit raises FREQ by one up to 3 and changes nothing else.
+        let h = EntryWord(EntryWord::hit(e.raw()));
+        prop_assert_eq!(h.freq(), (fq + 1).min(3));
+        prop_assert_eq!(h.with_freq(fq), e);
         prop_assert_eq!(EntryWord::WAIT_PAGE.is_set(e.raw()), wp);
         prop_assert_eq!(EntryWord::WAIT_POOL.is_set(e.raw()), wq);
         prop_assert_eq!(e.unpinned(), pins == 0 && !writer && hold == 0 && !xr && !xw);
