@@ -177,12 +177,19 @@ fn the_study_measures_what_it_says() {
     );
     for r in &rows {
         assert!(r.misses <= r.ops && r.miss_ratio <= 1.0);
-        // A loop over 100 pages: a cache below 100 frames misses always, else only cold.
+        // A loop over 100 pages: a cache below 100 frames misses always (but under S3-FIFO,
+        // whose main FIFO keeps part of the loop once the small one has filtered it), else only
+        // cold.
         if r.workload == "loop" {
-            if r.frames < 100 {
+            if r.frames >= 100 {
+                assert_eq!(r.misses, 100, "{r:?}");
+            } else if r.policy != PolicyArg::S3fifo {
                 assert_eq!(r.misses, r.ops, "{r:?}");
             } else {
-                assert_eq!(r.misses, 100, "{r:?}");
+                assert!(r.misses > 100, "{r:?}");
+                if r.frames >= 40 {
+                    assert!(r.misses < r.ops * 9 / 10, "S3-FIFO kept none of the loop: {r:?}");
+                }
             }
         }
     }
@@ -217,7 +224,7 @@ fn the_study_measures_what_it_says() {
             .count()
         })
         .sum::<usize>();
-    assert_eq!(curves, names * 3);
+    assert_eq!(curves, names * study::POLICIES.len());
     assert!(svg.contains("miss ratio") && svg.contains("SIEVE") && svg.contains("zipf-0.9"));
 }
 

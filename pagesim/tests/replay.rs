@@ -302,10 +302,10 @@ fn the_command_writes_table_json_and_plot() {
     let json: serde_json::Value =
         serde_json::from_slice(&std::fs::read(dir.path().join("t.csv.miss-ratio.json")).unwrap())
             .unwrap();
-    assert_eq!(json.as_array().unwrap().len(), 9, "3 sizes x 3 policies");
+    assert_eq!(json.as_array().unwrap().len(), 12, "3 sizes x 4 policies");
     let svg = std::fs::read_to_string(dir.path().join("t.csv.miss-ratio.svg")).unwrap();
     // The only polylines drawn in a policy's colour are its curves (the legend's are bars).
-    let curves = [PolicyArg::Fifo, PolicyArg::Clock, PolicyArg::Sieve]
+    let curves = ALL
         .iter()
         .filter(|&&p| {
             svg.matches(&format!(
@@ -316,7 +316,7 @@ fn the_command_writes_table_json_and_plot() {
                 == 1
         })
         .count();
-    assert_eq!(curves, 3, "a curve per policy");
+    assert_eq!(curves, 4, "a curve per policy");
     assert!(dir.path().join("t.csv.miss-ratio.md").exists());
     // A bad trace fails with a message and status 2.
     let bad = std::process::Command::new(env!("CARGO_BIN_EXE_pagesim"))
