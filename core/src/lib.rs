@@ -68,6 +68,7 @@ mod pack;
 mod pages;
 mod regions;
 mod rmap;
+mod stats;
 mod sync;
 
 pub use access::Access;
@@ -87,6 +88,7 @@ pub use object::PageMapper;
 pub use pages::{Pages, PagesBuilder, Stats, DEFAULT_SWAP_SLOTS, DEFAULT_WAIT_BOUND};
 pub use regions::{AddressSpace, Fault, Protection, RegionInfo, RegionRef, Sharing};
 pub use rmap::{FrameMap, Holder, MappedAt, PageRef};
+pub use stats::{LatencyHistogram, ObjectStats};
 pub use sync::ShareArc;
 
 /// The internals the project's own harnesses use (`verify/`, `tests/`, `fuzz/`): the sync

@@ -7,7 +7,7 @@ use crate::object::layer::Layer;
 use crate::object::mapper::MapperShared;
 use crate::sync::{Arc, Duration};
 use crate::{copies, sync};
-use crate::{Accessor, Error, PageMapper, Result};
+use crate::{Accessor, Error, LatencyHistogram, PageMapper, Result};
 
 /// Default bound on how long `obtain` waits for a frame, and a fault for a busy page.
 pub const DEFAULT_WAIT_BOUND: Duration = Duration::from_secs(10);
@@ -175,6 +175,16 @@ pub struct Stats {
     pub revocations: u64,
     /// Copy-on-write pages given a private frame by a writer ([`PageMapper::copy`]).
     pub cow_breaks: u64,
+    /// Hits of every object the pool opened, closed ones included ([`ObjectStats::hits`](crate::ObjectStats::hits)).
+    pub hits: u64,
+    /// Misses of every object ([`ObjectStats::misses`](crate::ObjectStats::misses)).
+    pub misses: u64,
+    /// Pages evicted, of every object ([`ObjectStats::evictions`](crate::ObjectStats::evictions)).
+    pub evictions: u64,
+    /// Fill latencies of every object ([`ObjectStats::fill_latency`](crate::ObjectStats::fill_latency)).
+    pub fill_latency: LatencyHistogram,
+    /// Write-back latencies of every object ([`ObjectStats::writeback_latency`](crate::ObjectStats::writeback_latency)).
+    pub writeback_latency: LatencyHistogram,
 }
 
 /// The frame pool: a fixed budget of frames lent to memory objects. Cheap to clone (a handle).
@@ -289,11 +299,19 @@ impl Pages {
         self.open(anonymous::Anonymous::new(swap), limit)
     }
 
-    /// The pool's counters since it was built: a few relaxed loads, no lock, never fails (the
-    /// frame states are [`Pages::census`]'s, which walks every frame under the lists lock).
+    /// The pool's counters since it was built, and the sums of its objects' ([`ObjectStats`](crate::ObjectStats):
+    /// hits, misses, evictions, latency histograms; objects already closed included). Relaxed
+    /// loads, and a statistics-only lock over the objects' list; never fails (the frame states
+    /// are [`Pages::census`]'s, which walks every frame under the lists lock).
     pub fn stats(&self) -> Stats {
         let c = &self.shared.counters;
+        let o = self.shared.objects.sum();
         Stats {
+            hits: o.hits,
+            misses: o.misses,
+            evictions: o.evictions,
+            fill_latency: o.fill_latency,
+            writeback_latency: o.writeback_latency,
             fills: c.fills.get(),
             fill_errors: c.fill_errors.get(),
             reclaims: c.reclaims.get(),

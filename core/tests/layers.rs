@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 /// The layers, lowest first. A module may import its own layer and those below it.
 const LAYERS: &[&[&str]] = &[
-    &["sync", "pack", "error", "access"],
+    &["sync", "pack", "error", "access", "stats"],
     // The frame pool: frames, pins, obtain/take/revert/free, queue, memory, census. No I/O.
     &["frames"],
     // The backing stores: the Accessor trait, file, computed, memory, anonymous, swap.

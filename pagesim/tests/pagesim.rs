@@ -188,7 +188,10 @@ fn the_study_measures_what_it_says() {
             } else {
                 assert!(r.misses > 100, "{r:?}");
                 if r.frames >= 40 {
-                    assert!(r.misses < r.ops * 9 / 10, "S3-FIFO kept none of the loop: {r:?}");
+                    assert!(
+                        r.misses < r.ops * 9 / 10,
+                        "S3-FIFO kept none of the loop: {r:?}"
+                    );
                 }
             }
         }

@@ -21,6 +21,8 @@ pub(crate) struct Arbiter {
     pub(super) clients: Mutex<Vec<Option<ShareArc<dyn Revoke>>>>,
     /// The object's id, told to revocation callbacks ([`Revoke::revoke_in`]).
     object: u64,
+    /// The object's statistics (grant waits, revocations).
+    stats: ShareArc<crate::stats::ObjectCounters>,
 }
 
 pub(super) enum Poll {
@@ -39,9 +41,10 @@ pub(super) enum Begin {
 }
 
 impl Arbiter {
-    pub(crate) fn new(object: u64) -> Self {
+    pub(crate) fn new(object: u64, stats: ShareArc<crate::stats::ObjectCounters>) -> Self {
         Self {
             object,
+            stats,
             shards: (0..SHARDS)
                 .map(|_| Mutex::new(crate::sync::Level::ArbShard, FxHashMap::default()))
                 .collect(),
@@ -226,7 +229,7 @@ impl Arbiter {
         if !fx.changed {
             return;
         }
-        Self::call_revokers(pages, self.object, page, fx.revoke);
+        self.call_revokers(pages, page, fx.revoke);
         self.parks[self.shard(page)].unpark_all();
         if fx.prev & EntryWord::WAIT_BITS != 0 {
             pages.wake_waiters(slot);
@@ -247,13 +250,15 @@ impl Arbiter {
     }
 
     fn call_revokers(
+        &self,
         pages: &PagesShared,
-        object: u64,
         page: u64,
         revokers: Vec<(ShareArc<dyn Revoke>, Revocation)>,
     ) {
+        let object = self.object;
         for (r, ask) in revokers {
             pages.counters.revocations.incr();
+            self.stats.revocations.incr();
             // A panicking callback must not take the requester down with it.
             let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 r.revoke_in(object, page, ask)
@@ -374,6 +379,7 @@ impl Arbiter {
             Begin::WouldBlock => Err(Error::WouldBlock { page }),
             Begin::Waiting => {
                 pages.counters.grant_waits.incr();
+                self.stats.grant_waits.incr();
                 Ok(b)
             }
             b => Ok(b),

@@ -139,6 +139,7 @@ impl Client {
         }
         let slot = m.map.slot(page)?;
         let frame = Arbiter::fast_grant(slot, self.id, access)?;
+        m.stats.hits.incr();
         Some((slot, frame))
     }
 

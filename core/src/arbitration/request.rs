@@ -53,6 +53,7 @@ impl Arbiter {
                 }
             }
             if c < EntryWord::INLINE_CLIENTS && Self::fast_grant(slot, c, want).is_some() {
+                mapper.stats.hits.incr();
                 return Ok(Begin::Granted);
             }
             match self.enqueue_slow(pages, slot, c, page, want, try_only, false)? {
@@ -63,7 +64,10 @@ impl Arbiter {
                     }
                 }
                 Begin::Retry(_) => {}
-                b => return Ok(b),
+                b => {
+                    mapper.stats.hits.incr();
+                    return Ok(b);
+                }
             }
         }
     }
@@ -252,6 +256,7 @@ impl Arbiter {
             return Ok(());
         }
         pages.counters.grant_waits.incr();
+        mapper.stats.grant_waits.incr();
         self.wait(mapper, slot, c, page, Access::Write, deadline)
     }
 }

@@ -196,6 +196,8 @@ pub(crate) struct PagesShared {
     pub(crate) counters: Counters,
     /// Object ids (for the reverse map's reports).
     next_object: Counter,
+    /// Every object's counters, for the pool's sums (`Pages::stats`).
+    pub(crate) objects: crate::stats::Registry,
 }
 
 /// `PagesBuilder::evict_batch`'s default bound (the kernel reclaims 32 pages a round; half of
@@ -418,6 +420,7 @@ impl PagesShared {
             evict_batch,
             counters: Counters::default(),
             next_object: Counter::default(),
+            objects: crate::stats::Registry::default(),
         })
     }
 

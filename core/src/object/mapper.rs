@@ -119,6 +119,8 @@ pub(crate) struct MapperShared {
     /// A mapped object's page memory (its resident pages' bytes live there, not in their
     /// frames); `None` for every other object.
     pub(crate) memory: Option<ShareArc<dyn crate::object::memory::PageMemory>>,
+    /// Its statistics (`PageMapper::stats`; the pool's registry holds them too, for its sums).
+    pub(crate) stats: ShareArc<crate::stats::ObjectCounters>,
 }
 
 /// Access wanted by a fault.
@@ -180,6 +182,8 @@ impl MapperShared {
     ) -> Self {
         let page_size = pages.page_size() as u64;
         let id = pages.object_id();
+        let stats = ShareArc::new(crate::stats::ObjectCounters::default());
+        pages.objects.register(stats.clone());
         Self {
             id,
             map: AccessMap::new(limit.div_ceil(page_size)),
@@ -194,10 +198,11 @@ impl MapperShared {
             fill_park: Parker::new(crate::sync::Level::Park),
             error: Mutex::new(crate::sync::Level::ObjectError, None),
             handles: AtomicUsize::new(1),
-            arb: crate::arbitration::Arbiter::new(id),
+            arb: crate::arbitration::Arbiter::new(id, stats.clone()),
             layer,
             regions: Mutex::new(crate::sync::Level::Regions, Vec::new()),
             memory: None,
+            stats,
         }
     }
 
@@ -302,6 +307,7 @@ impl MapperShared {
                 if let Ok(pinned) = this.pages.try_pin_read(slot, seen) {
                     // try_pin_read pins only entries that name a frame, so this always matches.
                     if let Some(f) = pinned.frame() {
+                        this.stats.hits.incr();
                         return Ok((f, slot));
                     }
                 }
@@ -354,7 +360,10 @@ impl MapperShared {
             let slot = match this.map.slot(page) {
                 Some(slot) => slot,
                 None => match Self::miss(this, page, want, bound)? {
-                    Miss::Pinned(f, slot) => return Ok(Some((f, slot))),
+                    Miss::Pinned(f, slot) => {
+                        this.stats.misses.incr();
+                        return Ok(Some((f, slot)));
+                    }
                     Miss::Retry => continue,
                     Miss::NotHere => return Ok(None),
                 },
@@ -363,7 +372,10 @@ impl MapperShared {
             let seen = EntryWord(slot.load(Ordering::Relaxed));
             let Some(f) = seen.frame() else {
                 match Self::miss(this, page, want, bound)? {
-                    Miss::Pinned(f, slot) => return Ok(Some((f, slot))),
+                    Miss::Pinned(f, slot) => {
+                        this.stats.misses.incr();
+                        return Ok(Some((f, slot)));
+                    }
                     Miss::Retry => continue,
                     Miss::NotHere => return Ok(None),
                 }
@@ -373,7 +385,10 @@ impl MapperShared {
                 Want::Write => this.pages.try_pin_write(slot, seen),
             };
             let refused = match r {
-                Ok(pinned) => return Ok(Some((pinned.frame().unwrap_or(f), slot))),
+                Ok(pinned) => {
+                    this.stats.hits.incr();
+                    return Ok(Some((pinned.frame().unwrap_or(f), slot)));
+                }
                 Err(w) => w,
             };
             if refused.frame().is_none() {
@@ -598,6 +613,7 @@ impl MapperShared {
                 }),
             );
         }
+        let started = Instant::now();
         let filled = {
             let _t = this.page_track(page, f).exclusive();
             let mut fill = |buf: &mut [u8]| {
@@ -618,8 +634,10 @@ impl MapperShared {
                 }
             }
         };
+        this.stats.fill_time.since(started);
         if let Err(e) = filled {
             pages.counters.fill_errors.incr();
+            this.stats.fill_errors.incr();
             let err = Error::Fill {
                 page,
                 source: ShareArc::new(e),
@@ -661,6 +679,7 @@ impl MapperShared {
             return Err(err);
         }
         pages.counters.fills.incr();
+        this.stats.fills.incr();
         this.settle(table, page, Outcome::Frame(f));
         Ok(Some((f, held)))
     }

@@ -103,6 +103,15 @@ impl PageMapper {
         self.shared.map.find(page).frame().is_some()
     }
 
+    /// The object's counters since it was opened: hits and misses, fills, evictions and
+    /// write-backs of its pages (with their errors and latency histograms), grant waits and
+    /// revocations of its clients. A few relaxed loads, no lock; counts made by other threads
+    /// are seen as soon as their atomics are (a hit costs no locked instruction: see
+    /// [`ObjectStats`](crate::ObjectStats)). Copies ([`PageMapper::copy`]) count their own.
+    pub fn stats(&self) -> crate::ObjectStats {
+        self.shared.stats.snapshot()
+    }
+
     /// Number of pages the object can have.
     pub fn page_count(&self) -> u64 {
         self.shared.map.pages()

@@ -216,6 +216,7 @@ fn write_back(pages: &PagesShared, o: &Owner, bytes: VictimBytes<'_>) -> Option<
     let flush = |buf: &[u8]| {
         crate::backing::accessor::guarded("flush", || o.mapper.accessor.flush(o.page, buf))
     };
+    let started = crate::sync::Instant::now();
     let r = match o.mapper.memory.as_ref() {
         None => bytes.read(flush),
         Some(m) => {
@@ -226,13 +227,16 @@ fn write_back(pages: &PagesShared, o: &Owner, bytes: VictimBytes<'_>) -> Option<
             flush(unsafe { std::slice::from_raw_parts(m.bytes(o.page), pages.page_size()) })
         }
     };
+    o.mapper.stats.writeback_time.since(started);
     match r {
         Ok(()) => {
             pages.counters.writebacks.incr();
+            o.mapper.stats.writebacks.incr();
             None
         }
         Err(e) => {
             pages.counters.writeback_errors.incr();
+            o.mapper.stats.writeback_errors.incr();
             let source = ShareArc::new(e);
             let unusual = PageError::of(&source);
             let err = Error::WriteBack {
@@ -250,6 +254,11 @@ fn write_back(pages: &PagesShared, o: &Owner, bytes: VictimBytes<'_>) -> Option<
 /// unusual.
 fn finish(pages: &PagesShared, v: Victim, failed: Option<Failure>) -> Result<u32> {
     let Some((err, unusual)) = failed else {
+        pages.with_victim(&v, |o, _| {
+            if let Some(o) = o {
+                o.mapper.stats.evictions.incr();
+            }
+        });
         return Ok(pages.evicted(v));
     };
     let f = pages.revert(v);

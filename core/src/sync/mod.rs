@@ -496,6 +496,12 @@ impl Counter {
         self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
 
+    /// Adds `n`.
+    #[inline]
+    pub fn add(&self, n: u64) {
+        self.0.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+    }
+
     /// Adds one and returns the value before.
     #[inline]
     pub fn next(&self) -> u64 {
@@ -505,5 +511,209 @@ impl Counter {
     /// Current value.
     pub fn get(&self) -> u64 {
         self.0.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+// ----- statistics beyond `Counter` (crate::stats): std primitives, outside the models ----------
+
+/// std's `Relaxed` (statistics' atomics are std's on every backend).
+const STD_RELAXED: std::sync::atomic::Ordering = std::sync::atomic::Ordering::Relaxed;
+
+/// Counters each thread owns one of.
+const SHARDS: usize = 8;
+
+/// A hit counter (see `crate::stats`'s module doc, "What a hit costs"): each thread adds to a
+/// counter of its own with a plain load and store. std atomics on every backend, as
+/// [`Counter`]'s.
+#[derive(Default)]
+pub struct HitCounter {
+    shards: [Line; SHARDS],
+}
+
+#[derive(Default)]
+#[repr(align(64))]
+struct Line(std::sync::atomic::AtomicU64);
+
+impl std::fmt::Debug for HitCounter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("HitCounter").field(&self.get()).finish()
+    }
+}
+
+impl HitCounter {
+    /// Counts one hit by the calling thread.
+    #[inline(always)]
+    pub fn incr(&self) {
+        let i = slot::raw();
+        if i < SHARDS {
+            // This thread owns counter `i` (no other thread writes it): a plain load and store.
+            let c = &self.shards[i].0;
+            c.store(c.load(STD_RELAXED).wrapping_add(1), STD_RELAXED);
+        } else {
+            self.incr_shared();
+        }
+    }
+
+    /// A thread that owns no counter yet (it gets one now, if one is free) or shares them.
+    #[cold]
+    #[inline(never)]
+    fn incr_shared(&self) {
+        let i = slot::current();
+        if i < SHARDS {
+            let c = &self.shards[i].0;
+            c.store(c.load(STD_RELAXED).wrapping_add(1), STD_RELAXED);
+        } else {
+            self.shards[i % SHARDS].0.fetch_add(1, STD_RELAXED);
+        }
+    }
+
+    /// The hits counted so far (each thread's counted hits, as far as this thread sees them).
+    pub fn get(&self) -> u64 {
+        self.shards
+            .iter()
+            .fold(0u64, |n, s| n.wrapping_add(s.0.load(STD_RELAXED)))
+    }
+}
+
+/// Which of a [`HitCounter`]'s counters the calling thread owns.
+#[cfg(not(any(pagecore_loom, feature = "shuttle")))]
+mod slot {
+    use super::SHARDS;
+    use std::cell::Cell;
+    use std::sync::Mutex;
+
+    /// Not yet assigned.
+    const NONE: usize = usize::MAX;
+    /// Owns no counter: shares them through `fetch_add` (any value `>= SHARDS`).
+    const SHARED: usize = SHARDS;
+
+    thread_local! {
+        static INDEX: Cell<usize> = const { Cell::new(NONE) };
+        static OWNED: Owned = const { Owned(Cell::new(NONE)) };
+    }
+
+    /// Counter indices no live thread owns.
+    static FREE: Mutex<Vec<usize>> = Mutex::new(Vec::new());
+    /// Indices handed out so far (0 to SHARDS).
+    static NEXT: Mutex<usize> = Mutex::new(0);
+
+    /// Gives the thread's index back when the thread exits.
+    struct Owned(Cell<usize>);
+
+    impl Drop for Owned {
+        fn drop(&mut self) {
+            let i = self.0.get();
+            if i < SHARDS {
+                // From here on this thread (in later thread-local destructors) shares.
+                let _ = INDEX.try_with(|c| c.set(SHARED));
+                if let Ok(mut free) = FREE.lock() {
+                    free.push(i);
+                }
+            }
+        }
+    }
+
+    /// The calling thread's counter index as it stands (`>= SHARDS`: none of its own, or none
+    /// assigned yet).
+    #[inline(always)]
+    pub(super) fn raw() -> usize {
+        INDEX.with(Cell::get)
+    }
+
+    /// The calling thread's counter index, assigned if it had none (`>= SHARDS`: it shares).
+    pub(super) fn current() -> usize {
+        let i = INDEX.with(Cell::get);
+        if i != NONE {
+            return i;
+        }
+        assign()
+    }
+
+    #[cold]
+    fn assign() -> usize {
+        let fresh = || {
+            let mut next = NEXT.lock().ok()?;
+            (*next < SHARDS).then(|| {
+                *next += 1;
+                *next - 1
+            })
+        };
+        let i = FREE
+            .lock()
+            .ok()
+            .and_then(|mut f| f.pop())
+            .or_else(fresh)
+            .unwrap_or(SHARED);
+        // Registering the destructor fails only while the thread is exiting: then share.
+        let i = if i < SHARDS && OWNED.try_with(|o| o.0.set(i)).is_err() {
+            if let Ok(mut free) = FREE.lock() {
+                free.push(i);
+            }
+            SHARED
+        } else {
+            i
+        };
+        INDEX.with(|c| c.set(i));
+        i
+    }
+}
+
+/// Under loom and shuttle every thread shares (see the module doc).
+#[cfg(any(pagecore_loom, feature = "shuttle"))]
+mod slot {
+    #[inline(always)]
+    pub(super) fn raw() -> usize {
+        super::SHARDS
+    }
+
+    pub(super) fn current() -> usize {
+        super::SHARDS
+    }
+}
+
+/// A lock for statistics (the stats registry): std's mutex on every backend, taken alone, never
+/// with a protocol lock, so outside the lock hierarchy and the models. A poisoned lock is
+/// used as it is (statistics have no invariant a panic could break).
+#[derive(Default)]
+pub struct StatLock<T>(std::sync::Mutex<T>);
+
+impl<T> StatLock<T> {
+    /// Runs `f` on the locked value.
+    pub fn with<R>(&self, f: impl FnOnce(&mut T) -> R) -> R {
+        let mut g = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        f(&mut g)
+    }
+}
+
+#[cfg(test)]
+mod stat_tests {
+    use super::*;
+    const SHARDS: usize = super::SHARDS;
+
+    /// Hits counted by more threads than there are counters are all counted: threads that own
+    /// a counter and threads that share.
+    #[test]
+    fn hits_from_many_threads_add_up() {
+        let c = std::sync::Arc::new(HitCounter::default());
+        let threads: Vec<_> = (0..3 * SHARDS)
+            .map(|_| {
+                let c = c.clone();
+                std::thread::spawn(move || {
+                    for _ in 0..1000 {
+                        c.incr();
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        assert_eq!(c.get(), 3000 * SHARDS as u64);
+        // Threads come and go: their counters are handed on, and the counts stay.
+        for _ in 0..2 * SHARDS {
+            let c = c.clone();
+            std::thread::spawn(move || c.incr()).join().unwrap();
+        }
+        assert_eq!(c.get(), 3000 * SHARDS as u64 + 2 * SHARDS as u64);
     }
 }

@@ -23,6 +23,7 @@ impl MapperShared {
             // for our pin and sets DIRTY again (IM1).
             m.quiesce(page, false);
         }
+        let started = crate::sync::Instant::now();
         let r = {
             let _t = self.page_track(page, f).shared();
             // SAFETY: our read pin excludes writers, fillers and reclaimers (I4, I9), and the
@@ -31,14 +32,17 @@ impl MapperShared {
                 unsafe { std::slice::from_raw_parts(self.page_ptr(page, f), pages.page_size()) };
             crate::backing::accessor::guarded("flush", || self.accessor.flush(page, buf))
         };
+        self.stats.writeback_time.since(started);
         match r {
             Ok(()) => {
                 pages.counters.writebacks.incr();
+                self.stats.writebacks.incr();
                 pages.clear_dirty(slot);
                 self.arb.clear_error(pages, slot, page)
             }
             Err(e) => {
                 pages.counters.writeback_errors.incr();
+                self.stats.writeback_errors.incr();
                 if let Some(pe) = crate::arbitration::PageError::of(&e) {
                     self.arb.record_error(pages, slot, page, f, pe)?;
                 }
