@@ -6,3 +6,6 @@ cd "$(dirname "$0")/.."
 export CARGO_TERM_COLOR=${CARGO_TERM_COLOR:-never}
 cargo test --workspace --release
 cargo test --workspace
+# The `metrics` feature: its recorder test and the doc examples that use it.
+cargo test -p pagecore --release --features metrics --test metrics
+cargo test -p pagecore --release --features metrics --doc report_metrics

@@ -324,6 +324,66 @@ impl Pages {
         }
     }
 
+    /// Reports the pool's counters ([`Pages::stats`]) and frame states ([`Pages::census`])
+    /// through the [`metrics`] crate's facade, to whatever recorder the program installed (a
+    /// Prometheus exporter, StatsD, ...). Counters (absolute values): `pagecore_hits_total`,
+    /// `pagecore_misses_total`, `pagecore_fills_total`, `pagecore_fill_errors_total`,
+    /// `pagecore_evictions_total`, `pagecore_reclaims_total`, `pagecore_writebacks_total`,
+    /// `pagecore_writeback_errors_total`, `pagecore_obtain_waits_total`,
+    /// `pagecore_grant_waits_total`, `pagecore_revocations_total`, `pagecore_cow_breaks_total`;
+    /// gauges: `pagecore_frames` labelled `state` (`free`, `filling`, `resident`,
+    /// `reclaiming`), `pagecore_frames_pinned`, `pagecore_frames_dirty`,
+    /// `pagecore_threads_waiting_for_frames`. The latency histograms `pagecore_fill_seconds` and
+    /// `pagecore_writeback_seconds` are recorded as fills and write-backs happen, with no call.
+    /// Call it as often as the exporter scrapes (a timer thread, or before rendering); it costs
+    /// what [`Pages::stats`] and [`Pages::census`] cost. The `metrics` feature.
+    ///
+    /// ```
+    /// # #[cfg(feature = "metrics")] {
+    /// use pagecore::{MemoryAccessor, Pages};
+    /// // metrics_exporter_prometheus::PrometheusBuilder::new().install()?; // in a real program
+    /// let pages = Pages::builder().page_size(64).frames(4).build()?;
+    /// let obj = pages.open(MemoryAccessor::new(), 64 * 8)?;
+    /// drop(obj.read(0)?);
+    /// pages.report_metrics(); // pool-wide series
+    /// obj.report_metrics();   // this object's, labelled object="<id>"
+    /// # }
+    /// # Ok::<(), pagecore::Error>(())
+    /// ```
+    #[cfg(feature = "metrics")]
+    pub fn report_metrics(&self) {
+        let s = self.stats();
+        for (name, v) in [
+            ("pagecore_hits_total", s.hits),
+            ("pagecore_misses_total", s.misses),
+            ("pagecore_fills_total", s.fills),
+            ("pagecore_fill_errors_total", s.fill_errors),
+            ("pagecore_evictions_total", s.evictions),
+            ("pagecore_reclaims_total", s.reclaims),
+            ("pagecore_writebacks_total", s.writebacks),
+            ("pagecore_writeback_errors_total", s.writeback_errors),
+            ("pagecore_obtain_waits_total", s.obtain_waits),
+            ("pagecore_grant_waits_total", s.grant_waits),
+            ("pagecore_revocations_total", s.revocations),
+            ("pagecore_cow_breaks_total", s.cow_breaks),
+        ] {
+            metrics::counter!(name).absolute(v);
+        }
+        if let Ok(c) = self.census() {
+            for (state, n) in [
+                ("free", c.free),
+                ("filling", c.filling),
+                ("resident", c.resident),
+                ("reclaiming", c.reclaiming),
+            ] {
+                metrics::gauge!("pagecore_frames", "state" => state).set(n);
+            }
+            metrics::gauge!("pagecore_frames_pinned").set(c.pinned);
+            metrics::gauge!("pagecore_frames_dirty").set(c.dirty);
+            metrics::gauge!("pagecore_threads_waiting_for_frames").set(c.waiting_for_frames);
+        }
+    }
+
     /// Checks conservation (I1) and uniqueness (I2) at this instant and returns the census of
     /// frame states. Safe to call at any time, concurrently with any operation: it takes the
     /// lists lock, under which those invariants hold exactly (SPEC.md). An `Err` describes a

@@ -51,11 +51,6 @@ impl std::fmt::Debug for Histogram {
 }
 
 impl Histogram {
-    /// Records the time since `start`.
-    pub(crate) fn since(&self, start: Instant) {
-        self.record(start.elapsed());
-    }
-
     /// Records one sample.
     pub(crate) fn record(&self, d: Duration) {
         let ns = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
@@ -204,6 +199,24 @@ pub(crate) struct ObjectCounters {
 }
 
 impl ObjectCounters {
+    /// A fill that began at `started` ended (well or not): its latency recorded (and, with the
+    /// `metrics` feature, reported as `pagecore_fill_seconds`).
+    pub(crate) fn fill_took(&self, started: Instant) {
+        let d = started.elapsed();
+        self.fill_time.record(d);
+        #[cfg(feature = "metrics")]
+        metrics::histogram!("pagecore_fill_seconds").record(d.as_secs_f64());
+    }
+
+    /// A write-back that began at `started` ended: as [`Self::fill_took`]
+    /// (`pagecore_writeback_seconds`).
+    pub(crate) fn writeback_took(&self, started: Instant) {
+        let d = started.elapsed();
+        self.writeback_time.record(d);
+        #[cfg(feature = "metrics")]
+        metrics::histogram!("pagecore_writeback_seconds").record(d.as_secs_f64());
+    }
+
     /// The counters now.
     pub(crate) fn snapshot(&self) -> ObjectStats {
         ObjectStats {
@@ -286,6 +299,26 @@ impl ObjectStats {
             fill_latency: self.fill_latency.merged(&other.fill_latency),
             writeback_latency: self.writeback_latency.merged(&other.writeback_latency),
         }
+    }
+}
+
+/// Reports `s`, object `object`'s counters, through the `metrics` facade (the `metrics`
+/// feature; [`PageMapper::report_metrics`](crate::PageMapper::report_metrics)).
+#[cfg(feature = "metrics")]
+pub(crate) fn report_object(object: u64, s: &ObjectStats) {
+    let id = object.to_string();
+    for (name, v) in [
+        ("pagecore_object_hits_total", s.hits),
+        ("pagecore_object_misses_total", s.misses),
+        ("pagecore_object_fills_total", s.fills),
+        ("pagecore_object_fill_errors_total", s.fill_errors),
+        ("pagecore_object_evictions_total", s.evictions),
+        ("pagecore_object_writebacks_total", s.writebacks),
+        ("pagecore_object_writeback_errors_total", s.writeback_errors),
+        ("pagecore_object_grant_waits_total", s.grant_waits),
+        ("pagecore_object_revocations_total", s.revocations),
+    ] {
+        metrics::counter!(name, "object" => id.clone()).absolute(v);
     }
 }
 

@@ -634,7 +634,7 @@ impl MapperShared {
                 }
             }
         };
-        this.stats.fill_time.since(started);
+        this.stats.fill_took(started);
         if let Err(e) = filled {
             pages.counters.fill_errors.incr();
             this.stats.fill_errors.incr();

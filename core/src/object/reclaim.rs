@@ -227,7 +227,7 @@ fn write_back(pages: &PagesShared, o: &Owner, bytes: VictimBytes<'_>) -> Option<
             flush(unsafe { std::slice::from_raw_parts(m.bytes(o.page), pages.page_size()) })
         }
     };
-    o.mapper.stats.writeback_time.since(started);
+    o.mapper.stats.writeback_took(started);
     match r {
         Ok(()) => {
             pages.counters.writebacks.incr();

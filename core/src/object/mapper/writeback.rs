@@ -32,7 +32,7 @@ impl MapperShared {
                 unsafe { std::slice::from_raw_parts(self.page_ptr(page, f), pages.page_size()) };
             crate::backing::accessor::guarded("flush", || self.accessor.flush(page, buf))
         };
-        self.stats.writeback_time.since(started);
+        self.stats.writeback_took(started);
         match r {
             Ok(()) => {
                 pages.counters.writebacks.incr();
