@@ -118,8 +118,8 @@ fn the_pool_keeps_the_counts_of_closed_objects() {
     assert_eq!(b.stats().misses, 1);
 }
 
-/// Threads beyond the hit counter's eight per-thread counters (which then share theirs through
-/// `fetch_add`), some of them short-lived: every hit is counted.
+/// More threads than the hit counter has per-thread counters (one per CPU: the others add to a
+/// shared one), some of them short-lived: every hit is counted.
 #[test]
 fn hits_from_many_threads_are_all_counted() {
     let pages = pool(16);

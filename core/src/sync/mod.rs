@@ -519,20 +519,27 @@ impl Counter {
 /// std's `Relaxed` (statistics' atomics are std's on every backend).
 const STD_RELAXED: std::sync::atomic::Ordering = std::sync::atomic::Ordering::Relaxed;
 
-/// Counters each thread owns one of.
-const SHARDS: usize = 8;
-
-/// A hit counter (see `crate::stats`'s module doc, "What a hit costs"): each thread adds to a
-/// counter of its own with a plain load and store. std atomics on every backend, as
-/// [`Counter`]'s.
-#[derive(Default)]
+/// A hit counter (see `crate::stats`'s module doc, "What a hit costs"): one counter per CPU
+/// (up to 64), each on its own cache line and *owned* by one thread at a time, which adds to
+/// it with a plain load and store; threads beyond those (and every thread under loom and
+/// shuttle) add to one more, shared counter with `fetch_add`. No thread but a counter's owner
+/// ever writes it, so no count is lost. std atomics on every backend, as [`Counter`]'s.
 pub struct HitCounter {
-    shards: [Line; SHARDS],
+    /// `slot::owned()` owned counters, then the shared one.
+    lines: Box<[Line]>,
 }
 
 #[derive(Default)]
 #[repr(align(64))]
 struct Line(std::sync::atomic::AtomicU64);
+
+impl Default for HitCounter {
+    fn default() -> Self {
+        Self {
+            lines: (0..=slot::owned()).map(|_| Line::default()).collect(),
+        }
+    }
+}
 
 impl std::fmt::Debug for HitCounter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -545,31 +552,33 @@ impl HitCounter {
     #[inline(always)]
     pub fn incr(&self) {
         let i = slot::raw();
-        if i < SHARDS {
+        // The last line is the shared one: an index of it or beyond is not owned.
+        if i < self.lines.len() - 1 {
             // This thread owns counter `i` (no other thread writes it): a plain load and store.
-            let c = &self.shards[i].0;
+            let c = &self.lines[i].0;
             c.store(c.load(STD_RELAXED).wrapping_add(1), STD_RELAXED);
         } else {
-            self.incr_shared();
+            self.incr_slow();
         }
     }
 
-    /// A thread that owns no counter yet (it gets one now, if one is free) or shares them.
+    /// A thread with no counter assigned yet (it gets one now, if one is free), or one that
+    /// shares.
     #[cold]
     #[inline(never)]
-    fn incr_shared(&self) {
+    fn incr_slow(&self) {
         let i = slot::current();
-        if i < SHARDS {
-            let c = &self.shards[i].0;
+        if i < self.lines.len() - 1 {
+            let c = &self.lines[i].0;
             c.store(c.load(STD_RELAXED).wrapping_add(1), STD_RELAXED);
-        } else {
-            self.shards[i % SHARDS].0.fetch_add(1, STD_RELAXED);
+        } else if let Some(shared) = self.lines.last() {
+            shared.0.fetch_add(1, STD_RELAXED);
         }
     }
 
     /// The hits counted so far (each thread's counted hits, as far as this thread sees them).
     pub fn get(&self) -> u64 {
-        self.shards
+        self.lines
             .iter()
             .fold(0u64, |n, s| n.wrapping_add(s.0.load(STD_RELAXED)))
     }
@@ -578,24 +587,31 @@ impl HitCounter {
 /// Which of a [`HitCounter`]'s counters the calling thread owns.
 #[cfg(not(any(pagecore_loom, feature = "shuttle")))]
 mod slot {
-    use super::SHARDS;
     use std::cell::Cell;
-    use std::sync::Mutex;
+    use std::sync::{Mutex, OnceLock};
 
-    /// Not yet assigned.
+    /// Not yet assigned (and, as any index `>= owned()`, not owned).
     const NONE: usize = usize::MAX;
-    /// Owns no counter: shares them through `fetch_add` (any value `>= SHARDS`).
-    const SHARED: usize = SHARDS;
+    /// Owns no counter: adds to the shared one.
+    const SHARED: usize = usize::MAX - 1;
 
     thread_local! {
         static INDEX: Cell<usize> = const { Cell::new(NONE) };
         static OWNED: Owned = const { Owned(Cell::new(NONE)) };
     }
 
-    /// Counter indices no live thread owns.
-    static FREE: Mutex<Vec<usize>> = Mutex::new(Vec::new());
-    /// Indices handed out so far (0 to SHARDS).
-    static NEXT: Mutex<usize> = Mutex::new(0);
+    /// Counter indices no live thread owns, and how many were ever handed out.
+    static FREE: Mutex<(Vec<usize>, usize)> = Mutex::new((Vec::new(), 0));
+
+    /// How many counters a hit counter has for owners: the machine's CPUs, 1 to 64.
+    pub(super) fn owned() -> usize {
+        static N: OnceLock<usize> = OnceLock::new();
+        *N.get_or_init(|| {
+            std::thread::available_parallelism()
+                .map_or(4, |n| n.get())
+                .clamp(1, 64)
+        })
+    }
 
     /// Gives the thread's index back when the thread exits.
     struct Owned(Cell<usize>);
@@ -603,71 +619,69 @@ mod slot {
     impl Drop for Owned {
         fn drop(&mut self) {
             let i = self.0.get();
-            if i < SHARDS {
+            if i < owned() {
                 // From here on this thread (in later thread-local destructors) shares.
                 let _ = INDEX.try_with(|c| c.set(SHARED));
-                if let Ok(mut free) = FREE.lock() {
-                    free.push(i);
+                // The mutex orders this thread's last counts before the next owner's.
+                if let Ok(mut f) = FREE.lock() {
+                    f.0.push(i);
                 }
             }
         }
     }
 
-    /// The calling thread's counter index as it stands (`>= SHARDS`: none of its own, or none
+    /// The calling thread's counter index as it stands (`>= owned()`: none of its own, or none
     /// assigned yet).
     #[inline(always)]
     pub(super) fn raw() -> usize {
         INDEX.with(Cell::get)
     }
 
-    /// The calling thread's counter index, assigned if it had none (`>= SHARDS`: it shares).
+    /// The calling thread's counter index, assigned if it had none (`SHARED`: it shares).
     pub(super) fn current() -> usize {
-        let i = INDEX.with(Cell::get);
+        let i = raw();
         if i != NONE {
             return i;
         }
-        assign()
-    }
-
-    #[cold]
-    fn assign() -> usize {
-        let fresh = || {
-            let mut next = NEXT.lock().ok()?;
-            (*next < SHARDS).then(|| {
-                *next += 1;
-                *next - 1
+        let taken = FREE.lock().ok().and_then(|mut f| {
+            f.0.pop().or_else(|| {
+                (f.1 < owned()).then(|| {
+                    f.1 += 1;
+                    f.1 - 1
+                })
             })
-        };
-        let i = FREE
-            .lock()
-            .ok()
-            .and_then(|mut f| f.pop())
-            .or_else(fresh)
-            .unwrap_or(SHARED);
-        // Registering the destructor fails only while the thread is exiting: then share.
-        let i = if i < SHARDS && OWNED.try_with(|o| o.0.set(i)).is_err() {
-            if let Ok(mut free) = FREE.lock() {
-                free.push(i);
+        });
+        // Registering the destructor fails only while the thread exits: then share.
+        let i = match taken {
+            Some(i) if OWNED.try_with(|o| o.0.set(i)).is_ok() => i,
+            Some(i) => {
+                if let Ok(mut f) = FREE.lock() {
+                    f.0.push(i);
+                }
+                SHARED
             }
-            SHARED
-        } else {
-            i
+            None => SHARED,
         };
         INDEX.with(|c| c.set(i));
         i
     }
 }
 
-/// Under loom and shuttle every thread shares (see the module doc).
+/// Under loom and shuttle every thread shares (see [`HitCounter`]): their threads share one OS
+/// thread's thread-locals.
 #[cfg(any(pagecore_loom, feature = "shuttle"))]
 mod slot {
+    pub(super) fn owned() -> usize {
+        0
+    }
+
     #[inline(always)]
     pub(super) fn raw() -> usize {
-        super::SHARDS
+        usize::MAX
     }
 
     pub(super) fn current() -> usize {
-        super::SHARDS
+        usize::MAX
     }
 }
 
@@ -688,18 +702,20 @@ impl<T> StatLock<T> {
 #[cfg(test)]
 mod stat_tests {
     use super::*;
-    const SHARDS: usize = super::SHARDS;
 
-    /// Hits counted by more threads than there are counters are all counted: threads that own
-    /// a counter and threads that share.
+    /// Hits counted by more threads than there are owned counters, running at once, some of
+    /// them short-lived: every hit is counted (a sharing thread never writes an owned counter).
     #[test]
     fn hits_from_many_threads_add_up() {
         let c = std::sync::Arc::new(HitCounter::default());
-        let threads: Vec<_> = (0..3 * SHARDS)
+        let n = 3 * slot::owned() + 2;
+        let start = std::sync::Arc::new(std::sync::Barrier::new(n));
+        let threads: Vec<_> = (0..n)
             .map(|_| {
-                let c = c.clone();
+                let (c, start) = (c.clone(), start.clone());
                 std::thread::spawn(move || {
-                    for _ in 0..1000 {
+                    start.wait();
+                    for _ in 0..20_000 {
                         c.incr();
                     }
                 })
@@ -708,12 +724,12 @@ mod stat_tests {
         for t in threads {
             t.join().unwrap();
         }
-        assert_eq!(c.get(), 3000 * SHARDS as u64);
+        assert_eq!(c.get(), 20_000 * n as u64);
         // Threads come and go: their counters are handed on, and the counts stay.
-        for _ in 0..2 * SHARDS {
+        for _ in 0..2 * n {
             let c = c.clone();
             std::thread::spawn(move || c.incr()).join().unwrap();
         }
-        assert_eq!(c.get(), 3000 * SHARDS as u64 + 2 * SHARDS as u64);
+        assert_eq!(c.get(), 20_000 * n as u64 + 2 * n as u64);
     }
 }
