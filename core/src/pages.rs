@@ -91,8 +91,9 @@ impl PagesBuilder {
     }
 
     /// The eviction policy: which page to reclaim when no frame is free ([`Policy`](crate::Policy): FIFO of
-    /// issue, the default and the departure design; CLOCK; or SIEVE, which the miss-ratio study in
-    /// `docs/` recommends). Hits cost the same under every policy.
+    /// issue, the default and the departure design; CLOCK; SIEVE, which the miss-ratio study in
+    /// `docs/` recommends for plain skewed workloads; or S3-FIFO, ahead where scans or loops
+    /// pollute the cache). Hits cost the same under every policy.
     pub fn policy(mut self, policy: queue::Policy) -> Self {
         self.policy = policy;
         self
@@ -151,8 +152,8 @@ impl PagesBuilder {
 
 /// Pool-wide counters since the pool was built ([`Pages::stats`]; the frame states are
 /// [`Pages::census`]'s). Every frame a pool hands out was free or reclaimed, so at any quiet
-/// moment `fills + cow_breaks == reclaims + frames in use` (frames freed by a close return to
-/// the free list without a reclaim).
+/// moment before any object was closed `fills + cow_breaks == reclaims + frames in use` (frames
+/// freed by a close return to the free list without a reclaim).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Stats {
     /// Pages filled through an accessor.
@@ -175,7 +176,9 @@ pub struct Stats {
     pub revocations: u64,
     /// Copy-on-write pages given a private frame by a writer ([`PageMapper::copy`]).
     pub cow_breaks: u64,
-    /// Hits of every object the pool opened, closed ones included ([`ObjectStats::hits`](crate::ObjectStats::hits)).
+    /// Hits of every object the pool opened and of their copies, closed ones included
+    /// ([`ObjectStats::hits`](crate::ObjectStats::hits)); the frozen layers copies share are the
+    /// pool's own and not counted (their pages' evictions are in `reclaims`).
     pub hits: u64,
     /// Misses of every object ([`ObjectStats::misses`](crate::ObjectStats::misses)).
     pub misses: u64,
@@ -334,7 +337,11 @@ impl Pages {
     /// gauges: `pagecore_frames` labelled `state` (`free`, `filling`, `resident`,
     /// `reclaiming`), `pagecore_frames_pinned`, `pagecore_frames_dirty`,
     /// `pagecore_threads_waiting_for_frames`. The latency histograms `pagecore_fill_seconds` and
-    /// `pagecore_writeback_seconds` are recorded as fills and write-backs happen, with no call.
+    /// `pagecore_writeback_seconds` are recorded as fills and write-backs happen, with no call,
+    /// through the recorder the filling thread sees (install a global one: a thread-local
+    /// recorder sees only its own thread's). Every series is labelled `pool` with the pool's
+    /// number in the process (pools built in turn are numbered 0, 1, ...; an object's id is
+    /// unique within its pool).
     /// Call it as often as the exporter scrapes (a timer thread, or before rendering); it costs
     /// what [`Pages::stats`] and [`Pages::census`] cost. The `metrics` feature.
     ///
@@ -353,6 +360,7 @@ impl Pages {
     #[cfg(feature = "metrics")]
     pub fn report_metrics(&self) {
         let s = self.stats();
+        let pool = self.shared.pool_id().to_string();
         for (name, v) in [
             ("pagecore_hits_total", s.hits),
             ("pagecore_misses_total", s.misses),
@@ -367,7 +375,7 @@ impl Pages {
             ("pagecore_revocations_total", s.revocations),
             ("pagecore_cow_breaks_total", s.cow_breaks),
         ] {
-            metrics::counter!(name).absolute(v);
+            metrics::counter!(name, "pool" => pool.clone()).absolute(v);
         }
         if let Ok(c) = self.census() {
             for (state, n) in [
@@ -376,11 +384,12 @@ impl Pages {
                 ("resident", c.resident),
                 ("reclaiming", c.reclaiming),
             ] {
-                metrics::gauge!("pagecore_frames", "state" => state).set(n);
+                metrics::gauge!("pagecore_frames", "pool" => pool.clone(), "state" => state).set(n);
             }
-            metrics::gauge!("pagecore_frames_pinned").set(c.pinned);
-            metrics::gauge!("pagecore_frames_dirty").set(c.dirty);
-            metrics::gauge!("pagecore_threads_waiting_for_frames").set(c.waiting_for_frames);
+            metrics::gauge!("pagecore_frames_pinned", "pool" => pool.clone()).set(c.pinned);
+            metrics::gauge!("pagecore_frames_dirty", "pool" => pool.clone()).set(c.dirty);
+            metrics::gauge!("pagecore_threads_waiting_for_frames", "pool" => pool)
+                .set(c.waiting_for_frames);
         }
     }
 

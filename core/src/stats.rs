@@ -132,8 +132,10 @@ impl LatencyHistogram {
         }
     }
 
-    /// An upper bound of the `q` quantile (`q` in 0..=1, clamped): the upper end of the bucket
-    /// holding the sample of that rank, so at most twice the true value; zero without samples.
+    /// An upper bound of the `q` quantile (`q` in 0..=1; below 0 is 0, above 1 and NaN are 1):
+    /// the upper end of the bucket holding the sample of that rank, so less than twice the true
+    /// value (for samples up to 2^46 ns, about 20 hours; the last bucket's bound is `u64::MAX`
+    /// ns); zero without samples.
     pub fn quantile(&self, q: f64) -> Duration {
         let n = self.count();
         if n == 0 {
@@ -200,16 +202,31 @@ pub(crate) struct ObjectCounters {
     pub(crate) revocations: Counter,
     pub(crate) fill_time: Histogram,
     pub(crate) writeback_time: Histogram,
+    /// The pool's number, the `pool` label of the latency samples (the `metrics` feature).
+    #[cfg(feature = "metrics")]
+    pool: metrics::SharedString,
 }
 
 impl ObjectCounters {
+    /// The counters of a new object of pool number `pool`.
+    pub(crate) fn new(pool: u64) -> Self {
+        #[cfg(not(feature = "metrics"))]
+        let _ = pool;
+        Self {
+            #[cfg(feature = "metrics")]
+            pool: metrics::SharedString::from_shared(ShareArc::from(pool.to_string())),
+            ..Self::default()
+        }
+    }
+
     /// A fill that began at `started` ended (well or not): its latency recorded (and, with the
     /// `metrics` feature, reported as `pagecore_fill_seconds`).
     pub(crate) fn fill_took(&self, started: Instant) {
         let d = started.elapsed();
         self.fill_time.record(d);
         #[cfg(feature = "metrics")]
-        metrics::histogram!("pagecore_fill_seconds").record(d.as_secs_f64());
+        metrics::histogram!("pagecore_fill_seconds", "pool" => self.pool.clone())
+            .record(d.as_secs_f64());
     }
 
     /// A write-back that began at `started` ended: as [`Self::fill_took`]
@@ -218,7 +235,8 @@ impl ObjectCounters {
         let d = started.elapsed();
         self.writeback_time.record(d);
         #[cfg(feature = "metrics")]
-        metrics::histogram!("pagecore_writeback_seconds").record(d.as_secs_f64());
+        metrics::histogram!("pagecore_writeback_seconds", "pool" => self.pool.clone())
+            .record(d.as_secs_f64());
     }
 
     /// The counters now.
@@ -240,8 +258,9 @@ impl ObjectCounters {
 }
 
 /// An object's counters since it was opened ([`PageMapper::stats`](crate::PageMapper::stats)).
-/// A few relaxed loads, no lock. Every access is a hit or a miss; a miss fills the page or
-/// joins another access's fill.
+/// A few relaxed loads, no lock. Every access that is served or fails on the page's content is
+/// a hit or a miss (one refused at once, such as a `try_request` that would block, is neither);
+/// a miss fills the page or joins another access's fill.
 ///
 /// ```
 /// use pagecore::{MemoryAccessor, Pages};
@@ -265,7 +284,7 @@ pub struct ObjectStats {
     /// was filling, found resident on a second look).
     pub hits: u64,
     /// Guards, client grants and mapping faults that found the page absent: they filled it, or
-    /// joined another access's fill.
+    /// joined another access's fill (whether that fill succeeded or failed).
     pub misses: u64,
     /// Pages filled through the object's accessor (or resolved from a copy's layer).
     pub fills: u64,
@@ -281,9 +300,10 @@ pub struct ObjectStats {
     pub grant_waits: u64,
     /// Revocations asked of the object's clients.
     pub revocations: u64,
-    /// How long fills took (the accessor's `fill`, or a copy's resolution).
+    /// How long fills took (the accessor's `fill`, or a copy's resolution), failed ones
+    /// included (so `fill_latency.count() == fills + fill_errors`).
     pub fill_latency: LatencyHistogram,
-    /// How long write-backs took (the accessor's `flush`).
+    /// How long write-backs took (the accessor's `flush`), failed ones included.
     pub writeback_latency: LatencyHistogram,
 }
 
@@ -309,8 +329,8 @@ impl ObjectStats {
 /// Reports `s`, object `object`'s counters, through the `metrics` facade (the `metrics`
 /// feature; [`PageMapper::report_metrics`](crate::PageMapper::report_metrics)).
 #[cfg(feature = "metrics")]
-pub(crate) fn report_object(object: u64, s: &ObjectStats) {
-    let id = object.to_string();
+pub(crate) fn report_object(pool: u64, object: u64, s: &ObjectStats) {
+    let (pool, id) = (pool.to_string(), object.to_string());
     for (name, v) in [
         ("pagecore_object_hits_total", s.hits),
         ("pagecore_object_misses_total", s.misses),
@@ -322,7 +342,7 @@ pub(crate) fn report_object(object: u64, s: &ObjectStats) {
         ("pagecore_object_grant_waits_total", s.grant_waits),
         ("pagecore_object_revocations_total", s.revocations),
     ] {
-        metrics::counter!(name, "object" => id.clone()).absolute(v);
+        metrics::counter!(name, "pool" => pool.clone(), "object" => id.clone()).absolute(v);
     }
 }
 

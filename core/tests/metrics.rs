@@ -53,11 +53,13 @@ fn the_recorder_sees_what_stats_report() {
         let s = seen(&recorder);
         let ps = pages.stats();
         let os = obj.stats();
-        assert_eq!(counter(&s, "pagecore_hits_total", &[]), Some(ps.hits));
-        assert_eq!(counter(&s, "pagecore_fills_total", &[]), Some(ps.fills));
-        assert_eq!(counter(&s, "pagecore_writebacks_total", &[]), Some(1));
-        let id = format!("{}", obj_id(&s));
-        let object = [("object", id.as_str())];
+        let pool = label(&s, "pagecore_hits_total", "pool");
+        let p = [("pool", pool.as_str())];
+        assert_eq!(counter(&s, "pagecore_hits_total", &p), Some(ps.hits));
+        assert_eq!(counter(&s, "pagecore_fills_total", &p), Some(ps.fills));
+        assert_eq!(counter(&s, "pagecore_writebacks_total", &p), Some(1));
+        let id = label(&s, "pagecore_object_hits_total", "object");
+        let object = [("pool", pool.as_str()), ("object", id.as_str())];
         assert_eq!(
             counter(&s, "pagecore_object_misses_total", &object),
             Some(os.misses)
@@ -69,14 +71,22 @@ fn the_recorder_sees_what_stats_report() {
         let resident = s.get(&(
             MetricKind::Gauge,
             "pagecore_frames".to_string(),
-            vec![("state".to_string(), "resident".to_string())],
+            vec![
+                ("pool".to_string(), pool.clone()),
+                ("state".to_string(), "resident".to_string()),
+            ],
         ));
         assert!(
             matches!(resident, Some(DebugValue::Gauge(g)) if g.into_inner() == 2.0),
             "{resident:?}"
         );
         // Fills and write-backs were recorded as they happened.
-        let samples = |name: &str| match s.get(&(MetricKind::Histogram, name.to_string(), vec![])) {
+        let pool_label = vec![("pool".to_string(), pool.clone())];
+        let samples = |name: &str| match s.get(&(
+            MetricKind::Histogram,
+            name.to_string(),
+            pool_label.clone(),
+        )) {
             Some(DebugValue::Histogram(v)) => v.len() as u64,
             _ => 0,
         };
@@ -85,11 +95,39 @@ fn the_recorder_sees_what_stats_report() {
     });
 }
 
-/// The object id the recorder saw on the per-object series.
-fn obj_id(s: &Seen) -> u64 {
+/// The value of label `key` on series `name`.
+fn label(s: &Seen, name: &str, key: &str) -> String {
     s.keys()
-        .find(|(_, name, _)| name == "pagecore_object_hits_total")
-        .and_then(|(_, _, labels)| labels.iter().find(|(k, _)| k == "object"))
-        .and_then(|(_, v)| v.parse().ok())
-        .expect("an object series")
+        .find(|(_, n, _)| n == name)
+        .and_then(|(_, _, labels)| labels.iter().find(|(k, _)| k == key))
+        .map(|(_, v)| v.clone())
+        .expect("a labelled series")
+}
+
+/// Two pools report apart: their series differ in the `pool` label.
+#[test]
+fn two_pools_report_apart() {
+    let recorder = DebuggingRecorder::new();
+    metrics::with_local_recorder(&recorder, || {
+        let a = Pages::builder().page_size(64).frames(2).build().unwrap();
+        let b = Pages::builder().page_size(64).frames(5).build().unwrap();
+        a.report_metrics();
+        b.report_metrics();
+        let s = seen(&recorder);
+        let free: Vec<f64> = s
+            .iter()
+            .filter(|((k, n, l), _)| {
+                *k == MetricKind::Gauge
+                    && n == "pagecore_frames"
+                    && l.iter().any(|(k, v)| k == "state" && v == "free")
+            })
+            .filter_map(|(_, v)| match v {
+                DebugValue::Gauge(g) => Some(g.into_inner()),
+                _ => None,
+            })
+            .collect();
+        let mut free = free;
+        free.sort_by(f64::total_cmp);
+        assert_eq!(free, vec![2.0, 5.0]);
+    });
 }

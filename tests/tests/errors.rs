@@ -217,3 +217,51 @@ fn read_only_objects_refuse_writes() {
     ));
     assert_eq!(c.request(0, Access::Read).unwrap()[0], 9);
 }
+
+/// A pool whose bookkeeping does not fit the address space (its frames' memory does) is
+/// `TooManyFrames`, not an abort: the frame table, the queue, the free list and S3-FIFO's ghost
+/// are allocated fallibly (found by the fresh-eyes pass of stop 31: a pool of 2^26 frames of 8
+/// bytes under `ulimit -v 3000000`, and one of 2^23 frames with a ghost of 1000%, aborted in
+/// `handle_alloc_error`). Run in a child process under `ulimit -v`.
+#[test]
+fn a_pool_too_large_for_the_address_space_is_an_error_not_an_abort() {
+    use pagecore::{Policy, S3Fifo};
+    const NAME: &str = "a_pool_too_large_for_the_address_space_is_an_error_not_an_abort";
+    if std::env::var_os("PAGECORE_OOM_CHILD").is_some() {
+        let ghost = Policy::S3Fifo(S3Fifo::new(10, 1000, 2).unwrap());
+        for (frames, policy) in [(1u64 << 26, Policy::Fifo), (1 << 23, ghost)] {
+            match Pages::builder()
+                .page_size(8)
+                .frames(frames)
+                .policy(policy)
+                .build()
+            {
+                Ok(_) => println!("{frames} frames: built"),
+                Err(Error::TooManyFrames(f)) => println!("{f} frames: TooManyFrames"),
+                Err(e) => panic!("{frames} frames: {e}"),
+            }
+        }
+        return;
+    }
+    let exe = std::env::current_exe().unwrap();
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "ulimit -v 1500000 && exec '{}' --exact {NAME} --nocapture --test-threads 1",
+            exe.display()
+        ))
+        .env("PAGECORE_OOM_CHILD", "1")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "the child died ({:?}): {stdout}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("TooManyFrames"),
+        "nothing was too large under the limit: {stdout}"
+    );
+}

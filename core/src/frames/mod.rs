@@ -198,6 +198,8 @@ pub(crate) struct PagesShared {
     next_object: Counter,
     /// Every object's counters, for the pool's sums (`Pages::stats`).
     pub(crate) objects: crate::stats::Registry,
+    /// The pool's number in the process (its statistics' `pool` label).
+    pool: u64,
 }
 
 /// `PagesBuilder::evict_batch`'s default bound (the kernel reclaims 32 pages a round; half of
@@ -370,6 +372,14 @@ impl Deferred {
     }
 }
 
+/// `n` values made by `f` from their index, or `None` if the memory for them cannot be had.
+fn try_collect<T>(n: u32, f: impl FnMut(usize) -> T) -> Option<Box<[T]>> {
+    let mut v = Vec::new();
+    v.try_reserve_exact(n as usize).ok()?;
+    v.extend((0..n as usize).map(f));
+    Some(v.into_boxed_slice())
+}
+
 impl PagesShared {
     pub(crate) fn new(
         frames: u64,
@@ -386,29 +396,37 @@ impl PagesShared {
         // One page parker per frame up to 64 (loom too: a scenario with two frames must be able
         // to tell their parkers apart, or a wake-up sent to the wrong frame goes unnoticed).
         let buckets = n.min(64);
+        // The bookkeeping is allocated fallibly, as the frames' memory is: a pool too large for
+        // the machine is an error, not an abort.
+        let too_many = || crate::Error::TooManyFrames(frames);
+        let tags = try_collect(n, |_| AtomicU64::new(FrameWord::new(Tag::Free).raw()))
+            .ok_or_else(too_many)?;
+        let frame_data = try_collect(n, |_| Frame {
+            owner: UnsafeCell::new(None),
+            proxies: UnsafeCell::new(Proxies::default()),
+            track: AccessTrack::new(),
+        })
+        .ok_or_else(too_many)?;
+        // Pop order: frame 0 first.
+        let free = try_collect(n, |i| n - 1 - i as u32)
+            .ok_or_else(too_many)?
+            .into_vec();
+        let queue = PageQueue::try_new(n).ok_or_else(too_many)?;
+        let s3 = match policy {
+            Policy::S3Fifo(p) => Some(s3fifo::S3State::try_new(p, n).ok_or_else(too_many)?),
+            _ => None,
+        };
         Ok(Self {
             memory,
-            tags: (0..n)
-                .map(|_| AtomicU64::new(FrameWord::new(Tag::Free).raw()))
-                .collect(),
-            frames: (0..n)
-                .map(|_| Frame {
-                    owner: UnsafeCell::new(None),
-                    proxies: UnsafeCell::new(Proxies::default()),
-                    track: AccessTrack::new(),
-                })
-                .collect(),
-            // Pop order: frame 0 first.
+            tags,
+            frames: frame_data,
             lists: Mutex::new(
                 crate::sync::Level::Lists,
                 Lists {
-                    free: (0..n).rev().collect(),
-                    queue: PageQueue::new(n),
+                    free,
+                    queue,
                     waiting_obtainers: 0,
-                    s3: match policy {
-                        Policy::S3Fifo(p) => Some(s3fifo::S3State::new(p, n)),
-                        _ => None,
-                    },
+                    s3,
                 },
             ),
             pool_park: Parker::new(crate::sync::Level::Park),
@@ -421,7 +439,13 @@ impl PagesShared {
             counters: Counters::default(),
             next_object: Counter::default(),
             objects: crate::stats::Registry::default(),
+            pool: crate::sync::next_pool_id(),
         })
+    }
+
+    /// The pool's number in the process (labels its statistics).
+    pub(crate) fn pool_id(&self) -> u64 {
+        self.pool
     }
 
     /// A fresh object id.

@@ -111,20 +111,29 @@ pub struct PageQueue {
 
 impl PageQueue {
     /// An empty queue for frames `0..frames`.
+    #[cfg(test)]
     pub fn new(frames: u32) -> Self {
-        Self {
-            links: vec![
-                Link {
-                    prev: NIL,
-                    next: NIL,
-                    list: 0
-                };
-                frames as usize
-            ]
-            .into_boxed_slice(),
+        Self::try_new(frames).expect("memory for a test queue")
+    }
+
+    /// An empty queue for frames `0..frames`, or `None` if the memory for its links cannot be
+    /// had.
+    pub fn try_new(frames: u32) -> Option<Self> {
+        let mut links = Vec::new();
+        links.try_reserve_exact(frames as usize).ok()?;
+        links.resize(
+            frames as usize,
+            Link {
+                prev: NIL,
+                next: NIL,
+                list: 0,
+            },
+        );
+        Some(Self {
+            links: links.into_boxed_slice(),
             ends: [NO_ENDS; 2],
             hand: NIL,
-        }
+        })
     }
 
     /// SIEVE's hand: the frame it points at, or the small segment's head if it ran off the newer

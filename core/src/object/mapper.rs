@@ -182,8 +182,12 @@ impl MapperShared {
     ) -> Self {
         let page_size = pages.page_size() as u64;
         let id = pages.object_id();
-        let stats = ShareArc::new(crate::stats::ObjectCounters::default());
-        pages.objects.register(stats.clone());
+        let stats = ShareArc::new(crate::stats::ObjectCounters::new(pages.pool_id()));
+        // A frozen layer is the pool's own, shared by copies: its counts are not an object's
+        // the user opened (its pages' evictions and write-backs are in the pool's counters).
+        if !layer.is_frozen() {
+            pages.objects.register(stats.clone());
+        }
         Self {
             id,
             map: AccessMap::new(limit.div_ceil(page_size)),
@@ -359,7 +363,9 @@ impl MapperShared {
             }
             let slot = match this.map.slot(page) {
                 Some(slot) => slot,
-                None => match Self::miss(this, page, want, bound)? {
+                None => match Self::miss(this, page, want, bound)
+                    .inspect_err(|_| this.stats.misses.incr())?
+                {
                     Miss::Pinned(f, slot) => {
                         this.stats.misses.incr();
                         return Ok(Some((f, slot)));
@@ -371,7 +377,9 @@ impl MapperShared {
             // Relaxed: a guess for the pin's CAS, which validates it (and orders the data).
             let seen = EntryWord(slot.load(Ordering::Relaxed));
             let Some(f) = seen.frame() else {
-                match Self::miss(this, page, want, bound)? {
+                match Self::miss(this, page, want, bound)
+                    .inspect_err(|_| this.stats.misses.incr())?
+                {
                     Miss::Pinned(f, slot) => {
                         this.stats.misses.incr();
                         return Ok(Some((f, slot)));
@@ -578,13 +586,22 @@ impl MapperShared {
     ) -> Result<Option<(u32, Held)>> {
         let pages = &*this.pages;
         if this.layer.is_layered() && !this.owns(page) {
+            let started = Instant::now();
             match this.layer.resolve(this, page, bound) {
                 Ok(Some(r)) => {
-                    return Ok(Self::publish_proxy(this, page, epoch, r)?.map(|f| (f, Held::Read)))
+                    let published = Self::publish_proxy(this, page, epoch, r)?;
+                    if published.is_some() {
+                        // Resolved from a layer below: this object's fill of the page.
+                        this.stats.fills.incr();
+                        this.stats.fill_took(started);
+                    }
+                    return Ok(published.map(|f| (f, Held::Read)));
                 }
                 // Held by no layer below: the page is this object's (zeros, if anonymous).
                 Ok(None) => {}
                 Err(e) => {
+                    this.stats.fill_errors.incr();
+                    this.stats.fill_took(started);
                     this.complete(page, Outcome::Failed(e.clone()));
                     return Err(e);
                 }

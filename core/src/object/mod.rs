@@ -114,14 +114,14 @@ impl PageMapper {
 
     /// Reports this object's counters ([`PageMapper::stats`]) through the [`metrics`] crate's
     /// facade, to whatever recorder the program installed, as counters labelled with the
-    /// object's id (`object`): `pagecore_object_hits_total`, `_misses_total`, `_fills_total`,
+    /// object's id (`object`, unique within its pool) and its pool's number (`pool`): `pagecore_object_hits_total`, `_misses_total`, `_fills_total`,
     /// `_fill_errors_total`, `_evictions_total`, `_writebacks_total`, `_writeback_errors_total`,
     /// `_grant_waits_total`, `_revocations_total`. Call it for the objects worth a series of their
     /// own, as often as the exporter scrapes (the pool-wide sums are
     /// [`Pages::report_metrics`](crate::Pages::report_metrics)'s). The `metrics` feature.
     #[cfg(feature = "metrics")]
     pub fn report_metrics(&self) {
-        crate::stats::report_object(self.shared.id, &self.stats());
+        crate::stats::report_object(self.shared.pages.pool_id(), self.shared.id, &self.stats());
     }
 
     /// Number of pages the object can have.

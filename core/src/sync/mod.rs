@@ -685,6 +685,12 @@ mod slot {
     }
 }
 
+/// A number for a new pool, unique in the process (labels its statistics' series).
+pub fn next_pool_id() -> u64 {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    NEXT.fetch_add(1, STD_RELAXED)
+}
+
 /// A lock for statistics (the stats registry): std's mutex on every backend, taken alone, never
 /// with a protocol lock, so outside the lock hierarchy and the models. A poisoned lock is
 /// used as it is (statistics have no invariant a panic could break).
