@@ -222,6 +222,9 @@ fn fill_and_writeback_errors_are_counted() {
     obj.write(0).unwrap()[0] = 7;
     assert!(obj.sync().is_err());
     let s = obj.stats();
+    // The failed read was a miss too (every access is a hit or a miss; found by the fresh-eyes
+    // pass of stop 31, which saw it counted as neither).
+    assert_eq!((s.hits, s.misses), (0, 2), "{s:?}");
     assert_eq!((s.fill_errors, s.fills), (1, 1), "{s:?}");
     assert_eq!((s.writeback_errors, s.writebacks), (1, 0), "{s:?}");
     assert_eq!(s.fill_latency.count(), 2);
@@ -229,4 +232,32 @@ fn fill_and_writeback_errors_are_counted() {
     acc.fail_flush.store(false, Ordering::SeqCst);
     obj.sync().unwrap();
     assert_eq!(obj.stats().writebacks, 1);
+}
+
+/// A copy's pages resolved from the layer it shares with its source count as its fills (timed),
+/// and the pool's sums are its objects' (the frozen layer the two share is the pool's own).
+/// Found by the fresh-eyes pass of stop 31: the copy counted 4 misses and no fill, and the pool
+/// counted the layer's 4 hits besides.
+#[test]
+fn a_copy_counts_its_own_fills_and_the_pool_sums_only_objects() {
+    let pages = pool(8);
+    let a = pages.anonymous(16 * PAGE as u64).unwrap();
+    for p in 0..4 {
+        a.write(p).unwrap()[0] = p as u8 + 1;
+    }
+    let b = a.copy().unwrap();
+    for p in 0..4 {
+        assert_eq!(b.read(p).unwrap()[0], p as u8 + 1);
+        drop(b.read(p).unwrap());
+    }
+    b.write(0).unwrap()[0] = 99;
+    let (sa, sb) = (a.stats(), b.stats());
+    assert_eq!((sa.hits, sa.misses, sa.fills), (0, 4, 4), "{sa:?}");
+    assert_eq!((sb.hits, sb.misses, sb.fills), (5, 4, 4), "{sb:?}");
+    assert_eq!(sb.fill_latency.count(), 4);
+    let p = pages.stats();
+    assert_eq!(
+        (p.hits, p.misses),
+        (sa.hits + sb.hits, sa.misses + sb.misses)
+    );
 }
