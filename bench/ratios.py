@@ -18,6 +18,6 @@ for p in peers:
 for t in threads:
     pc = rows.get(("pagecore", t))
     if pc:
-        for peer in ("quick_cache", "atomic_bound", "moka", "dashmap", "mutex_lru"):
+        for peer in ("pagecore_counted", "quick_cache", "atomic_bound", "moka", "dashmap", "mutex_lru"):
             if (peer, t) in rows:
                 print(f"{t} thread(s): pagecore / {peer} = {pc / rows[(peer, t)]:.2f}x")

@@ -2,6 +2,8 @@
 //! pages of 4 KiB, at 1 and 2 threads, beside the peers a user would otherwise reach for, all
 //! holding the same pages, in the same run:
 //!
+//! * `pagecore_counted` — the same read in a pool that counts hits (`PagesBuilder::count_hits`):
+//!   the hit counter's cost, beside `pagecore` in the same run;
 //! * `atomic_bound` — the lower bound: `fetch_add` on a per-page counter, one byte read,
 //!   `fetch_sub` (what any pin-based design must at least do);
 //! * `quick_cache` (`quick_cache::sync::Cache`), `moka` (`moka::sync::Cache`), `dashmap`, and
@@ -114,6 +116,26 @@ fn with_peers(n: usize, f: impl FnOnce(&[(&str, Op<'_>)])) {
     for p in 0..n as u64 {
         drop(obj.read(p).unwrap());
     }
+    // The same object in a pool that counts hits (PagesBuilder::count_hits): the cost of the
+    // hit counter, measured beside the plain one in the same run.
+    let counted_pages = Pages::builder()
+        .page_size(PAGE)
+        .frames(n as u64)
+        .count_hits(true)
+        .build()
+        .unwrap();
+    let counted = counted_pages
+        .open(
+            ComputedAccessor::new(|p, buf| {
+                buf.fill((p % 251) as u8);
+                Ok(())
+            }),
+            (n * PAGE) as u64,
+        )
+        .unwrap();
+    for p in 0..n as u64 {
+        drop(counted.read(p).unwrap());
+    }
     // Lower bound: per-page counter pin + one byte read.
     let counters: Vec<AtomicU64> = (0..n).map(|_| AtomicU64::new(0)).collect();
     let data: Vec<u8> = (0..n * PAGE).map(|i| ((i / PAGE) % 251) as u8).collect();
@@ -133,6 +155,10 @@ fn with_peers(n: usize, f: impl FnOnce(&[(&str, Op<'_>)])) {
     let clients: Vec<pagecore::Client> = (0..CLIENTS).map(|_| obj.register().unwrap()).collect();
     let peers: Vec<(&str, Op<'_>)> = vec![
         ("pagecore", Box::new(|_, k| obj.read(k).unwrap()[0])),
+        (
+            "pagecore_counted",
+            Box::new(|_, k| counted.read(k).unwrap()[0]),
+        ),
         (
             "pagecore_client",
             Box::new(|t, k| clients[t % CLIENTS].request(k, Access::Read).unwrap()[0]),

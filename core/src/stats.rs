@@ -8,7 +8,8 @@
 //!
 //! # What a hit costs
 //!
-//! A hit is one CAS on the page's entry; a shared counter beside it would add a locked
+//! Hits are counted only in pools built with `PagesBuilder::count_hits(true)` (otherwise a hit
+//! reads one flag beside the fields it reads anyway). A hit is one CAS on the page's entry; a shared counter beside it would add a locked
 //! read-modify-write (and a contended cache line) to every hit. Hits are instead counted in a
 //! `sync::HitCounter`: one counter per CPU (up to 64), each on its own cache line and *owned*
 //! by one thread at a time, which adds to its own with a plain load and store (no locked
@@ -264,7 +265,7 @@ impl ObjectCounters {
 ///
 /// ```
 /// use pagecore::{MemoryAccessor, Pages};
-/// let pages = Pages::builder().page_size(64).frames(2).build()?;
+/// let pages = Pages::builder().page_size(64).frames(2).count_hits(true).build()?;
 /// let obj = pages.open(MemoryAccessor::new(), 64 * 8)?;
 /// obj.write(0)?[0] = 1; // a miss: filled, then dirty
 /// drop(obj.read(0)?);   // a hit
@@ -281,7 +282,8 @@ impl ObjectCounters {
 #[non_exhaustive]
 pub struct ObjectStats {
     /// Guards and client grants served by a resident page (including a page another access
-    /// was filling, found resident on a second look).
+    /// was filling, found resident on a second look), if the pool counts hits
+    /// ([`PagesBuilder::count_hits`](crate::PagesBuilder::count_hits)); else 0.
     pub hits: u64,
     /// Guards, client grants and mapping faults that found the page absent: they filled it, or
     /// joined another access's fill (whether that fill succeeded or failed).

@@ -42,7 +42,12 @@ fn counter(s: &Seen, name: &str, labels: &[(&str, &str)]) -> Option<u64> {
 fn the_recorder_sees_what_stats_report() {
     let recorder = DebuggingRecorder::new();
     metrics::with_local_recorder(&recorder, || {
-        let pages = Pages::builder().page_size(64).frames(2).build().unwrap();
+        let pages = Pages::builder()
+            .page_size(64)
+            .frames(2)
+            .count_hits(true)
+            .build()
+            .unwrap();
         let obj = pages.open(MemoryAccessor::new(), 64 * 8).unwrap();
         obj.write(0).unwrap()[0] = 1;
         drop(obj.read(0).unwrap());

@@ -17,8 +17,24 @@ fn pool(frames: u64) -> Pages {
         .page_size(PAGE)
         .frames(frames)
         .policy(Policy::Sieve)
+        .count_hits(true)
         .build()
         .unwrap()
+}
+
+/// Without `count_hits`, hits stay 0 and everything else is counted as with it.
+#[test]
+fn hits_are_counted_only_when_the_pool_asks() {
+    let pages = Pages::builder().page_size(PAGE).frames(2).build().unwrap();
+    let obj = pages.open(MemoryAccessor::new(), 4 * PAGE as u64).unwrap();
+    for _ in 0..3 {
+        drop(obj.read(0).unwrap());
+    }
+    let c = obj.register().unwrap();
+    drop(c.request(0, Access::Read).unwrap());
+    let s = obj.stats();
+    assert_eq!((s.hits, s.misses, s.fills), (0, 1, 1), "{s:?}");
+    assert_eq!(pages.stats().hits, 0);
 }
 
 /// Two objects share a pool of 8 frames; random reads and writes over 32 pages each. Each

@@ -139,7 +139,7 @@ impl Client {
         }
         let slot = m.map.slot(page)?;
         let frame = Arbiter::fast_grant(slot, self.id, access)?;
-        m.stats.hits.incr();
+        m.hit();
         Some((slot, frame))
     }
 

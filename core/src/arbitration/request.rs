@@ -53,7 +53,7 @@ impl Arbiter {
                 }
             }
             if c < EntryWord::INLINE_CLIENTS && Self::fast_grant(slot, c, want).is_some() {
-                mapper.stats.hits.incr();
+                mapper.hit();
                 return Ok(Begin::Granted);
             }
             match self.enqueue_slow(pages, slot, c, page, want, try_only, false)? {
@@ -65,7 +65,7 @@ impl Arbiter {
                 }
                 Begin::Retry(_) => {}
                 b => {
-                    mapper.stats.hits.incr();
+                    mapper.hit();
                     return Ok(b);
                 }
             }

@@ -200,6 +200,8 @@ pub(crate) struct PagesShared {
     pub(crate) objects: crate::stats::Registry,
     /// The pool's number in the process (its statistics' `pool` label).
     pool: u64,
+    /// Whether objects count their hits (`PagesBuilder::count_hits`).
+    pub(crate) count_hits: bool,
 }
 
 /// `PagesBuilder::evict_batch`'s default bound (the kernel reclaims 32 pages a round; half of
@@ -387,6 +389,7 @@ impl PagesShared {
         wait_bound: Option<Duration>,
         policy: Policy,
         evict_batch: Option<u32>,
+        count_hits: bool,
     ) -> Result<Self> {
         let memory = Memory::new(frames, page_size)?;
         let n = memory.frames();
@@ -440,6 +443,7 @@ impl PagesShared {
             next_object: Counter::default(),
             objects: crate::stats::Registry::default(),
             pool: crate::sync::next_pool_id(),
+            count_hits,
         })
     }
 

@@ -121,6 +121,9 @@ pub(crate) struct MapperShared {
     pub(crate) memory: Option<ShareArc<dyn crate::object::memory::PageMemory>>,
     /// Its statistics (`PageMapper::stats`; the pool's registry holds them too, for its sums).
     pub(crate) stats: ShareArc<crate::stats::ObjectCounters>,
+    /// Whether it counts its hits (the pool's `PagesBuilder::count_hits`, copied here, beside
+    /// the fields the hit path reads).
+    count_hits: bool,
 }
 
 /// Access wanted by a fault.
@@ -182,6 +185,7 @@ impl MapperShared {
     ) -> Self {
         let page_size = pages.page_size() as u64;
         let id = pages.object_id();
+        let count_hits = pages.count_hits;
         let stats = ShareArc::new(crate::stats::ObjectCounters::new(pages.pool_id()));
         // A frozen layer is the pool's own, shared by copies: its counts are not an object's
         // the user opened (its pages' evictions and write-backs are in the pool's counters).
@@ -207,6 +211,7 @@ impl MapperShared {
             regions: Mutex::new(crate::sync::Level::Regions, Vec::new()),
             memory: None,
             stats,
+            count_hits,
         }
     }
 
@@ -285,6 +290,14 @@ impl MapperShared {
         }
     }
 
+    /// Counts a hit, if the pool counts them (`PagesBuilder::count_hits`).
+    #[inline(always)]
+    pub(crate) fn hit(&self) {
+        if self.count_hits {
+            self.stats.hits.incr();
+        }
+    }
+
     /// Pins `page` for `want`, faulting it in if needed. Returns the frame and the page's entry
     /// slot; the caller owns one read pin (Read) or the writer bit (Write) on that entry.
     ///
@@ -311,7 +324,7 @@ impl MapperShared {
                 if let Ok(pinned) = this.pages.try_pin_read(slot, seen) {
                     // try_pin_read pins only entries that name a frame, so this always matches.
                     if let Some(f) = pinned.frame() {
-                        this.stats.hits.incr();
+                        this.hit();
                         return Ok((f, slot));
                     }
                 }
@@ -394,7 +407,7 @@ impl MapperShared {
             };
             let refused = match r {
                 Ok(pinned) => {
-                    this.stats.hits.incr();
+                    this.hit();
                     return Ok(Some((pinned.frame().unwrap_or(f), slot)));
                 }
                 Err(w) => w,
