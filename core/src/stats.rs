@@ -11,11 +11,11 @@
 //! Hits are counted only in pools built with `PagesBuilder::count_hits(true)` (otherwise a hit
 //! reads one flag beside the fields it reads anyway). A hit is one CAS on the page's entry; a shared counter beside it would add a locked
 //! read-modify-write (and a contended cache line) to every hit. Hits are instead counted in a
-//! `sync::HitCounter`: one counter per CPU (up to 64), each on its own cache line and *owned*
+//! `sync::HitCounter`: four counters per CPU (8 to 256), each on its own cache line and *owned*
 //! by one thread at a time, which adds to its own with a plain load and store (no locked
 //! instruction, no line shared with another writer). A thread gets a counter the first time it
 //! counts a hit, and gives it back when it exits (under a mutex, so the next owner sees every
-//! count its predecessor made); threads beyond the CPUs add to one more, shared counter with
+//! count its predecessor made); threads beyond those add to one more, shared counter with
 //! `fetch_add`. No thread but its owner writes an owned counter, so no count is lost. Under
 //! loom and shuttle, whose threads share one OS thread's thread-locals, every thread shares.
 //!
@@ -23,7 +23,8 @@
 //! (slow) paths, with one `fetch_add` each; a fill and a write-back read the clock twice for the
 //! histogram (about 40 ns beside the page's I/O).
 //!
-//! An object's statistics take about 1 KiB, plus 64 bytes per CPU for its hit counter. The
+//! An object's statistics take about 1 KiB, plus (if the pool counts hits) 256 bytes per CPU
+//! for its hit counter (at least 576). The
 //! pool's registry holds every object's until it is gone; gone objects' counts are folded
 //! into the pool's sums when they are next asked for, or when the registry has doubled.
 
@@ -209,11 +210,12 @@ pub(crate) struct ObjectCounters {
 }
 
 impl ObjectCounters {
-    /// The counters of a new object of pool number `pool`.
-    pub(crate) fn new(pool: u64) -> Self {
+    /// The counters of a new object of pool number `pool`, with a hit counter if `count_hits`.
+    pub(crate) fn new(pool: u64, count_hits: bool) -> Self {
         #[cfg(not(feature = "metrics"))]
         let _ = pool;
         Self {
+            hits: HitCounter::new(count_hits),
             #[cfg(feature = "metrics")]
             pool: metrics::SharedString::from_shared(ShareArc::from(pool.to_string())),
             ..Self::default()

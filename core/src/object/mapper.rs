@@ -186,7 +186,10 @@ impl MapperShared {
         let page_size = pages.page_size() as u64;
         let id = pages.object_id();
         let count_hits = pages.count_hits;
-        let stats = ShareArc::new(crate::stats::ObjectCounters::new(pages.pool_id()));
+        let stats = ShareArc::new(crate::stats::ObjectCounters::new(
+            pages.pool_id(),
+            count_hits,
+        ));
         // A frozen layer is the pool's own, shared by copies: its counts are not an object's
         // the user opened (its pages' evictions and write-backs are in the pool's counters).
         if !layer.is_frozen() {

@@ -519,8 +519,8 @@ impl Counter {
 /// std's `Relaxed` (statistics' atomics are std's on every backend).
 const STD_RELAXED: std::sync::atomic::Ordering = std::sync::atomic::Ordering::Relaxed;
 
-/// A hit counter (see `crate::stats`'s module doc, "What a hit costs"): one counter per CPU
-/// (up to 64), each on its own cache line and *owned* by one thread at a time, which adds to
+/// A hit counter (see `crate::stats`'s module doc, "What a hit costs"): four counters per CPU
+/// (8 to 256), each on its own cache line and *owned* by one thread at a time, which adds to
 /// it with a plain load and store; threads beyond those (and every thread under loom and
 /// shuttle) add to one more, shared counter with `fetch_add`. No thread but a counter's owner
 /// ever writes it, so no count is lost. std atomics on every backend, as [`Counter`]'s.
@@ -533,11 +533,10 @@ pub struct HitCounter {
 #[repr(align(64))]
 struct Line(std::sync::atomic::AtomicU64);
 
+/// No counter (counts nothing): see [`HitCounter::new`].
 impl Default for HitCounter {
     fn default() -> Self {
-        Self {
-            lines: (0..=slot::owned()).map(|_| Line::default()).collect(),
-        }
+        Self::new(false)
     }
 }
 
@@ -548,12 +547,20 @@ impl std::fmt::Debug for HitCounter {
 }
 
 impl HitCounter {
+    /// A hit counter; `enabled: false` allocates no counter (and counts nothing).
+    pub fn new(enabled: bool) -> Self {
+        let lines = if enabled { slot::owned() + 1 } else { 0 };
+        Self {
+            lines: (0..lines).map(|_| Line::default()).collect(),
+        }
+    }
+
     /// Counts one hit by the calling thread.
     #[inline(always)]
     pub fn incr(&self) {
         let i = slot::raw();
         // The last line is the shared one: an index of it or beyond is not owned.
-        if i < self.lines.len() - 1 {
+        if i < self.lines.len().saturating_sub(1) {
             // This thread owns counter `i` (no other thread writes it): a plain load and store.
             let c = &self.lines[i].0;
             c.store(c.load(STD_RELAXED).wrapping_add(1), STD_RELAXED);
@@ -568,7 +575,7 @@ impl HitCounter {
     #[inline(never)]
     fn incr_slow(&self) {
         let i = slot::current();
-        if i < self.lines.len() - 1 {
+        if i < self.lines.len().saturating_sub(1) {
             let c = &self.lines[i].0;
             c.store(c.load(STD_RELAXED).wrapping_add(1), STD_RELAXED);
         } else if let Some(shared) = self.lines.last() {
@@ -603,13 +610,14 @@ mod slot {
     /// Counter indices no live thread owns, and how many were ever handed out.
     static FREE: Mutex<(Vec<usize>, usize)> = Mutex::new((Vec::new(), 0));
 
-    /// How many counters a hit counter has for owners: the machine's CPUs, 1 to 64.
+    /// How many counters a hit counter has for owners: four per CPU, 8 to 256 (threads
+    /// outnumber CPUs: a program's main thread and idle threads keep theirs).
     pub(super) fn owned() -> usize {
         static N: OnceLock<usize> = OnceLock::new();
         *N.get_or_init(|| {
             std::thread::available_parallelism()
-                .map_or(4, |n| n.get())
-                .clamp(1, 64)
+                .map_or(8, |n| n.get().saturating_mul(4))
+                .clamp(8, 256)
         })
     }
 
@@ -713,7 +721,7 @@ mod stat_tests {
     /// them short-lived: every hit is counted (a sharing thread never writes an owned counter).
     #[test]
     fn hits_from_many_threads_add_up() {
-        let c = std::sync::Arc::new(HitCounter::default());
+        let c = std::sync::Arc::new(HitCounter::new(true));
         let n = 3 * slot::owned() + 2;
         let start = std::sync::Arc::new(std::sync::Barrier::new(n));
         let threads: Vec<_> = (0..n)
