@@ -4,8 +4,10 @@
 //! fixed budget of page-sized frames (`frames::memory::Memory`) to memory objects; each object has one
 //! [`PageMapper`] shared by all its clients, which serves faults from its `object::access_map::AccessMap`
 //! or by filling a frame through the object's [`Accessor`]. Issued pages wait in the
-//! `frames::queue::PageQueue` (FIFO of issue); when no free frame is left, the page at the head is
-//! reclaimed (written back first if dirty).
+//! `frames::queue::PageQueue`; when no free frame is left, the pool's eviction [`Policy`] (FIFO of
+//! issue by default; CLOCK, SIEVE or S3-FIFO) picks the page to reclaim (written back first if
+//! dirty). [`PageMapper::stats`] and [`Pages::stats`] count what happened to each object's pages
+//! and the pool's (the `metrics` feature reports them through the `metrics` crate).
 //!
 //! Hits take no lock: a read guard on a resident page costs one load and one CAS on the page's
 //! 64-bit AccessMap entry (`pack::EntryWord`), and its drop one `fetch_sub`. Every state change
