@@ -225,21 +225,23 @@ impl ObjectCounters {
     /// A fill that began at `started` ended (well or not): its latency recorded (and, with the
     /// `metrics` feature, reported as `pagecore_fill_seconds`).
     pub(crate) fn fill_took(&self, started: Instant) {
-        let d = started.elapsed();
-        self.fill_time.record(d);
-        #[cfg(feature = "metrics")]
-        metrics::histogram!("pagecore_fill_seconds", "pool" => self.pool.clone())
-            .record(d.as_secs_f64());
+        self.took(&self.fill_time, "pagecore_fill_seconds", started);
     }
 
     /// A write-back that began at `started` ended: as [`Self::fill_took`]
     /// (`pagecore_writeback_seconds`).
     pub(crate) fn writeback_took(&self, started: Instant) {
+        self.took(&self.writeback_time, "pagecore_writeback_seconds", started);
+    }
+
+    /// Records the time since `started` in `hist` (and, with `metrics`, as sample `name`).
+    fn took(&self, hist: &Histogram, name: &'static str, started: Instant) {
         let d = started.elapsed();
-        self.writeback_time.record(d);
+        hist.record(d);
         #[cfg(feature = "metrics")]
-        metrics::histogram!("pagecore_writeback_seconds", "pool" => self.pool.clone())
-            .record(d.as_secs_f64());
+        metrics::histogram!(name, "pool" => self.pool.clone()).record(d.as_secs_f64());
+        #[cfg(not(feature = "metrics"))]
+        let _ = name;
     }
 
     /// The counters now.
