@@ -135,3 +135,34 @@ pub fn c46_timed_joiner_leaves_a_fill_vs_its_publication() {
     assert_eq!(sa.fills.load(SeqCst), 1, "C46: A0 filled more than once");
     assert_settled(&pages, "C46");
 }
+
+/// C51 a write request awaited as a future behind a plain read guard, vs the guard's drop: the
+/// main thread holds a read guard on A0 (a pin, no client); on another thread client 0's write
+/// request on A0 is awaited. The core blocks it on the entry (`Poll::CoreBlocked`: the guard's
+/// pin is not the request's own), so its poll registers the task's waker on the frame's page
+/// parker (`poll_wait_entry`), which the guard's last unpin notifies; it must not try to break a
+/// copy-on-write page that is not one (that returns at once and polled again for ever: a spin
+/// loom reports as exceeding its branch bound). The task is woken and granted and its write
+/// lands; arbitration idle; nothing pinned.
+pub fn c51_awaited_write_behind_a_plain_reader_vs_its_drop() {
+    let pages = pool(1);
+    let sa = Store::new(1, A);
+    let a = open(&pages, &sa, 1);
+    let c0 = a.register().unwrap();
+    let g = a.read(0).unwrap();
+    let t = thread::spawn(move || {
+        let p = c0.enqueue(0, Access::Write).unwrap();
+        let mut g = block_on(p).unwrap();
+        let v = value(&g);
+        put(&mut g, v + 1);
+    });
+    drop(g);
+    t.join().unwrap();
+    assert_eq!(
+        read(&a, 0).unwrap().0,
+        A + 1,
+        "C51: the awaited write was lost"
+    );
+    assert_arbitration_idle(&a);
+    assert_settled(&pages, "C51");
+}

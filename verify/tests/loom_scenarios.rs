@@ -448,6 +448,14 @@ fn c46_timed_joiner_leaves_a_fill_vs_its_publication() {
 }
 
 #[test]
+fn c51_awaited_write_behind_a_plain_reader_vs_its_drop() {
+    model(
+        "C51",
+        s::c51_awaited_write_behind_a_plain_reader_vs_its_drop,
+    );
+}
+
+#[test]
 fn c47_request_resolving_through_a_paged_out_layer() {
     model_capped(
         "C47",
