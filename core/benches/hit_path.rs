@@ -144,6 +144,20 @@ fn with_peers(n: usize, f: impl FnOnce(&[(&str, Op<'_>)])) {
     let peers: Vec<(&str, Op<'_>)> = vec![
         ("pagecore", Box::new(|_, k| obj.read(k).unwrap()[0])),
         (
+            // The same read as an awaited fault, polled once by a no-op waker (an executor's
+            // first poll of `obj.read_async(k).await` on a resident page).
+            "pagecore_async",
+            Box::new(|_, k| {
+                use std::future::Future;
+                let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+                let mut f = std::pin::pin!(obj.read_async(k));
+                match f.as_mut().poll(&mut cx) {
+                    std::task::Poll::Ready(g) => g.unwrap()[0],
+                    std::task::Poll::Pending => unreachable!("a resident page nobody writes"),
+                }
+            }),
+        ),
+        (
             "pagecore_counted",
             Box::new(|_, k| counted.read(k).unwrap()[0]),
         ),

@@ -14,6 +14,10 @@
 //! is an atomic RMW on an entry, or a frame-tag change under the lists lock,
 //! and the protocol is model-checked with loom and shuttle (see `verify/` and `SPEC.md`).
 //!
+//! Every wait is bounded (the pool's `wait_bound`, or a per-call time-out) and has an async
+//! form for tasks on any executor: [`PageMapper::read_async`] and [`PageMapper::write_async`]
+//! await a page, and a client's request is a future ([`Pending`]); dropping one withdraws it.
+//!
 //! ```
 //! use pagecore::{Pages, FileAccessor};
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -85,6 +89,7 @@ pub use frames::queue::{Policy, S3Fifo};
 pub use frames::Census;
 #[cfg(all(target_os = "linux", not(any(pagecore_loom, feature = "shuttle"))))]
 pub use mmap::mapping::{Mapping, MappingBuilder, MappingStats};
+pub use object::future::{ReadGuardFuture, WriteGuardFuture};
 pub use object::guard::{ReadGuard, WriteGuard};
 pub use object::PageMapper;
 pub use pages::{Pages, PagesBuilder, Stats, DEFAULT_SWAP_SLOTS, DEFAULT_WAIT_BOUND};

@@ -166,3 +166,72 @@ pub fn c51_awaited_write_behind_a_plain_reader_vs_its_drop() {
     assert_arbitration_idle(&a);
     assert_settled(&pages, "C51");
 }
+
+/// The `u64` a read guard's page holds.
+fn word(g: &[u8]) -> u64 {
+    u64::from_le_bytes(g[..8].try_into().unwrap())
+}
+
+/// C52 an awaited fault of a page another thread is filling, vs the fill's publication: a thread
+/// reads A0 (a blocking fault, the filler), while the main thread awaits `read_async(A0)`. The
+/// future finds the page resident (a hit), or its fill in flight, and then waits for the fill's
+/// outcome on the fill parker without joining it (registering its waker under the parker's lock
+/// after re-checking that the outcome is unset; the filler sets it, then wakes every waker), and
+/// looks again; or it fills the page itself and the thread waits for it. Both read A0's value;
+/// nothing pinned (a future that joined would own a pin the filler took for it). A0 is filled
+/// once, or twice with one eviction between: the future obtains its frame before it records a
+/// fill (so that no fault ever joins a future that may be dropped), and in this one-frame pool
+/// a thread that filled A0 and let it go between the future's look and its obtain leaves A0 the
+/// only victim (a wasted fill, never a wrong byte; SPEC §5).
+pub fn c52_awaited_fault_vs_the_fill_it_waits_for() {
+    let pages = pool(1);
+    let sa = Store::new(1, A);
+    let a = open(&pages, &sa, 1);
+    let t = {
+        let a = a.clone();
+        thread::spawn(move || read(&a, 0).unwrap().0)
+    };
+    let v = block_on(async { a.read_async(0).await.map(|g| word(&g)) }).unwrap();
+    assert_eq!(v, A, "C52: the awaited fault's read of A0");
+    assert_eq!(t.join().unwrap(), A, "C52: the thread's read of A0");
+    let fills = sa.fills.load(SeqCst) as u64;
+    assert!(fills == 1 || fills == 2, "C52: A0 filled {fills} times");
+    assert_eq!(
+        pages.stats().evictions,
+        fills - 1,
+        "C52: a second fill without an eviction between"
+    );
+    assert_settled(&pages, "C52");
+}
+
+/// C53 an awaited fault waiting for a frame vs the unpin that frees one, and a fault future
+/// dropped while it waits: the pool's one frame holds B0, read-pinned by the main thread. On
+/// another thread a fault of A0 is polled once and dropped (it found no frame: counted among the
+/// waiting obtainers, `WAIT_POOL` on B0, its waker on the pool parker; the drop withdraws the
+/// count), then a second fault of A0 is awaited, while the main thread lets B0 go (its unpin
+/// consumes `WAIT_POOL` and wakes the pool parker, which takes the wakers). The awaited fault
+/// is woken, evicts B0, fills A0 and reads it; no waiting obtainer is left counted (the
+/// census), nothing pinned; a lost wake-up is a deadlock both checkers report.
+pub fn c53_awaited_fault_waiting_for_a_frame_vs_its_unpin() {
+    let pages = pool(1);
+    let (sa, sb) = (Store::new(1, A), Store::new(1, B));
+    let (a, b) = (open(&pages, &sa, 1), open(&pages, &sb, 1));
+    let held = b.read(0).unwrap();
+    let t = {
+        let a = a.clone();
+        thread::spawn(move || {
+            {
+                let f = a.read_async(0);
+                let mut f = std::pin::pin!(f);
+                let mut cx = Context::from_waker(Waker::noop());
+                let _ = f.as_mut().poll(&mut cx);
+                // Dropped here, polled once: withdrawn, or a guard dropped if it got the frame.
+            }
+            block_on(async { a.read_async(0).await.map(|g| word(&g)) }).unwrap()
+        })
+    };
+    assert_eq!(word(&held), B, "C53: B0's value");
+    drop(held);
+    assert_eq!(t.join().unwrap(), A, "C53: the awaited read of A0");
+    assert_settled(&pages, "C53");
+}

@@ -362,6 +362,16 @@ fn c51_awaited_write_behind_a_plain_reader_vs_its_drop() {
 }
 
 #[test]
+fn c52_awaited_fault_vs_the_fill_it_waits_for() {
+    explore("C52", s::c52_awaited_fault_vs_the_fill_it_waits_for);
+}
+
+#[test]
+fn c53_awaited_fault_waiting_for_a_frame_vs_its_unpin() {
+    explore("C53", s::c53_awaited_fault_waiting_for_a_frame_vs_its_unpin);
+}
+
+#[test]
 fn c47_request_resolving_through_a_paged_out_layer() {
     explore("C47", s::c47_request_resolving_through_a_paged_out_layer);
 }

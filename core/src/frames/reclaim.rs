@@ -336,6 +336,52 @@ impl PagesShared {
         }
     }
 
+    /// The async form of [`wait_obtain`](Self::wait_obtain), for a fault polled as a future:
+    /// `Ready(Some(got))` for a pick made while getting ready to wait, `Ready(None)` (look again)
+    /// when nothing is picked but the parker's re-check says not to wait, or `Pending` with the
+    /// task's waker registered on the pool parker, `WAIT_POOL` left on the pages in the way and
+    /// the caller counted among the waiting obtainers (`*registered`; the count stays until the
+    /// caller's [`unwait_obtain`](Self::unwait_obtain), at its next poll or its drop, so a frame
+    /// freed meanwhile notifies the parker, whose wake-up takes every waker).
+    pub(crate) fn poll_obtain(
+        &self,
+        cx: &mut std::task::Context<'_>,
+        registered: &mut bool,
+    ) -> std::task::Poll<Option<Got>> {
+        let mut got = None;
+        let mut later = Deferred::default();
+        let r = self.pool_park.poll_park(cx, || {
+            let mut l = lock(&self.lists);
+            match self.pick(&mut l, true, &mut later) {
+                Pick::None => {
+                    if !*registered {
+                        l.waiting_obtainers += 1;
+                        *registered = true;
+                        self.counters.obtain_waits.incr();
+                    }
+                    true
+                }
+                p => {
+                    got = p.into_got();
+                    false
+                }
+            }
+        });
+        later.run(self);
+        match (got, r) {
+            (Some(g), _) => std::task::Poll::Ready(Some(g)),
+            (None, std::task::Poll::Pending) => std::task::Poll::Pending,
+            (None, std::task::Poll::Ready(())) => std::task::Poll::Ready(None),
+        }
+    }
+
+    /// Withdraws a waiting obtainer [`poll_obtain`](Self::poll_obtain) counted.
+    #[cold]
+    pub(crate) fn unwait_obtain(&self) {
+        let mut l = lock(&self.lists);
+        l.waiting_obtainers = l.waiting_obtainers.saturating_sub(1);
+    }
+
     /// Every frame is pinned: the owners and proxies of the oldest queued frames (up to
     /// `at_most`) whose entries are held by clients, for the object layer to ask to release them
     /// (the access lists of a frame's owner and proxies are the reverse map from frame to

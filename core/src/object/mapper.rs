@@ -39,6 +39,7 @@ use crate::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use crate::sync::{lock, Arc, Instant, Mutex, Parked, Parker, ShareArc};
 use rustc_hash::FxHashMap;
 
+pub(crate) mod poll;
 mod writeback;
 
 #[cfg(pagecore_loom)]
@@ -69,6 +70,19 @@ pub(crate) struct Record {
     waiters: Option<Arc<Inflight>>,
     /// Faults that joined: the filler pre-pins one read pin for each.
     joined: u64,
+}
+
+impl Record {
+    /// Where the faults waiting for this fill learn its outcome (made by the first of them).
+    fn inflight(&mut self) -> Arc<Inflight> {
+        self.waiters
+            .get_or_insert_with(|| {
+                Arc::new(Inflight {
+                    outcome: Mutex::new(crate::sync::Level::FillOutcome, None),
+                })
+            })
+            .clone()
+    }
 }
 
 /// How the filler left the page for its own fault.
@@ -448,14 +462,7 @@ impl MapperShared {
             return Ok(Miss::Retry);
         }
         let filled = if let Some(rec) = table.get_mut(&page) {
-            let inflight = rec
-                .waiters
-                .get_or_insert_with(|| {
-                    Arc::new(Inflight {
-                        outcome: Mutex::new(crate::sync::Level::FillOutcome, None),
-                    })
-                })
-                .clone();
+            let inflight = rec.inflight();
             if rec.joined + 1 >= EntryWord::PINS.max() {
                 // The fill cannot pre-pin one more fault (PINS would overflow): wait for its
                 // outcome without joining, then look the page up again.
@@ -484,23 +491,29 @@ impl MapperShared {
                 },
             );
             drop(table);
-            Self::fill(this, page, epoch, want, bound)?
+            Self::fill(this, page, epoch, want, bound, None)?
         };
+        Ok(this.filled(page, want, filled))
+    }
+
+    /// A miss's end: the pin it holds after a fill it made or joined (`filled`: the frame and how
+    /// it holds the page; `None`: look again), as `want` asks.
+    fn filled(&self, page: u64, want: Want, filled: Option<(u32, Held)>) -> Miss<'_> {
         let Some((frame, held)) = filled else {
-            return Ok(Miss::Retry);
+            return Miss::Retry;
         };
         // We hold a read pin (ours, or the one the filler took for us), or the writer bit, on
         // the page's entry.
-        let Some(slot) = this.map.slot(page) else {
-            return Ok(Miss::Retry);
+        let Some(slot) = self.map.slot(page) else {
+            return Miss::Retry;
         };
-        if want == Want::Read || held == Held::Write || this.pages.try_upgrade(slot, frame) {
-            return Ok(Miss::Pinned(frame, slot));
+        if want == Want::Read || held == Held::Write || self.pages.try_upgrade(slot, frame) {
+            return Miss::Pinned(frame, slot);
         }
         // Others joined too, or the page is a copy-on-write proxy: give our pin back and take
         // the ordinary write path.
-        this.pages.unpin_read(slot);
-        Ok(Miss::Retry)
+        self.pages.unpin_read(slot);
+        Miss::Retry
     }
 
     /// Waits for a joined fill: `Some(frame)` (one of its read pins is ours), `None` (look again).
@@ -592,16 +605,25 @@ impl MapperShared {
     /// `epoch`); or, for a page this object reads through its frozen layer, resolve -> proxy.
     /// Returns the frame, with one read pin for the caller (or, for a write fault nobody joined,
     /// the writer bit) and one for each fault that joined, or `None` (look again: a copy changed
-    /// what this object owns meanwhile).
+    /// what this object owns meanwhile). `frame`: one the caller obtained already (an async
+    /// fault's, `poll.rs`), `Filling` and its own, used instead of obtaining one (or freed, if
+    /// the page turns out to be resolved from a layer).
     fn fill(
         this: &Arc<Self>,
         page: u64,
         epoch: u64,
         want: Want,
         bound: Bound,
+        mut frame: Option<u32>,
     ) -> Result<Option<(u32, Held)>> {
         let pages = &*this.pages;
         if this.layer.is_layered() && !this.owns(page) {
+            if let Some(f) = frame.take() {
+                // Not before the resolution, which may need a frame for a layer's page (a copy
+                // made since the async fault looked: rare; if the page turns out to be ours
+                // after all, it obtains again below).
+                pages.free(f);
+            }
             let started = Instant::now();
             match this.layer.resolve(this, page, bound) {
                 Ok(Some(r)) => {
@@ -623,7 +645,7 @@ impl MapperShared {
                 }
             }
         }
-        let f = match super::reclaim::obtain_by(pages, bound) {
+        let f = match frame.map_or_else(|| super::reclaim::obtain_by(pages, bound), Ok) {
             Ok(f) => f,
             Err(e) => {
                 // A per-call time-out is this fault's own: the faults that joined look again

@@ -6,6 +6,7 @@
 //! (the object layer's half of reclaim: write-back of the pool's victims, asking holders).
 
 pub(crate) mod access_map;
+pub(crate) mod future;
 pub(crate) mod guard;
 pub(crate) mod layer;
 pub(crate) mod mapper;
@@ -138,15 +139,7 @@ impl PageMapper {
     #[inline(always)]
     pub fn read(&self, page: u64) -> Result<ReadGuard<'_>> {
         let (frame, slot) = MapperShared::pin(&self.shared, page, Want::Read)?;
-        let pages = &*self.shared.pages;
-        Ok(ReadGuard {
-            pages,
-            slot,
-            frame,
-            page,
-            bytes: self.shared.held_ptr(page, frame, false),
-            track: ManuallyDrop::new(self.shared.page_track(page, frame).shared()),
-        })
+        Ok(self.read_guard(page, frame, slot))
     }
 
     /// As [`PageMapper::read`], waiting at most `timeout` (instead of the pool's
@@ -172,44 +165,54 @@ impl PageMapper {
     pub fn read_timeout(&self, page: u64, timeout: Duration) -> Result<ReadGuard<'_>> {
         let bound = Bound::after(timeout);
         let (frame, slot) = MapperShared::pin_bounded(&self.shared, page, Want::Read, bound)?;
-        let pages = &*self.shared.pages;
-        Ok(ReadGuard {
-            pages,
-            slot,
-            frame,
-            page,
-            bytes: self.shared.held_ptr(page, frame, false),
-            track: ManuallyDrop::new(self.shared.page_track(page, frame).shared()),
-        })
+        Ok(self.read_guard(page, frame, slot))
     }
 
     /// As [`PageMapper::write`], waiting at most `timeout` (see [`PageMapper::read_timeout`]).
     pub fn write_timeout(&self, page: u64, timeout: Duration) -> Result<WriteGuard<'_>> {
         let bound = Bound::after(timeout);
         let (frame, slot) = MapperShared::pin_bounded(&self.shared, page, Want::Write, bound)?;
-        let pages = &*self.shared.pages;
-        Ok(WriteGuard {
-            pages,
-            slot,
-            frame,
-            page,
-            bytes: self.shared.held_ptr(page, frame, true),
-            track: ManuallyDrop::new(self.shared.page_track(page, frame).exclusive()),
-        })
+        Ok(self.write_guard(page, frame, slot))
     }
 
     /// Exclusive access to page `page` (faulting it in if needed); marks it dirty.
     pub fn write(&self, page: u64) -> Result<WriteGuard<'_>> {
         let (frame, slot) = MapperShared::pin(&self.shared, page, Want::Write)?;
-        let pages = &*self.shared.pages;
-        Ok(WriteGuard {
-            pages,
+        Ok(self.write_guard(page, frame, slot))
+    }
+
+    /// The guard of a read pin on `page` (frame `frame`, entry `slot`) the caller took.
+    fn read_guard<'a>(
+        &'a self,
+        page: u64,
+        frame: u32,
+        slot: &'a crate::sync::atomic::AtomicU64,
+    ) -> ReadGuard<'a> {
+        ReadGuard {
+            pages: &self.shared.pages,
+            slot,
+            frame,
+            page,
+            bytes: self.shared.held_ptr(page, frame, false),
+            track: ManuallyDrop::new(self.shared.page_track(page, frame).shared()),
+        }
+    }
+
+    /// The guard of the writer bit on `page` (frame `frame`, entry `slot`) the caller took.
+    fn write_guard<'a>(
+        &'a self,
+        page: u64,
+        frame: u32,
+        slot: &'a crate::sync::atomic::AtomicU64,
+    ) -> WriteGuard<'a> {
+        WriteGuard {
+            pages: &self.shared.pages,
             slot,
             frame,
             page,
             bytes: self.shared.held_ptr(page, frame, true),
             track: ManuallyDrop::new(self.shared.page_track(page, frame).exclusive()),
-        })
+        }
     }
 
     fn check_range(&self, offset: u64, len: usize) -> Result<()> {

@@ -37,21 +37,11 @@ pub(crate) fn obtain_by(pages: &PagesShared, bound: Bound) -> Result<u32> {
     let mut pending: Option<Got> = None;
     loop {
         match pending.take().or_else(|| pages.try_obtain()) {
-            Some(Got::Frame(f)) => return Ok(f),
-            Some(Got::Victim(v)) => match evict_batch(pages, v) {
-                (Ok(f), _) => {
-                    pages.reclaimed(f);
-                    return Ok(f);
+            Some(got) => {
+                if let Some(r) = take(pages, got, &mut failures) {
+                    return r;
                 }
-                (Err(e), failed) => {
-                    // The victims went back to the queue tail, dirty; try another one, but give
-                    // up once every frame has failed us (each write-back of a batch counts).
-                    failures = failures.saturating_add(failed);
-                    if failures >= pages.frame_count() {
-                        return Err(e);
-                    }
-                }
-            },
+            }
             None => {
                 let (start, deadline) =
                     *waiting.get_or_insert_with(|| (Instant::now(), bound.deadline(pages)));
@@ -64,6 +54,57 @@ pub(crate) fn obtain_by(pages: &PagesShared, bound: Bound) -> Result<u32> {
                             waited: start.elapsed(),
                         })
                     }
+                }
+            }
+        }
+    }
+}
+
+/// What [`obtain_by`] and [`poll_obtain`] do with a pick: a free frame is the caller's; a victim
+/// is evicted (with its batch) and its frame the caller's, or on a failed write-back (the victims
+/// back at the queue tail, dirty) `None`: try another, unless every frame has failed us (each
+/// write-back of a batch counts in `failures`), then the error.
+fn take(pages: &PagesShared, got: Got, failures: &mut u32) -> Option<Result<u32>> {
+    match got {
+        Got::Frame(f) => Some(Ok(f)),
+        Got::Victim(v) => match evict_batch(pages, v) {
+            (Ok(f), _) => {
+                pages.reclaimed(f);
+                Some(Ok(f))
+            }
+            (Err(e), failed) => {
+                *failures = failures.saturating_add(failed);
+                (*failures >= pages.frame_count()).then_some(Err(e))
+            }
+        },
+    }
+}
+
+/// The async form of [`obtain`], for a fault polled as a future: a frame in `Filling` state, the
+/// caller's (a free one, or a victim evicted now, written back first if dirty: that I/O runs in
+/// the poll), or `Pending` with the task's waker registered on the pool parker and the caller
+/// counted among the waiting obtainers (`*registered`; the caller withdraws with
+/// `PagesShared::unwait_obtain` at its next poll or its drop). No deadline: a future's waits end
+/// when it is dropped (an executor's time-out).
+pub(crate) fn poll_obtain(
+    pages: &PagesShared,
+    cx: &mut std::task::Context<'_>,
+    registered: &mut bool,
+) -> std::task::Poll<Result<u32>> {
+    let mut failures = 0u32;
+    let mut pending: Option<Got> = None;
+    loop {
+        match pending.take().or_else(|| pages.try_obtain()) {
+            Some(got) => {
+                if let Some(r) = take(pages, got, &mut failures) {
+                    return std::task::Poll::Ready(r);
+                }
+            }
+            None => {
+                ask_holders(pages);
+                match pages.poll_obtain(cx, registered) {
+                    std::task::Poll::Ready(g) => pending = g,
+                    std::task::Poll::Pending => return std::task::Poll::Pending,
                 }
             }
         }

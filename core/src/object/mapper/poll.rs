@@ -1,0 +1,240 @@
+//! The fault path polled as a future (`PageMapper::read_async`, `write_async`): the steps of
+//! the blocking path (module doc of `object::mapper`), where each of its waits registers the
+//! task's waker instead of parking the thread, and nothing a dropped future leaves behind needs
+//! undoing.
+//!
+//! * A resident page held by a writer, readers (for a write) or a reclaim: the waker goes on the
+//!   frame's page parker (`PagesShared::poll_wait_entry`, `WAIT_PAGE` set on the entry), which
+//!   the holder's last unpin notifies, as for a parked thread.
+//! * Another fault's fill of the page: the future waits for the fill's outcome on the fill
+//!   parker **without joining it** (the filler pre-pins nothing for it), then looks the page up
+//!   again. A joined fault owns a pin the filler takes for it, which a future dropped before
+//!   its next poll could not give back; a fill outcome's wake-up takes every waker.
+//! * No frame: the future obtains one **before** it records a fill (`reclaim::poll_obtain`:
+//!   `WAIT_POOL` left on the pages in the way, the future counted among the waiting obtainers
+//!   until its next poll or its drop, its waker on the pool parker), so no fill record, which
+//!   other faults would join, ever waits on a future that may be dropped. With the frame in
+//!   hand it records the fill under the shard lock (or, if another fault got there first,
+//!   frees the frame and waits for that one) and fills at once.
+//!
+//! What runs inside a poll, as a blocking fault would run it: the accessor's fill and an
+//! evicted victim's write-back (the I/O of a fault is its own work, not a wait); a write's
+//! copy-on-write break (it copies the page, and may wait for a frame up to the pool's bound);
+//! a copy's resolution of a page through its frozen layers (it may wait for a layer's page).
+//! An awaited fault has no deadline: dropping it (an executor's time-out) ends its waits.
+//!
+//! Orderings: none of its own; the pins' CASes, the shard and parker locks carry them, as on the
+//! blocking path.
+
+use super::*;
+use std::task::{Context, Poll};
+
+/// What an awaited fault keeps between its polls.
+#[derive(Debug, Default)]
+pub(crate) struct PollState {
+    /// Counted among the pool's waiting obtainers (`PagesShared::poll_obtain`): withdrawn at the
+    /// next poll or the drop.
+    obtaining: bool,
+}
+
+impl PollState {
+    /// Withdraws what the last poll left registered (at the next poll, or the future's drop).
+    #[inline(always)]
+    pub(crate) fn withdraw(&mut self, pages: &PagesShared) {
+        if std::mem::take(&mut self.obtaining) {
+            pages.unwait_obtain();
+        }
+    }
+}
+
+impl MapperShared {
+    /// As [`MapperShared::pin`], polled: `Ready` with the frame and the page's entry slot (the
+    /// caller owns one read pin, or the writer bit), or `Pending` with the task's waker
+    /// registered where the blocking path would park. The hit (a read of a resident page, by a
+    /// future with nothing registered) is inlined, as `pin`'s is.
+    #[inline(always)]
+    pub(crate) fn poll_pin<'a>(
+        this: &'a Arc<Self>,
+        page: u64,
+        want: Want,
+        state: &mut PollState,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<(u32, &'a AtomicU64)>> {
+        if want == Want::Read && !state.obtaining && !this.is_closed() {
+            if let Some(slot) = this.map.slot(page) {
+                // Relaxed: a guess for the pin's CAS, which validates it (and orders the data).
+                let seen = EntryWord(slot.load(Ordering::Relaxed));
+                if let Ok(pinned) = this.pages.try_pin_read(slot, seen) {
+                    if let Some(f) = pinned.frame() {
+                        this.hit();
+                        return Poll::Ready(Ok((f, slot)));
+                    }
+                }
+            }
+        }
+        Self::poll_pin_slow(this, page, want, state, cx)
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn poll_pin_slow<'a>(
+        this: &'a Arc<Self>,
+        page: u64,
+        want: Want,
+        state: &mut PollState,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<(u32, &'a AtomicU64)>> {
+        state.withdraw(&this.pages);
+        if let Err(e) = this.check_page(page) {
+            return Poll::Ready(Err(e));
+        }
+        if want == Want::Write && !this.accessor.writable() {
+            return Poll::Ready(Err(Error::ReadOnly));
+        }
+        loop {
+            if this.is_closed() {
+                return Poll::Ready(Err(Error::Closed));
+            }
+            // Relaxed: a guess for the pin's CAS, which validates it (and orders the data).
+            let found = this
+                .map
+                .slot(page)
+                .map(|slot| (slot, EntryWord(slot.load(Ordering::Relaxed))))
+                .filter(|(_, seen)| seen.frame().is_some());
+            let Some((slot, seen)) = found else {
+                let missed = match Self::poll_miss(this, page, want, state, cx) {
+                    Poll::Pending => return Poll::Pending,
+                    Poll::Ready(m) => m,
+                };
+                match missed {
+                    Ok(Miss::Retry) => continue,
+                    Ok(Miss::Pinned(f, slot)) => {
+                        this.stats.misses.incr();
+                        return Poll::Ready(Ok((f, slot)));
+                    }
+                    Ok(Miss::NotHere) => {
+                        return Poll::Ready(Err(Error::Invariant(format!(
+                            "page {page}: a top object found nothing to fill"
+                        ))))
+                    }
+                    Err(e) => {
+                        this.stats.misses.incr();
+                        return Poll::Ready(Err(e));
+                    }
+                }
+            };
+            let r = match want {
+                Want::Read => this.pages.try_pin_read(slot, seen),
+                Want::Write => this.pages.try_pin_write(slot, seen),
+            };
+            let refused = match r {
+                Ok(pinned) => {
+                    this.hit();
+                    let f = pinned.frame().or(seen.frame());
+                    return Poll::Ready(f.map(|f| (f, slot)).ok_or_else(|| {
+                        Error::Invariant(format!("page {page}: pinned without a frame"))
+                    }));
+                }
+                Err(w) => w,
+            };
+            if refused.frame().is_none() {
+                continue; // reclaimed meanwhile: fault it in
+            }
+            if want == Want::Write
+                && refused.cow()
+                && refused.0 & (EntryWord::PINNED_BITS | EntryWord::RECLAIMING.mask()) == 0
+            {
+                // Only the shared copy-on-write frame stands in the way: the break copies the
+                // page now (blocking, as the fill's I/O does; module doc).
+                let deadline = this.pages.deadline();
+                if let Err(e) = this.layer.break_cow(this, page, slot, 0, deadline) {
+                    return Poll::Ready(Err(e));
+                }
+                continue;
+            }
+            // A writer, readers (for a write), or a reclaim writing the page back.
+            if this.pages.poll_wait_entry(slot, refused, cx).is_pending() {
+                return Poll::Pending;
+            }
+        }
+    }
+
+    /// The miss path, polled (module doc): `Ready` with what [`MapperShared::miss`] returns, or
+    /// `Pending` (waiting for another fault's fill, or for a frame).
+    fn poll_miss<'a>(
+        this: &'a Arc<Self>,
+        page: u64,
+        want: Want,
+        state: &mut PollState,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<Miss<'a>>> {
+        let shard = &this.fills[page as usize % this.fills.len()];
+        let table = lock(shard);
+        // Acquire (in find): as in `miss`.
+        if this.map.find(page).frame().is_some() {
+            return Poll::Ready(Ok(Miss::Retry));
+        }
+        if let Some(waiting) = this.await_fill(table, page, cx) {
+            return waiting;
+        }
+        // A copy's page resolved through its frozen layers: as a blocking fault (module doc).
+        if this.layer.is_layered() && !this.owns(page) {
+            return Poll::Ready(Self::miss(this, page, want, Bound::Pool));
+        }
+        let f = match super::super::reclaim::poll_obtain(&this.pages, cx, &mut state.obtaining) {
+            Poll::Pending => return Poll::Pending,
+            Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+            Poll::Ready(Ok(f)) => f,
+        };
+        let mut table = lock(shard);
+        if this.map.find(page).frame().is_some() {
+            drop(table);
+            this.pages.free(f);
+            return Poll::Ready(Ok(Miss::Retry));
+        }
+        if table.contains_key(&page) {
+            // Another fault began filling the page while we obtained: wait for it instead.
+            drop(table);
+            this.pages.free(f);
+            return match this.await_fill(lock(shard), page, cx) {
+                Some(waiting) => waiting,
+                None => Poll::Ready(Ok(Miss::Retry)),
+            };
+        }
+        // The copy epoch changes only under every shard lock, which we hold.
+        let epoch = this.layer.epoch();
+        table.insert(
+            page,
+            Record {
+                waiters: None,
+                joined: 0,
+            },
+        );
+        drop(table);
+        let filled = Self::fill(this, page, epoch, want, Bound::Pool, Some(f));
+        Poll::Ready(filled.map(|filled| this.filled(page, want, filled)))
+    }
+
+    /// If `page` has a fill in flight (its record in `table`, the page's shard, locked): waits for
+    /// its outcome without joining it (module doc): `Pending` with the waker on the fill parker,
+    /// or `Ready(Retry)` once it has one. `None`: no fill in flight.
+    fn await_fill<'a>(
+        &self,
+        mut table: crate::sync::MutexGuard<'_, FillTable>,
+        page: u64,
+        cx: &mut Context<'_>,
+    ) -> Option<Poll<Result<Miss<'a>>>> {
+        let inflight = table.get_mut(&page)?.inflight();
+        drop(table);
+        // The outcome is set before the fill parker's wake-up, which takes every waker.
+        Some(
+            match self
+                .fill_park
+                .poll_park(cx, || lock(&inflight.outcome).is_none())
+            {
+                Poll::Pending => Poll::Pending,
+                Poll::Ready(()) => Poll::Ready(Ok(Miss::Retry)),
+            },
+        )
+    }
+}
