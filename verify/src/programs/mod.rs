@@ -160,19 +160,23 @@ pub enum Then {
 /// indexes the thread's own copies (an operation on a missing copy does nothing).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Op {
-    /// `read(page)`, checked.
+    /// `read(page)`, or `read_async(page)` awaited, checked.
     Read {
         /// Object.
         obj: usize,
         /// Page.
         page: u64,
+        /// Awaited (`read_async`, on the backend's executor) rather than blocking.
+        awaited: bool,
     },
-    /// `write(page)` of a fresh tag (a page the thread writes).
+    /// `write(page)`, or `write_async(page)` awaited, of a fresh tag (a page the thread writes).
     Write {
         /// Object.
         obj: usize,
         /// Page.
         page: u64,
+        /// Awaited (`write_async`, on the backend's executor) rather than blocking.
+        awaited: bool,
     },
     /// `read_at` of the second half of `page` and the first half of `page + 1`.
     ReadAt {
@@ -415,10 +419,16 @@ fn gen_op(
         roll = r.below(100);
     }
     match roll {
-        0..=21 => Op::Read { obj, page },
+        // One in four awaited (from the roll, so a seed's program is decoded as before).
+        0..=21 => Op::Read {
+            obj,
+            page,
+            awaited: roll % 4 == 1,
+        },
         22..=39 => Op::Write {
             obj,
             page: own_page,
+            awaited: roll % 4 == 1,
         },
         40..=43 => Op::ReadAt {
             obj,

@@ -229,21 +229,31 @@ impl Ctx<'_> {
         }
     }
 
-    pub(super) fn read(&mut self, obj: usize, page: u64) {
+    pub(super) fn read(&mut self, obj: usize, page: u64, awaited: bool) {
         let lo = self.window(obj, page);
         let m = self.w.obj(obj);
-        let v = match m.read(page) {
+        let g = if awaited {
+            crate::block_on(m.read_async(page))
+        } else {
+            m.read(page)
+        };
+        let v = match g {
             Ok(g) => tag_of(&g).unwrap_or_else(|e| self.fail(format!("read {obj}/{page}: {e}"))),
             Err(e) => return self.check_err(&e, self.site(obj, false), "read"),
         };
         self.check_read(obj, page, v, lo, "read");
     }
 
-    pub(super) fn write(&mut self, obj: usize, page: u64) {
+    pub(super) fn write(&mut self, obj: usize, page: u64, awaited: bool) {
         let tag = self.next_tag();
         let m = self.w.obj(obj);
         self.begin_write(obj, page, tag);
-        match m.write(page) {
+        let g = if awaited {
+            crate::block_on(m.write_async(page))
+        } else {
+            m.write(page)
+        };
+        match g {
             Ok(mut g) => {
                 fill_tag(&mut g, tag);
                 drop(g);
@@ -473,8 +483,8 @@ impl Ctx<'_> {
 
     pub(super) fn step(&mut self, op: Op) {
         match op {
-            Op::Read { obj, page } => self.read(obj, page),
-            Op::Write { obj, page } => self.write(obj, page),
+            Op::Read { obj, page, awaited } => self.read(obj, page, awaited),
+            Op::Write { obj, page, awaited } => self.write(obj, page, awaited),
             Op::ReadAt { obj, page } => self.read_at(obj, page),
             Op::WriteAt { obj, pair } => self.write_at(obj, pair),
             Op::Sync { obj } => {
