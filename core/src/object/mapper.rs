@@ -66,6 +66,7 @@ pub(crate) struct Inflight {
 /// One in-flight fill, in its shard's table: made by the first fault of a page (the filler),
 /// which alone publishes it. The outcome cell is made only when a second fault comes (most fills
 /// are nobody else's business, and pay no allocation for it).
+#[derive(Default)]
 pub(crate) struct Record {
     waiters: Option<Arc<Inflight>>,
     /// Faults that joined: the filler pre-pins one read pin for each.
@@ -483,13 +484,7 @@ impl MapperShared {
             }
             // The copy epoch changes only under every shard lock, which we hold.
             let epoch = this.layer.epoch();
-            table.insert(
-                page,
-                Record {
-                    waiters: None,
-                    joined: 0,
-                },
-            );
+            table.insert(page, Record::default());
             drop(table);
             Self::fill(this, page, epoch, want, bound, None)?
         };

@@ -203,13 +203,7 @@ impl MapperShared {
         }
         // The copy epoch changes only under every shard lock, which we hold.
         let epoch = this.layer.epoch();
-        table.insert(
-            page,
-            Record {
-                waiters: None,
-                joined: 0,
-            },
-        );
+        table.insert(page, Record::default());
         drop(table);
         let filled = Self::fill(this, page, epoch, want, Bound::Pool, Some(f));
         Poll::Ready(filled.map(|filled| this.filled(page, want, filled)))
