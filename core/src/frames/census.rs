@@ -25,7 +25,9 @@ pub struct Census {
     /// does not own).
     pub proxies: u32,
     /// Threads waiting for a frame: faults (or breaks) that found every frame pinned and sleep
-    /// until one is unpinned, freed or put back (not part of [`Census::total`]).
+    /// until one is unpinned, freed or put back, and awaited faults
+    /// ([`PageMapper::read_async`](crate::PageMapper::read_async)) doing the same without a
+    /// thread (not part of [`Census::total`]).
     pub waiting_for_frames: u32,
 }
 

@@ -375,6 +375,16 @@ impl PagesShared {
         }
     }
 
+    /// Wakes every obtainer waiting for a frame, if any (an object's close: its awaited faults
+    /// then end with `Closed`; a blocking obtainer re-picks and waits again, a spurious
+    /// wake-up).
+    pub(crate) fn wake_obtainers(&self) {
+        let waiting = lock(&self.lists).waiting_obtainers > 0;
+        if waiting {
+            self.pool_park.unpark_all();
+        }
+    }
+
     /// Withdraws a waiting obtainer [`poll_obtain`](Self::poll_obtain) counted.
     #[cold]
     pub(crate) fn unwait_obtain(&self) {

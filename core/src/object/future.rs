@@ -120,13 +120,28 @@ impl PageMapper {
     /// executor (the future registers the task's waker where a blocking fault would park).
     ///
     /// Runs within a poll, as a blocking fault runs it: the accessor's fill of the page and the
-    /// write-back of a dirty page evicted for its frame (a fault's own I/O, not a wait), and, in
-    /// a copy ([`PageMapper::copy`]), the resolution of a page through the frozen layers below.
-    /// The future has no deadline (not the pool's
+    /// write-back of a dirty page evicted for its frame (a fault's own I/O, not a wait), and a
+    /// write's copy-on-write break (a page copy).
+    ///
+    /// **Not yet async: objects with a frozen layer below them.** A miss of a page that an
+    /// object in a chain of copies does not hold itself (a copy made by [`PageMapper::copy`],
+    /// and the object it was made of, for the pages neither has written since, written-back
+    /// pages and pages never written included) is served within the poll as a blocking fault
+    /// is: it resolves the page through the frozen layers and, with every frame pinned, blocks
+    /// the polling thread for a frame up to the pool's bound, then fails with
+    /// [`Error::Exhausted`](crate::Error::Exhausted). Hits, and waits for a page's writer or
+    /// another fault's fill, stay async there too.
+    ///
+    /// Elsewhere the future has no deadline (not the pool's
     /// [`wait_bound`](crate::PagesBuilder::wait_bound)): drop it to give up, for example through
-    /// the executor's time-out. A dropped future leaves nothing behind: it never joins another
-    /// fault's fill (it waits for the fill's end, then looks again), and it records a fill only
-    /// once it has the frame, filling it in the same poll.
+    /// the executor's time-out. It may wait for ever where a blocking fault would fail with
+    /// `Exhausted` (every frame pinned for good, or holding pages whose write-back keeps failing
+    /// with an unusual error, which reclaim skips); the object's close wakes it (it then fails
+    /// with [`Error::Closed`](crate::Error::Closed)). While it waits for a frame it counts in
+    /// [`Census::waiting_for_frames`](crate::Census::waiting_for_frames). A dropped future
+    /// leaves nothing behind: it never joins another fault's fill (it waits for the fill's end,
+    /// then looks again), and it records a fill only once it has the frame, filling it in the
+    /// same poll.
     ///
     /// ```
     /// use pagecore::{MemoryAccessor, Pages};

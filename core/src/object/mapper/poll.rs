@@ -20,8 +20,11 @@
 //! What runs inside a poll, as a blocking fault would run it: the accessor's fill and an
 //! evicted victim's write-back (the I/O of a fault is its own work, not a wait); a write's
 //! copy-on-write break (it copies the page, and may wait for a frame up to the pool's bound);
-//! a copy's resolution of a page through its frozen layers (it may wait for a layer's page).
-//! An awaited fault has no deadline: dropping it (an executor's time-out) ends its waits.
+//! every miss of a page an object in a chain of copies reads through its frozen layers (the
+//! blocking miss path, `MapperShared::miss`: its waits for a layer's page and for frames block,
+//! up to the pool's bound; not yet async). An awaited fault has no deadline otherwise: dropping
+//! it (an executor's time-out) ends its waits, and the object's close wakes those waiting for a
+//! frame (`PagesShared::wake_obtainers`).
 //!
 //! Orderings: none of its own; the pins' CASes, the shard and parker locks carry them, as on the
 //! blocking path.

@@ -225,6 +225,9 @@ impl MapperShared {
                 // lists lock).
                 let below = self.layer.take_backing();
                 drop(copy_lock);
+                // An awaited fault of this object waiting for a frame has no deadline: wake it,
+                // so it sees the object closed rather than wait for a frame it no longer needs.
+                pages.wake_obtainers();
                 let r = match recorded {
                     // Data is written back now, but an earlier write-back failed: report it once.
                     Some(e) => Err(e),
