@@ -235,3 +235,31 @@ pub fn c53_awaited_fault_waiting_for_a_frame_vs_its_unpin() {
     assert_eq!(t.join().unwrap(), A, "C53: the awaited read of A0");
     assert_settled(&pages, "C53");
 }
+
+/// C54 an object's close vs its awaited fault waiting for a frame: the pool's one frame holds B0,
+/// read-pinned by the main thread for the whole scenario, so a fault of A0 can never get a
+/// frame. On another thread a fault of A0 is awaited while the main thread closes A. The future
+/// has no deadline: it ends only because the close ends it. Either its poll sees A closed (at
+/// its start, or in the pool parker's `prepare`, under the lists lock, before it would count
+/// itself among the waiting obtainers), or the close sees it counted (under the lists lock,
+/// after setting its flag) and wakes the pool parker, which takes its waker, and the woken poll
+/// sees A closed. It fails with `Closed` and the main thread joins it before letting B0 go (a
+/// lost wake-up is a deadlock both checkers report); then nothing is pinned and nobody waits.
+pub fn c54_close_vs_an_awaited_fault_waiting_for_a_frame() {
+    let pages = pool(1);
+    let (sa, sb) = (Store::new(1, A), Store::new(1, B));
+    let (a, b) = (open(&pages, &sa, 1), open(&pages, &sb, 1));
+    let held = b.read(0).unwrap();
+    let t = {
+        let a = a.clone();
+        thread::spawn(move || block_on(async { a.read_async(0).await.map(|g| word(&g)) }))
+    };
+    a.close().unwrap();
+    match t.join().unwrap() {
+        Err(pagecore::Error::Closed) => {}
+        r => panic!("C54: the awaited fault of a closed object ended with {r:?}"),
+    }
+    drop(held);
+    assert_eq!(sa.fills.load(SeqCst), 0, "C54: A0 filled");
+    assert_settled(&pages, "C54");
+}

@@ -372,6 +372,11 @@ fn c53_awaited_fault_waiting_for_a_frame_vs_its_unpin() {
 }
 
 #[test]
+fn c54_close_vs_an_awaited_fault_waiting_for_a_frame() {
+    explore("C54", s::c54_close_vs_an_awaited_fault_waiting_for_a_frame);
+}
+
+#[test]
 fn c47_request_resolving_through_a_paged_out_layer() {
     explore("C47", s::c47_request_resolving_through_a_paged_out_layer);
 }

@@ -81,6 +81,7 @@ fn scenarios_on_real_threads() {
     repeat(s::c51_awaited_write_behind_a_plain_reader_vs_its_drop);
     repeat(s::c52_awaited_fault_vs_the_fill_it_waits_for);
     repeat(s::c53_awaited_fault_waiting_for_a_frame_vs_its_unpin);
+    repeat(s::c54_close_vs_an_awaited_fault_waiting_for_a_frame);
     repeat(s::c47_request_resolving_through_a_paged_out_layer);
     repeat(s::c48_pool_wait_after_the_page_is_pinned_again);
     repeat(s::c49_reclaim_vs_a_proxy_releasing_with_a_waiter);

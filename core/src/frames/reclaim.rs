@@ -343,16 +343,22 @@ impl PagesShared {
     /// the caller counted among the waiting obtainers (`*registered`; the count stays until the
     /// caller's [`unwait_obtain`](Self::unwait_obtain), at its next poll or its drop, so a frame
     /// freed meanwhile notifies the parker, whose wake-up takes every waker).
+    /// `stop` (the fault's object closed) is checked under the lists lock before the caller
+    /// is counted: a close sets its flag before it reads the count under that lock
+    /// ([`wake_obtainers`](Self::wake_obtainers)), so either the close sees the count and
+    /// wakes the caller, or the caller sees the flag and does not wait (`Ready(None)`).
     pub(crate) fn poll_obtain(
         &self,
         cx: &mut std::task::Context<'_>,
         registered: &mut bool,
+        stop: impl Fn() -> bool,
     ) -> std::task::Poll<Option<Got>> {
         let mut got = None;
         let mut later = Deferred::default();
         let r = self.pool_park.poll_park(cx, || {
             let mut l = lock(&self.lists);
             match self.pick(&mut l, true, &mut later) {
+                Pick::None if stop() => false,
                 Pick::None => {
                     if !*registered {
                         l.waiting_obtainers += 1;

@@ -85,11 +85,13 @@ fn take(pages: &PagesShared, got: Got, failures: &mut u32) -> Option<Result<u32>
 /// the poll), or `Pending` with the task's waker registered on the pool parker and the caller
 /// counted among the waiting obtainers (`*registered`; the caller withdraws with
 /// `PagesShared::unwait_obtain` at its next poll or its drop). No deadline: a future's waits end
-/// when it is dropped (an executor's time-out).
+/// when it is dropped (an executor's time-out), or with [`Error::Closed`] once `closed` says
+/// its object closed (checked where it would wait; the close wakes it).
 pub(crate) fn poll_obtain(
     pages: &PagesShared,
     cx: &mut std::task::Context<'_>,
     registered: &mut bool,
+    closed: impl Fn() -> bool,
 ) -> std::task::Poll<Result<u32>> {
     let mut failures = 0u32;
     let mut pending: Option<Got> = None;
@@ -102,7 +104,10 @@ pub(crate) fn poll_obtain(
             }
             None => {
                 ask_holders(pages);
-                match pages.poll_obtain(cx, registered) {
+                match pages.poll_obtain(cx, registered, &closed) {
+                    std::task::Poll::Ready(None) if closed() => {
+                        return std::task::Poll::Ready(Err(Error::Closed))
+                    }
                     std::task::Poll::Ready(g) => pending = g,
                     std::task::Poll::Pending => return std::task::Poll::Pending,
                 }

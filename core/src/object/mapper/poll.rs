@@ -184,11 +184,14 @@ impl MapperShared {
         if this.layer.is_layered() && !this.owns(page) {
             return Poll::Ready(Self::miss(this, page, want, Bound::Pool));
         }
-        let f = match super::super::reclaim::poll_obtain(&this.pages, cx, &mut state.obtaining) {
-            Poll::Pending => return Poll::Pending,
-            Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
-            Poll::Ready(Ok(f)) => f,
-        };
+        let closed = || this.is_closed();
+        let f =
+            match super::super::reclaim::poll_obtain(&this.pages, cx, &mut state.obtaining, closed)
+            {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Ready(Ok(f)) => f,
+            };
         let mut table = lock(shard);
         if this.map.find(page).frame().is_some() {
             drop(table);
