@@ -2,8 +2,11 @@
 //! pages of 4 KiB, at 1 and 2 threads, beside the peers a user would otherwise reach for, all
 //! holding the same pages, in the same run:
 //!
+//! * `pagecore_async` — the same read as an awaited fault (`read_async`, polled once);
 //! * `pagecore_counted` — the same read in a pool that counts hits (`PagesBuilder::count_hits`):
 //!   the hit counter's cost, beside `pagecore` in the same run;
+//! * `pagecore_client`, `pagecore_client_async` — the same read as a client's read grant
+//!   (`Client::request`), and as an awaited request (`enqueue`, polled once);
 //! * `atomic_bound` — the lower bound: `fetch_add` on a per-page counter, one byte read,
 //!   `fetch_sub` (what any pin-based design must at least do);
 //! * `quick_cache` (`quick_cache::sync::Cache`), `moka` (`moka::sync::Cache`), `dashmap`, and
