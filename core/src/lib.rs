@@ -14,9 +14,10 @@
 //! is an atomic RMW on an entry, or a frame-tag change under the lists lock,
 //! and the protocol is model-checked with loom and shuttle (see `verify/` and `SPEC.md`).
 //!
-//! Every wait is bounded (the pool's `wait_bound`, or a per-call time-out) and has an async
-//! form for tasks on any executor: [`PageMapper::read_async`] and [`PageMapper::write_async`]
-//! await a page, and a client's request is a future ([`Pending`]); dropping one withdraws it.
+//! Blocking waits are bounded (the pool's `wait_bound`, or a per-call time-out), and tasks on
+//! any executor have futures instead: [`PageMapper::read_async`] and
+//! [`PageMapper::write_async`] await a page, and a client's request is a future ([`Pending`]);
+//! dropping one withdraws it (see their docs for what still blocks within a poll).
 //!
 //! ```
 //! use pagecore::{Pages, FileAccessor};

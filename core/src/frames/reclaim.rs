@@ -395,6 +395,7 @@ impl PagesShared {
     #[cold]
     pub(crate) fn unwait_obtain(&self) {
         let mut l = lock(&self.lists);
+        debug_assert!(l.waiting_obtainers > 0, "an obtainer withdrawn twice");
         l.waiting_obtainers = l.waiting_obtainers.saturating_sub(1);
     }
 

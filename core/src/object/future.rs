@@ -129,8 +129,8 @@ impl PageMapper {
     /// pages and pages never written included) is served within the poll as a blocking fault
     /// is: it resolves the page through the frozen layers and, with every frame pinned, blocks
     /// the polling thread for a frame up to the pool's bound, then fails with
-    /// [`Error::Exhausted`](crate::Error::Exhausted). Hits, and waits for a page's writer or
-    /// another fault's fill, stay async there too.
+    /// [`Error::Exhausted`](crate::Error::Exhausted). Hits, and waits for a page's writer,
+    /// stay async there too.
     ///
     /// Elsewhere the future has no deadline (not the pool's
     /// [`wait_bound`](crate::PagesBuilder::wait_bound)): drop it to give up, for example through
@@ -141,7 +141,14 @@ impl PageMapper {
     /// [`Census::waiting_for_frames`](crate::Census::waiting_for_frames). A dropped future
     /// leaves nothing behind: it never joins another fault's fill (it waits for the fill's end,
     /// then looks again), and it records a fill only once it has the frame, filling it in the
-    /// same poll.
+    /// same poll. A future left pending and never polled or dropped again (forgotten, or on a
+    /// stalled executor) stays counted: until it goes, every fill notifies the pool's parker and
+    /// evictions are not batched.
+    ///
+    /// Wakers are woken by other threads' unpins, fills and frees, sometimes while pagecore
+    /// holds an internal lock (a fill's shard lock): a waker must schedule its task, not poll
+    /// it inline on the waking thread (no mainstream executor does; tokio, smol and
+    /// `futures::executor` schedule).
     ///
     /// ```
     /// use pagecore::{MemoryAccessor, Pages};

@@ -614,9 +614,9 @@ impl MapperShared {
         let pages = &*this.pages;
         if this.layer.is_layered() && !this.owns(page) {
             if let Some(f) = frame.take() {
-                // Not before the resolution, which may need a frame for a layer's page (a copy
-                // made since the async fault looked: rare; if the page turns out to be ours
-                // after all, it obtains again below).
+                // Freed before the resolution, which may need a frame for a layer's page (a
+                // copy made since the async fault looked: rare; if the page turns out to be
+                // ours after all, it obtains again below).
                 pages.free(f);
             }
             let started = Instant::now();

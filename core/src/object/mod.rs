@@ -182,6 +182,9 @@ impl PageMapper {
     }
 
     /// The guard of a read pin on `page` (frame `frame`, entry `slot`) the caller took.
+    // Always inlined: `read`/`write` are, into the user's crate, and a guard returned through
+    // memory by an outlined call stalls the hit (see `MapperShared::pin`).
+    #[inline(always)]
     fn read_guard<'a>(
         &'a self,
         page: u64,
@@ -199,6 +202,9 @@ impl PageMapper {
     }
 
     /// The guard of the writer bit on `page` (frame `frame`, entry `slot`) the caller took.
+    // Always inlined: `read`/`write` are, into the user's crate, and a guard returned through
+    // memory by an outlined call stalls the hit (see `MapperShared::pin`).
+    #[inline(always)]
     fn write_guard<'a>(
         &'a self,
         page: u64,
