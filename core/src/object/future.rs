@@ -153,16 +153,11 @@ impl PageMapper {
     /// ```
     /// use pagecore::{MemoryAccessor, Pages};
     /// # fn block_on<F: std::future::Future>(f: F) -> F::Output {
-    /// #     struct Unpark(std::thread::Thread);
-    /// #     impl std::task::Wake for Unpark {
-    /// #         fn wake(self: std::sync::Arc<Self>) { self.0.unpark() }
-    /// #     }
-    /// #     let waker = std::task::Waker::from(std::sync::Arc::new(Unpark(std::thread::current())));
-    /// #     let mut cx = std::task::Context::from_waker(&waker);
+    /// #     // A toy executor: polls until ready (the futures below complete at their first poll).
+    /// #     let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
     /// #     let mut f = std::pin::pin!(f);
     /// #     loop {
     /// #         if let std::task::Poll::Ready(v) = f.as_mut().poll(&mut cx) { return v; }
-    /// #         std::thread::park();
     /// #     }
     /// # }
     /// let pages = Pages::builder().page_size(64).frames(2).build()?;
