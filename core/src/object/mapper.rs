@@ -603,6 +603,9 @@ impl MapperShared {
     /// what this object owns meanwhile). `frame`: one the caller obtained already (an async
     /// fault's, `poll.rs`), `Filling` and its own, used instead of obtaining one (or freed, if
     /// the page turns out to be resolved from a layer).
+    // Always inlined into the miss path (its one hot caller; the awaited fault's poll is the
+    // other): outlined, its call cost the miss 1.3% more instructions (callgrind, stop 32).
+    #[inline(always)]
     fn fill(
         this: &Arc<Self>,
         page: u64,

@@ -64,6 +64,7 @@ pub(crate) fn obtain_by(pages: &PagesShared, bound: Bound) -> Result<u32> {
 /// is evicted (with its batch) and its frame the caller's, or on a failed write-back (the victims
 /// back at the queue tail, dirty) `None`: try another, unless every frame has failed us (each
 /// write-back of a batch counts in `failures`), then the error.
+#[inline(always)]
 fn take(pages: &PagesShared, got: Got, failures: &mut u32) -> Option<Result<u32>> {
     match got {
         Got::Frame(f) => Some(Ok(f)),
