@@ -1520,7 +1520,15 @@ fn client_grant_and_awaited_guard_wait_for_each_other() {
 #[test]
 fn copies_under_awaited_faults() {
     let _w = watchdog("copies_under_awaited_faults");
-    let pages = pool(4);
+    // Eight frames, not four: these faults run within their polls as blocking faults do (the
+    // objects are in a chain of copies: `read_async`'s doc), and a copy-on-write break holds
+    // its source page's pin and a fresh frame while resolution may fill a layer's page. With
+    // four frames, four tasks on two runtime threads failed `Exhausted` at the pool's bound in
+    // about one run of ten (stop 32); four blocking threads doing the same fail likewise, two
+    // blocking threads did not in 160 rounds. Why two runtime threads exhaust four frames where
+    // two blocking threads do not is not understood yet (issue 21, with the async misses
+    // through copy chains).
+    let pages = pool(8);
     let acc = Acc::default();
     let obj = open(&pages, &acc, 32);
     mt().block_on(async {
