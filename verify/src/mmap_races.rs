@@ -1,8 +1,10 @@
-//! Mapped-memory races (M1-M13, M15, SPEC §2.8 and §6): the mapping's protocol (`MapCore`) over the
+//! Mapped-memory races (M1-M13, M15-M17, SPEC §2.8 and §6): the mapping's protocol (`MapCore`) over the
 //! simulated MMU (`SimMmu`), whose CPUs are threads calling `load`/`store` and whose handler is
 //! a thread serving faults until the mapping ends. Page size 8: a CPU's access is one `u64`.
 
-use crate::{assert_conserved, assert_settled, initial, open, pool, read, Store, A, B, PAGE};
+use crate::{
+    assert_conserved, assert_settled, initial, open, pool, read, write, Store, A, B, PAGE,
+};
 use pagecore::internals::mmap::{CpuError, MapCore, SimMmu};
 use pagecore::internals::sync::atomic::Ordering::SeqCst;
 use pagecore::internals::sync::{thread, Arc};
@@ -527,4 +529,59 @@ pub fn m16_fault_asks_a_client_holder_to_release() {
     drop(c);
     crate::assert_arbitration_idle(core.object());
     end(&pages, core, h, "M16");
+}
+
+/// M17 a private mapping's fault vs a write to its source: three frames; the source A (a store
+/// object, not mapped) read page 0 (`initial(A, 0)`), then P, a private mapping of A, was made
+/// (`MapCore::private`: a copy whose pages live in its MMU; A's page moves into a frozen
+/// layer, A keeps a proxy of it). A thread writes 5 into A0 through a guard (a break: A gets a
+/// private page) while the CPU loads P0: P's miss resolves the page in the layer and copies the
+/// layer's bytes into its own memory (no proxy), in a frame of its own. The load reads the
+/// snapshot (`initial(A, 0)`), never 5. Then the CPU stores 7 into P0, and another object's two
+/// pages take the frames: P's page is evicted to P's swap (it was stored to: a clean eviction
+/// would lose the store), A's to its store, the layer's dropped. After, P reads 7 and A reads 5;
+/// nothing pinned; frames free once both end.
+pub fn m17_private_mapping_fault_vs_source_write() {
+    let pages = pool(3);
+    let sa = Store::new(1, A);
+    let a = open(&pages, &sa, 1);
+    assert_eq!(read(&a, 0).unwrap().0, initial(A, 0));
+    let mmu = SimMmu::new(1, PAGE).expect("sim mmu");
+    let p = Arc::new(MapCore::private(&a, mmu).expect("private mapping"));
+    let h = {
+        let p = p.clone();
+        thread::spawn(move || MapCore::serve_all(&p))
+    };
+    let t = {
+        let a = a.clone();
+        thread::spawn(move || write(&a, 0, 5).unwrap())
+    };
+    let v = p.mmu().load(0).unwrap();
+    assert_eq!(
+        v,
+        initial(A, 0),
+        "M17: the private mapping read {v:#x}, not the snapshot"
+    );
+    t.join().unwrap();
+    p.mmu().store(0, 7).unwrap();
+    assert_eq!(read(&a, 0).unwrap().0, 5, "M17: the source lost its write");
+    let sb = Store::new(3, B);
+    let b = open(&pages, &sb, 3);
+    for q in 0..3 {
+        assert_eq!(read(&b, q).unwrap().0, initial(B, q));
+    }
+    drop(b);
+    assert_eq!(
+        p.mmu().load(0),
+        Ok(7),
+        "M17: the private mapping's store was lost"
+    );
+    assert_eq!(
+        read(&a, 0).unwrap().0,
+        5,
+        "M17: the source saw the private store"
+    );
+    a.close().expect("close A");
+    drop(a);
+    end(&pages, p, h, "M17");
 }

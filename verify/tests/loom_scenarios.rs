@@ -593,3 +593,12 @@ fn m16_fault_asks_a_client_holder_to_release() {
         s::m16_fault_asks_a_client_holder_to_release,
     );
 }
+
+#[test]
+fn m17_private_mapping_fault_vs_source_write() {
+    model_capped(
+        "M17",
+        MAPPING_BOUND,
+        s::m17_private_mapping_fault_vs_source_write,
+    );
+}

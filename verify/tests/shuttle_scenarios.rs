@@ -465,3 +465,8 @@ fn m15_batched_evict_vs_store() {
 fn m16_fault_asks_a_client_holder_to_release() {
     explore("M16", s::m16_fault_asks_a_client_holder_to_release);
 }
+
+#[test]
+fn m17_private_mapping_fault_vs_source_write() {
+    explore("M17", s::m17_private_mapping_fault_vs_source_write);
+}

@@ -39,6 +39,11 @@ enum Into<'a> {
 /// under `c`'s copy lock, which those hold.
 pub(super) fn collapse_backing(c: &Arc<MapperShared>, fh: &PageMapper, own: Option<u64>) -> bool {
     let f: &Arc<MapperShared> = &fh.shared;
+    if c.memory.is_some() {
+        // A mapped copy's pages live in its mapping's memory, not in frames it could adopt:
+        // its layers stay below it (its misses copy their bytes in) until it closes.
+        return false;
+    }
     // Relaxed: a hint; re-checked under c's copy lock below.
     if f.layer.children.load(Ordering::Relaxed) != 1 {
         return false;

@@ -158,7 +158,19 @@ impl PageMapper {
         if self.shared.memory.is_some() {
             return Err(Error::Mapped);
         }
-        copy(self)
+        copy(self, None)
+    }
+
+    /// A copy of the object whose resident pages live in `memory` (a private mapping's: SPEC
+    /// §2.8), as [`PageMapper::copy`] makes one otherwise. Refused for a mapped object.
+    pub(crate) fn copy_mapped(
+        &self,
+        memory: ShareArc<dyn crate::object::memory::PageMemory>,
+    ) -> Result<PageMapper> {
+        if self.shared.memory.is_some() {
+            return Err(Error::Mapped);
+        }
+        copy(self, Some(memory))
     }
 
     /// The object's place in its chain of copies (the frozen layers below it).

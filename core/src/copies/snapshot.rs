@@ -7,7 +7,12 @@ use super::*;
 /// pages into a new frozen layer that becomes the backing of both the object and the copy,
 /// which is returned (an anonymous object, over the source's swap area if it is anonymous, else
 /// over the pool's).
-pub(crate) fn copy(handle: &PageMapper) -> Result<PageMapper> {
+/// With `memory`, the copy's resident pages live there (a mapped copy: a private mapping, SPEC
+/// §2.8): it holds no proxies, and its misses copy the layers' bytes in.
+pub(crate) fn copy(
+    handle: &PageMapper,
+    memory: Option<ShareArc<dyn crate::object::memory::PageMemory>>,
+) -> Result<PageMapper> {
     let this: &Arc<MapperShared> = &handle.shared;
     if this.layer.is_frozen() {
         return Err(Error::Invariant(
@@ -39,13 +44,17 @@ pub(crate) fn copy(handle: &PageMapper) -> Result<PageMapper> {
     this.layer.park.unpark_all();
     let below = frozen?;
     this.layer.copies.fetch_add(1, Ordering::Relaxed);
-    let copy = Arc::new(MapperShared::new(
+    let mut copy = MapperShared::new(
         pages,
         this.swap.clone(),
         ShareArc::new(Anonymous::new(swap)),
         this.limit(),
         Layer::top(this.layer.chain),
-    ));
+    );
+    if let Some(m) = memory {
+        copy = copy.with_memory(m);
+    }
+    let copy = Arc::new(copy);
     {
         let mut st = lock(&copy.layer.state);
         attach(&below);

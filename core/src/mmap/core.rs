@@ -221,6 +221,44 @@ impl<M: Mmu + 'static> MapCore<M> {
         Ok(Self::view(mmu, views, object, u64::from(pages.frames())))
     }
 
+    /// A private mapping of `source` through `mmu`: a copy-on-write copy of the object
+    /// ([`PageMapper::copy`]) whose pages live in the MMU's memory. Its loads of pages it has not
+    /// stored to read the source as it was at this call; its stores give it pages of its own,
+    /// which neither the source nor any other mapping or copy of it sees (SPEC §2.8, private
+    /// mappings). A page it reads is copied into its memory (no proxies: one copy per page
+    /// touched), and evicted clean unless it was stored to. Fails with [`Error::Mapped`] if
+    /// `source` is mapped itself, [`Error::Map`] if the MMU's range is not the object's size,
+    /// [`Error::AccessorPageSize`] if its page size is not the pool's, and as a copy does.
+    pub fn private(source: &PageMapper, mmu: M) -> Result<Self> {
+        let pages = &*source.shared.pages;
+        if mmu.page_size() != pages.page_size() {
+            return Err(Error::AccessorPageSize {
+                accessor: mmu.page_size(),
+                page_size: pages.page_size(),
+            });
+        }
+        let limit = source.shared.limit();
+        if mmu.pages() != limit.div_ceil(mmu.page_size() as u64) {
+            return Err(Error::Map(ShareArc::new(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "a private mapping of another size than its object's",
+            ))));
+        }
+        let mmu = ShareArc::new(mmu);
+        let views = ShareArc::new(Views {
+            store: mmu.clone(),
+            list: Mutex::new(Level::Views, vec![mmu.clone()]),
+        });
+        let memory: ShareArc<dyn PageMemory> = views.clone();
+        let object = source.copy_mapped(memory)?;
+        Ok(Self::view(
+            mmu,
+            views,
+            object,
+            u64::from(pages.frame_count()),
+        ))
+    }
+
     fn view(mmu: ShareArc<M>, views: ShareArc<Views<M>>, object: PageMapper, frames: u64) -> Self {
         Self {
             mmu,

@@ -45,6 +45,10 @@ pub struct MappingStats {
 /// child after `fork` (the range is `MADV_DONTFORK`: the child has no mapping there). Copies
 /// of a mapped object are refused ([`Error::Mapped`]).
 ///
+/// A private mapping ([`Mapping::private`]) maps a copy-on-write copy of an object that is not
+/// mapped itself, as `mmap(MAP_PRIVATE)` maps a file: its loads see the object as it was when
+/// the mapping was made, its stores are its own.
+///
 /// A fault waits for the page's holders, as a guard would: a thread that holds a guard or a
 /// grant on a page and then touches that page through the mapping waits for itself, for ever
 /// (as a thread that takes a lock it holds). Drop the guard first, or reach the page through
@@ -77,8 +81,8 @@ pub struct MappingStats {
 /// in one system call, and leaves the frames beyond the one it needed free for the next faults.
 ///
 /// Not yet (issue 19): `mlock` of the range (eviction's zap is refused there) and long-term pins
-/// of its pages (`O_DIRECT`, io_uring fixed buffers). Not yet (issue 20): private
-/// (copy-on-write) mappings.
+/// of its pages (`O_DIRECT`, io_uring fixed buffers). Not yet (issue 20): a private mapping of
+/// an object that is mapped itself.
 ///
 /// ```no_run
 /// use pagecore::{Mapping, MemoryAccessor, Pages};
@@ -101,8 +105,8 @@ pub struct Mapping {
 }
 
 /// The options of a [`Mapping`] ([`Mapping::builder`]): handler threads, fault-around and
-/// protection; it maps a new object ([`MappingBuilder::build`]) or one already mapped
-/// ([`MappingBuilder::share`]).
+/// protection; it maps a new object ([`MappingBuilder::build`]), one already mapped
+/// ([`MappingBuilder::share`]), or a private copy of an object ([`MappingBuilder::private`]).
 ///
 /// ```no_run
 /// use pagecore::{Mapping, MemoryAccessor, Pages};
@@ -181,6 +185,48 @@ impl MappingBuilder {
         self.start(core)
     }
 
+    /// Maps a private copy-on-write copy of `object` (as `mmap(MAP_PRIVATE)` maps a file):
+    /// loads of pages never stored to through this mapping read `object` as it was at this
+    /// call, whatever is written to it later; a store gives the mapping a page of its own,
+    /// which `object`, its other copies and mappings never see. The mapping's object
+    /// ([`Mapping::object`]) is the copy ([`PageMapper::copy`]): an anonymous object over the
+    /// source's swap area (or the pool's), closed with the mapping's last end, its stores kept
+    /// in swap when evicted. A page read through the mapping is copied into its memory (one
+    /// copy per page touched, beside the frozen layer's: SPEC §2.8), and, until stored to,
+    /// evicted without a write-back and copied again at the next fault.
+    ///
+    /// Fails with [`Error::Mapped`] if `object` is mapped itself (a private mapping of a mapped
+    /// object is not built yet), with [`Error::Map`] as [`MappingBuilder::build`] does, and as
+    /// [`PageMapper::copy`] does ([`Error::Busy`] while a writer holds a page past the pool's
+    /// bound).
+    ///
+    /// ```no_run
+    /// use pagecore::{Mapping, MemoryAccessor, Pages};
+    /// let pages = Pages::builder().page_size(4096).frames(64).build()?;
+    /// let image = pages.open(MemoryAccessor::new(), 1 << 20)?; // e.g. a disk image
+    /// image.write(1)?[0] = 1;
+    /// let vm = Mapping::builder().private(&image)?;
+    /// image.write(1)?[0] = 2;                           // after the mapping: not seen
+    /// let p = vm.as_ptr();
+    /// // SAFETY: inside the mapping; no other thread touches it.
+    /// assert_eq!(unsafe { *p.add(4096) }, 1);
+    /// unsafe { *p.add(4096) = 3 };                      // the mapping's own page now
+    /// assert_eq!(image.read(1)?[0], 2);                 // the image never sees it
+    /// # Ok::<(), pagecore::Error>(())
+    /// ```
+    pub fn private(self, object: &PageMapper) -> Result<Mapping> {
+        self.check_handlers()?;
+        let ps = object.shared.pages.page_size();
+        check_page_size(ps)?;
+        let n = object.limit().div_ceil(ps as u64);
+        if n == 0 {
+            return Err(invalid("a mapping of 0 bytes".into()));
+        }
+        let mmu = UffdMmu::new(n, self.read_only).map_err(|e| Error::Map(ShareArc::new(e)))?;
+        let core = MapCore::private(object, mmu)?;
+        self.start(core)
+    }
+
     fn check_handlers(&self) -> Result<()> {
         if !(1..=MAX_HANDLERS).contains(&self.handlers) {
             return Err(invalid(format!(
@@ -222,13 +268,7 @@ impl MappingBuilder {
     pub fn build(self, pages: &Pages, accessor: impl Accessor, len: u64) -> Result<Mapping> {
         self.check_handlers()?;
         let ps = pages.page_size() as u64;
-        // SAFETY: no arguments.
-        let system = unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as u64;
-        if ps != system {
-            return Err(invalid(format!(
-                "the pool's page size ({ps}) must be the system's ({system})"
-            )));
-        }
+        check_page_size(pages.page_size())?;
         if len == 0 {
             return Err(invalid("a mapping of 0 bytes".into()));
         }
@@ -237,6 +277,18 @@ impl MappingBuilder {
         let core = MapCore::new(pages, accessor, mmu)?;
         self.start(core)
     }
+}
+
+/// Refuses a pool whose page size is not the system's.
+fn check_page_size(ps: usize) -> Result<()> {
+    // SAFETY: no arguments.
+    let system = unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as u64;
+    if ps as u64 != system {
+        return Err(invalid(format!(
+            "the pool's page size ({ps}) must be the system's ({system})"
+        )));
+    }
+    Ok(())
 }
 
 /// An invalid argument, as [`Error::Map`].
@@ -283,6 +335,13 @@ impl Mapping {
     /// ```
     pub fn share(&self) -> Result<Mapping> {
         Self::builder().share(self)
+    }
+
+    /// Maps a private copy-on-write copy of `object`, read-write, with one handler thread and
+    /// fault-around's default bound ([`MappingBuilder::private`] for others, and what private
+    /// means): its stores are its own, and its loads see `object` as it was at this call.
+    pub fn private(object: &PageMapper) -> Result<Mapping> {
+        Self::builder().private(object)
     }
 
     /// How many mappings of this mapping's object are live, this one included

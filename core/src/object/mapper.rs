@@ -40,6 +40,7 @@ use crate::sync::{lock, Arc, Instant, Mutex, Parked, Parker, ShareArc};
 use rustc_hash::FxHashMap;
 
 pub(crate) mod poll;
+mod resolved;
 mod writeback;
 
 #[cfg(pagecore_loom)]
@@ -624,6 +625,10 @@ impl MapperShared {
             }
             let started = Instant::now();
             match this.layer.resolve(this, page, bound) {
+                Ok(Some(r)) if this.memory.is_some() => {
+                    // A mapped copy's pages live in its mapping's memory: no proxies.
+                    return Self::fill_copied(this, page, epoch, want, bound, r);
+                }
                 Ok(Some(r)) => {
                     let published = Self::publish_proxy(this, page, epoch, r)?;
                     if published.is_some() {
@@ -645,16 +650,7 @@ impl MapperShared {
         }
         let f = match frame.map_or_else(|| super::reclaim::obtain_by(pages, bound), Ok) {
             Ok(f) => f,
-            Err(e) => {
-                // A per-call time-out is this fault's own: the faults that joined look again
-                // (one of them fills, waiting as long as it may) rather than fail with it.
-                let o = match (bound, &e) {
-                    (Bound::Until(_), Error::Exhausted { .. }) => Outcome::Retry,
-                    _ => Outcome::Failed(e.clone()),
-                };
-                this.complete(page, o);
-                return Err(e);
-            }
+            Err(e) => return Err(this.obtain_failed(page, bound, e)),
         };
         // SAFETY: obtain handed us `f` in Filling state; we hold it exclusively.
         unsafe {
@@ -688,6 +684,34 @@ impl MapperShared {
             }
         };
         this.stats.fill_took(started);
+        Self::publish_fill(this, f, page, epoch, want, filled)
+    }
+
+    /// A fill's frame could not be obtained (`e`): ends the fill's record and returns `e`.
+    fn obtain_failed(&self, page: u64, bound: Bound, e: Error) -> Error {
+        // A per-call time-out is this fault's own: the faults that joined look again (one of
+        // them fills, waiting as long as it may) rather than fail with it.
+        let o = match (bound, &e) {
+            (Bound::Until(_), Error::Exhausted { .. }) => Outcome::Retry,
+            _ => Outcome::Failed(e.clone()),
+        };
+        self.complete(page, o);
+        e
+    }
+
+    /// The fill's end, once `filled` tells how writing the page's bytes (in frame `f`, or the
+    /// object's memory) went: publishes the page (record -> queue) with one read pin per
+    /// fault, or abandons the fill. Returns as [`MapperShared::fill`] does.
+    #[inline(always)]
+    fn publish_fill(
+        this: &Arc<Self>,
+        f: u32,
+        page: u64,
+        epoch: u64,
+        want: Want,
+        filled: std::io::Result<()>,
+    ) -> Result<Option<(u32, Held)>> {
+        let pages = &*this.pages;
         if let Err(e) = filled {
             pages.counters.fill_errors.incr();
             this.stats.fill_errors.incr();
@@ -735,49 +759,6 @@ impl MapperShared {
         this.stats.fills.incr();
         this.settle(table, page, Outcome::Frame(f));
         Ok(Some((f, held)))
-    }
-
-    /// Publishes `page` as a copy-on-write proxy of the frame resolution found (and read-pinned)
-    /// in a frozen layer, with one read pin per fault (the caller and the joined ones).
-    fn publish_proxy(
-        this: &Arc<Self>,
-        page: u64,
-        epoch: u64,
-        r: crate::object::layer::Resolved,
-    ) -> Result<Option<u32>> {
-        let pages = &*this.pages;
-        let shard = &this.fills[page as usize % this.fills.len()];
-        let table = lock(shard);
-        let joined = table.get(&page).map_or(0, |r| r.joined);
-        let outcome = if this.is_closed() {
-            Outcome::Failed(Error::Closed)
-        } else if this.layer.epoch() != epoch {
-            Outcome::Retry
-        } else {
-            let me = Owner {
-                mapper: this.clone(),
-                page,
-            };
-            let published = this
-                .map
-                .slot_or_alloc(page)
-                .is_some_and(|slot| pages.make_proxy(r.frame, 1 + joined, slot, me, &r.owner));
-            if published {
-                Outcome::Frame(r.frame)
-            } else {
-                Outcome::Retry
-            }
-        };
-        this.settle(table, page, outcome.clone());
-        if !matches!(outcome, Outcome::Frame(_)) {
-            // Not published: give the resolution pin back.
-            r.unpin(pages);
-        }
-        match outcome {
-            Outcome::Frame(f) => Ok(Some(f)),
-            Outcome::Failed(e) => Err(e),
-            Outcome::Retry => Ok(None),
-        }
     }
 
     /// A fill that will not be published: free the frame and hand `o` to the waiters.

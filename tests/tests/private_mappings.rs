@@ -1,0 +1,288 @@
+//! Private (copy-on-write) mappings on real memory (issue 20): `Mapping::private` maps a copy
+//! of an object, as `mmap(MAP_PRIVATE)` maps a file. Its loads of pages it never stored to read
+//! the object as it was when the mapping was made; its stores are its own. Checked against
+//! models under eviction pressure, with the source written through guards meanwhile. Each test
+//! prints `SKIPPED` where userfaultfd is not permitted (see `mapping.rs`).
+#![cfg(target_os = "linux")]
+
+mod mapped;
+
+use mapped::{initial, load, pool, store, Backing, PAGE};
+use pagecore::{Error, Mapping, MappingBuilder, PageMapper};
+use rand::{Rng, SeedableRng};
+use std::sync::atomic::Ordering::SeqCst;
+use std::sync::Arc;
+
+/// A private mapping of `object` built by `b`, or `None` (after printing SKIPPED) where
+/// userfaultfd is not permitted.
+fn private_with(b: MappingBuilder, object: &PageMapper) -> Option<Mapping> {
+    match b.private(object) {
+        Ok(m) => Some(m),
+        Err(Error::Map(e)) => {
+            if std::env::var_os("PAGECORE_REQUIRE_UFFD").is_some_and(|v| v == "1") {
+                panic!("userfaultfd required (PAGECORE_REQUIRE_UFFD=1) but: {e}");
+            }
+            eprintln!("SKIPPED: {e}");
+            None
+        }
+        Err(e) => panic!("Mapping::private: {e}"),
+    }
+}
+
+fn private(object: &PageMapper) -> Option<Mapping> {
+    private_with(Mapping::builder(), object)
+}
+
+fn word(object: &PageMapper, p: u64) -> u64 {
+    u64::from_le_bytes(object.read(p).unwrap()[..8].try_into().unwrap())
+}
+
+fn set(object: &PageMapper, p: u64, v: u64) {
+    object.write(p).unwrap()[..8].copy_from_slice(&v.to_le_bytes());
+}
+
+#[test]
+fn a_private_mapping_reads_the_snapshot_and_keeps_its_stores() {
+    let pages = pool(16);
+    let b = Arc::new(Backing::default());
+    let obj = pages.open(b.clone(), 8 * PAGE as u64).unwrap();
+    set(&obj, 1, 11);
+    let Some(m) = private(&obj) else { return };
+    set(&obj, 1, 22);
+    set(&obj, 2, 33);
+    assert_eq!(
+        load(&m, 1),
+        11,
+        "the object's page as it was at the mapping"
+    );
+    assert_eq!(
+        load(&m, 2),
+        2000,
+        "a page the object wrote after the mapping"
+    );
+    store(&m, 3, 7);
+    store(&m, 1, 8);
+    assert_eq!((load(&m, 3), load(&m, 1)), (7, 8));
+    assert_eq!(word(&obj, 3), 3000, "the object saw the mapping's store");
+    assert_eq!(word(&obj, 1), 22);
+    obj.sync().unwrap();
+    assert_eq!(
+        (b.word(1), b.word(2), b.word(3)),
+        (22, 33, 3000),
+        "the object's file holds the object's writes only"
+    );
+    // The mapping's object is the copy: its guards see the mapping's stores.
+    assert_eq!(word(m.object(), 3), 7);
+    assert_eq!(word(m.object(), 2), 2000);
+    // The rest of each page came along too.
+    let tail = unsafe { std::slice::from_raw_parts(m.as_ptr().add(5 * PAGE), PAGE) };
+    assert_eq!(tail, &initial(5)[..]);
+}
+
+#[test]
+fn two_private_mappings_and_the_source_never_see_each_others_stores() {
+    let pages = pool(16);
+    let b = Arc::new(Backing::default());
+    let obj = pages.open(b.clone(), 4 * PAGE as u64).unwrap();
+    let Some(x) = private(&obj) else { return };
+    set(&obj, 0, 1);
+    let y = private(&obj).unwrap();
+    store(&x, 0, 10);
+    store(&y, 0, 20);
+    set(&obj, 0, 30);
+    assert_eq!((load(&x, 0), load(&y, 0), word(&obj, 0)), (10, 20, 30));
+    assert_eq!(load(&x, 1), 1000);
+    assert_eq!(load(&y, 1), 1000);
+    // y was made after the object's write of 1 to page 0; x before it.
+    drop(x);
+    let z = private(&obj).unwrap();
+    assert_eq!(load(&z, 0), 30);
+    assert_eq!(load(&y, 0), 20);
+}
+
+#[test]
+fn another_mapping_of_a_private_mapping_shares_its_pages() {
+    let pages = pool(16);
+    let b = Arc::new(Backing::default());
+    let obj = pages.open(b, 4 * PAGE as u64).unwrap();
+    let Some(x) = private(&obj) else { return };
+    let y = x.share().unwrap();
+    store(&x, 2, 5);
+    assert_eq!(load(&y, 2), 5, "the views of one private copy are coherent");
+    assert_eq!(word(&obj, 2), 2000);
+}
+
+#[test]
+fn a_private_mapping_outlives_its_source_handle() {
+    let pages = pool(8);
+    let b = Arc::new(Backing::default());
+    let obj = pages.open(b.clone(), 16 * PAGE as u64).unwrap();
+    for p in 0..16 {
+        set(&obj, p, 100 + p);
+    }
+    let Some(m) = private(&obj) else { return };
+    for p in 0..16 {
+        set(&obj, p, 200 + p);
+    }
+    obj.close().unwrap();
+    drop(obj);
+    for round in 0..3 {
+        for p in 0..16 {
+            assert_eq!(load(&m, p), 100 + p, "round {round}, page {p}");
+        }
+    }
+    assert_eq!(
+        b.word(4),
+        204,
+        "the source's close wrote its own pages back"
+    );
+    drop(m);
+    let c = pages.census().unwrap();
+    assert_eq!(c.free, c.total(), "frames outlived both: {c:?}");
+}
+
+/// As above over anonymous memory: once the source is gone, the frozen layer has one reader
+/// left (the mapping's copy), which must not adopt the layer's frames (a mapped copy's pages
+/// live in its memfd): its misses keep copying from the layer.
+#[test]
+fn a_private_mapping_of_anonymous_memory_outlives_its_source() {
+    let pages = pool(8);
+    let obj = pages.anonymous(16 * PAGE as u64).unwrap();
+    for p in 0..16 {
+        set(&obj, p, 100 + p);
+    }
+    let Some(m) = private(&obj) else { return };
+    for p in (0..16).step_by(2) {
+        set(&obj, p, 200 + p);
+    }
+    assert_eq!(load(&m, 3), 103);
+    drop(obj);
+    for round in 0..3 {
+        for p in 0..16 {
+            assert_eq!(load(&m, p), 100 + p, "round {round}, page {p}");
+        }
+        for p in (round..16).step_by(3) {
+            store(&m, p, 300 + p + round);
+        }
+        for p in (round..16).step_by(3) {
+            assert_eq!(load(&m, p), 300 + p + round, "round {round}, page {p}");
+        }
+        for p in (round..16).step_by(3) {
+            store(&m, p, 100 + p);
+        }
+    }
+    assert_eq!(m.object().copy_stats().depth, 1, "the layer stays below");
+    drop(m);
+    let c = pages.census().unwrap();
+    assert_eq!(c.free, c.total(), "frames outlived both: {c:?}");
+}
+
+#[test]
+fn a_private_mapping_of_a_mapped_object_is_refused() {
+    let pages = pool(8);
+    let b = Arc::new(Backing::default());
+    let Some(shared) = mapped::map(&pages, &b, 4) else {
+        return;
+    };
+    assert!(matches!(
+        Mapping::private(shared.object()),
+        Err(Error::Mapped)
+    ));
+}
+
+/// Three threads: two store through their own private mappings (made at different times) and
+/// one writes the source through guards, over 40 pages in 8 frames (every page evicted and
+/// faulted again many times: private pages to swap, clean copies dropped and copied again,
+/// the source's pages to its file). Each mapping's model is the source as of its creation plus
+/// its own stores.
+#[test]
+fn private_mappings_and_their_source_under_eviction_pressure_match_models() {
+    const N: u64 = 40;
+    let pages = pool(8);
+    let b = Arc::new(Backing::default());
+    let obj = pages.open(b.clone(), N * PAGE as u64).unwrap();
+    for p in (0..N).step_by(3) {
+        set(&obj, p, 1_000_000 + p);
+    }
+    let mut source: Vec<u64> = (0..N)
+        .map(|p| if p % 3 == 0 { 1_000_000 + p } else { p * 1000 })
+        .collect();
+    let Some(x) = private_with(Mapping::builder().handlers(2), &obj) else {
+        return;
+    };
+    let snap_x = source.clone();
+    for p in (1..N).step_by(5) {
+        set(&obj, p, 2_000_000 + p);
+        source[p as usize] = 2_000_000 + p;
+    }
+    let y = private(&obj).unwrap();
+    let snap_y = source.clone();
+    let maps = Arc::new([x, y]);
+    let threads: Vec<_> = [snap_x, snap_y]
+        .into_iter()
+        .enumerate()
+        .map(|(i, mut model)| {
+            let maps = maps.clone();
+            std::thread::spawn(move || {
+                let mut rng = rand::rngs::StdRng::seed_from_u64(i as u64 + 7);
+                let m = &maps[i];
+                for n in 0..3000u64 {
+                    let p = rng.random_range(0..N);
+                    if rng.random_bool(0.3) {
+                        let v = (i as u64 + 1) << 40 | n;
+                        store(m, p, v);
+                        model[p as usize] = v;
+                    } else {
+                        assert_eq!(load(m, p), model[p as usize], "mapping {i}, page {p}");
+                    }
+                }
+                model
+            })
+        })
+        .collect();
+    let writer = {
+        let obj = obj.clone();
+        let mut model = source.clone();
+        std::thread::spawn(move || {
+            let mut rng = rand::rngs::StdRng::seed_from_u64(99);
+            for n in 0..1500u64 {
+                let p = rng.random_range(0..N);
+                if rng.random_bool(0.5) {
+                    let v = 3 << 40 | n;
+                    set(&obj, p, v);
+                    model[p as usize] = v;
+                } else {
+                    assert_eq!(word(&obj, p), model[p as usize], "source, page {p}");
+                }
+            }
+            model
+        })
+    };
+    let models: Vec<Vec<u64>> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+    let source = writer.join().unwrap();
+    for (i, model) in models.iter().enumerate() {
+        for p in 0..N {
+            assert_eq!(
+                load(&maps[i], p),
+                model[p as usize],
+                "mapping {i}, page {p}"
+            );
+            assert_eq!(word(maps[i].object(), p), model[p as usize]);
+        }
+    }
+    for p in 0..N {
+        assert_eq!(word(&obj, p), source[p as usize], "source, page {p}");
+    }
+    obj.sync().unwrap();
+    for p in 0..N {
+        assert_eq!(b.word(p), source[p as usize], "the source's file, page {p}");
+    }
+    assert!(b.fills.load(SeqCst) > 0);
+    let s = pages.stats();
+    assert!(s.evictions > N, "no eviction pressure: {s:?}");
+    drop(maps);
+    obj.close().unwrap();
+    drop(obj);
+    let c = pages.census().unwrap();
+    assert_eq!(c.free, c.total(), "frames outlived the objects: {c:?}");
+}
