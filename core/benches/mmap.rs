@@ -3,7 +3,9 @@
 //! * `fault` — the service of one fault: pages of a fresh mapping touched once each (a load) in
 //!   a random order, each touch timed; the median. Beside it, a minimal userfaultfd handler with
 //!   no pagecore (a thread reads the event and answers `UFFDIO_COPY` from a buffer), and the
-//!   kernel's own `mmap` of a file holding the same bytes (page cache warm).
+//!   kernel's own `mmap` of a file holding the same bytes (page cache warm). Also a private
+//!   mapping's (`Mapping::private`) load of a page resident in its frozen layer (a copy into
+//!   the mapping's memory) beside the kernel's `MAP_PRIVATE` of the file.
 //! * `scan` — a sequential scan (a load per page) of a fresh mapping: pages per second, beside
 //!   the same two.
 //! * `zipf` — Zipf-distributed loads (s = 1.0) on resident mapped pages, beside the same loads on
@@ -32,7 +34,7 @@ mod linux {
     use criterion::{Criterion, Throughput};
     use linux_raw_sys::general as sys;
     use linux_raw_sys::ioctl;
-    use pagecore::{ComputedAccessor, Mapping, Pages};
+    use pagecore::{ComputedAccessor, Mapping, PageMapper, Pages};
     use rand::{rngs::StdRng, Rng, SeedableRng};
     use rand_distr::{Distribution, Zipf};
     use std::hint::black_box;
@@ -133,7 +135,42 @@ mod linux {
         }
     }
 
-    /// The kernel's `mmap` of the image's file (shared, read-only).
+    /// A private mapping (`Mapping::private`) of an object over the image whose pages are all
+    /// resident (a warm snapshot, as for a VM restored from an image another has read): each
+    /// fault copies the frozen layer's page into the mapping's memory.
+    pub struct Private {
+        map: Mapping,
+        _object: PageMapper,
+        _pages: Pages,
+    }
+
+    impl Private {
+        pub fn new(image: &Image, pages: usize) -> Self {
+            let pool = Pages::builder()
+                .page_size(PAGE)
+                .frames(2 * pages as u64)
+                .build()
+                .unwrap();
+            let object = pool.open(image.accessor(), (pages * PAGE) as u64).unwrap();
+            for p in 0..pages {
+                black_box(object.read(p as u64).unwrap()[0]);
+            }
+            let map = Mapping::private(&object).unwrap();
+            Self {
+                map,
+                _object: object,
+                _pages: pool,
+            }
+        }
+    }
+
+    impl Mapped for Private {
+        fn ptr(&self) -> *const u8 {
+            self.map.as_ptr()
+        }
+    }
+
+    /// The kernel's `mmap` of the image's file (shared, read-only; or private, read-write).
     pub struct Kernel {
         addr: *mut libc::c_void,
         len: usize,
@@ -141,14 +178,24 @@ mod linux {
 
     impl Kernel {
         pub fn new(image: &Image, pages: usize) -> Self {
+            Self::with(image, pages, false)
+        }
+
+        /// `MAP_PRIVATE` (read-write) if `private`, else `MAP_SHARED` (read-only).
+        pub fn with(image: &Image, pages: usize, private: bool) -> Self {
             let len = pages * PAGE;
-            // SAFETY: a new shared read-only mapping of our file; unmapped on drop.
+            let (prot, flags) = if private {
+                (libc::PROT_READ | libc::PROT_WRITE, libc::MAP_PRIVATE)
+            } else {
+                (libc::PROT_READ, libc::MAP_SHARED)
+            };
+            // SAFETY: a new mapping of our file; unmapped on drop.
             let addr = unsafe {
                 libc::mmap(
                     std::ptr::null_mut(),
                     len,
-                    libc::PROT_READ,
-                    libc::MAP_SHARED,
+                    prot,
+                    flags,
                     image.file.as_raw_fd(),
                     0,
                 )
@@ -769,12 +816,14 @@ mod linux {
             "kernel mmap",
             "minimal memfd",
             "minimal memfd+wp",
+            "pagecore private",
+            "kernel private",
         ];
-        let mut fault = [vec![], vec![], vec![], vec![], vec![]];
-        let mut fault_p99 = [vec![], vec![], vec![], vec![], vec![]];
-        let mut fault_mean = [vec![], vec![], vec![], vec![], vec![]];
-        let mut one_cpu = [vec![], vec![], vec![], vec![], vec![]];
-        let mut scans = [vec![], vec![], vec![], vec![], vec![]];
+        let mut fault: [Vec<f64>; 7] = Default::default();
+        let mut fault_p99: [Vec<f64>; 7] = Default::default();
+        let mut fault_mean: [Vec<f64>; 7] = Default::default();
+        let mut one_cpu: [Vec<f64>; 7] = Default::default();
+        let mut scans: [Vec<f64>; 5] = Default::default();
         let (mut zc, mut zv, mut ev, mut ev1, mut rs) = (vec![], vec![], vec![], vec![], vec![]);
         let (mut wps, mut wpa, mut wscan) = (vec![], vec![], vec![]);
         for _ in 0..rounds {
@@ -784,6 +833,8 @@ mod linux {
                 faults(&Kernel::new(&image, PAGES), &order),
                 faults(&Minimal::with(&image, PAGES, true, false), &order),
                 faults(&Minimal::with(&image, PAGES, true, true), &order),
+                faults(&Private::new(&image, PAGES), &order),
+                faults(&Kernel::with(&image, PAGES, true), &order),
             ];
             for (i, ns) in runs.into_iter().enumerate() {
                 fault[i].push(ns[ns.len() / 2]);
@@ -797,6 +848,8 @@ mod linux {
                     faults(&Kernel::new(&image, PAGES), &order),
                     faults(&Minimal::with(&image, PAGES, true, false), &order),
                     faults(&Minimal::with(&image, PAGES, true, true), &order),
+                    faults(&Private::new(&image, PAGES), &order),
+                    faults(&Kernel::with(&image, PAGES, true), &order),
                 ]
             });
             for (i, ns) in runs.into_iter().enumerate() {
@@ -841,8 +894,8 @@ mod linux {
                 f99[i],
             );
         }
-        println!("  (ratios to the minimal handler; goal: pagecore <= 1.25x)");
-        for i in 0..names.len() {
+        println!("  (ratios to the minimal handler; goal: pagecore <= 1.25x; pagecore private: a private mapping's load of a page resident in its frozen layer, a copy into its memory; kernel private: MAP_PRIVATE of the file, page cache warm)");
+        for i in 0..scans.len() {
             println!(
                 "scan {:>16}: {:>9.0} pages/s = {:.2}x the minimal handler's",
                 names[i],
