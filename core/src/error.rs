@@ -171,7 +171,10 @@ pub enum Error {
         len: u64,
     },
     /// A mapping could not be made: userfaultfd is not permitted (the message names the
-    /// remedies) or lacks a feature, or the memfd or its views could not be set up.
+    /// remedies) or lacks a feature, the memfd or its views could not be set up, or an argument
+    /// was invalid (the message says which, as an `InvalidInput` error: a length of 0, a page
+    /// size not the system's, a handler count out of range, a private mapping in a pool of
+    /// fewer than two frames).
     #[error("cannot map the object: {0}")]
     Map(#[source] Arc<io::Error>),
     /// The object is mapped (its pages live in a mapping's memory): copies of a mapped object

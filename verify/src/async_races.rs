@@ -263,3 +263,52 @@ pub fn c54_close_vs_an_awaited_fault_waiting_for_a_frame() {
     assert_eq!(sa.fills.load(SeqCst), 0, "C54: A0 filled");
     assert_settled(&pages, "C54");
 }
+
+/// C55 an awaited miss of a copy's page, waiting in the frozen layer for a frame, vs a blocking
+/// fault of the same page and the unpin that frees the frame: the pool's one frame holds B0,
+/// read-pinned by the main thread; A0 (never read) is in A's file, and C is a copy of A, so C0
+/// lives in the frozen layer below C (not resident). A thread reads C0 through a blocking
+/// guard (it records the layer's fill of A0 and waits for a frame); the main thread polls an
+/// awaited read of C0 once: it must be `Pending` (it waits in the layer, for that fill or a
+/// frame: a poll that blocked for the frame the main thread itself holds is a deadlock both
+/// checkers report), then lets B0 go and awaits the read. Both read A0's value; the layer's
+/// page was filled once, or twice with an eviction between (a wasted fill, as in C52); nothing
+/// pinned, no obtainer left counted.
+pub fn c55_awaited_copy_miss_vs_a_blocking_fault_in_the_layer() {
+    let pages = pool(1);
+    let (sa, sb) = (Store::new(1, A), Store::new(1, B));
+    let (a, b) = (open(&pages, &sa, 1), open(&pages, &sb, 1));
+    let c = a.copy().unwrap();
+    let held = b.read(0).unwrap();
+    let t = {
+        let c = c.clone();
+        thread::spawn(move || read(&c, 0).unwrap().0)
+    };
+    let v = {
+        let f = c.read_async(0);
+        let mut f = std::pin::pin!(f);
+        let first = f.as_mut().poll(&mut Context::from_waker(Waker::noop()));
+        assert!(
+            first.is_pending(),
+            "C55: the awaited miss found a frame the main thread holds"
+        );
+        assert_eq!(word(&held), B, "C55: B0's value");
+        drop(held);
+        block_on(async { f.await.map(|g| word(&g)) }).unwrap()
+    };
+    assert_eq!(v, A, "C55: the awaited read of C0");
+    assert_eq!(t.join().unwrap(), A, "C55: the blocking read of C0");
+    // Filled twice only if evicted between (as in C52: the blocking read filled it and let
+    // the copy's proxy go, and the future's obtain, counted since its first poll, took the
+    // layer's page as its victim): reclaims are B0's and each such one (a frozen layer's
+    // evictions are not among the objects' counts).
+    let fills = sa.fills.load(SeqCst) as u64;
+    assert!(fills == 1 || fills == 2, "C55: A0 filled {fills} times");
+    assert_eq!(
+        pages.stats().reclaims,
+        fills,
+        "C55: a second fill of the layer's page without a reclaim between"
+    );
+    drop(c);
+    assert_settled(&pages, "C55");
+}

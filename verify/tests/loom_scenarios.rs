@@ -499,6 +499,15 @@ fn c54_close_vs_an_awaited_fault_waiting_for_a_frame() {
 }
 
 #[test]
+fn c55_awaited_copy_miss_vs_a_blocking_fault_in_the_layer() {
+    model_capped(
+        "C55",
+        NEW_SCENARIO_BOUND,
+        s::c55_awaited_copy_miss_vs_a_blocking_fault_in_the_layer,
+    );
+}
+
+#[test]
 fn c47_request_resolving_through_a_paged_out_layer() {
     model_capped(
         "C47",

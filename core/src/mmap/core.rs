@@ -227,7 +227,8 @@ impl<M: Mmu + 'static> MapCore<M> {
     /// which neither the source nor any other mapping or copy of it sees (SPEC §2.8, private
     /// mappings). A page it reads is copied into its memory (no proxies: one copy per page
     /// touched), and evicted clean unless it was stored to. Fails with [`Error::Mapped`] if
-    /// `source` is mapped itself, [`Error::Map`] if the MMU's range is not the object's size,
+    /// `source` is mapped itself, [`Error::Map`] if the MMU's range is not the object's size or
+    /// the pool has fewer than two frames (a page read holds the layer's frame and the copy's),
     /// [`Error::AccessorPageSize`] if its page size is not the pool's, and as a copy does.
     pub fn private(source: &PageMapper, mmu: M) -> Result<Self> {
         let pages = &*source.shared.pages;
@@ -236,6 +237,14 @@ impl<M: Mmu + 'static> MapCore<M> {
                 accessor: mmu.page_size(),
                 page_size: pages.page_size(),
             });
+        }
+        if pages.frame_count() < 2 {
+            // A page read through the mapping holds the layer's frame and the copy's at once:
+            // with one frame its faults could never be served (they would retry for ever).
+            return Err(Error::Map(ShareArc::new(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "a private mapping needs a pool of at least two frames",
+            ))));
         }
         let limit = source.shared.limit();
         if mmu.pages() != limit.div_ceil(mmu.page_size() as u64) {

@@ -188,17 +188,25 @@ impl MappingBuilder {
     /// Maps a private copy-on-write copy of `object` (as `mmap(MAP_PRIVATE)` maps a file):
     /// loads of pages never stored to through this mapping read `object` as it was at this
     /// call, whatever is written to it later; a store gives the mapping a page of its own,
-    /// which `object`, its other copies and mappings never see. The mapping's object
+    /// which `object`, its other copies and mappings never see. `object` may be closed or
+    /// dropped meanwhile: the mapping keeps what it reads. The mapping's object
     /// ([`Mapping::object`]) is the copy ([`PageMapper::copy`]): an anonymous object over the
-    /// source's swap area (or the pool's), closed with the mapping's last end, its stores kept
-    /// in swap when evicted. A page read through the mapping is copied into its memory (one
-    /// copy per page touched, beside the frozen layer's: SPEC §2.8), and, until stored to,
-    /// evicted without a write-back and copied again at the next fault.
+    /// source's swap area (or the pool's), closed with the mapping's last end; it cannot be
+    /// copied or privately mapped itself (a mapped object: [`Error::Mapped`]).
+    ///
+    /// Memory: a page read through the mapping is copied into its memory, so while resident it
+    /// holds two frames (the frozen layer's and the mapping's: the pool needs at least two);
+    /// until stored to, it is evicted without a write-back and copied again at its next fault.
+    /// A page stored to is written to the swap area when evicted, so the swap area bounds how
+    /// many pages the mapping can have stored to and evicted at once: with it full, such a
+    /// store's fault waits until slots are freed, and [`Mapping::sync`] fails with
+    /// [`Error::WriteBack`] (`ENOSPC`).
     ///
     /// Fails with [`Error::Mapped`] if `object` is mapped itself (a private mapping of a mapped
-    /// object is not built yet), with [`Error::Map`] as [`MappingBuilder::build`] does, and as
+    /// object is not built yet), with [`Error::Closed`] if it is closed, with [`Error::Map`] as
+    /// [`MappingBuilder::build`] does or if the pool has fewer than two frames, and as
     /// [`PageMapper::copy`] does ([`Error::Busy`] while a writer holds a page past the pool's
-    /// bound).
+    /// bound; [`Error::WriteBack`] if a file's dirty page cannot be written back first).
     ///
     /// ```no_run
     /// use pagecore::{Mapping, MemoryAccessor, Pages};

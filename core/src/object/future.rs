@@ -123,14 +123,12 @@ impl PageMapper {
     /// write-back of a dirty page evicted for its frame (a fault's own I/O, not a wait), and a
     /// write's copy-on-write break (a page copy).
     ///
-    /// **Not yet async: objects with a frozen layer below them.** A miss of a page that an
-    /// object in a chain of copies does not hold itself (a copy made by [`PageMapper::copy`],
-    /// and the object it was made of, for the pages neither has written since, written-back
-    /// pages and pages never written included) is served within the poll as a blocking fault
-    /// is: it resolves the page through the frozen layers and, with every frame pinned, blocks
-    /// the polling thread for a frame up to the pool's bound, then fails with
-    /// [`Error::Exhausted`](crate::Error::Exhausted). Hits, and waits for a page's writer,
-    /// stay async there too.
+    /// A miss of a page an object in a chain of copies reads through its frozen layers (a copy
+    /// made by [`PageMapper::copy`], and the object it was made of, for the pages neither has
+    /// written since) first awaits the page in the layer that holds it (its fill there, a frame
+    /// for it), then publishes the copy's page within the poll without waiting. Rarely (a
+    /// collapse or a copy of the chain between the two) that publication waits as a blocking
+    /// fault does, up to the pool's bound.
     ///
     /// Elsewhere the future has no deadline (not the pool's
     /// [`wait_bound`](crate::PagesBuilder::wait_bound)): drop it to give up, for example through

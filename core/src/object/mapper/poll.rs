@@ -17,14 +17,20 @@
 //!   hand it records the fill under the shard lock (or, if another fault got there first,
 //!   frees the frame and waits for that one) and fills at once.
 //!
+//! * A page an object in a chain of copies reads through its frozen layers: the future first
+//!   awaits the page in the layer that holds it (`poll_in_layers`: the layer's page pinned for
+//!   reading by the same polled path, its fill, reclaim and frame waits registering the waker),
+//!   then resolves it as a blocking fault does (`MapperShared::miss`), which, with the layer's
+//!   page resident and pinned, publishes the proxy without waiting; then it unpins the layer's
+//!   page. The pin is a hint: the resolution walks the chain again and decides, so a collapse
+//!   or a copy in between costs at most one blocking wait.
+//!
 //! What runs inside a poll, as a blocking fault would run it: the accessor's fill and an
 //! evicted victim's write-back (the I/O of a fault is its own work, not a wait); a write's
 //! copy-on-write break (it copies the page, and may wait for a frame up to the pool's bound);
-//! every miss of a page an object in a chain of copies reads through its frozen layers (the
-//! blocking miss path, `MapperShared::miss`: its waits for a layer's page and for frames block,
-//! up to the pool's bound; not yet async). An awaited fault has no deadline otherwise: dropping
-//! it (an executor's time-out) ends its waits, and the object's close wakes those waiting for a
-//! frame (`PagesShared::wake_obtainers`).
+//! a copy's resolution in the rare cases above. An awaited fault has no deadline otherwise:
+//! dropping it (an executor's time-out) ends its waits, and the object's close wakes those
+//! waiting for a frame (`PagesShared::wake_obtainers`).
 //!
 //! Orderings: none of its own; the pins' CASes, the shard and parker locks carry them, as on the
 //! blocking path.
@@ -75,9 +81,17 @@ impl MapperShared {
                 }
             }
         }
-        Self::poll_pin_slow(this, page, want, state, cx)
+        Self::poll_pin_slow(this, page, want, state, cx).map(|r| {
+            r.and_then(|found| {
+                found.ok_or_else(|| {
+                    Error::Invariant(format!("page {page}: a top object found nothing to fill"))
+                })
+            })
+        })
     }
 
+    /// [`MapperShared::poll_pin`]'s slow path: `Ready(Ok(None))` if `this` is a frozen layer that
+    /// does not hold `page` (a top object always does).
     #[cold]
     #[inline(never)]
     fn poll_pin_slow<'a>(
@@ -86,7 +100,7 @@ impl MapperShared {
         want: Want,
         state: &mut PollState,
         cx: &mut Context<'_>,
-    ) -> Poll<Result<(u32, &'a AtomicU64)>> {
+    ) -> Poll<Result<Option<(u32, &'a AtomicU64)>>> {
         state.withdraw(&this.pages);
         if let Err(e) = this.check_page(page) {
             return Poll::Ready(Err(e));
@@ -113,13 +127,9 @@ impl MapperShared {
                     Ok(Miss::Retry) => continue,
                     Ok(Miss::Pinned(f, slot)) => {
                         this.stats.misses.incr();
-                        return Poll::Ready(Ok((f, slot)));
+                        return Poll::Ready(Ok(Some((f, slot))));
                     }
-                    Ok(Miss::NotHere) => {
-                        return Poll::Ready(Err(Error::Invariant(format!(
-                            "page {page}: a top object found nothing to fill"
-                        ))))
-                    }
+                    Ok(Miss::NotHere) => return Poll::Ready(Ok(None)),
                     Err(e) => {
                         this.stats.misses.incr();
                         return Poll::Ready(Err(e));
@@ -134,7 +144,7 @@ impl MapperShared {
                 Ok(pinned) => {
                     this.hit();
                     let f = pinned.frame().or(seen.frame());
-                    return Poll::Ready(f.map(|f| (f, slot)).ok_or_else(|| {
+                    return Poll::Ready(f.map(|f| Some((f, slot))).ok_or_else(|| {
                         Error::Invariant(format!("page {page}: pinned without a frame"))
                     }));
                 }
@@ -180,9 +190,25 @@ impl MapperShared {
         if let Some(waiting) = this.await_fill(table, page, cx) {
             return waiting;
         }
-        // A copy's page resolved through its frozen layers: as a blocking fault (module doc).
+        // A copy's page resolved through its frozen layers: the page is first awaited in the
+        // layer that holds it (read-pinned there, as resident as a hit), then resolved as a
+        // blocking fault resolves it, which then waits for nothing (module doc).
         if this.layer.is_layered() && !this.owns(page) {
-            return Poll::Ready(Self::miss(this, page, want, Bound::Pool));
+            let held = match Self::poll_in_layers(this, page, state, cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Ready(Ok(held)) => held,
+            };
+            let missed = Self::miss(this, page, want, Bound::Pool);
+            if let Some(l) = held {
+                if let Some(slot) = l.shared.map.slot(page) {
+                    this.pages.unpin_read(slot);
+                }
+            }
+            return Poll::Ready(missed);
+        }
+        if this.layer.is_frozen() && !this.owns(page) {
+            return Poll::Ready(Ok(Miss::NotHere));
         }
         let closed = || this.is_closed();
         let f =
@@ -197,6 +223,12 @@ impl MapperShared {
             drop(table);
             this.pages.free(f);
             return Poll::Ready(Ok(Miss::Retry));
+        }
+        if this.layer.is_frozen() && !this.owns(page) {
+            // A frozen layer's page moved up (a collapse) while we obtained: not here now.
+            drop(table);
+            this.pages.free(f);
+            return Poll::Ready(Ok(Miss::NotHere));
         }
         if table.contains_key(&page) {
             // Another fault began filling the page while we obtained: wait for it instead.
@@ -213,6 +245,37 @@ impl MapperShared {
         drop(table);
         let filled = Self::fill(this, page, epoch, want, Bound::Pool, Some(f));
         Poll::Ready(filled.map(|filled| this.filled(page, want, filled)))
+    }
+
+    /// An awaited miss of a page `this` reads through its frozen layers: finds the first layer
+    /// that holds `page` and pins it there for reading, polled (a layer's page being filled,
+    /// reclaimed, or waiting for a frame registers the waker as any awaited fault does).
+    /// `Ready(Ok(Some(layer)))`: the caller holds one read pin on that layer's entry of `page`,
+    /// and gives it back after its resolution (which finds the page resident there: a pinned
+    /// page is neither reclaimed nor moved by a collapse). `Ready(Ok(None))`: no layer holds it
+    /// (zeros, or this object's own). A hint only: the resolution that follows walks the chain
+    /// again and decides, so a collapse or copy meanwhile costs at most a blocking wait.
+    fn poll_in_layers(
+        this: &Arc<Self>,
+        page: u64,
+        state: &mut PollState,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<Option<crate::PageMapper>>> {
+        let mut next = this.layer.backing();
+        while let Some(l) = next {
+            let ls = &l.shared;
+            if ls.map.find(page).frame().is_some() || ls.owns(page) {
+                match Self::poll_pin_slow(ls, page, Want::Read, state, cx) {
+                    Poll::Pending => return Poll::Pending,
+                    Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                    Poll::Ready(Ok(Some(_))) => return Poll::Ready(Ok(Some(l))),
+                    // Moved up by a collapse since: look below (or let the resolution decide).
+                    Poll::Ready(Ok(None)) => {}
+                }
+            }
+            next = ls.layer.backing();
+        }
+        Poll::Ready(Ok(None))
     }
 
     /// If `page` has a fill in flight (its record in `table`, the page's shard, locked): waits for
