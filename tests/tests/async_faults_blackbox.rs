@@ -1527,7 +1527,7 @@ fn copies_under_awaited_faults() {
     // became async (stop 33: the failing call is a break's `write_async`); four blocking
     // threads doing the same fail likewise, two blocking threads did not in 160 rounds. Not
     // understood yet (issue 21).
-    let pages = pool(8);
+    let pages = pool(4);
     let acc = Acc::default();
     let obj = open(&pages, &acc, 32);
     mt().block_on(async {

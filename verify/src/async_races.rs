@@ -312,3 +312,42 @@ pub fn c55_awaited_copy_miss_vs_a_blocking_fault_in_the_layer() {
     drop(c);
     assert_settled(&pages, "C55");
 }
+
+/// C56 an awaited write to a copy-on-write proxy, whose frame for the private copy is awaited
+/// before anything is pinned, vs the unpin that frees a frame: two frames; A0 (written 1) was
+/// frozen by a copy C of A (its frame now the layer's, A's entry a proxy of it), and the other
+/// frame holds B0, read-pinned by the main thread. A thread awaits a write of A0 and stores 2
+/// while the main thread lets B0 go. The future obtains its frame first: B0's once let go, or
+/// else the layer's page, whose proxy the reclaim unmaps; then the break finds the proxy gone,
+/// frees the frame, the page is resolved again into it, and the next try breaks as a blocking
+/// fault does (pinning the layer's page and waiting for B0's frame), never spinning. Either
+/// way A0 reads 2 and C0 reads 1; nothing pinned, nobody waiting, no frame lost (a spare frame
+/// never freed is missing from the census). A blocking break would pin the layer's page and
+/// wait: as many breakers as frames wait out the pool's bound (the copies test's four tasks
+/// over four frames, stop 33).
+pub fn c56_awaited_break_vs_the_frame_it_waits_for() {
+    let pages = pool(2);
+    let (sa, sb) = (Store::new(1, A), Store::new(1, B));
+    let (a, b) = (open(&pages, &sa, 1), open(&pages, &sb, 1));
+    crate::write(&a, 0, 1).unwrap();
+    let c = a.copy().unwrap();
+    let held = b.read(0).unwrap();
+    let t = {
+        let a = a.clone();
+        thread::spawn(move || {
+            block_on(async {
+                let mut g = a.write_async(0).await?;
+                g[..8].copy_from_slice(&2u64.to_le_bytes());
+                Ok::<_, pagecore::Error>(())
+            })
+        })
+    };
+    assert_eq!(word(&held), B, "C56: B0's value");
+    drop(held);
+    t.join().unwrap().expect("C56: the awaited write");
+    assert_eq!(read(&a, 0).unwrap().0, 2, "C56: A0 after the awaited write");
+    assert_eq!(read(&c, 0).unwrap().0, 1, "C56: the copy saw A's write");
+    drop(c);
+    let census = assert_settled(&pages, "C56");
+    assert_eq!(census.filling, 0, "C56: a frame left obtained: {census:?}");
+}

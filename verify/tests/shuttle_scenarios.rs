@@ -385,6 +385,11 @@ fn c55_awaited_copy_miss_vs_a_blocking_fault_in_the_layer() {
 }
 
 #[test]
+fn c56_awaited_break_vs_the_frame_it_waits_for() {
+    explore("C56", s::c56_awaited_break_vs_the_frame_it_waits_for);
+}
+
+#[test]
 fn c47_request_resolving_through_a_paged_out_layer() {
     explore("C47", s::c47_request_resolving_through_a_paged_out_layer);
 }

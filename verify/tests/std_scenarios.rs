@@ -83,6 +83,7 @@ fn scenarios_on_real_threads() {
     repeat(s::c53_awaited_fault_waiting_for_a_frame_vs_its_unpin);
     repeat(s::c54_close_vs_an_awaited_fault_waiting_for_a_frame);
     repeat(s::c55_awaited_copy_miss_vs_a_blocking_fault_in_the_layer);
+    repeat(s::c56_awaited_break_vs_the_frame_it_waits_for);
     repeat(s::c47_request_resolving_through_a_paged_out_layer);
     repeat(s::c48_pool_wait_after_the_page_is_pinned_again);
     repeat(s::c49_reclaim_vs_a_proxy_releasing_with_a_waiter);

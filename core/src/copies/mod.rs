@@ -104,8 +104,9 @@ impl Chain for Copies {
         slot: &AtomicU64,
         allowed: u64,
         deadline: Option<Instant>,
+        frame: Option<u32>,
     ) -> Result<()> {
-        break_cow(this, page, slot, allowed, deadline)
+        resolve::break_cow_with(this, page, slot, allowed, deadline, frame)
     }
 }
 

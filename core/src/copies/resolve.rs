@@ -60,6 +60,38 @@ pub(crate) fn break_cow(
     allowed: u64,
     deadline: Option<Instant>,
 ) -> Result<()> {
+    break_cow_with(this, page, slot, allowed, deadline, None)
+}
+
+/// As [`break_cow`], with `frame` (`Filling`, the caller's) for the private copy if one is
+/// needed, instead of obtaining one while the layer's page is pinned: an awaited write obtains
+/// it first, polled (SPEC §5), so that it never waits for a frame while it pins a frame (four
+/// breakers pinning the four frames of a pool, each waiting for a fifth, was a deadlock until
+/// the pool's bound: stop 33). Freed if unused.
+pub(crate) fn break_cow_with(
+    this: &Arc<MapperShared>,
+    page: u64,
+    slot: &crate::sync::atomic::AtomicU64,
+    allowed: u64,
+    deadline: Option<Instant>,
+    frame: Option<u32>,
+) -> Result<()> {
+    let mut spare = frame;
+    let r = break_loop(this, page, slot, allowed, deadline, &mut spare);
+    if let Some(f) = spare {
+        this.pages.free(f);
+    }
+    r
+}
+
+fn break_loop(
+    this: &Arc<MapperShared>,
+    page: u64,
+    slot: &crate::sync::atomic::AtomicU64,
+    allowed: u64,
+    deadline: Option<Instant>,
+    spare: &mut Option<u32>,
+) -> Result<()> {
     let pages = &*this.pages;
     loop {
         // Acquire: pairs with the publication of the entry (the proxy's frame bytes).
@@ -93,7 +125,7 @@ pub(crate) fn break_cow(
                 }
             }
             CowSource::Layer(owner) => {
-                if copy_out(this, page, slot, allowed, deadline, f, owner)? {
+                if copy_out(this, page, slot, allowed, deadline, f, owner, spare)? {
                     return Ok(());
                 }
             }
@@ -103,6 +135,9 @@ pub(crate) fn break_cow(
 
 /// The break proper: copies the shared frame `f` (of layer page `owner`) into a new frame and
 /// publishes it as `this`'s private page. `Ok(false)`: the proxy changed meanwhile, look again.
+/// The new frame is `spare`'s if the caller brought one (taken only once the copy is certain),
+/// else obtained.
+#[allow(clippy::too_many_arguments)]
 pub(super) fn copy_out(
     this: &Arc<MapperShared>,
     page: u64,
@@ -111,6 +146,7 @@ pub(super) fn copy_out(
     deadline: Option<Instant>,
     f: u32,
     owner: Owner,
+    spare: &mut Option<u32>,
 ) -> Result<bool> {
     let pages = &*this.pages;
     let Some(src) = owner.slot() else {
@@ -127,7 +163,10 @@ pub(super) fn copy_out(
         }
         Err(_) => return Ok(false),
     }
-    let f2 = match crate::object::reclaim::obtain(pages) {
+    let f2 = match spare
+        .take()
+        .map_or_else(|| crate::object::reclaim::obtain(pages), Ok)
+    {
         Ok(f2) => f2,
         Err(e) => {
             pages.unpin_read(src);

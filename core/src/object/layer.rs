@@ -35,7 +35,8 @@ pub(crate) trait Chain: Send + Sync {
     ) -> Result<Option<Resolved>>;
 
     /// Gives `this` a private copy of page `page` if its entry (`slot`) is a copy-on-write proxy
-    /// whose pinned bits are `allowed` (the caller's own hold), waiting up to `deadline`.
+    /// whose pinned bits are `allowed` (the caller's own hold), waiting up to `deadline`; into
+    /// `frame` (`Filling`, the caller's; freed if unused) if given, else into a frame it obtains.
     fn break_cow(
         &self,
         this: &Arc<MapperShared>,
@@ -43,6 +44,7 @@ pub(crate) trait Chain: Send + Sync {
         slot: &AtomicU64,
         allowed: u64,
         deadline: Option<Instant>,
+        frame: Option<u32>,
     ) -> Result<()>;
 }
 
@@ -308,8 +310,10 @@ impl Layer {
         slot: &AtomicU64,
         allowed: u64,
         deadline: Option<Instant>,
+        frame: Option<u32>,
     ) -> Result<()> {
-        self.chain.break_cow(this, page, slot, allowed, deadline)
+        self.chain
+            .break_cow(this, page, slot, allowed, deadline, frame)
     }
 }
 

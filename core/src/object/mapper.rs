@@ -441,7 +441,7 @@ impl MapperShared {
             {
                 // Only the shared copy-on-write frame stands in the way: give this object a
                 // private page (then pin it for writing like any other).
-                this.layer.break_cow(this, page, slot, 0, d)?;
+                this.layer.break_cow(this, page, slot, 0, d, None)?;
                 continue;
             }
             // A writer, readers (for a write), or a reclaim writing the page back: wait.

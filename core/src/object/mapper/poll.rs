@@ -25,10 +25,16 @@
 //!   page. The pin is a hint: the resolution walks the chain again and decides, so a collapse
 //!   or a copy in between costs at most one blocking wait.
 //!
+//! * A write to a copy-on-write proxy: the future awaits the frame for its private copy first
+//!   (`poll_obtain`, with nothing pinned), then breaks the page into it (`break_cow` with the
+//!   frame). A blocking break pins the layer's page, then obtains: breakers as many as the
+//!   frames, each pinning one and waiting for another, wait out the pool's bound; the awaited
+//!   break holds no pin while it waits, so reclaim can unmap the proxies it would break.
+//!
 //! What runs inside a poll, as a blocking fault would run it: the accessor's fill and an
-//! evicted victim's write-back (the I/O of a fault is its own work, not a wait); a write's
-//! copy-on-write break (it copies the page, and may wait for a frame up to the pool's bound);
-//! a copy's resolution in the rare cases above. An awaited fault has no deadline otherwise:
+//! evicted victim's write-back (the I/O of a fault is its own work, not a wait); a break's copy
+//! of the page, and its wait for readers of the proxy that came between (rare); a copy's
+//! resolution in the rare cases above. An awaited fault has no deadline otherwise:
 //! dropping it (an executor's time-out) ends its waits, and the object's close wakes those
 //! waiting for a frame (`PagesShared::wake_obtainers`).
 //!
@@ -108,6 +114,8 @@ impl MapperShared {
         if want == Want::Write && !this.accessor.writable() {
             return Poll::Ready(Err(Error::ReadOnly));
         }
+        // A break with an awaited frame was tried in this poll (see below).
+        let mut broke = false;
         loop {
             if this.is_closed() {
                 return Poll::Ready(Err(Error::Closed));
@@ -157,10 +165,31 @@ impl MapperShared {
                 && refused.cow()
                 && refused.0 & (EntryWord::PINNED_BITS | EntryWord::RECLAIMING.mask()) == 0
             {
-                // Only the shared copy-on-write frame stands in the way: the break copies the
-                // page now (blocking, as the fill's I/O does; module doc).
+                // Only the shared copy-on-write frame stands in the way: the frame for the
+                // private copy is awaited first, with nothing pinned (module doc), then the
+                // break copies the page into it now, as the fill's I/O runs. Once per poll: if
+                // that frame was the layer page's own (reclaim unmapped the proxy to take it),
+                // the page comes back into the only other frame and the next try breaks as a
+                // blocking fault does (pinning the layer's page, then waiting for a frame up to
+                // the pool's bound), where the pool has no third frame to give: never a spin.
+                let frame = if broke {
+                    None
+                } else {
+                    let closed = || this.is_closed();
+                    match super::super::reclaim::poll_obtain(
+                        &this.pages,
+                        cx,
+                        &mut state.obtaining,
+                        closed,
+                    ) {
+                        Poll::Pending => return Poll::Pending,
+                        Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                        Poll::Ready(Ok(f)) => Some(f),
+                    }
+                };
+                broke = true;
                 let deadline = this.pages.deadline();
-                if let Err(e) = this.layer.break_cow(this, page, slot, 0, deadline) {
+                if let Err(e) = this.layer.break_cow(this, page, slot, 0, deadline, frame) {
                     return Poll::Ready(Err(e));
                 }
                 continue;
