@@ -1520,13 +1520,11 @@ fn client_grant_and_awaited_guard_wait_for_each_other() {
 #[test]
 fn copies_under_awaited_faults() {
     let _w = watchdog("copies_under_awaited_faults");
-    // Eight frames, not four: a copy-on-write break runs within its poll as a blocking fault
-    // does (`write_async`'s doc), holding its source page's pin and waiting for a fresh frame.
-    // With four frames, four tasks on two runtime threads failed `Exhausted` at the pool's
-    // bound in about one run of ten (stop 32), and still one in eight once a copy's misses
-    // became async (stop 33: the failing call is a break's `write_async`); four blocking
-    // threads doing the same fail likewise, two blocking threads did not in 160 rounds. Not
-    // understood yet (issue 21).
+    // Four frames and four runtime threads: until stop 33 a break run within its poll pinned
+    // the layer's page and then waited for a frame, so four tasks breaking at once pinned the
+    // four frames and waited out the pool's bound (`Exhausted`, about one run in ten; the test
+    // ran over eight frames meanwhile). An awaited break now obtains its frame first, with
+    // nothing pinned (SPEC §5, C56).
     let pages = pool(4);
     let acc = Acc::default();
     let obj = open(&pages, &acc, 32);

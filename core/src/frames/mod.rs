@@ -162,6 +162,10 @@ struct Lists {
     free: Vec<u32>,
     queue: PageQueue,
     waiting_obtainers: usize,
+    /// A frame the pick in progress must not take (an awaited break's own source page: its
+    /// frame for the copy must be another; `PagesShared::poll_obtain`). Set and cleared under
+    /// this lock by that pick; `None` otherwise.
+    except: Option<u32>,
     /// S3-FIFO's ghost and segment sizes (`None` under the other policies).
     s3: Option<s3fifo::S3State>,
 }
@@ -429,6 +433,7 @@ impl PagesShared {
                     free,
                     queue,
                     waiting_obtainers: 0,
+                    except: None,
                     s3,
                 },
             ),

@@ -144,6 +144,10 @@ impl PagesShared {
         mark: bool,
         later: &mut Deferred,
     ) -> Option<EntryWord> {
+        if l.except == Some(f) {
+            // Not marked: its unpin is no frame for this obtainer.
+            return None;
+        }
         // SAFETY (with_owner): lists lock held and `f` queued, hence Resident (I1).
         let taken = unsafe {
             self.with_owner(f, |o| {
@@ -275,8 +279,17 @@ impl PagesShared {
     /// pinned or being filled or reclaimed. The pool writes nothing back and asks nobody: the
     /// object layer (`object::reclaim`) does both with what this returns.
     pub(crate) fn try_obtain(&self) -> Option<Got> {
+        self.try_obtain_except(None)
+    }
+
+    /// As [`Self::try_obtain`], never taking frame `except` as the victim.
+    pub(crate) fn try_obtain_except(&self, except: Option<u32>) -> Option<Got> {
         let mut later = Deferred::default();
-        let p = self.pick(&mut lock(&self.lists), false, &mut later);
+        let mut l = lock(&self.lists);
+        l.except = except;
+        let p = self.pick(&mut l, false, &mut later);
+        l.except = None;
+        drop(l);
         later.run(self);
         p.into_got()
     }
@@ -352,12 +365,16 @@ impl PagesShared {
         cx: &mut std::task::Context<'_>,
         registered: &mut bool,
         stop: impl Fn() -> bool,
+        except: Option<u32>,
     ) -> std::task::Poll<Option<Got>> {
         let mut got = None;
         let mut later = Deferred::default();
         let r = self.pool_park.poll_park(cx, || {
             let mut l = lock(&self.lists);
-            match self.pick(&mut l, true, &mut later) {
+            l.except = except;
+            let picked = self.pick(&mut l, true, &mut later);
+            l.except = None;
+            match picked {
                 Pick::None if stop() => false,
                 Pick::None => {
                     if !*registered {

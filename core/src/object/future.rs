@@ -121,7 +121,7 @@ impl PageMapper {
     ///
     /// Runs within a poll, as a blocking fault runs it: the accessor's fill of the page and the
     /// write-back of a dirty page evicted for its frame (a fault's own I/O, not a wait), and a
-    /// write's copy-on-write break (a page copy).
+    /// write's copy-on-write break (a page copy, into a frame the future awaited first).
     ///
     /// A miss of a page an object in a chain of copies reads through its frozen layers (a copy
     /// made by [`PageMapper::copy`], and the object it was made of, for the pages neither has

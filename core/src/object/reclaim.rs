@@ -93,11 +93,12 @@ pub(crate) fn poll_obtain(
     cx: &mut std::task::Context<'_>,
     registered: &mut bool,
     closed: impl Fn() -> bool,
+    except: Option<u32>,
 ) -> std::task::Poll<Result<u32>> {
     let mut failures = 0u32;
     let mut pending: Option<Got> = None;
     loop {
-        match pending.take().or_else(|| pages.try_obtain()) {
+        match pending.take().or_else(|| pages.try_obtain_except(except)) {
             Some(got) => {
                 if let Some(r) = take(pages, got, &mut failures) {
                     return std::task::Poll::Ready(r);
@@ -105,7 +106,7 @@ pub(crate) fn poll_obtain(
             }
             None => {
                 ask_holders(pages);
-                match pages.poll_obtain(cx, registered, &closed) {
+                match pages.poll_obtain(cx, registered, &closed, except) {
                     std::task::Poll::Ready(None) if closed() => {
                         return std::task::Poll::Ready(Err(Error::Closed))
                     }

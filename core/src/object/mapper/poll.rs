@@ -26,10 +26,13 @@
 //!   or a copy in between costs at most one blocking wait.
 //!
 //! * A write to a copy-on-write proxy: the future awaits the frame for its private copy first
-//!   (`poll_obtain`, with nothing pinned), then breaks the page into it (`break_cow` with the
-//!   frame). A blocking break pins the layer's page, then obtains: breakers as many as the
-//!   frames, each pinning one and waiting for another, wait out the pool's bound; the awaited
-//!   break holds no pin while it waits, so reclaim can unmap the proxies it would break.
+//!   (`poll_obtain`, with nothing pinned, never taking the layer page's own frame, which the
+//!   break copies from), then breaks the page into it (`break_cow` with the frame). A blocking
+//!   break pins the layer's page, then obtains: breakers as many as the frames, each pinning
+//!   one and waiting for another, wait out the pool's bound; an awaited break holds nothing
+//!   while it waits. If the page changed between (another break, or a reclaim took the
+//!   layer's page), the frame is freed and the task tries again at its next poll, woken at
+//!   once.
 //!
 //! What runs inside a poll, as a blocking fault would run it: the accessor's fill and an
 //! evicted victim's write-back (the I/O of a fault is its own work, not a wait); a break's copy
@@ -166,30 +169,30 @@ impl MapperShared {
                 && refused.0 & (EntryWord::PINNED_BITS | EntryWord::RECLAIMING.mask()) == 0
             {
                 // Only the shared copy-on-write frame stands in the way: the frame for the
-                // private copy is awaited first, with nothing pinned (module doc), then the
-                // break copies the page into it now, as the fill's I/O runs. Once per poll: if
-                // that frame was the layer page's own (reclaim unmapped the proxy to take it),
-                // the page comes back into the only other frame and the next try breaks as a
-                // blocking fault does (pinning the layer's page, then waiting for a frame up to
-                // the pool's bound), where the pool has no third frame to give: never a spin.
-                let frame = if broke {
-                    None
-                } else {
-                    let closed = || this.is_closed();
-                    match super::super::reclaim::poll_obtain(
-                        &this.pages,
-                        cx,
-                        &mut state.obtaining,
-                        closed,
-                    ) {
-                        Poll::Pending => return Poll::Pending,
-                        Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
-                        Poll::Ready(Ok(f)) => Some(f),
-                    }
-                };
+                // private copy is awaited first, with nothing pinned, and never the layer page's
+                // own (a break needs both at once; module doc), then the break copies the page
+                // into it now, as the fill's I/O runs. Once per poll: if the page changed
+                // meanwhile (the frame unused, freed), the next try is the next poll's (the
+                // task is woken at once), so racing breakers never spin within a poll.
+                if broke {
+                    cx.waker().wake_by_ref();
+                    return Poll::Pending;
+                }
                 broke = true;
+                let closed = || this.is_closed();
+                let f = match super::super::reclaim::poll_obtain(
+                    &this.pages,
+                    cx,
+                    &mut state.obtaining,
+                    closed,
+                    refused.frame(),
+                ) {
+                    Poll::Pending => return Poll::Pending,
+                    Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                    Poll::Ready(Ok(f)) => f,
+                };
                 let deadline = this.pages.deadline();
-                if let Err(e) = this.layer.break_cow(this, page, slot, 0, deadline, frame) {
+                if let Err(e) = this.layer.break_cow(this, page, slot, 0, deadline, Some(f)) {
                     return Poll::Ready(Err(e));
                 }
                 continue;
@@ -240,13 +243,17 @@ impl MapperShared {
             return Poll::Ready(Ok(Miss::NotHere));
         }
         let closed = || this.is_closed();
-        let f =
-            match super::super::reclaim::poll_obtain(&this.pages, cx, &mut state.obtaining, closed)
-            {
-                Poll::Pending => return Poll::Pending,
-                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
-                Poll::Ready(Ok(f)) => f,
-            };
+        let f = match super::super::reclaim::poll_obtain(
+            &this.pages,
+            cx,
+            &mut state.obtaining,
+            closed,
+            None,
+        ) {
+            Poll::Pending => return Poll::Pending,
+            Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+            Poll::Ready(Ok(f)) => f,
+        };
         let mut table = lock(shard);
         if this.map.find(page).frame().is_some() {
             drop(table);
