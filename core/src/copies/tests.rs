@@ -127,7 +127,7 @@ fn a_break_whose_owner_names_another_frame_looks_again() {
         page: 0,
     };
     let this: &Arc<MapperShared> = &x.shared;
-    let r = copy_out(this, 0, sx, 0, None, f, stale);
+    let r = copy_out(this, 0, sx, 0, None, f, stale, &mut None);
     assert!(
         matches!(r, Ok(false)),
         "a break copied through a stale owner: {r:?}"
