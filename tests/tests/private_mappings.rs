@@ -8,30 +8,12 @@
 mod mapped;
 
 use mapped::{initial, load, pool, store, Backing, PAGE};
-use pagecore::{Error, Mapping, MappingBuilder, PageMapper};
+use pagecore::{Error, Mapping, PageMapper};
 use rand::{Rng, SeedableRng};
 use std::sync::atomic::Ordering::SeqCst;
 use std::sync::Arc;
 
-/// A private mapping of `object` built by `b`, or `None` (after printing SKIPPED) where
-/// userfaultfd is not permitted.
-fn private_with(b: MappingBuilder, object: &PageMapper) -> Option<Mapping> {
-    match b.private(object) {
-        Ok(m) => Some(m),
-        Err(Error::Map(e)) => {
-            if std::env::var_os("PAGECORE_REQUIRE_UFFD").is_some_and(|v| v == "1") {
-                panic!("userfaultfd required (PAGECORE_REQUIRE_UFFD=1) but: {e}");
-            }
-            eprintln!("SKIPPED: {e}");
-            None
-        }
-        Err(e) => panic!("Mapping::private: {e}"),
-    }
-}
-
-fn private(object: &PageMapper) -> Option<Mapping> {
-    private_with(Mapping::builder(), object)
-}
+use mapped::{private, private_with};
 
 fn word(object: &PageMapper, p: u64) -> u64 {
     u64::from_le_bytes(object.read(p).unwrap()[..8].try_into().unwrap())

@@ -11,8 +11,7 @@ mod mapped;
 
 use mapped::{initial, load, pool, store, Backing, PAGE};
 use pagecore::{
-    Access, ComputedAccessor, Error, FileAccessor, Mapping, MappingBuilder, PageMapper, Pages,
-    Revocation, SwapArea,
+    Access, ComputedAccessor, Error, FileAccessor, Mapping, PageMapper, Pages, Revocation, SwapArea,
 };
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -23,23 +22,7 @@ use std::time::{Duration, Instant};
 const P: u64 = PAGE as u64;
 const SEC10: Duration = Duration::from_secs(10);
 
-fn private_with(b: MappingBuilder, object: &PageMapper) -> Option<Mapping> {
-    match b.private(object) {
-        Ok(m) => Some(m),
-        Err(Error::Map(e)) => {
-            if std::env::var_os("PAGECORE_REQUIRE_UFFD").is_some_and(|v| v == "1") {
-                panic!("userfaultfd required (PAGECORE_REQUIRE_UFFD=1) but: {e}");
-            }
-            eprintln!("SKIPPED: {e}");
-            None
-        }
-        Err(e) => panic!("Mapping::private: {e}"),
-    }
-}
-
-fn private(object: &PageMapper) -> Option<Mapping> {
-    private_with(Mapping::builder(), object)
-}
+use mapped::{private, private_with};
 
 /// The mapping, or return from the test (SKIPPED).
 macro_rules! or_skip {

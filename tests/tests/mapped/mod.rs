@@ -68,7 +68,24 @@ pub fn libc_eio() -> i32 {
 
 /// The mapping, or `None` (after printing SKIPPED) where userfaultfd is not permitted.
 pub fn map(pages: &Pages, backing: &Arc<Backing>, n: u64) -> Option<Mapping> {
-    match Mapping::new(pages, backing.clone(), n * PAGE as u64) {
+    or_skip(Mapping::new(pages, backing.clone(), n * PAGE as u64))
+}
+
+/// A private mapping of `object` built by `b`, or `None` (after printing SKIPPED) where
+/// userfaultfd is not permitted.
+pub fn private_with(b: pagecore::MappingBuilder, object: &pagecore::PageMapper) -> Option<Mapping> {
+    or_skip(b.private(object))
+}
+
+/// A private mapping of `object` with the default options (see [`private_with`]).
+pub fn private(object: &pagecore::PageMapper) -> Option<Mapping> {
+    private_with(Mapping::builder(), object)
+}
+
+/// `made`'s mapping, or `None` (after printing SKIPPED) if userfaultfd is not permitted here;
+/// with `PAGECORE_REQUIRE_UFFD=1` (CI) that fails instead. Any other error fails.
+pub fn or_skip(made: Result<Mapping, Error>) -> Option<Mapping> {
+    match made {
         Ok(m) => Some(m),
         Err(Error::Map(e)) => {
             if std::env::var_os("PAGECORE_REQUIRE_UFFD").is_some_and(|v| v == "1") {
@@ -77,7 +94,7 @@ pub fn map(pages: &Pages, backing: &Arc<Backing>, n: u64) -> Option<Mapping> {
             eprintln!("SKIPPED: {e}");
             None
         }
-        Err(e) => panic!("Mapping::new: {e}"),
+        Err(e) => panic!("mapping: {e}"),
     }
 }
 
