@@ -134,7 +134,9 @@ impl PageMapper {
     /// [`wait_bound`](crate::PagesBuilder::wait_bound)): drop it to give up, for example through
     /// the executor's time-out. It may wait for ever where a blocking fault would fail with
     /// `Exhausted` (every frame pinned for good, or holding pages whose write-back keeps failing
-    /// with an unusual error, which reclaim skips); the object's close wakes it (it then fails
+    /// with an unusual error, which reclaim skips; or, for a write's copy-on-write break, no
+    /// frame left but the one holding the layer page it copies from, which it never takes:
+    /// a break needs both at once); the object's close wakes it (it then fails
     /// with [`Error::Closed`](crate::Error::Closed)). While it waits for a frame it counts in
     /// [`Census::waiting_for_frames`](crate::Census::waiting_for_frames). A dropped future
     /// leaves nothing behind: it never joins another fault's fill (it waits for the fill's end,
