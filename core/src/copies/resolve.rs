@@ -135,8 +135,8 @@ fn break_loop(
 
 /// The break proper: copies the shared frame `f` (of layer page `owner`) into a new frame and
 /// publishes it as `this`'s private page. `Ok(false)`: the proxy changed meanwhile, look again.
-/// The new frame is `spare`'s if the caller brought one (taken only once the copy is certain),
-/// else obtained.
+/// The new frame is `spare`'s if the caller brought one (taken once the layer's page is pinned,
+/// and given back if the copy is not published), else obtained.
 #[allow(clippy::too_many_arguments)]
 pub(super) fn copy_out(
     this: &Arc<MapperShared>,
@@ -163,6 +163,10 @@ pub(super) fn copy_out(
         }
         Err(_) => return Ok(false),
     }
+    // A frame the caller brought goes back to it if the copy is not published (the caller's
+    // next try uses it, and frees it if none needs it): an awaited break never obtains while
+    // it pins the layer's page. One this call obtained is freed, as before.
+    let from_spare = spare.is_some();
     let f2 = match spare
         .take()
         .map_or_else(|| crate::object::reclaim::obtain(pages), Ok)
@@ -218,14 +222,14 @@ pub(super) fn copy_out(
                 return Ok(true);
             }
             Publish::Changed => {
-                pages.free(f2);
+                keep_or_free(pages, spare, from_spare, f2);
                 pages.unpin_read(src);
                 return Ok(false);
             }
             Publish::Busy(cur) => {
                 if allowed != 0 {
                     // A holder's upgrade: look again from the caller's poll (see break_cow).
-                    pages.free(f2);
+                    keep_or_free(pages, spare, from_spare, f2);
                     pages.unpin_read(src);
                     return Ok(false);
                 }
@@ -236,5 +240,20 @@ pub(super) fn copy_out(
                 }
             }
         }
+    }
+}
+
+/// An unpublished copy's frame `f2`: back to the caller's `spare` if it came from there, else
+/// freed (see `copy_out`).
+fn keep_or_free(
+    pages: &crate::frames::PagesShared,
+    spare: &mut Option<u32>,
+    from_spare: bool,
+    f2: u32,
+) {
+    if from_spare {
+        *spare = Some(f2);
+    } else {
+        pages.free(f2);
     }
 }

@@ -282,11 +282,12 @@ impl PagesShared {
         self.try_obtain_except(None)
     }
 
-    /// As [`Self::try_obtain`], never taking frame `except` as the victim.
-    pub(crate) fn try_obtain_except(&self, except: Option<u32>) -> Option<Got> {
+    /// As [`Self::try_obtain`], never taking frame `except.0` as the victim while entry
+    /// `except.1` (an awaited break's proxy) still names it (see [`Lists::except`]).
+    pub(crate) fn try_obtain_except(&self, except: Option<(u32, &AtomicU64)>) -> Option<Got> {
         let mut later = Deferred::default();
         let mut l = lock(&self.lists);
-        l.except = except;
+        l.except = still_named(except);
         let p = self.pick(&mut l, false, &mut later);
         l.except = None;
         drop(l);
@@ -365,13 +366,13 @@ impl PagesShared {
         cx: &mut std::task::Context<'_>,
         registered: &mut bool,
         stop: impl Fn() -> bool,
-        except: Option<u32>,
+        except: Option<(u32, &AtomicU64)>,
     ) -> std::task::Poll<Option<Got>> {
         let mut got = None;
         let mut later = Deferred::default();
         let r = self.pool_park.poll_park(cx, || {
             let mut l = lock(&self.lists);
-            l.except = except;
+            l.except = still_named(except);
             let picked = self.pick(&mut l, true, &mut later);
             l.except = None;
             match picked {
@@ -624,4 +625,17 @@ impl PagesShared {
             // The entry changed between the two reads (a pin came or went): look again.
         }
     }
+}
+
+/// The frame an awaited break excepts from its pick (`Lists::except`), if its proxy entry still
+/// names it: checked at each pick, under the lists lock, where every change of a proxy's frame
+/// is made (its unmap by a reclaim, a break's publication). A frame taken by another obtainer
+/// since the break looked (its proxy unmapped, the frame filled with another page) is a frame
+/// like any other again; excepting it still left the break waiting for a frame it could take
+/// (found by review, stop 33). Its fill's publication wakes the break if it already waits.
+fn still_named(except: Option<(u32, &AtomicU64)>) -> Option<u32> {
+    // Relaxed: the lists lock, held by the caller, orders it with those changes.
+    except.and_then(|(f, slot)| {
+        (EntryWord(slot.load(Ordering::Relaxed)).frame() == Some(f)).then_some(f)
+    })
 }

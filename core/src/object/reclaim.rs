@@ -93,7 +93,7 @@ pub(crate) fn poll_obtain(
     cx: &mut std::task::Context<'_>,
     registered: &mut bool,
     closed: impl Fn() -> bool,
-    except: Option<u32>,
+    except: Option<(u32, &crate::sync::atomic::AtomicU64)>,
 ) -> std::task::Poll<Result<u32>> {
     let mut failures = 0u32;
     let mut pending: Option<Got> = None;

@@ -23,7 +23,10 @@
 //!   then resolves it as a blocking fault does (`MapperShared::miss`), which, with the layer's
 //!   page resident and pinned, publishes the proxy without waiting; then it unpins the layer's
 //!   page. The pin is a hint: the resolution walks the chain again and decides, so a collapse
-//!   or a copy in between costs at most one blocking wait.
+//!   or a copy in between costs at most one blocking wait. Not yet async: a page of such an
+//!   object that no layer holds (zeros, or its own in swap) and a mapped copy's miss (which
+//!   copies the layer's bytes into a frame of its own) obtain their frame as a blocking fault
+//!   does, within the poll.
 //!
 //! * A write to a copy-on-write proxy: the future awaits the frame for its private copy first
 //!   (`poll_obtain`, with nothing pinned, never taking the layer page's own frame, which the
@@ -185,7 +188,7 @@ impl MapperShared {
                     cx,
                     &mut state.obtaining,
                     closed,
-                    refused.frame(),
+                    refused.frame().map(|f| (f, slot)),
                 ) {
                     Poll::Pending => return Poll::Pending,
                     Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),

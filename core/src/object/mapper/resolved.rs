@@ -73,9 +73,9 @@ impl MapperShared {
         let pages = &*this.pages;
         let Some(m) = &this.memory else {
             r.unpin(pages);
-            return Err(Error::Invariant(
-                "a copied fill of an unmapped object".into(),
-            ));
+            let e = Error::Invariant("a copied fill of an unmapped object".into());
+            this.complete(page, Outcome::Failed(e.clone()));
+            return Err(e);
         };
         let started = Instant::now();
         let f = match super::super::reclaim::obtain_by(pages, bound) {
