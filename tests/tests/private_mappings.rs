@@ -159,8 +159,10 @@ fn a_private_mapping_of_anonymous_memory_outlives_its_source() {
     assert_eq!(c.free, c.total(), "frames outlived both: {c:?}");
 }
 
+/// A mapped file cannot be copied yet (its pages would stay its own through the copy, and it
+/// would then write pages its layer reads from the file: SPEC §9).
 #[test]
-fn a_private_mapping_of_a_mapped_object_is_refused() {
+fn a_private_mapping_of_a_mapped_file_is_refused() {
     let pages = pool(8);
     let b = Arc::new(Backing::default());
     let Some(shared) = mapped::map(&pages, &b, 4) else {
@@ -170,6 +172,171 @@ fn a_private_mapping_of_a_mapped_object_is_refused() {
         Mapping::private(shared.object()),
         Err(Error::Mapped)
     ));
+    assert!(matches!(shared.object().copy(), Err(Error::Mapped)));
+}
+
+/// Mapped anonymous memory (over a swap area): its private mappings and copies read it as it
+/// was when they were made, while its shared mappings keep storing; a private mapping of a
+/// private mapping too (SPEC §2.8, copies of a mapped object; scenario M14).
+#[test]
+fn private_mappings_of_mapped_anonymous_memory_keep_their_snapshots() {
+    let pages = pool(16);
+    let swap = pagecore::ShareArc::new(pagecore::SwapArea::temporary(PAGE, 64).unwrap());
+    let Some(s) = mapped::or_skip(Mapping::new(
+        &pages,
+        pagecore::Anonymous::new(swap.clone()),
+        8 * PAGE as u64,
+    )) else {
+        return;
+    };
+    let s2 = s.share().unwrap();
+    store(&s, 1, 11);
+    store(&s2, 2, 22);
+    let p = private(s.object()).unwrap();
+    let copy = s.object().copy().unwrap();
+    assert_eq!(
+        s.object().copy_stats().depth,
+        2,
+        "a layer per copy under the source"
+    );
+    store(&s2, 1, 111);
+    store(&s, 3, 33);
+    assert_eq!((load(&p, 1), load(&p, 2), load(&p, 3)), (11, 22, 0));
+    assert_eq!(
+        (word(&copy, 1), word(&copy, 2), word(&copy, 3)),
+        (11, 22, 0)
+    );
+    store(&p, 2, 222);
+    set(&copy, 2, 2222);
+    let pp = private(p.object()).unwrap();
+    store(&p, 1, 1111);
+    assert_eq!(
+        (load(&pp, 1), load(&pp, 2)),
+        (11, 222),
+        "the private mapping's snapshot"
+    );
+    assert_eq!(
+        (load(&s, 1), load(&s2, 2), load(&s, 3)),
+        (111, 22, 33),
+        "the source saw a copy's store"
+    );
+    assert_eq!(
+        (load(&p, 1), load(&p, 2), word(&copy, 2)),
+        (1111, 222, 2222)
+    );
+    // Eviction pressure: another object's pages take every frame, then all read their own.
+    let other = pages.anonymous(32 * PAGE as u64).unwrap();
+    for q in 0..32 {
+        set(&other, q, q);
+    }
+    assert_eq!((load(&s2, 1), load(&s, 2), load(&s2, 3)), (111, 22, 33));
+    assert_eq!((load(&p, 1), load(&p, 2), load(&p, 3)), (1111, 222, 0));
+    assert_eq!((load(&pp, 1), load(&pp, 2)), (11, 222));
+    assert_eq!(
+        (word(&copy, 1), word(&copy, 2), word(&copy, 3)),
+        (11, 2222, 0)
+    );
+    drop((s, s2, p, pp, copy, other));
+    let c = pages.census().unwrap();
+    assert_eq!(c.free, c.total(), "frames outlived them all: {c:?}");
+    assert_eq!(swap.in_use(), 0, "swap slots outlived them all");
+}
+
+/// Two threads store through two shared mappings of mapped anonymous memory (40 pages in 8
+/// frames) while one of them makes a private mapping every 300 steps; each private mapping
+/// gets a thread that loads and stores against its model (the memory as of its making, plus
+/// its own stores), and the source is checked against its model at the end.
+#[test]
+fn private_mappings_of_shared_anonymous_memory_under_eviction_match_models() {
+    const N: u64 = 40;
+    let pages = pool(8);
+    let swap = pagecore::ShareArc::new(pagecore::SwapArea::temporary(PAGE, 1024).unwrap());
+    let Some(s) = mapped::or_skip(Mapping::builder().handlers(2).build(
+        &pages,
+        pagecore::Anonymous::new(swap.clone()),
+        N * PAGE as u64,
+    )) else {
+        return;
+    };
+    let s = Arc::new(s);
+    let s2 = Arc::new(s.share().unwrap());
+    // Thread 0 stores to even pages through `s` and makes the private mappings; thread 1 stores
+    // to odd pages through `s2`: each owns its pages' model, and thread 0 reads the other's pages
+    // only to check them after both ended.
+    let other = {
+        let s2 = s2.clone();
+        std::thread::spawn(move || {
+            let mut rng = rand::rngs::StdRng::seed_from_u64(5);
+            let mut model = vec![0u64; N as usize];
+            for n in 0..3000u64 {
+                let p = rng.random_range(0..N / 2) * 2 + 1;
+                if rng.random_bool(0.5) {
+                    store(&s2, p, 1 << 40 | n);
+                    model[p as usize] = 1 << 40 | n;
+                } else {
+                    assert_eq!(load(&s2, p), model[p as usize], "odd page {p}");
+                }
+            }
+            model
+        })
+    };
+    let mut rng = rand::rngs::StdRng::seed_from_u64(6);
+    let mut model = vec![0u64; N as usize];
+    let mut privates = Vec::new();
+    for n in 0..3000u64 {
+        let p = rng.random_range(0..N / 2) * 2;
+        store(&s, p, 2 << 40 | n);
+        model[p as usize] = 2 << 40 | n;
+        if n % 300 == 150 {
+            let m = private(s.object()).unwrap();
+            // The even pages are known now; the odd ones are whatever thread 1 stored last.
+            let snap: Vec<u64> = (0..N).map(|q| load(&m, q)).collect();
+            for q in (0..N).step_by(2) {
+                assert_eq!(
+                    snap[q as usize], model[q as usize],
+                    "snapshot at {n}, page {q}"
+                );
+            }
+            let i = privates.len() as u64;
+            privates.push(std::thread::spawn(move || {
+                let mut rng = rand::rngs::StdRng::seed_from_u64(100 + i);
+                let mut model = snap;
+                for k in 0..800u64 {
+                    let q = rng.random_range(0..N);
+                    if rng.random_bool(0.3) {
+                        store(&m, q, (10 + i) << 40 | k);
+                        model[q as usize] = (10 + i) << 40 | k;
+                    } else {
+                        assert_eq!(load(&m, q), model[q as usize], "private {i}, page {q}");
+                    }
+                }
+                for q in 0..N {
+                    assert_eq!(
+                        load(&m, q),
+                        model[q as usize],
+                        "private {i} at its end, page {q}"
+                    );
+                }
+            }));
+        }
+    }
+    let odd = other.join().unwrap();
+    for t in privates {
+        t.join().unwrap();
+    }
+    for q in 0..N {
+        let want = if q % 2 == 0 {
+            model[q as usize]
+        } else {
+            odd[q as usize]
+        };
+        assert_eq!(load(&s, q), want, "source, page {q}");
+        assert_eq!(load(&s2, q), want, "source's other mapping, page {q}");
+    }
+    drop((s, s2));
+    let c = pages.census().unwrap();
+    assert_eq!(c.free, c.total(), "frames outlived them all: {c:?}");
+    assert_eq!(swap.in_use(), 0, "swap slots outlived them all");
 }
 
 /// Three threads: two store through their own private mappings (made at different times) and

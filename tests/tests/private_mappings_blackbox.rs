@@ -332,8 +332,18 @@ fn views_and_system_calls_of_private_mappings() {
     store(&y, 4, 40);
     assert_eq!((load(&ro, 1), load(&ro, 4), load(&x, 4)), (10, 40, 40));
     assert_eq!((load(&ro, 3), load(&y, 0)), (3000, 7));
-    assert!(matches!(x.object().copy(), Err(Error::Mapped)));
-    assert!(matches!(Mapping::private(y.object()), Err(Error::Mapped)));
+    // A private mapping's copy is anonymous memory: it can be copied and privately mapped.
+    let xc = x.object().copy().unwrap();
+    let z = Mapping::private(y.object()).unwrap();
+    store(&y, 1, 11);
+    assert_eq!(
+        (word(&xc, 1), word(&xc, 4), load(&z, 1), load(&z, 4)),
+        (10, 40, 10, 40)
+    );
+    store(&z, 4, 44);
+    assert_eq!((load(&x, 4), word(&xc, 4), load(&z, 1)), (40, 40, 10));
+    store(&y, 1, 10);
+    drop((xc, z));
     drop((x, r));
     assert_eq!(y.mappings(), 2);
     store(&y, 5, 50);

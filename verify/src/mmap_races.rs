@@ -1,4 +1,4 @@
-//! Mapped-memory races (M1-M13, M15-M17, SPEC §2.8 and §6): the mapping's protocol (`MapCore`) over the
+//! Mapped-memory races (M1-M17, SPEC §2.8 and §6): the mapping's protocol (`MapCore`) over the
 //! simulated MMU (`SimMmu`), whose CPUs are threads calling `load`/`store` and whose handler is
 //! a thread serving faults until the mapping ends. Page size 8: a CPU's access is one `u64`.
 
@@ -584,4 +584,65 @@ pub fn m17_private_mapping_fault_vs_source_write() {
     a.close().expect("close A");
     drop(a);
     end(&pages, p, h, "M17");
+}
+
+/// M14 a private mapping's break vs a store through a shared mapping of its source: three
+/// frames; the source X is mapped anonymous memory (over a swap area), and its CPU stored 1
+/// into X0 (mapped writable, dirty). P, a private mapping of X, is made: the copy writes X0
+/// back to X's swap (write-protecting it), and the new frozen layer takes X's swap slots, not
+/// its page, which stays X's and mapped (clean, read-only). A thread stores 5 into X0 through
+/// X's mapping (a write fault: `DIRTY`, then writable) while the CPU of P loads P0 and stores
+/// 7 into it: P's miss resolves the page in the layer (filled from the slot the layer took)
+/// and copies it into P's memory, and its store makes it P's own. P's load reads the snapshot
+/// (1), never 5; X reads 5 and P 7. Then another object's three pages take every frame (X0 to
+/// a new slot of X's, P0 to P's swap, the layer's page dropped), and both read their own
+/// again; nothing pinned; frames free once both end. A copy that let the layer take the slot
+/// without writing X0 back first leaves P reading zeros (semantic mutant 109).
+pub fn m14_private_break_vs_shared_store() {
+    use pagecore::{Anonymous, ShareArc, SwapArea};
+    let pages = pool(3);
+    let swap = ShareArc::new(SwapArea::temporary(PAGE, 8).expect("swap area"));
+    let mmu = SimMmu::new(1, PAGE).expect("sim mmu");
+    let x = Arc::new(MapCore::new(&pages, Anonymous::new(swap), mmu).expect("mapping"));
+    let hx = {
+        let x = x.clone();
+        thread::spawn(move || MapCore::serve_all(&x))
+    };
+    x.mmu().store(0, 1).unwrap();
+    let p = Arc::new(
+        MapCore::private(x.object(), SimMmu::new(1, PAGE).expect("sim mmu"))
+            .expect("private mapping"),
+    );
+    let hp = {
+        let p = p.clone();
+        thread::spawn(move || MapCore::serve_all(&p))
+    };
+    let t = {
+        let x = x.clone();
+        thread::spawn(move || x.mmu().store(0, 5).unwrap())
+    };
+    let v = p.mmu().load(0).unwrap();
+    p.mmu().store(0, 7).unwrap();
+    t.join().unwrap();
+    assert_eq!(
+        v, 1,
+        "M14: the private mapping read {v:#x}, not the snapshot"
+    );
+    assert_eq!(x.mmu().load(0), Ok(5), "M14: the shared mapping's store");
+    assert_eq!(p.mmu().load(0), Ok(7), "M14: the private mapping's store");
+    let sb = Store::new(3, B);
+    let b = open(&pages, &sb, 3);
+    for q in 0..3 {
+        assert_eq!(read(&b, q).unwrap().0, initial(B, q));
+    }
+    drop(b);
+    assert_eq!(
+        (x.mmu().load(0), p.mmu().load(0)),
+        (Ok(5), Ok(7)),
+        "M14: a store was lost or crossed over through eviction"
+    );
+    p.close().expect("close P");
+    hp.join().unwrap();
+    drop(p);
+    end(&pages, x, hx, "M14");
 }

@@ -620,6 +620,11 @@ fn m13_close_one_mapping_vs_fault_in_another() {
 }
 
 #[test]
+fn m14_private_break_vs_shared_store() {
+    model_capped("M14", MAPPING_BOUND, s::m14_private_break_vs_shared_store);
+}
+
+#[test]
 fn m15_batched_evict_vs_store() {
     model_capped("M15", MAPPING_BOUND, s::m15_batched_evict_vs_store);
 }

@@ -470,6 +470,11 @@ fn m13_close_one_mapping_vs_fault_in_another() {
 }
 
 #[test]
+fn m14_private_break_vs_shared_store() {
+    explore("M14", s::m14_private_break_vs_shared_store);
+}
+
+#[test]
 fn m15_batched_evict_vs_store() {
     explore("M15", s::m15_batched_evict_vs_store);
 }

@@ -100,6 +100,7 @@ fn scenarios_on_real_threads() {
     repeat(s::m11_store_in_one_mapping_vs_load_in_another);
     repeat(s::m12_evict_vs_stores_in_two_mappings);
     repeat(s::m13_close_one_mapping_vs_fault_in_another);
+    repeat(s::m14_private_break_vs_shared_store);
     repeat(s::m15_batched_evict_vs_store);
     repeat(s::m16_fault_asks_a_client_holder_to_release);
     repeat(s::m17_private_mapping_fault_vs_source_write);

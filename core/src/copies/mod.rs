@@ -156,21 +156,15 @@ impl PageMapper {
     /// # Ok::<(), pagecore::Error>(())
     /// ```
     pub fn copy(&self) -> Result<PageMapper> {
-        if self.shared.memory.is_some() {
-            return Err(Error::Mapped);
-        }
         copy(self, None)
     }
 
     /// A copy of the object whose resident pages live in `memory` (a private mapping's: SPEC
-    /// §2.8), as [`PageMapper::copy`] makes one otherwise. Refused for a mapped object.
+    /// §2.8), as [`PageMapper::copy`] makes one otherwise.
     pub(crate) fn copy_mapped(
         &self,
         memory: ShareArc<dyn crate::object::memory::PageMemory>,
     ) -> Result<PageMapper> {
-        if self.shared.memory.is_some() {
-            return Err(Error::Mapped);
-        }
         copy(self, Some(memory))
     }
 

@@ -27,6 +27,11 @@ pub(crate) fn copy(
         while try_collapse(&below.shared) {}
     }
     while try_collapse(this) {}
+    if this.memory.is_some() && this.accessor.as_anonymous().is_none() {
+        // A mapped object's pages stay its own through the copy, and a persistent one would
+        // then write pages its layer reads from its file (SPEC §9).
+        return Err(Error::Mapped);
+    }
     let pages = this.pages.clone();
     let _copy = this.layer.copy_guard();
     if this.is_closed() {
@@ -140,7 +145,9 @@ fn freeze(
 /// read them from its file).
 fn mark(this: &Arc<MapperShared>, deadline: Option<Instant>) -> Result<()> {
     let pages = &*this.pages;
-    let persistent = this.accessor.persistent();
+    // A mapped object keeps its pages through the copy (their bytes are its mappings'), so the
+    // layer reads them from the object's store: every dirty one is written there first.
+    let persistent = this.accessor.persistent() || this.memory.is_some();
     for (page, _) in this.map.entries() {
         let Some(slot) = this.map.slot(page) else {
             continue;

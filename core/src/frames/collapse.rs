@@ -21,7 +21,12 @@ impl PagesShared {
     ) -> Freeze {
         let mut l = lock(&self.lists);
         let persistent = from.accessor.persistent();
+        // A mapped object's bytes live in its mappings' memory, not in its frames: its pages
+        // stay its own (clean: written back by the copy's marking), and the layer takes only
+        // its swap slots (SPEC §2.8, copies of a mapped object).
+        let mapped = from.memory.is_some();
         let mut moves = Vec::new();
+        let mut kept = Vec::new();
         for (page, _) in from.map.entries() {
             let Some(slot) = from.map.slot(page) else {
                 continue;
@@ -34,6 +39,9 @@ impl PagesShared {
                 // SAFETY: lists lock held; an entry naming `f`, not RECLAIMING: `f` is Resident.
                 if !unsafe { self.with_owner(f, |o| o.is_some_and(|o| o.is(from, page))) } {
                     break; // a proxy of an older layer: it stays one
+                }
+                if mapped && cur.dirty() {
+                    return Freeze::Restart(page, cur);
                 }
                 if !cur.cow() {
                     let writing = cur.writer()
@@ -55,7 +63,11 @@ impl PagesShared {
                         }
                     }
                 }
-                moves.push((page, f));
+                if mapped {
+                    kept.push(page);
+                } else {
+                    moves.push((page, f));
+                }
                 break;
             }
         }
@@ -91,6 +103,14 @@ impl PagesShared {
             });
         }
         then();
+        for page in kept {
+            if let Some(slot) = from.map.slot(page) {
+                // Only now, with the swap slots moved: a writer let in earlier could write the
+                // page back into a slot the layer takes. Release: pairs with a writer's pin
+                // (Acquire), whose write-back then finds the object's slots as `then` left them.
+                slot.fetch_and(!EntryWord::COW.mask(), Ordering::Release);
+            }
+        }
         drop(l);
         later.run(self);
         Freeze::Done
