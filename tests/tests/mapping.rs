@@ -181,7 +181,19 @@ fn a_guard_and_the_mapping_see_one_page() {
         g[..8].copy_from_slice(&43u64.to_le_bytes());
     }
     assert_eq!(load(&m, 2), 43, "a write guard's bytes are the mapping's");
-    assert!(matches!(m.object().copy(), Err(Error::Mapped)));
+    // A copy of the mapped file: later guards' writes and stores reach the file, not the copy.
+    let copy = m.object().copy().unwrap();
+    m.object().write(2).unwrap()[..8].copy_from_slice(&44u64.to_le_bytes());
+    store(&m, 3, 33);
+    let word = |o: &pagecore::PageMapper, p| {
+        u64::from_le_bytes(o.read(p).unwrap()[..8].try_into().unwrap())
+    };
+    assert_eq!(
+        (load(&m, 2), word(&copy, 2), word(&copy, 3)),
+        (44, 43, 3000)
+    );
+    m.sync().unwrap();
+    assert_eq!((b.word(2), b.word(3)), (44, 33));
 }
 
 /// A client that holds a page the mapping needs is asked to give it back (its `Revoke`

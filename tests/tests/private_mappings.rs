@@ -159,20 +159,49 @@ fn a_private_mapping_of_anonymous_memory_outlives_its_source() {
     assert_eq!(c.free, c.total(), "frames outlived both: {c:?}");
 }
 
-/// A mapped file cannot be copied yet (its pages would stay its own through the copy, and it
-/// would then write pages its layer reads from the file: SPEC §9).
+/// A mapped file (a store object here) and its private mappings: the file's mappings keep
+/// storing and the file holds their stores only; each private mapping reads the file as it was
+/// when it was made, also once eviction dropped its pages and the file was written since
+/// (SPEC §2.8, copies of a mapped object; scenario M18).
 #[test]
-fn a_private_mapping_of_a_mapped_file_is_refused() {
-    let pages = pool(8);
+fn private_mappings_of_a_mapped_file_keep_their_snapshots() {
+    let pages = pool(16);
     let b = Arc::new(Backing::default());
-    let Some(shared) = mapped::map(&pages, &b, 4) else {
+    let Some(s) = mapped::map(&pages, &b, 8) else {
         return;
     };
-    assert!(matches!(
-        Mapping::private(shared.object()),
-        Err(Error::Mapped)
-    ));
-    assert!(matches!(shared.object().copy(), Err(Error::Mapped)));
+    let s2 = s.share().unwrap();
+    store(&s, 1, 11);
+    let p = private(s.object()).unwrap();
+    assert_eq!(b.word(1), 11, "the copy wrote the dirty page back");
+    store(&s2, 1, 111);
+    store(&s, 2, 22);
+    let copy = s.object().copy().unwrap();
+    store(&s, 2, 222);
+    assert_eq!((load(&p, 1), load(&p, 2), load(&p, 3)), (11, 2000, 3000));
+    assert_eq!((word(&copy, 1), word(&copy, 2)), (111, 22));
+    store(&p, 3, 33);
+    assert_eq!((load(&s, 3), load(&s2, 1), load(&s2, 2)), (3000, 111, 222));
+    // Eviction pressure: another object's pages take every frame, then all read their own.
+    let other = pages.anonymous(32 * PAGE as u64).unwrap();
+    for q in 0..32 {
+        set(&other, q, q);
+    }
+    s.sync().unwrap();
+    assert_eq!(
+        (b.word(1), b.word(2), b.word(3)),
+        (111, 222, 3000),
+        "the file"
+    );
+    assert_eq!((load(&p, 1), load(&p, 2), load(&p, 3)), (11, 2000, 33));
+    assert_eq!(
+        (word(&copy, 1), word(&copy, 2), word(&copy, 3)),
+        (111, 22, 3000)
+    );
+    assert_eq!((load(&s, 1), load(&s2, 2), load(&s, 3)), (111, 222, 3000));
+    drop((s, s2, p, copy, other));
+    let c = pages.census().unwrap();
+    assert_eq!(c.free, c.total(), "frames outlived them all: {c:?}");
 }
 
 /// Mapped anonymous memory (over a swap area): its private mappings and copies read it as it
@@ -242,32 +271,35 @@ fn private_mappings_of_mapped_anonymous_memory_keep_their_snapshots() {
     assert_eq!(swap.in_use(), 0, "swap slots outlived them all");
 }
 
-/// Two threads store through two shared mappings of mapped anonymous memory (40 pages in 8
-/// frames) while one of them makes a private mapping every 300 steps; each private mapping
-/// gets a thread that loads and stores against its model (the memory as of its making, plus
-/// its own stores), and the source is checked against its model at the end.
-#[test]
-fn private_mappings_of_shared_anonymous_memory_under_eviction_match_models() {
+/// Two threads store through two shared mappings of a mapped object (40 pages in 8 frames)
+/// while one of them makes a private mapping every 300 steps; each private mapping gets a
+/// thread that loads and stores against its model (the object as of its making, plus its own
+/// stores), and the object is checked against its model at the end (and its file, if it has
+/// one).
+fn private_mappings_of_a_shared_object_under_eviction(
+    pages: &pagecore::Pages,
+    accessor: impl pagecore::Accessor,
+    initial: impl Fn(u64) -> u64,
+    file: Option<&Backing>,
+) {
     const N: u64 = 40;
-    let pages = pool(8);
-    let swap = pagecore::ShareArc::new(pagecore::SwapArea::temporary(PAGE, 1024).unwrap());
     let Some(s) = mapped::or_skip(Mapping::builder().handlers(2).build(
-        &pages,
-        pagecore::Anonymous::new(swap.clone()),
+        pages,
+        accessor,
         N * PAGE as u64,
     )) else {
         return;
     };
     let s = Arc::new(s);
     let s2 = Arc::new(s.share().unwrap());
+    let start: Vec<u64> = (0..N).map(&initial).collect();
     // Thread 0 stores to even pages through `s` and makes the private mappings; thread 1 stores
-    // to odd pages through `s2`: each owns its pages' model, and thread 0 reads the other's pages
-    // only to check them after both ended.
+    // to odd pages through `s2`: each owns its pages' model.
     let other = {
         let s2 = s2.clone();
+        let mut model = start.clone();
         std::thread::spawn(move || {
             let mut rng = rand::rngs::StdRng::seed_from_u64(5);
-            let mut model = vec![0u64; N as usize];
             for n in 0..3000u64 {
                 let p = rng.random_range(0..N / 2) * 2 + 1;
                 if rng.random_bool(0.5) {
@@ -281,7 +313,7 @@ fn private_mappings_of_shared_anonymous_memory_under_eviction_match_models() {
         })
     };
     let mut rng = rand::rngs::StdRng::seed_from_u64(6);
-    let mut model = vec![0u64; N as usize];
+    let mut model = start;
     let mut privates = Vec::new();
     for n in 0..3000u64 {
         let p = rng.random_range(0..N / 2) * 2;
@@ -289,7 +321,8 @@ fn private_mappings_of_shared_anonymous_memory_under_eviction_match_models() {
         model[p as usize] = 2 << 40 | n;
         if n % 300 == 150 {
             let m = private(s.object()).unwrap();
-            // The even pages are known now; the odd ones are whatever thread 1 stored last.
+            // The even pages are known now; the odd ones are whatever thread 1 stored last,
+            // and must not change but by this mapping's own stores.
             let snap: Vec<u64> = (0..N).map(|q| load(&m, q)).collect();
             for q in (0..N).step_by(2) {
                 assert_eq!(
@@ -333,10 +366,40 @@ fn private_mappings_of_shared_anonymous_memory_under_eviction_match_models() {
         assert_eq!(load(&s, q), want, "source, page {q}");
         assert_eq!(load(&s2, q), want, "source's other mapping, page {q}");
     }
+    if let Some(b) = file {
+        s.sync().unwrap();
+        for q in 0..N {
+            let want = if q % 2 == 0 {
+                model[q as usize]
+            } else {
+                odd[q as usize]
+            };
+            assert_eq!(b.word(q), want, "the file, page {q}");
+        }
+    }
     drop((s, s2));
     let c = pages.census().unwrap();
     assert_eq!(c.free, c.total(), "frames outlived them all: {c:?}");
+}
+
+#[test]
+fn private_mappings_of_shared_anonymous_memory_under_eviction_match_models() {
+    let pages = pool(8);
+    let swap = pagecore::ShareArc::new(pagecore::SwapArea::temporary(PAGE, 1024).unwrap());
+    private_mappings_of_a_shared_object_under_eviction(
+        &pages,
+        pagecore::Anonymous::new(swap.clone()),
+        |_| 0,
+        None,
+    );
     assert_eq!(swap.in_use(), 0, "swap slots outlived them all");
+}
+
+#[test]
+fn private_mappings_of_a_shared_file_under_eviction_match_models() {
+    let pages = pool(8);
+    let b = Arc::new(Backing::default());
+    private_mappings_of_a_shared_object_under_eviction(&pages, b.clone(), |p| p * 1000, Some(&b));
 }
 
 /// Three threads: two store through their own private mappings (made at different times) and

@@ -566,12 +566,35 @@ fn the_mapping_s_object_and_its_bytes_agree_byte_for_byte() {
 fn refusals_are_errors_not_panics_and_leave_the_source_usable() {
     let pages = pool(16);
     let b = Arc::new(Backing::default());
-    // A mapped object, the builder's way too.
+    // A mapped file can be mapped privately, the builder's way too.
     let shared = or_skip!(mapped::map(&pages, &b, 4));
-    let r = Mapping::builder().handlers(2).private(shared.object());
-    assert!(matches!(r, Err(Error::Mapped)), "{r:?}");
+    let pm = Mapping::builder()
+        .handlers(2)
+        .private(shared.object())
+        .unwrap();
     store(&shared, 0, 1);
-    assert_eq!(load(&shared, 0), 1);
+    assert_eq!((load(&shared, 0), load(&pm, 0)), (1, 0));
+    drop(pm);
+    // A mapped object that is neither anonymous nor persistent cannot be copied: its layers
+    // would have nowhere to read its pages from.
+    struct Scratch;
+    impl pagecore::Accessor for Scratch {
+        fn fill(&self, _: u64, buf: &mut [u8]) -> std::io::Result<()> {
+            buf.fill(0);
+            Ok(())
+        }
+        fn flush(&self, _: u64, _: &[u8]) -> std::io::Result<()> {
+            Ok(())
+        }
+        fn persistent(&self) -> bool {
+            false
+        }
+    }
+    let scratch = Mapping::new(&pages, Scratch, 2 * P).unwrap();
+    let r = Mapping::private(scratch.object());
+    assert!(matches!(r, Err(Error::Mapped)), "{r:?}");
+    assert!(matches!(scratch.object().copy(), Err(Error::Mapped)));
+    drop(scratch);
     let obj = pages.open(b.clone(), 4 * P).unwrap();
     for n in [0, 65] {
         let r = Mapping::builder().handlers(n).private(&obj);

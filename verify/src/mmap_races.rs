@@ -1,4 +1,4 @@
-//! Mapped-memory races (M1-M17, SPEC §2.8 and §6): the mapping's protocol (`MapCore`) over the
+//! Mapped-memory races (M1-M18, SPEC §2.8 and §6): the mapping's protocol (`MapCore`) over the
 //! simulated MMU (`SimMmu`), whose CPUs are threads calling `load`/`store` and whose handler is
 //! a thread serving faults until the mapping ends. Page size 8: a CPU's access is one `u64`.
 
@@ -645,4 +645,58 @@ pub fn m14_private_break_vs_shared_store() {
     hp.join().unwrap();
     drop(p);
     end(&pages, x, hx, "M14");
+}
+
+/// M18 a mapped file's first store after a private mapping vs that mapping's load: three
+/// frames; the source X is a mapped store object, and its CPU stored 1 into X0 (dirty). P, a
+/// private mapping of X, is made: the copy writes X0 back to X's store, and the new frozen
+/// layer reads the page from that store (the file), while X0 stays X's, mapped read-only and
+/// marked `COW` (X's layers read it from X's file). A thread stores 5 into X0 through X's
+/// mapping: its service finds the mark and first makes the page X's own (`privatize`: the
+/// layer's page, faulted in from the store, is marked dirty under a read pin, and X records
+/// the page as its own as the mark goes). Meanwhile P's CPU loads P0, copied from the layer.
+/// P reads 1 (the snapshot), X 5; after X's sync the store holds 5, and after another object's
+/// three pages evict every frame (the layer's page to swap, being dirty), P still reads 1,
+/// never the store's 5; nothing pinned; frames free once both end. A privatize that does not
+/// keep the layer's copy leaves P reading 5 after the eviction (semantic mutant 110).
+pub fn m18_mapped_file_store_vs_private_load() {
+    let pages = pool(3);
+    let (x, s, hx) = mapped(&pages);
+    x.mmu().store(0, 1).unwrap();
+    let p = Arc::new(
+        MapCore::private(x.object(), SimMmu::new(1, PAGE).expect("sim mmu"))
+            .expect("private mapping"),
+    );
+    let hp = {
+        let p = p.clone();
+        thread::spawn(move || MapCore::serve_all(&p))
+    };
+    let t = {
+        let x = x.clone();
+        thread::spawn(move || x.mmu().store(0, 5).unwrap())
+    };
+    let v = p.mmu().load(0).unwrap();
+    t.join().unwrap();
+    assert_eq!(
+        v, 1,
+        "M18: the private mapping read {v:#x}, not the snapshot"
+    );
+    assert_eq!(x.mmu().load(0), Ok(5), "M18: the file's mapping's store");
+    x.sync().unwrap();
+    assert_eq!(s.get(0), 5, "M18: the store was not written to the file");
+    let sb = Store::new(3, B);
+    let b = open(&pages, &sb, 3);
+    for q in 0..3 {
+        assert_eq!(read(&b, q).unwrap().0, initial(B, q));
+    }
+    drop(b);
+    assert_eq!(
+        (x.mmu().load(0), p.mmu().load(0)),
+        (Ok(5), Ok(1)),
+        "M18: the private mapping's snapshot followed the file"
+    );
+    p.close().expect("close P");
+    hp.join().unwrap();
+    drop(p);
+    end(&pages, x, hx, "M18");
 }

@@ -625,6 +625,15 @@ fn m14_private_break_vs_shared_store() {
 }
 
 #[test]
+fn m18_mapped_file_store_vs_private_load() {
+    model_capped(
+        "M18",
+        MAPPING_BOUND,
+        s::m18_mapped_file_store_vs_private_load,
+    );
+}
+
+#[test]
 fn m15_batched_evict_vs_store() {
     model_capped("M15", MAPPING_BOUND, s::m15_batched_evict_vs_store);
 }

@@ -475,6 +475,11 @@ fn m14_private_break_vs_shared_store() {
 }
 
 #[test]
+fn m18_mapped_file_store_vs_private_load() {
+    explore("M18", s::m18_mapped_file_store_vs_private_load);
+}
+
+#[test]
 fn m15_batched_evict_vs_store() {
     explore("M15", s::m15_batched_evict_vs_store);
 }

@@ -104,4 +104,5 @@ fn scenarios_on_real_threads() {
     repeat(s::m15_batched_evict_vs_store);
     repeat(s::m16_fault_asks_a_client_holder_to_release);
     repeat(s::m17_private_mapping_fault_vs_source_write);
+    repeat(s::m18_mapped_file_store_vs_private_load);
 }

@@ -119,9 +119,18 @@ fn break_loop(
             CowSource::Changed => continue,
             CowSource::Own => {
                 // A private page a copy marked: that copy turns it into a proxy; if none runs
-                // (it failed), the mark is stale: drop it.
+                // (it failed), the mark is stale: drop it. A mapped file's page that its layers
+                // read from its file keeps its mark until its first writer makes it the file's
+                // own (`privatize`).
                 if !this.layer.wait_copy(page, deadline)? {
-                    pages.unmark_own(f, this, page, slot);
+                    if this.memory.is_some()
+                        && this.accessor.persistent()
+                        && !this.layer.owns(page, &*this.accessor)
+                    {
+                        privatize(this, page, slot, f, deadline)?;
+                    } else {
+                        pages.unmark_own(f, this, page, slot, || {});
+                    }
                 }
             }
             CowSource::Layer(owner) => {
@@ -131,6 +140,33 @@ fn break_loop(
             }
         }
     }
+}
+
+/// The first write of a mapped file's page that its layers still read from its file (SPEC §2.8,
+/// copies of a mapped object): the page's bytes are already the object's (in its mapping's
+/// memory, and the same as the layer's), so nothing is copied; the layer that holds the page
+/// keeps its content (`keep_in_layer`, under a read pin), and the mark goes in the same critical
+/// section as the page is recorded as the object's own, so a copy's freeze, which takes that
+/// record, sees both or neither.
+fn privatize(
+    this: &Arc<MapperShared>,
+    page: u64,
+    slot: &crate::sync::atomic::AtomicU64,
+    f: u32,
+    deadline: Option<Instant>,
+) -> Result<()> {
+    let pages = &*this.pages;
+    let r = this.layer.resolve(this, page, Bound::Until(deadline))?;
+    if let Some(r) = &r {
+        crate::object::layer::keep_in_layer(&r.owner);
+    }
+    pages.unmark_own(f, this, page, slot, || {
+        lock(&this.layer.state).privatized.insert(page);
+    });
+    if let Some(r) = r {
+        r.unpin(pages);
+    }
+    Ok(())
 }
 
 /// The break proper: copies the shared frame `f` (of layer page `owner`) into a new frame and
@@ -188,18 +224,8 @@ pub(super) fn copy_out(
     }
     pages.counters.cow_breaks.incr();
     let persistent = this.accessor.persistent();
-    if persistent
-        && owner
-            .mapper
-            .layer
-            .frozen
-            .as_ref()
-            .is_some_and(|fs| !fs.has_slot(page))
-    {
-        // The top is about to own this page in its file, where the layer may be reading it
-        // from: the layer keeps its frame's content (dirty: to swap on reclaim).
-        // Relaxed: see the module doc (Orderings).
-        src.fetch_or(EntryWord::DIRTY.mask(), Ordering::Relaxed);
+    if persistent {
+        crate::object::layer::keep_in_layer(&owner);
     }
     let me = Owner {
         mapper: this.clone(),

@@ -27,9 +27,12 @@ pub(crate) fn copy(
         while try_collapse(&below.shared) {}
     }
     while try_collapse(this) {}
-    if this.memory.is_some() && this.accessor.as_anonymous().is_none() {
-        // A mapped object's pages stay its own through the copy, and a persistent one would
-        // then write pages its layer reads from its file (SPEC §9).
+    if this.memory.is_some()
+        && !this.accessor.persistent()
+        && this.accessor.as_anonymous().is_none()
+    {
+        // A mapped object's pages stay its own through the copy: the layer must read them from
+        // the object's swap slots or file, and this one has neither.
         return Err(Error::Mapped);
     }
     let pages = this.pages.clone();

@@ -103,6 +103,11 @@ impl PagesShared {
             });
         }
         then();
+        // A mapped file keeps the marks: its layers read those pages from its file, and the
+        // first writer of each records it as the file's own first (SPEC §2.8).
+        if persistent {
+            kept.clear();
+        }
         for page in kept {
             if let Some(slot) = from.map.slot(page) {
                 // Only now, with the swap slots moved: a writer let in earlier could write the

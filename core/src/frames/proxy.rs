@@ -92,10 +92,18 @@ impl PagesShared {
         }
     }
 
-    /// Drops a stale `COW` mark (left by a copy that failed) from page `page` of `mapper`, if the
-    /// page still owns frame `f`. Under the lists lock, so no freeze can turn it into a proxy
-    /// meanwhile.
-    pub(crate) fn unmark_own(&self, f: u32, mapper: &MapperShared, page: u64, slot: &AtomicU64) {
+    /// Drops a stale `COW` mark (left by a copy that failed, or a mapped file's mark: SPEC §2.8)
+    /// from page `page` of `mapper`, if the page still owns frame `f`, and runs `then` if it did.
+    /// Under the lists lock, so no freeze can turn it into a proxy (or take what `then`
+    /// records) meanwhile.
+    pub(crate) fn unmark_own(
+        &self,
+        f: u32,
+        mapper: &MapperShared,
+        page: u64,
+        slot: &AtomicU64,
+        then: impl FnOnce(),
+    ) {
         let _l = lock(&self.lists);
         let mut cur = EntryWord(slot.load(Ordering::Acquire));
         while cur.frame() == Some(f) && cur.cow() && !cur.reclaiming() {
@@ -110,7 +118,10 @@ impl PagesShared {
                 Ordering::AcqRel,
                 Ordering::Acquire,
             ) {
-                Ok(_) => return,
+                Ok(_) => {
+                    then();
+                    return;
+                }
                 Err(c) => cur = EntryWord(c),
             }
         }

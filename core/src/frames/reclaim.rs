@@ -552,7 +552,16 @@ impl PagesShared {
     /// linked at the queue tail — all under the lists lock, so that under that lock Resident
     /// frames, queued frames and entries agree (I1, I2). Returns `false` (frame left `Filling`) if
     /// the entry was unexpectedly occupied.
-    pub(crate) fn make_resident(&self, f: u32, pins: u64, writer: bool, slot: &AtomicU64) -> bool {
+    /// A reader's publication with `marked` carries `COW` (a mapped file's page its layers read
+    /// from its file: its first writer records it as the file's own first, SPEC §2.8).
+    pub(crate) fn make_resident(
+        &self,
+        f: u32,
+        pins: u64,
+        writer: bool,
+        marked: bool,
+        slot: &AtomicU64,
+    ) -> bool {
         let mut l = lock(&self.lists);
         // `pins < PINS.max()`: the miss path lets no more faults join a fill (see `miss`). A write
         // fault that nobody joined (`pins == 1`) gets the writer bit instead of its read pin.
@@ -561,7 +570,7 @@ impl PagesShared {
                 .with(EntryWord::WRITER, true)
                 .with(EntryWord::DIRTY, true)
         } else {
-            EntryWord::resident(f, pins.min(EntryWord::PINS.max()))
+            EntryWord::resident(f, pins.min(EntryWord::PINS.max())).with(EntryWord::COW, marked)
         };
         // Release: pairs with the pinners' Acquire CAS: the filled bytes and the owner are visible
         // to whoever pins the page.

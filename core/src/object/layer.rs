@@ -16,6 +16,7 @@ use crate::backing::anonymous::Anonymous;
 use crate::backing::swap::SwapArea;
 use crate::error::{Error, Result};
 use crate::frames::{Owner, PagesShared};
+use crate::pack::EntryWord;
 use crate::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use crate::sync::{lock, Arc, Instant, Mutex, MutexGuard, Parked, Parker, ShareArc};
 use crate::PageMapper;
@@ -62,6 +63,20 @@ impl Resolved {
         if let Some(slot) = self.owner.slot() {
             pages.unpin_read(slot);
         }
+    }
+}
+
+/// A persistent top is about to own `owner`'s page in its file, where the layer `owner` may be
+/// reading it from: the layer keeps its frame's content (`DIRTY`: to its swap on reclaim). The
+/// caller holds a read pin on the layer's entry.
+pub(crate) fn keep_in_layer(owner: &Owner) {
+    let (Some(src), Some(fs)) = (owner.slot(), owner.mapper.layer.frozen.as_ref()) else {
+        return;
+    };
+    if !fs.has_slot(owner.page) {
+        // Relaxed: the reclaimer's take CAS comes later in this word's modification order (after
+        // the caller's Release unpin), so it sees the bit (`crate::copies`, Orderings).
+        src.fetch_or(EntryWord::DIRTY.mask(), Ordering::Relaxed);
     }
 }
 

@@ -684,7 +684,7 @@ impl MapperShared {
             }
         };
         this.stats.fill_took(started);
-        Self::publish_fill(this, f, page, epoch, want, filled)
+        Self::publish_fill(this, f, page, epoch, want, filled, false)
     }
 
     /// A fill's frame could not be obtained (`e`): ends the fill's record and returns `e`.
@@ -710,6 +710,7 @@ impl MapperShared {
         epoch: u64,
         want: Want,
         filled: std::io::Result<()>,
+        marked: bool,
     ) -> Result<Option<(u32, Held)>> {
         let pages = &*this.pages;
         if let Err(e) = filled {
@@ -743,10 +744,9 @@ impl MapperShared {
         } else {
             Held::Read
         };
-        let published = this
-            .map
-            .slot_or_alloc(page)
-            .is_some_and(|slot| pages.make_resident(f, 1 + joined, held == Held::Write, slot));
+        let published = this.map.slot_or_alloc(page).is_some_and(|slot| {
+            pages.make_resident(f, 1 + joined, held == Held::Write, marked, slot)
+        });
         if !published {
             // The entry was occupied: impossible while we own the fill record (only the record's
             // owner publishes this page). Report it rather than overwrite.

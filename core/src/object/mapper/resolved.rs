@@ -109,8 +109,24 @@ impl MapperShared {
                 Ok(())
             })
         };
+        // A mapped file does not own what its layers read from its file: a write makes the page
+        // its own (the layer keeps its copy, under our pin), a read publishes it marked, so
+        // that its first writer does that first (`copies::resolve`'s `privatize`).
+        let persistent = this.accessor.persistent();
+        if persistent && want == Want::Write && filled.is_ok() {
+            crate::object::layer::keep_in_layer(&r.owner);
+            lock(&this.layer.state).privatized.insert(page);
+        }
         r.unpin(pages);
         this.stats.fill_took(started);
-        Self::publish_fill(this, f, page, epoch, want, filled)
+        Self::publish_fill(
+            this,
+            f,
+            page,
+            epoch,
+            want,
+            filled,
+            persistent && want != Want::Write,
+        )
     }
 }
