@@ -8,7 +8,7 @@
 mod mapped;
 
 use mapped::{initial, load, pool, store, Backing, PAGE};
-use pagecore::{Error, Mapping, PageMapper};
+use pagecore::{Mapping, PageMapper};
 use rand::{Rng, SeedableRng};
 use std::sync::atomic::Ordering::SeqCst;
 use std::sync::Arc;
