@@ -177,9 +177,9 @@ pub enum Error {
     /// fewer than two frames).
     #[error("cannot map the object: {0}")]
     Map(#[source] Arc<io::Error>),
-    /// The object is mapped (its pages live in a mapping's memory): copies of a mapped object
-    /// are not supported yet.
-    #[error("the object is mapped: copies of a mapped object are not supported yet")]
+    /// The object is mapped (its pages live in a mapping's memory) and its accessor is neither
+    /// anonymous nor persistent: a copy's layers would have nowhere to read its pages from.
+    #[error("the object is mapped and neither anonymous nor persistent: it cannot be copied")]
     Mapped,
     /// An address, length or offset that must be a multiple of the page size is not (or a
     /// length is zero, or a range wraps around).

@@ -140,7 +140,10 @@ impl PageMapper {
     ///
     /// A copy is a snapshot, so it waits for writers of the object to finish (asking client
     /// write holders to downgrade) up to the pool's bound, then fails with [`Error::Busy`]; it
-    /// writes the dirty pages of a persistent object back first.
+    /// writes the dirty pages of a persistent object back first, and those of a mapped object
+    /// ([`crate::Mapping`]), whose pages then stay where its mappings map them (SPEC §2.8, copies
+    /// of a mapped object). A mapped object whose accessor is neither anonymous nor persistent
+    /// cannot be copied ([`Error::Mapped`]).
     ///
     /// ```
     /// use pagecore::{Pages, MemoryAccessor};

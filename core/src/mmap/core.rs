@@ -227,7 +227,7 @@ impl<M: Mmu + 'static> MapCore<M> {
     /// which neither the source nor any other mapping or copy of it sees (SPEC §2.8, private
     /// mappings). A page it reads is copied into its memory (no proxies: one copy per page
     /// touched), and evicted clean unless it was stored to. Fails with [`Error::Mapped`] if
-    /// `source` is mapped itself, [`Error::Map`] if the MMU's range is not the object's size or
+    /// `source` is mapped and neither anonymous nor persistent, [`Error::Map`] if the MMU's range is not the object's size or
     /// the pool has fewer than two frames (a page read holds the layer's frame and the copy's),
     /// [`Error::AccessorPageSize`] if its page size is not the pool's, and as a copy does.
     pub fn private(source: &PageMapper, mmu: M) -> Result<Self> {

@@ -42,12 +42,13 @@ pub struct MappingStats {
 /// page not mapped yet, and a system call that copies into the range (`read(2)` into it) also
 /// on a page mapped read-only (after a load, fault-around or a sync). Touching the range after
 /// the mapping is dropped is a segmentation fault, as after `munmap`; so is touching it in a
-/// child after `fork` (the range is `MADV_DONTFORK`: the child has no mapping there). Copies
-/// of a mapped object are refused ([`Error::Mapped`]).
+/// child after `fork` (the range is `MADV_DONTFORK`: the child has no mapping there).
 ///
-/// A private mapping ([`Mapping::private`]) maps a copy-on-write copy of an object that is not
-/// mapped itself, as `mmap(MAP_PRIVATE)` maps a file: its loads see the object as it was when
-/// the mapping was made, its stores are its own.
+/// A private mapping ([`Mapping::private`]) maps a copy-on-write copy of an object, mapped or
+/// not, as `mmap(MAP_PRIVATE)` maps a file: its loads see the object as it was when the mapping
+/// was made, its stores are its own. A mapped object can be copied ([`PageMapper::copy`]) and
+/// privately mapped: the copy first writes its dirty pages back (to its swap area or file),
+/// and its mappings keep their pages (SPEC §2.8, copies of a mapped object).
 ///
 /// A fault waits for the page's holders, as a guard would: a thread that holds a guard or a
 /// grant on a page and then touches that page through the mapping waits for itself, for ever
@@ -81,8 +82,7 @@ pub struct MappingStats {
 /// in one system call, and leaves the frames beyond the one it needed free for the next faults.
 ///
 /// Not yet (issue 19): `mlock` of the range (eviction's zap is refused there) and long-term pins
-/// of its pages (`O_DIRECT`, io_uring fixed buffers). Not yet (issue 20): a private mapping of
-/// an object that is mapped itself.
+/// of its pages (`O_DIRECT`, io_uring fixed buffers).
 ///
 /// ```no_run
 /// use pagecore::{Mapping, MemoryAccessor, Pages};
@@ -191,8 +191,8 @@ impl MappingBuilder {
     /// which `object`, its other copies and mappings never see. `object` may be closed or
     /// dropped meanwhile: the mapping keeps what it reads. The mapping's object
     /// ([`Mapping::object`]) is the copy ([`PageMapper::copy`]): an anonymous object over the
-    /// source's swap area (or the pool's), closed with the mapping's last end; it cannot be
-    /// copied or privately mapped itself (a mapped object: [`Error::Mapped`]).
+    /// source's swap area (or the pool's), closed with the mapping's last end; it can be copied
+    /// and privately mapped in turn.
     ///
     /// Memory: a page read through the mapping is copied into its memory, so while resident it
     /// holds two frames (the frozen layer's and the mapping's: the pool needs at least two);
@@ -202,8 +202,12 @@ impl MappingBuilder {
     /// store's fault waits until slots are freed, and [`Mapping::sync`] fails with
     /// [`Error::WriteBack`] (`ENOSPC`).
     ///
-    /// Fails with [`Error::Mapped`] if `object` is mapped itself (a private mapping of a mapped
-    /// object is not built yet), with [`Error::Closed`] if it is closed, with [`Error::Map`] as
+    /// `object` may be mapped itself (shared mappings of a file beside private ones, as with
+    /// `mmap`): the copy writes its dirty pages back first, and its mappings keep their pages
+    /// and go on storing, unseen by this one.
+    ///
+    /// Fails with [`Error::Mapped`] if `object` is mapped and its accessor is neither anonymous
+    /// nor persistent ([`Accessor::persistent`](crate::Accessor::persistent)), with [`Error::Closed`] if it is closed, with [`Error::Map`] as
     /// [`MappingBuilder::build`] does or if the pool has fewer than two frames, and as
     /// [`PageMapper::copy`] does ([`Error::Busy`] while a writer holds a page past the pool's
     /// bound; [`Error::WriteBack`] if a file's dirty page cannot be written back first).
