@@ -498,3 +498,73 @@ fn private_mappings_and_their_source_under_eviction_pressure_match_models() {
     let c = pages.census().unwrap();
     assert_eq!(c.free, c.total(), "frames outlived the objects: {c:?}");
 }
+
+/// README's example of two mappings of one file and a private one, as written there (over a
+/// file of its own).
+#[test]
+fn the_readme_s_shared_and_private_mappings_of_a_file() {
+    use pagecore::{FileAccessor, Pages};
+    let path = std::env::temp_dir().join(format!("pagecore-readme-{}.bin", std::process::id()));
+    let pages = Pages::builder().page_size(4096).frames(8).build().unwrap();
+    let Some(map) = mapped::or_skip(Mapping::new(
+        &pages,
+        FileAccessor::open(&path, 4096).unwrap(),
+        64 * 4096,
+    )) else {
+        return;
+    };
+    let bytes = map.as_ptr();
+    for p in 0..64 {
+        unsafe { *bytes.add(p * 4096) = p as u8 };
+    }
+    map.sync().unwrap();
+    assert_eq!(map.object().read(63).unwrap()[0], 63);
+    let other = map.share().unwrap();
+    let snapshot = Mapping::private(map.object()).unwrap();
+    unsafe { *bytes = 200 };
+    assert_eq!(unsafe { *other.as_ptr() }, 200);
+    assert_eq!(unsafe { *snapshot.as_ptr() }, 0);
+    unsafe { *snapshot.as_ptr().add(4096) = 7 };
+    assert_eq!(unsafe { *bytes.add(4096) }, 1);
+    drop((map, other, snapshot));
+    let file = std::fs::read(&path).unwrap();
+    assert_eq!((file[0], file[4096], file[63 * 4096]), (200, 1, 63));
+    std::fs::remove_file(&path).unwrap();
+}
+
+/// An awaited write of a mapped file's page after a copy makes the page the file's own where it
+/// is (no frame for a private copy: a mapped object holds no proxies), and the private mapping
+/// keeps its snapshot through eviction.
+#[test]
+fn awaited_writes_of_a_mapped_file_after_a_private_mapping() {
+    let pages = pool(6);
+    let b = Arc::new(Backing::default());
+    let Some(s) = mapped::map(&pages, &b, 12) else {
+        return;
+    };
+    for p in 0..12 {
+        store(&s, p, 10 + p);
+    }
+    let m = private(s.object()).unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        for p in 0..12 {
+            let mut g = s.object().write_async(p).await.unwrap();
+            g[..8].copy_from_slice(&(100 + p).to_le_bytes());
+        }
+    });
+    for p in 0..12 {
+        assert_eq!(load(&m, p), 10 + p, "the snapshot, page {p}");
+        assert_eq!(load(&s, p), 100 + p, "the file's mapping, page {p}");
+    }
+    s.sync().unwrap();
+    let other = pages.anonymous(24 * PAGE as u64).unwrap();
+    for q in 0..24 {
+        set(&other, q, q);
+    }
+    for p in 0..12 {
+        assert_eq!((load(&m, p), b.word(p)), (10 + p, 100 + p), "page {p}");
+    }
+}

@@ -183,19 +183,25 @@ impl MapperShared {
                 }
                 broke = true;
                 let closed = || this.is_closed();
-                let f = match super::super::reclaim::poll_obtain(
-                    &this.pages,
-                    cx,
-                    &mut state.obtaining,
-                    closed,
-                    refused.frame().map(|f| (f, slot)),
-                ) {
-                    Poll::Pending => return Poll::Pending,
-                    Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
-                    Poll::Ready(Ok(f)) => f,
+                // A mapped object holds no proxies: its marked page (a mapped file's, SPEC §2.8)
+                // is made its own where it is, with no frame.
+                let f = if this.memory.is_some() {
+                    None
+                } else {
+                    match super::super::reclaim::poll_obtain(
+                        &this.pages,
+                        cx,
+                        &mut state.obtaining,
+                        closed,
+                        refused.frame().map(|f| (f, slot)),
+                    ) {
+                        Poll::Pending => return Poll::Pending,
+                        Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                        Poll::Ready(Ok(f)) => Some(f),
+                    }
                 };
                 let deadline = this.pages.deadline();
-                if let Err(e) = this.layer.break_cow(this, page, slot, 0, deadline, Some(f)) {
+                if let Err(e) = this.layer.break_cow(this, page, slot, 0, deadline, f) {
                     return Poll::Ready(Err(e));
                 }
                 continue;
