@@ -568,3 +568,49 @@ fn awaited_writes_of_a_mapped_file_after_a_private_mapping() {
         assert_eq!((load(&m, p), b.word(p)), (10 + p, 100 + p), "page {p}");
     }
 }
+
+/// Snapshots of a mapped file made and dropped in turn (a private mapping per checkpoint, with
+/// stores through the file's mapping between them) keep its chain one layer deep: the file
+/// drops its last layer once no other object reads it (SPEC §2.8, copies of a mapped
+/// object), and the file and every snapshot keep their content.
+#[test]
+fn a_mapped_file_s_chain_stays_shallow_with_checkpoints() {
+    const N: u64 = 16;
+    let pages = pool(8);
+    let b = Arc::new(Backing::default());
+    let Some(s) = mapped::map(&pages, &b, N) else {
+        return;
+    };
+    let mut model: Vec<u64> = (0..N).map(|p| p * 1000).collect();
+    let mut last = None;
+    for round in 0..40u64 {
+        if let Some((old, snap)) = last.take() {
+            let old: Mapping = old;
+            let snap: Vec<u64> = snap;
+            for p in 0..N {
+                assert_eq!(load(&old, p), snap[p as usize], "round {round}, page {p}");
+            }
+        }
+        let m = (private(s.object()).unwrap(), model.clone());
+        let depth = s.object().copy_stats().depth;
+        assert_eq!(depth, 1, "round {round}: depth {depth}");
+        for p in (round % 3..N).step_by(3) {
+            store(&s, p, round << 20 | p);
+            model[p as usize] = round << 20 | p;
+        }
+        last = Some(m);
+    }
+    drop(last);
+    s.object().compact();
+    assert_eq!(s.object().copy_stats().depth, 0, "the last layer dropped");
+    for p in 0..N {
+        assert_eq!(load(&s, p), model[p as usize], "page {p}");
+    }
+    s.sync().unwrap();
+    for p in 0..N {
+        assert_eq!(b.word(p), model[p as usize], "the file, page {p}");
+    }
+    drop(s);
+    let c = pages.census().unwrap();
+    assert_eq!(c.free, c.total(), "frames outlived them all: {c:?}");
+}

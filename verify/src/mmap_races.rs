@@ -1,4 +1,4 @@
-//! Mapped-memory races (M1-M18, SPEC §2.8 and §6): the mapping's protocol (`MapCore`) over the
+//! Mapped-memory races (M1-M19, SPEC §2.8 and §6): the mapping's protocol (`MapCore`) over the
 //! simulated MMU (`SimMmu`), whose CPUs are threads calling `load`/`store` and whose handler is
 //! a thread serving faults until the mapping ends. Page size 8: a CPU's access is one `u64`.
 
@@ -699,4 +699,52 @@ pub fn m18_mapped_file_store_vs_private_load() {
     hp.join().unwrap();
     drop(p);
     end(&pages, x, hx, "M18");
+}
+
+/// M19 a mapped file's last layer dropped vs its first store and a load through the layer:
+/// three frames; X is a mapped store object of two pages, and its CPU stored 1 into X0. P, a
+/// private mapping of X, is made (the layer reads X's file), loads P1 (faulting the page in
+/// the layer, then copying it), and ends: X is the layer's only reader. Then a thread stores 5
+/// into X0 (marked: its service makes the page X's own, resolving it in the layer, where a
+/// collapse may drop the layer first) while the main thread compacts X's chain (the layer,
+/// the last below a file, is dropped: its frames freed, not adopted, since X's pages live in
+/// its mapping's memory) and loads X1 (resolved in the layer and copied in, or, the layer gone,
+/// read from X's file). X1 reads `initial(A, 1)`, X0 5; after a sync the store holds 5 and
+/// `initial(A, 1)`; the chain is empty after a last compact; nothing pinned; frames free. A
+/// drop that moved the layer's frame into X's entry (as an unmapped file adopts it) would leave
+/// X's mapping reading a page its memory never got (semantic mutant 113).
+pub fn m19_mapped_file_drops_its_last_layer() {
+    let pages = pool(3);
+    let (x, s, hx) = mapped_n(&pages, 2);
+    x.mmu().store(0, 1).unwrap();
+    {
+        let p = Arc::new(
+            MapCore::private(x.object(), SimMmu::new(2, PAGE).expect("sim mmu"))
+                .expect("private mapping"),
+        );
+        let hp = {
+            let p = p.clone();
+            thread::spawn(move || MapCore::serve_all(&p))
+        };
+        assert_eq!(
+            p.mmu().load(1),
+            Ok(initial(A, 1)),
+            "M19: the private mapping"
+        );
+        p.close().expect("close P");
+        hp.join().unwrap();
+    }
+    let t = {
+        let x = x.clone();
+        thread::spawn(move || x.mmu().store(0, 5).unwrap())
+    };
+    x.object().compact();
+    let v = x.mmu().load(1);
+    t.join().unwrap();
+    assert_eq!(v, Ok(initial(A, 1)), "M19: the load through the layer");
+    assert_eq!(x.mmu().load(0), Ok(5), "M19: the store");
+    x.sync().unwrap();
+    assert_eq!((s.get(0), s.get(1)), (5, initial(A, 1)), "M19: the file");
+    assert_eq!(x.object().compact(), 0, "M19: the layer stayed");
+    end(&pages, x, hx, "M19");
 }

@@ -634,6 +634,15 @@ fn m18_mapped_file_store_vs_private_load() {
 }
 
 #[test]
+fn m19_mapped_file_drops_its_last_layer() {
+    model_capped(
+        "M19",
+        MAPPING_BOUND,
+        s::m19_mapped_file_drops_its_last_layer,
+    );
+}
+
+#[test]
 fn m15_batched_evict_vs_store() {
     model_capped("M15", MAPPING_BOUND, s::m15_batched_evict_vs_store);
 }

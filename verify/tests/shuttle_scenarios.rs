@@ -480,6 +480,11 @@ fn m18_mapped_file_store_vs_private_load() {
 }
 
 #[test]
+fn m19_mapped_file_drops_its_last_layer() {
+    explore("M19", s::m19_mapped_file_drops_its_last_layer);
+}
+
+#[test]
 fn m15_batched_evict_vs_store() {
     explore("M15", s::m15_batched_evict_vs_store);
 }

@@ -105,4 +105,5 @@ fn scenarios_on_real_threads() {
     repeat(s::m16_fault_asks_a_client_holder_to_release);
     repeat(s::m17_private_mapping_fault_vs_source_write);
     repeat(s::m18_mapped_file_store_vs_private_load);
+    repeat(s::m19_mapped_file_drops_its_last_layer);
 }

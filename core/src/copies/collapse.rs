@@ -39,9 +39,12 @@ enum Into<'a> {
 /// under `c`'s copy lock, which those hold.
 pub(super) fn collapse_backing(c: &Arc<MapperShared>, fh: &PageMapper, own: Option<u64>) -> bool {
     let f: &Arc<MapperShared> = &fh.shared;
-    if c.memory.is_some() {
-        // A mapped copy's pages live in its mapping's memory, not in frames it could adopt:
-        // its layers stay below it (its misses copy their bytes in) until it closes.
+    // A mapped object's pages live in its mappings' memory, not in frames it could adopt: the
+    // layers of mapped anonymous memory (a private mapping's copy among them) stay below it
+    // (its misses copy their bytes in) until it closes. A mapped file drops its last layer
+    // instead (`Into::Top`, `mapped`).
+    let mapped = c.memory.is_some();
+    if mapped && !(c.accessor.persistent() && c.layer.frozen.is_none()) {
         return false;
     }
     // Relaxed: a hint; re-checked under c's copy lock below.
@@ -66,6 +69,7 @@ pub(super) fn collapse_backing(c: &Arc<MapperShared>, fh: &PageMapper, own: Opti
             }
             Into::Top
         }
+        (_, None) if mapped => return false,
         (_, None) => match c.accessor.as_anonymous() {
             Some(a) => Into::Anonymous(a),
             None => return false, // a persistent object over an anonymous copy: never so
@@ -114,8 +118,12 @@ pub(super) fn collapse_backing(c: &Arc<MapperShared>, fh: &PageMapper, own: Opti
     // (Release; owns_frame's load is Acquire), so an entry seen empty has its slot visible. The
     // other order missed both when the page-out ran between the two reads, and the collapse gave
     // `c` the layer's older slot for a page it had written (scenario C22).
+    // A mapped file has every page: the pages it has not written since the copy are its file's
+    // (as above), and it reads them there once the layer is gone; the layer's frames are freed,
+    // not adopted (their bytes are not where its mappings map its pages).
     let c_has = |p: u64| {
-        c.map.slot(p).is_some_and(|s| pages.owns_frame(c, p, s))
+        mapped
+            || c.map.slot(p).is_some_and(|s| pages.owns_frame(c, p, s))
             || match &into {
                 Into::Anonymous(a) => a.slot_of(p).is_some(),
                 Into::Top => privatized.contains(&p),

@@ -161,7 +161,11 @@ fn privatize(
         crate::object::layer::keep_in_layer(&r.owner);
     }
     pages.unmark_own(f, this, page, slot, || {
-        lock(&this.layer.state).privatized.insert(page);
+        let mut st = lock(&this.layer.state);
+        // With no layer left (collapsed meanwhile), the object owns every page already.
+        if st.backing.is_some() {
+            st.privatized.insert(page);
+        }
     });
     if let Some(r) = r {
         r.unpin(pages);

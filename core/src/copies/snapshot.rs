@@ -99,6 +99,9 @@ fn freeze(
                     let in_file = if st.backing.is_some() {
                         InFile::Pages(std::mem::take(&mut st.privatized))
                     } else {
+                        // With no layer below, the object owns every page: a record left
+                        // from before is meaningless, and would be wrong above the new layer.
+                        st.privatized.clear();
                         InFile::All
                     };
                     *lock(&store.file) = Some((this.accessor.clone(), in_file));
