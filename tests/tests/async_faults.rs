@@ -220,3 +220,42 @@ async fn awaited_faults_report_the_blocking_faults_errors() {
     obj.close().unwrap();
     assert!(matches!(obj.write_async(0).await, Err(Error::Closed)));
 }
+
+/// The same for a copy's page that no layer holds (zeros): its awaited fault waits for the
+/// frame a task of the same thread holds, and does not block the thread (it used to obtain as a
+/// blocking fault does, and failed with `Exhausted` at the pool's bound).
+#[tokio::test(flavor = "current_thread")]
+async fn a_copy_s_zero_page_waits_for_a_frame_without_blocking_the_thread() {
+    let pages = Pages::builder()
+        .page_size(64)
+        .frames(1)
+        .wait_bound(Some(LIMIT))
+        .build()
+        .unwrap();
+    let src = pages.anonymous(64 * 4).unwrap();
+    src.write(0).unwrap()[0] = 1;
+    let copy = Arc::new(src.copy().unwrap());
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let s = Arc::new(src);
+    let holder = {
+        let s = s.clone();
+        tokio::spawn(async move {
+            let g = s.read(0).unwrap(); // the only frame, pinned (the layer's page)
+            let v = g[0];
+            rx.await.unwrap();
+            drop(g);
+            v
+        })
+    };
+    tokio::task::yield_now().await;
+    let c = copy.clone();
+    let faulter = tokio::spawn(async move { c.read_async(3).await.map(|g| g[0]) });
+    tokio::task::yield_now().await; // the fault finds no frame, and waits
+    assert_eq!(pages.census().unwrap().waiting_for_frames, 1);
+    tx.send(()).unwrap();
+    assert_eq!(holder.await.unwrap(), 1);
+    assert_eq!(faulter.await.unwrap().unwrap(), 0);
+    assert_eq!(copy.read(0).unwrap()[0], 1);
+    let c = pages.census().unwrap();
+    assert_eq!((c.pinned, c.waiting_for_frames), (0, 0), "{c:?}");
+}

@@ -617,14 +617,17 @@ impl MapperShared {
     ) -> Result<Option<(u32, Held)>> {
         let pages = &*this.pages;
         if this.layer.is_layered() && !this.owns(page) {
-            if let Some(f) = frame.take() {
-                // Freed before the resolution, which may need a frame for a layer's page (a
-                // copy made since the async fault looked: rare; if the page turns out to be
-                // ours after all, it obtains again below).
-                pages.free(f);
-            }
+            // An async fault's frame is kept through the resolution only where no layer held
+            // the page when it looked (`poll_miss`), so that a page of zeros is filled into it;
+            // a layer that holds it now (a copy or collapse in between: rare), or a failed
+            // resolution, frees it.
             let started = Instant::now();
-            match this.layer.resolve(this, page, bound) {
+            let resolved = this.layer.resolve(this, page, bound);
+            if let (Ok(Some(_)) | Err(_), Some(f)) = (&resolved, frame) {
+                pages.free(f);
+                frame = None;
+            }
+            match resolved {
                 Ok(Some(r)) if this.memory.is_some() => {
                     // A mapped copy's pages live in its mapping's memory: no proxies.
                     return Self::fill_copied(this, page, epoch, want, bound, r);

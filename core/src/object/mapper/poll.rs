@@ -23,10 +23,12 @@
 //!   then resolves it as a blocking fault does (`MapperShared::miss`), which, with the layer's
 //!   page resident and pinned, publishes the proxy without waiting; then it unpins the layer's
 //!   page. The pin is a hint: the resolution walks the chain again and decides, so a collapse
-//!   or a copy in between costs at most one blocking wait. Not yet async: a page of such an
-//!   object that no layer holds (zeros, or its own in swap) and a mapped copy's miss (which
-//!   copies the layer's bytes into a frame of its own) obtain their frame as a blocking fault
-//!   does, within the poll.
+//!   or a copy in between costs at most one blocking wait. A page of such an object that no
+//!   layer holds (zeros) is the object's own: its frame is awaited as for any miss, and kept
+//!   through the fill's resolution, which finds no layer holding it again (one that does,
+//!   after a collapse or copy in between, frees it first). Not yet async: a mapped copy's miss
+//!   (which copies the layer's bytes into a frame of its own) obtains that frame as a blocking
+//!   fault does, within the poll.
 //!
 //! * A write to a copy-on-write proxy: the future awaits the frame for its private copy first
 //!   (`poll_obtain`, with nothing pinned, never taking the layer page's own frame, which the
@@ -235,18 +237,20 @@ impl MapperShared {
         // layer that holds it (read-pinned there, as resident as a hit), then resolved as a
         // blocking fault resolves it, which then waits for nothing (module doc).
         if this.layer.is_layered() && !this.owns(page) {
-            let held = match Self::poll_in_layers(this, page, state, cx) {
+            match Self::poll_in_layers(this, page, state, cx) {
                 Poll::Pending => return Poll::Pending,
                 Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
-                Poll::Ready(Ok(held)) => held,
-            };
-            let missed = Self::miss(this, page, want, Bound::Pool);
-            if let Some(l) = held {
-                if let Some(slot) = l.shared.map.slot(page) {
-                    this.pages.unpin_read(slot);
+                Poll::Ready(Ok(Some(l))) => {
+                    let missed = Self::miss(this, page, want, Bound::Pool);
+                    if let Some(slot) = l.shared.map.slot(page) {
+                        this.pages.unpin_read(slot);
+                    }
+                    return Poll::Ready(missed);
                 }
+                // No layer holds it (zeros): filled here as the object's own page, its frame
+                // awaited below; the fill's resolution (which finds none again) keeps it.
+                Poll::Ready(Ok(None)) => {}
             }
-            return Poll::Ready(missed);
         }
         if this.layer.is_frozen() && !this.owns(page) {
             return Poll::Ready(Ok(Miss::NotHere));
