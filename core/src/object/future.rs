@@ -126,11 +126,13 @@ impl PageMapper {
     /// A miss of a page an object in a chain of copies reads through its frozen layers (a copy
     /// made by [`PageMapper::copy`], and the object it was made of, for the pages neither has
     /// written since) first awaits the page in the layer that holds it (its fill there, a frame
-    /// for it), then publishes the copy's page within the poll without waiting. Not yet async
-    /// there: a page no layer holds (an anonymous copy's zeros, or a page it wrote and swapped
-    /// out) and every miss of a private mapping's object ([`Mapping::object`](crate::Mapping::object)) wait for their
-    /// frame within the poll as a blocking fault does, up to the pool's bound; so does, rarely,
-    /// the publication after a collapse or a copy of the chain between the two.
+    /// for it), then publishes the copy's page within the poll without waiting; a page no layer
+    /// holds (an anonymous copy's zeros) awaits its frame as any miss does. Not yet async there:
+    /// every miss of a mapped object's page that its layers hold (a private mapping's object,
+    /// [`Mapping::object`](crate::Mapping::object), or a mapped object copied since) waits for its
+    /// frame within the poll as a blocking fault does, up to the pool's bound, and so does a
+    /// mapped file's first write of a page after a copy (resolving the layer's page); so does,
+    /// rarely, the publication after a collapse or a copy of the chain between the two.
     ///
     /// Elsewhere the future has no deadline (not the pool's
     /// [`wait_bound`](crate::PagesBuilder::wait_bound)): drop it to give up, for example through
