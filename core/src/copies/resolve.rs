@@ -157,8 +157,8 @@ fn privatize(
 ) -> Result<()> {
     let pages = &*this.pages;
     let r = this.layer.resolve(this, page, Bound::Until(deadline))?;
-    if let Some(r) = &r {
-        crate::object::layer::keep_in_layer(&r.owner);
+    if let Some((r, src)) = r.as_ref().and_then(|r| Some((r, r.owner.slot()?))) {
+        crate::object::layer::keep_in_layer(&r.owner, src);
     }
     pages.unmark_own(f, this, page, slot, || {
         let mut st = lock(&this.layer.state);
@@ -229,7 +229,7 @@ pub(super) fn copy_out(
     pages.counters.cow_breaks.incr();
     let persistent = this.accessor.persistent();
     if persistent {
-        crate::object::layer::keep_in_layer(&owner);
+        crate::object::layer::keep_in_layer(&owner, src);
     }
     let me = Owner {
         mapper: this.clone(),

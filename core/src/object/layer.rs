@@ -68,9 +68,9 @@ impl Resolved {
 
 /// A persistent top is about to own `owner`'s page in its file, where the layer `owner` may be
 /// reading it from: the layer keeps its frame's content (`DIRTY`: to its swap on reclaim). The
-/// caller holds a read pin on the layer's entry.
-pub(crate) fn keep_in_layer(owner: &Owner) {
-    let (Some(src), Some(fs)) = (owner.slot(), owner.mapper.layer.frozen.as_ref()) else {
+/// caller holds a read pin on the layer's entry, `src`.
+pub(crate) fn keep_in_layer(owner: &Owner, src: &AtomicU64) {
+    let Some(fs) = owner.mapper.layer.frozen.as_ref() else {
         return;
     };
     if !fs.has_slot(owner.page) {

@@ -114,7 +114,9 @@ impl MapperShared {
         // that its first writer does that first (`copies::resolve`'s `privatize`).
         let persistent = this.accessor.persistent();
         if persistent && want == Want::Write && filled.is_ok() {
-            crate::object::layer::keep_in_layer(&r.owner);
+            if let Some(src) = r.owner.slot() {
+                crate::object::layer::keep_in_layer(&r.owner, src);
+            }
             lock(&this.layer.state).privatized.insert(page);
         }
         r.unpin(pages);
