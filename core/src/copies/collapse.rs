@@ -138,8 +138,13 @@ pub(super) fn collapse_backing(c: &Arc<MapperShared>, fh: &PageMapper, own: Opti
     // collapse needs no epoch bump that would send them back to start again (a miss collapsing
     // its own object's backing threw away the frame it had filled). A later collapse moves
     // them, once published.
+    // A mapped file frees the layer's pages instead (it publishes no proxy, and nothing moves
+    // into its entries): its own fills in flight keep none of them, and none keeps the layer
+    // linked (one that holds a layer page pinned keeps that page, and so the layer; one that has
+    // not resolved yet walks the chain afresh and reads its file once the layer is gone).
     let filling: HashSet<u64> = c_shards
         .iter()
+        .filter(|_| !mapped)
         .chain(f_shards.iter())
         .flat_map(|t| t.keys().copied())
         .collect();
@@ -180,7 +185,7 @@ pub(super) fn collapse_backing(c: &Arc<MapperShared>, fh: &PageMapper, own: Opti
     // publishes its proxy, or `f`'s last handle would go with the proxy pinning `f`'s page, and
     // `f`'s close would wait for that pin forever (found by the random programs: seed 5).
     let others_filling = f_shards.iter().any(|t| !t.is_empty())
-        || c_shards.iter().any(|t| t.keys().any(|&p| Some(p) != own));
+        || (!mapped && c_shards.iter().any(|t| t.keys().any(|&p| Some(p) != own)));
     // (Our own page, if the layer holds it, stayed in it: then the layer is not empty either.)
     let emptied = out.left.is_empty() && !kept_filling && !others_filling;
     if emptied {

@@ -127,7 +127,7 @@ fn break_loop(
                         && this.accessor.persistent()
                         && !this.layer.owns(page, &*this.accessor)
                     {
-                        privatize(this, page, slot, f, deadline)?;
+                        privatize(this, page, slot, f)?;
                     } else {
                         pages.unmark_own(f, this, page, slot, || {});
                     }
@@ -144,31 +144,74 @@ fn break_loop(
 
 /// The first write of a mapped file's page that its layers still read from its file (SPEC §2.8,
 /// copies of a mapped object): the page's bytes are already the object's (in its mapping's
-/// memory, and the same as the layer's), so nothing is copied; the layer that holds the page
-/// keeps its content (`keep_in_layer`, under a read pin), and the mark goes in the same critical
-/// section as the page is recorded as the object's own, so a copy's freeze, which takes that
-/// record, sees both or neither.
+/// memory, and the same as the layer's), so nothing is copied into a frame and nothing is read;
+/// the layer that holds the page keeps its content, written from the object's page (read-pinned
+/// here; its mark keeps writers out) into that layer's swap unless it has it there already
+/// (`keep_in_swap`). Then, under the lists lock, the mark goes **and** the page is recorded as
+/// the file's own, in one critical section: a copy's freeze, which takes that record under the
+/// same lock, sees both or neither.
 fn privatize(
     this: &Arc<MapperShared>,
     page: u64,
     slot: &crate::sync::atomic::AtomicU64,
     f: u32,
-    deadline: Option<Instant>,
 ) -> Result<()> {
     let pages = &*this.pages;
-    let r = this.layer.resolve(this, page, Bound::Until(deadline))?;
-    if let Some((r, src)) = r.as_ref().and_then(|r| Some((r, r.owner.slot()?))) {
-        crate::object::layer::keep_in_layer(&r.owner, src);
+    // Acquire: pairs with the entry's publication (its bytes).
+    let e = EntryWord(slot.load(Ordering::Acquire));
+    if e.frame() != Some(f) || !e.cow() {
+        return Ok(()); // changed meanwhile: the caller looks again
     }
-    pages.unmark_own(f, this, page, slot, || {
-        let mut st = lock(&this.layer.state);
-        // With no layer left (collapsed meanwhile), the object owns every page already.
-        if st.backing.is_some() {
-            st.privatized.insert(page);
+    if pages.try_pin_read(slot, e).is_err() {
+        return Ok(());
+    }
+    let kept = keep_in_swap(this, page, f);
+    if kept.is_ok() {
+        pages.unmark_own(f, this, page, slot, || {
+            let mut st = lock(&this.layer.state);
+            // With no layer left (collapsed meanwhile), the object owns every page already.
+            if st.backing.is_some() {
+                st.privatized.insert(page);
+            }
+        });
+    }
+    pages.unpin_read(slot);
+    kept
+}
+
+/// For [`privatize`]: finds the first layer below `this` that holds `page` (resident, in a swap
+/// slot, or in the file) and, unless it holds it in swap already, writes `this`'s bytes of the
+/// page (frame `f`, read-pinned by the caller) into a slot of that layer's. A fill of the layer
+/// meanwhile reads the file or the slot: the same bytes, as the file is not written until the
+/// page is recorded as the object's own.
+fn keep_in_swap(this: &Arc<MapperShared>, page: u64, f: u32) -> Result<()> {
+    let mut next = this.layer.backing();
+    while let Some(l) = next {
+        let ls: &Arc<MapperShared> = &l.shared;
+        let Some(fs) = ls.layer.frozen.as_ref() else {
+            return Ok(());
+        };
+        if fs.has_slot(page) {
+            return Ok(());
         }
-    });
-    if let Some(r) = r {
-        r.unpin(pages);
+        if ls.map.find(page).frame().is_some() || fs.in_file(page).is_some() {
+            let n = this.pages.page_size();
+            let r = {
+                let _t = this.page_track(page, f).shared();
+                // SAFETY: our read pin keeps the page resident and its bytes ours to read; its
+                // mark keeps writers out, and a clean mapped page is mapped read-only (IM1).
+                let buf = unsafe { std::slice::from_raw_parts(this.page_ptr(page, f), n) };
+                crate::backing::accessor::guarded("flush", || {
+                    crate::backing::accessor::Accessor::flush(&fs.anon, page, buf)
+                })
+            };
+            return r.map_err(|e| Error::WriteBack {
+                object: this.id,
+                page,
+                source: ShareArc::new(e),
+            });
+        }
+        next = ls.layer.backing();
     }
     Ok(())
 }
