@@ -652,12 +652,12 @@ pub fn m14_private_break_vs_shared_store() {
 /// private mapping of X, is made: the copy writes X0 back to X's store, and the new frozen
 /// layer reads the page from that store (the file), while X0 stays X's, mapped read-only and
 /// marked `COW` (X's layers read it from X's file). A thread stores 5 into X0 through X's
-/// mapping: its service finds the mark and first makes the page X's own (`privatize`: the
-/// layer's page, faulted in from the store, is marked dirty under a read pin, and X records
-/// the page as its own as the mark goes). Meanwhile P's CPU loads P0, copied from the layer.
-/// P reads 1 (the snapshot), X 5; after X's sync the store holds 5, and after another object's
-/// three pages evict every frame (the layer's page to swap, being dirty), P still reads 1,
-/// never the store's 5; nothing pinned; frames free once both end. A privatize that does not
+/// mapping: its service finds the mark and first makes the page X's own (`privatize`: X0's
+/// bytes, read-pinned, are written into the layer's swap, and X records the page as its own as
+/// the mark goes). Meanwhile P's CPU loads P0, copied from the layer (faulted in there from the
+/// store or the slot: the same bytes). P reads 1 (the snapshot), X 5; after X's sync the store
+/// holds 5, and after another object's three pages evict every frame, P still reads 1 (from
+/// the layer's slot), never the store's 5; nothing pinned; frames free once both end. A privatize that does not
 /// keep the layer's copy leaves P reading 5 after the eviction (semantic mutant 110).
 pub fn m18_mapped_file_store_vs_private_load() {
     let pages = pool(3);

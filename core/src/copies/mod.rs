@@ -143,7 +143,14 @@ impl PageMapper {
     /// writes the dirty pages of a persistent object back first, and those of a mapped object
     /// ([`crate::Mapping`]), whose pages then stay where its mappings map them (SPEC §2.8, copies
     /// of a mapped object). A mapped object whose accessor is neither anonymous nor persistent
-    /// cannot be copied ([`Error::Mapped`]).
+    /// cannot be copied ([`Error::Mapped`]). Failures to write back first are
+    /// [`Error::WriteBack`] (a file's, or a full swap area's `ENOSPC`).
+    ///
+    /// While the copy lives, the first write of each page of a mapped file puts the page's old
+    /// bytes in the copy's layer's swap (the pool's, [`PagesBuilder::swap`](crate::PagesBuilder::swap)),
+    /// and fails with [`Error::WriteBack`] if it is full (a store through a mapping waits for
+    /// slots instead); a miss of a mapped object's page that the copy's layers hold copies it in,
+    /// holding two frames at once, so such misses need a pool of two frames or more.
     ///
     /// ```
     /// use pagecore::{Pages, MemoryAccessor};
