@@ -204,7 +204,9 @@ impl MappingBuilder {
     ///
     /// `object` may be mapped itself (shared mappings of a file beside private ones, as with
     /// `mmap`): the copy writes its dirty pages back first, and its mappings keep their pages
-    /// and go on storing, unseen by this one.
+    /// and go on storing, unseen by this one; while this mapping lives, the first store to each
+    /// page of a mapped file puts the page's old bytes in the pool's swap area (see
+    /// [`PageMapper::copy`]).
     ///
     /// Fails with [`Error::Mapped`] if `object` is mapped and its accessor is neither anonymous
     /// nor persistent ([`Accessor::persistent`](crate::Accessor::persistent)), with [`Error::Closed`] if it is closed, with [`Error::Map`] as
