@@ -27,6 +27,24 @@ fn mapped_n(pages: &Pages, n: u64) -> (Arc<MapCore<SimMmu>>, Arc<Store>, thread:
     (core, s, h)
 }
 
+/// A private mapping of `x`'s object over `n` simulated pages, and its handler thread.
+fn private_of(x: &MapCore<SimMmu>, n: u64) -> (Arc<MapCore<SimMmu>>, thread::JoinHandle<u64>) {
+    let mmu = SimMmu::new(n, PAGE).expect("sim mmu");
+    let p = Arc::new(MapCore::private(x.object(), mmu).expect("private mapping"));
+    let h = {
+        let p = p.clone();
+        thread::spawn(move || MapCore::serve_all(&p))
+    };
+    (p, h)
+}
+
+/// Ends a mapping beside others (its object may stay open), joins its handler.
+fn end_view(core: Arc<MapCore<SimMmu>>, h: thread::JoinHandle<u64>) {
+    core.close().expect("close");
+    h.join().unwrap();
+    drop(core);
+}
+
 /// Ends the mapping, joins its handler, and checks the pool settles with every frame free.
 fn end(pages: &Pages, core: Arc<MapCore<SimMmu>>, h: thread::JoinHandle<u64>, name: &str) {
     core.close().expect("close");
@@ -609,14 +627,7 @@ pub fn m14_private_break_vs_shared_store() {
         thread::spawn(move || MapCore::serve_all(&x))
     };
     x.mmu().store(0, 1).unwrap();
-    let p = Arc::new(
-        MapCore::private(x.object(), SimMmu::new(1, PAGE).expect("sim mmu"))
-            .expect("private mapping"),
-    );
-    let hp = {
-        let p = p.clone();
-        thread::spawn(move || MapCore::serve_all(&p))
-    };
+    let (p, hp) = private_of(&x, 1);
     let t = {
         let x = x.clone();
         thread::spawn(move || x.mmu().store(0, 5).unwrap())
@@ -641,9 +652,7 @@ pub fn m14_private_break_vs_shared_store() {
         (Ok(5), Ok(7)),
         "M14: a store was lost or crossed over through eviction"
     );
-    p.close().expect("close P");
-    hp.join().unwrap();
-    drop(p);
+    end_view(p, hp);
     end(&pages, x, hx, "M14");
 }
 
@@ -663,14 +672,7 @@ pub fn m18_mapped_file_store_vs_private_load() {
     let pages = pool(3);
     let (x, s, hx) = mapped(&pages);
     x.mmu().store(0, 1).unwrap();
-    let p = Arc::new(
-        MapCore::private(x.object(), SimMmu::new(1, PAGE).expect("sim mmu"))
-            .expect("private mapping"),
-    );
-    let hp = {
-        let p = p.clone();
-        thread::spawn(move || MapCore::serve_all(&p))
-    };
+    let (p, hp) = private_of(&x, 1);
     let t = {
         let x = x.clone();
         thread::spawn(move || x.mmu().store(0, 5).unwrap())
@@ -695,9 +697,7 @@ pub fn m18_mapped_file_store_vs_private_load() {
         (Ok(5), Ok(1)),
         "M18: the private mapping's snapshot followed the file"
     );
-    p.close().expect("close P");
-    hp.join().unwrap();
-    drop(p);
+    end_view(p, hp);
     end(&pages, x, hx, "M18");
 }
 
@@ -718,21 +718,13 @@ pub fn m19_mapped_file_drops_its_last_layer() {
     let (x, s, hx) = mapped_n(&pages, 2);
     x.mmu().store(0, 1).unwrap();
     {
-        let p = Arc::new(
-            MapCore::private(x.object(), SimMmu::new(2, PAGE).expect("sim mmu"))
-                .expect("private mapping"),
-        );
-        let hp = {
-            let p = p.clone();
-            thread::spawn(move || MapCore::serve_all(&p))
-        };
+        let (p, hp) = private_of(&x, 2);
         assert_eq!(
             p.mmu().load(1),
             Ok(initial(A, 1)),
             "M19: the private mapping"
         );
-        p.close().expect("close P");
-        hp.join().unwrap();
+        end_view(p, hp);
     }
     let t = {
         let x = x.clone();
