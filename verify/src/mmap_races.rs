@@ -27,6 +27,16 @@ fn mapped_n(pages: &Pages, n: u64) -> (Arc<MapCore<SimMmu>>, Arc<Store>, thread:
     (core, s, h)
 }
 
+/// Another object's `n` pages read in turn (a pool of `n` frames: every frame evicted and
+/// taken), then dropped.
+fn evict_all(pages: &Pages, n: u64) {
+    let sb = Store::new(n as usize, B);
+    let b = open(pages, &sb, n);
+    for q in 0..n {
+        assert_eq!(read(&b, q).unwrap().0, initial(B, q));
+    }
+}
+
 /// A private mapping of `x`'s object over `n` simulated pages, and its handler thread.
 fn private_of(x: &MapCore<SimMmu>, n: u64) -> (Arc<MapCore<SimMmu>>, thread::JoinHandle<u64>) {
     let mmu = SimMmu::new(n, PAGE).expect("sim mmu");
@@ -583,12 +593,7 @@ pub fn m17_private_mapping_fault_vs_source_write() {
     t.join().unwrap();
     p.mmu().store(0, 7).unwrap();
     assert_eq!(read(&a, 0).unwrap().0, 5, "M17: the source lost its write");
-    let sb = Store::new(3, B);
-    let b = open(&pages, &sb, 3);
-    for q in 0..3 {
-        assert_eq!(read(&b, q).unwrap().0, initial(B, q));
-    }
-    drop(b);
+    evict_all(&pages, 3);
     assert_eq!(
         p.mmu().load(0),
         Ok(7),
@@ -641,12 +646,7 @@ pub fn m14_private_break_vs_shared_store() {
     );
     assert_eq!(x.mmu().load(0), Ok(5), "M14: the shared mapping's store");
     assert_eq!(p.mmu().load(0), Ok(7), "M14: the private mapping's store");
-    let sb = Store::new(3, B);
-    let b = open(&pages, &sb, 3);
-    for q in 0..3 {
-        assert_eq!(read(&b, q).unwrap().0, initial(B, q));
-    }
-    drop(b);
+    evict_all(&pages, 3);
     assert_eq!(
         (x.mmu().load(0), p.mmu().load(0)),
         (Ok(5), Ok(7)),
@@ -666,8 +666,9 @@ pub fn m14_private_break_vs_shared_store() {
 /// the mark goes). Meanwhile P's CPU loads P0, copied from the layer (faulted in there from the
 /// store or the slot: the same bytes). P reads 1 (the snapshot), X 5; after X's sync the store
 /// holds 5, and after another object's three pages evict every frame, P still reads 1 (from
-/// the layer's slot), never the store's 5; nothing pinned; frames free once both end. A privatize that does not
-/// keep the layer's copy leaves P reading 5 after the eviction (semantic mutant 110).
+/// the layer's slot), never the store's 5; nothing pinned; frames free once both end. A
+/// privatize that does not keep the layer's copy leaves P reading 5 after the eviction
+/// (semantic mutant 110).
 pub fn m18_mapped_file_store_vs_private_load() {
     let pages = pool(3);
     let (x, s, hx) = mapped(&pages);
@@ -686,12 +687,7 @@ pub fn m18_mapped_file_store_vs_private_load() {
     assert_eq!(x.mmu().load(0), Ok(5), "M18: the file's mapping's store");
     x.sync().unwrap();
     assert_eq!(s.get(0), 5, "M18: the store was not written to the file");
-    let sb = Store::new(3, B);
-    let b = open(&pages, &sb, 3);
-    for q in 0..3 {
-        assert_eq!(read(&b, q).unwrap().0, initial(B, q));
-    }
-    drop(b);
+    evict_all(&pages, 3);
     assert_eq!(
         (x.mmu().load(0), p.mmu().load(0)),
         (Ok(5), Ok(1)),
